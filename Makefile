@@ -1,0 +1,114 @@
+# hostgate — one non-recursive Makefile; every output goes under build/.
+#
+#   make                 build/hostgate-fcgi and build/hostgate-sync
+#   make test            unit tests, fuzz-corpus replay, integration tests
+#   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz            libFuzzer targets (clang) in build/fuzz/
+#   make bench           benchmarks (bench/run), table in docs/performance.md
+#   make install PREFIX=/usr/local DESTDIR=
+#
+# Sources are found by wildcard: a new module is a .c/.h pair in its directory, a
+# new unit test is tests/unit/test_NAME.c, a new fuzz target tests/fuzz/fuzz_NAME.c.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   := build
+PKGS    := json-c libcurl openssl fcgi
+VERSION := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wmissing-declarations -Wpointer-arith -Wcast-qual -Wwrite-strings \
+        -Wformat=2 -Wvla -Wimplicit-fallthrough -fno-common -Werror
+HARDEN := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+OPT    := -O2 -g
+ifeq ($(SANITIZE),1)
+OPT    := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+HARDEN := -fstack-protector-strong -fPIE
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ALL_CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' \
+              $(OPT) $(WARN) $(HARDEN) -I. $(PKG_CFLAGS) $(CFLAGS)
+ALL_LDFLAGS = $(OPT) -pie -Wl,-z,relro,-z,now $(LDFLAGS)
+LIBS        = $(PKG_LIBS) -lm
+
+# Rebuild everything when the flags change (SANITIZE=1 after a plain build).
+FLAGS_STAMP := $(BUILD)/.flags
+FLAGS_NOW   := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
+$(shell mkdir -p $(BUILD); echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
+
+COMMON_SRC := $(wildcard common/*.c)
+POLICY_SRC := $(wildcard policy/*.c)
+APP_SRC    := $(wildcard fcgi-app/*.c)
+AGENT_SRC  := $(wildcard sync-agent/*.c)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+LIBCOMMON := $(BUILD)/libcommon.a
+LIBPOLICY := $(BUILD)/libpolicy.a
+APP       := $(BUILD)/hostgate-fcgi
+AGENT     := $(BUILD)/hostgate-sync
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+REPLAY_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
+
+.PHONY: all test unit-test integration-test fuzz bench install clean
+all: $(APP) $(AGENT)
+
+$(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -MMD -MP -c $< -o $@
+
+$(LIBCOMMON): $(call obj,$(COMMON_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+$(LIBPOLICY): $(call obj,$(POLICY_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+$(APP): $(call obj,$(APP_SRC)) $(LIBPOLICY) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+$(AGENT): $(call obj,$(AGENT_SRC)) $(LIBPOLICY) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS)
+
+# The fuzz targets, built with the ordinary compiler and a main() that replays
+# their corpus, so `make test` runs every corpus file through them.
+$(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIBPOLICY) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
+
+FUZZ_CC     ?= clang
+FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -g -O1 -I. $(PKG_CFLAGS) \
+               -fsanitize=fuzzer,address,undefined
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(POLICY_SRC)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+fuzz: $(FUZZ_BINS)
+
+unit-test: $(UNIT_BINS) $(REPLAY_BINS)
+	tests/run-unit $(UNIT_BINS) -- $(REPLAY_BINS)
+
+integration-test: all
+	tests/run-integration
+
+test: all $(UNIT_BINS) $(REPLAY_BINS)
+	tests/run-all $(UNIT_BINS) -- $(REPLAY_BINS)
+
+bench: all
+	bench/run
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(APP) $(AGENT) $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,141 @@
+/*
+ * gateway — the compiled configuration: what one configuration document
+ * (shared/spec/config-v1.md, format 1) becomes once it is parsed, validated and
+ * compiled. Both binaries load documents through this one interface, so the agent
+ * never installs a document that the app would refuse.
+ *
+ *   struct cfg_errors errs = CFG_ERRORS_INIT;
+ *   struct gateway *gw = gw_load_file(path, &errs);
+ *   if (!gw) { for each errs.msg[i]: print; }
+ *   cfg_errors_release(&errs);
+ *   ... route_match(gw, ...) ...
+ *   gw_free(gw);
+ *
+ * Ownership: a gateway owns every string and array reachable from it; it is
+ * immutable once returned (a reload builds a new one and swaps the pointer).
+ * Named values ({{name}}) are already substituted in every string. Pointers
+ * between parts (api->backend) point inside the same gateway.
+ *
+ * Errors: the loaders return NULL and append one message per problem to errs,
+ * each "JSON.path: what is wrong" (e.g. "apis[2].operations[0].method: 'FETCH' is
+ * not an HTTP method", map keys in brackets: "backends[\"weather\"].url: ..."). A
+ * message never contains the value of a secret named value.
+ */
+#ifndef HOSTGATE_GATEWAY_H
+#define HOSTGATE_GATEWAY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define GW_MAX_DOCUMENT_BYTES (64u * 1024 * 1024)
+#define GW_MAX_JSON_DEPTH 64
+
+/* ---- errors ------------------------------------------------------------ */
+
+#define CFG_ERRORS_MAX 100	/* more are counted in 'dropped', not kept */
+
+struct cfg_errors {
+	char **msg;		/* "path: message", owned */
+	size_t n, cap;
+	size_t dropped;
+};
+#define CFG_ERRORS_INIT { NULL, 0, 0, 0 }
+
+/* Appends "path: message" (path a plain JSON path, "$" when NULL or empty;
+ * the message a printf format). Never fails: past CFG_ERRORS_MAX, or when out of
+ * memory, the message is only counted in dropped. */
+void cfg_error(struct cfg_errors *errs, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Frees the messages; errs can be reused afterwards. */
+void cfg_errors_release(struct cfg_errors *errs);
+
+/* ---- the compiled gateway ---------------------------------------------- */
+
+struct gw_kv {
+	char *name;
+	char *value;
+	int secret;		/* value came from a secret named value: never log it */
+};
+
+struct gw_cidr {
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t addr[16];	/* network address, host bits zero; IPv4 in addr[0..3] */
+	int prefix;		/* 0..32 or 0..128 */
+};
+
+struct gw_tls {
+	int verify;		/* default 1 */
+	char *ca_file, *client_certificate, *client_key;	/* NULL when absent */
+};
+
+struct gw_backend {
+	char *id;
+	char *url;		/* http(s)://host[:port][/base], no trailing slash, no query */
+	long timeout_ms;	/* default 30000 */
+	long connect_timeout_ms;	/* default 5000 */
+	struct gw_tls tls;
+	char *basic_username, *basic_password;	/* NULL when no basic credentials */
+	struct gw_kv *cred_headers;	/* added (replacing the client's) upstream */
+	size_t n_cred_headers;
+	struct gw_kv *cred_query;	/* appended to the upstream query string */
+	size_t n_cred_query;
+};
+
+struct route_ops;		/* route.h: the compiled operation table of one API */
+
+struct gw_operation {
+	char *id;
+	char *method;		/* upper case, or "*" */
+	char *url_template;	/* as written, e.g. "/forecast/{city}" */
+};
+
+struct gw_api {
+	char *id;
+	char *path;		/* as written, without leading or trailing '/'; "" allowed */
+	char **hostnames;	/* lower case, without port */
+	size_t n_hostnames;
+	const struct gw_backend *backend;
+	int subscription_required;	/* default 1 */
+	char *subscription_key_header;	/* default "Ocp-Apim-Subscription-Key" */
+	char *subscription_key_query;	/* default "subscription-key" */
+	struct gw_operation *operations;	/* NULL/0: everything is forwarded */
+	size_t n_operations;
+	struct route_ops *ops;	/* compiled from operations by route_build() */
+};
+
+struct route_table;		/* route.h */
+
+struct gateway {
+	int64_t generation;
+	/* gateway section */
+	struct gw_cidr *trusted_proxies;
+	size_t n_trusted_proxies;
+	int64_t max_request_body_bytes;	/* default 10485760 */
+	int forwarded_headers;	/* default 1 */
+	char *health_path;	/* default "/status-0123456789abcdef" */
+	char *metrics_path;	/* NULL: metrics off */
+	struct gw_cidr *metrics_allow;
+	size_t n_metrics_allow;
+	/* collections */
+	struct gw_kv *named_values;	/* kept for secret redaction; values substituted already */
+	size_t n_named_values;
+	struct gw_backend *backends;
+	size_t n_backends;
+	struct gw_api *apis;
+	size_t n_apis;
+	struct route_table *routes;	/* built from apis by route_build() */
+};
+
+/* Parses, validates and compiles a document of len bytes (need not be
+ * NUL-terminated). Returns the gateway, or NULL with errs filled. */
+struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *errs);
+/* Reads path (at most GW_MAX_DOCUMENT_BYTES) and loads it. Returns the gateway,
+ * or NULL with errs filled (an unreadable file is one error with path "$"). */
+struct gateway *gw_load_file(const char *path, struct cfg_errors *errs);
+/* Frees everything; NULL is fine. Secret values are zeroed before freeing. */
+void gw_free(struct gateway *gw);
+
+/* Finds a backend by id; NULL when absent. */
+const struct gw_backend *gw_backend_find(const struct gateway *gw, const char *id);
+
+#endif
