@@ -1,0 +1,28 @@
+/*
+ * forward — sends a routed request to its backend with libcurl and streams the
+ * answer back: request body read as the backend takes it (never buffered
+ * whole), response headers sent as soon as they are complete, body chunks
+ * written as they arrive.
+ *
+ *   forward_init() once per process; forward(app, req) per request.
+ *
+ * Upstream request: backend URL + the raw path below the API's path + the raw
+ * query (+ credential query parameters); the client's headers minus hop-by-hop
+ * ones (RFC 9110 §7.6.1 and those named in Connection); Host is the backend's;
+ * X-Forwarded-For/-Proto/-Host per gateway.forwarded_headers and
+ * trusted_proxies; backend credentials replace the client's.
+ * Failures before the answer started become 502 (connect, TLS, bad answer),
+ * 504 (timeout) or 413 (body over the limit); after it started, an abort.
+ */
+#ifndef HOSTGATE_FORWARD_H
+#define HOSTGATE_FORWARD_H
+
+#include "fcgi-app/handler.h"
+
+/* Returns 0, or -1 when libcurl cannot be set up. */
+int forward_init(struct app *app);
+void forward_release(struct app *app);
+/* Serves req (routed: req->route.api set). Always answers the client. */
+void forward(struct app *app, struct request *req);
+
+#endif

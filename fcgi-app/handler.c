@@ -1,0 +1,437 @@
+#include "fcgi-app/handler.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <json-c/json.h>
+
+#include "common/log.h"
+#include "fcgi-app/forward.h"
+#include "policy/path.h"
+
+#define DEFAULT_HEALTH_PATH "/status-0123456789abcdef"
+
+const char *io_param(const struct io *io, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (char **p = io->params; p && *p; p++)
+		if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
+			return *p + n + 1;
+	return NULL;
+}
+
+static int64_t now_ms(clockid_t clock)
+{
+	struct timespec ts;
+
+	clock_gettime(clock, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int app_init(struct app *app, char **envp)
+{
+	struct io env = { .params = envp };
+	const char *v;
+
+	memset(app, 0, sizeof(*app));
+	v = io_param(&env, "HOSTGATE_CONFIG");
+	app->config_path = v && *v ? v : "/var/lib/hostgate/config.json";
+	v = io_param(&env, "HOSTGATE_STATE_DIR");
+	app->state_dir = v && *v ? v : "/var/lib/hostgate";
+	v = io_param(&env, "HOSTGATE_ACCESS_LOG");
+	app->access_log = v && *v ? v : NULL;
+	v = io_param(&env, "HOSTGATE_MOUNT");
+	app->mount = v && *v ? v : NULL;
+	if (getrandom(&app->rid_state, sizeof(app->rid_state), 0) != sizeof(app->rid_state))
+		app->rid_state = (uint64_t)now_ms(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
+	app->rid_state |= 1;
+	reload_init(&app->reload, app->config_path);
+	return forward_init(app);
+}
+
+void app_release(struct app *app)
+{
+	forward_release(app);
+	reload_release(&app->reload);
+}
+
+/* ---- responses --------------------------------------------------------- */
+
+int respond_write(struct request *req, const char *buf, size_t n)
+{
+	if (req->io->write(req->io, buf, n) != 0)
+		return -1;
+	req->bytes_out += (int64_t)n;
+	return 0;
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 413: return "Content Too Large";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+/* Sends a complete response with a JSON body the gateway made itself. */
+static void respond_json(struct request *req, int status, json_object *body)
+{
+	char head[512];
+	size_t blen;
+	const char *b = json_object_to_json_string_length(body, JSON_C_TO_STRING_PLAIN, &blen);
+	int n;
+
+	n = snprintf(head, sizeof(head),
+		     "Status: %d %s\r\nContent-Type: application/json\r\n"
+		     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+		     "X-Request-Id: %s\r\n\r\n",
+		     status, reason_phrase(status), blen, req->request_id);
+	req->status = status;
+	req->headers_sent = 1;
+	if (respond_write(req, head, (size_t)n) != 0)
+		return;
+	if (strcmp(req->method, "HEAD") != 0)
+		respond_write(req, b, blen);
+}
+
+void respond_error(struct request *req, int status, const char *message)
+{
+	json_object *o;
+
+	if (!req->error)
+		req->error = message;
+	if (req->headers_sent) {
+		req->io->aborted = 1;
+		return;
+	}
+	o = json_object_new_object();
+	json_object_object_add(o, "statusCode", json_object_new_int(status));
+	json_object_object_add(o, "message", json_object_new_string(message));
+	json_object_object_add(o, "requestId", json_object_new_string(req->request_id));
+	respond_json(req, status, o);
+	json_object_put(o);
+}
+
+/* ---- request id -------------------------------------------------------- */
+
+static int request_id_valid(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n]; n++)
+		if (!isalnum((unsigned char)s[n]) && s[n] != '.' && s[n] != '_' && s[n] != '-')
+			return 0;
+	return n >= 1 && n <= REQUEST_ID_MAX;
+}
+
+static void request_id_make(struct app *app, struct request *req)
+{
+	const char *client = io_param(req->io, "HTTP_X_REQUEST_ID");
+	uint64_t x;
+
+	if (client && request_id_valid(client)) {
+		memcpy(req->request_id, client, strlen(client) + 1);
+		return;
+	}
+	/* xorshift64*: unique per process stream, seeded from getrandom() */
+	x = app->rid_state;
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	app->rid_state = x;
+	snprintf(req->request_id, sizeof(req->request_id), "%016llx",
+		 (unsigned long long)(x * 0x2545F4914F6CDD1DULL));
+}
+
+/* ---- where the path below the mount point starts ----------------------- */
+
+/* Consumes the mount's segments from the raw path, comparing decoded. Returns
+ * the offset of the rest, or -1 when the raw path does not start with it. */
+static long strip_mount(const char *path, size_t len, const char *mount)
+{
+	size_t p = 0;
+	const char *m = mount;
+	char seg[1024];
+
+	for (;;) {
+		size_t mlen, slen;
+		long dlen;
+
+		while (*m == '/')
+			m++;
+		if (!*m)
+			return (long)p;
+		mlen = strcspn(m, "/");
+		while (p < len && path[p] == '/')
+			p++;
+		slen = 0;
+		while (p + slen < len && path[p + slen] != '/')
+			slen++;
+		if (slen > sizeof(seg))
+			return -1;
+		dlen = path_decode(path + p, slen, seg);
+		if (dlen < 0 || (size_t)dlen != mlen || strncmp(seg, m, mlen) != 0)
+			return -1;
+		p += slen;
+		m += mlen;
+	}
+}
+
+/* Sets req->path/query from REQUEST_URI (the only variable that keeps the
+ * client's percent-encoding) minus the mount point. Returns 0, or -1 when the
+ * target is unusable. */
+static int request_target(struct app *app, struct request *req, char *fallback, size_t cap)
+{
+	const char *uri = io_param(req->io, "REQUEST_URI");
+	const char *mount = io_param(req->io, "HOSTGATE_MOUNT");
+	const char *q, *path;
+	size_t len;
+	long off;
+
+	if (!mount || !*mount)
+		mount = app->mount;
+	if (!mount)
+		mount = io_param(req->io, "SCRIPT_NAME");
+	if (!mount)
+		mount = "";
+	if (!uri || !*uri)
+		goto from_path_info;
+	/* absolute-form target ("http://host/p"): only its path counts */
+	if (uri[0] != '/') {
+		const char *s = strstr(uri, "://");
+
+		if (!s)
+			return -1;
+		uri = strchr(s + 3, '/');
+		if (!uri)
+			uri = "/";
+	}
+	q = strchr(uri, '?');
+	path = uri;
+	len = q ? (size_t)(q - uri) : strlen(uri);
+	if (q) {
+		req->query = q + 1;
+		req->query_len = strlen(q + 1);
+	}
+	off = strip_mount(path, len, mount);
+	if (off >= 0) {
+		req->path = path + off;
+		req->path_len = len - (size_t)off;
+		return 0;
+	}
+from_path_info:
+	/* the server rewrote the path (merged slashes, an alias): fall back to the
+	 * decoded PATH_INFO, encoded again; encoded slashes are lost */
+	path = io_param(req->io, "PATH_INFO");
+	if (!path)
+		path = "";
+	off = path_encode(path, strlen(path), "/:@!$&'()*+,;=", fallback, cap);
+	if (off < 0)
+		return -1;
+	req->path = fallback;
+	req->path_len = (size_t)off;
+	if (!req->query) {
+		q = io_param(req->io, "QUERY_STRING");
+		if (q && *q) {
+			req->query = q;
+			req->query_len = strlen(q);
+		}
+	}
+	return 0;
+}
+
+/* ---- health ------------------------------------------------------------ */
+
+/* The agent's last sync ({state_dir}/sync-status.json), or NULL. */
+static json_object *sync_status(struct app *app)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/sync-status.json", app->state_dir) >= (int)sizeof(path))
+		return NULL;
+	return json_object_from_file(path);
+}
+
+static int sync_is_stale(json_object *st)
+{
+	json_object *v;
+	const char *t;
+	struct tm tm;
+	int64_t interval = 10, age;
+
+	if (!json_object_object_get_ex(st, "result", &v) ||
+	    strcmp(json_object_get_string(v), "ok") != 0)
+		return 1;
+	if (json_object_object_get_ex(st, "interval_s", &v) && json_object_get_int64(v) > 0)
+		interval = json_object_get_int64(v);
+	if (!json_object_object_get_ex(st, "time", &v) || !(t = json_object_get_string(v)))
+		return 1;
+	memset(&tm, 0, sizeof(tm));
+	if (sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec) != 6)
+		return 1;
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	age = (int64_t)time(NULL) - (int64_t)timegm(&tm);
+	return age > 3 * interval;
+}
+
+static void respond_health(struct app *app, struct request *req)
+{
+	json_object *o = json_object_new_object();
+	json_object *st = sync_status(app);
+	json_object *last = NULL;
+	const char *status = "ok";
+
+	if (!req->gw) {
+		status = "no-config";
+	} else if (st && sync_is_stale(st)) {
+		status = "stale";
+	}
+	if (st) {
+		json_object *v;
+
+		last = json_object_new_object();
+		json_object_object_add(last, "time", json_object_object_get_ex(st, "time", &v) ? json_object_get(v) : NULL);
+		json_object_object_add(last, "result", json_object_object_get_ex(st, "result", &v) ? json_object_get(v) : NULL);
+		json_object_object_add(last, "error", json_object_object_get_ex(st, "error", &v) ? json_object_get(v) : NULL);
+	}
+	json_object_object_add(o, "status", json_object_new_string(status));
+	json_object_object_add(o, "generation", req->gw ? json_object_new_int64(req->gw->generation) : NULL);
+	json_object_object_add(o, "config_age_s", req->gw ? json_object_new_int64(reload_config_age(&app->reload)) : NULL);
+	json_object_object_add(o, "last_sync", last);
+	respond_json(req, req->gw ? 200 : 503, o);
+	json_object_put(o);
+	json_object_put(st);
+}
+
+/* ---- the request ------------------------------------------------------- */
+
+static int parse_length(const char *s, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (!s || !*s) {
+		*out = 0;
+		return 0;
+	}
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+static void access_log(struct app *app, struct request *req, int64_t started_ms);
+
+/* Returns 1 when the comma-separated list s holds token (case-insensitive). */
+static int has_token(const char *s, const char *token)
+{
+	size_t tlen = strlen(token);
+
+	while (*s) {
+		size_t n;
+
+		while (*s == ',' || *s == ' ' || *s == '\t')
+			s++;
+		n = strcspn(s, ", \t;");
+		if (n == tlen && strncasecmp(s, token, n) == 0)
+			return 1;
+		s += n;
+		s += strcspn(s, ",");
+	}
+	return 0;
+}
+
+void handle_request(struct app *app, struct io *io)
+{
+	struct request req;
+	char fallback[8192];
+	const char *health;
+	const char *te;
+	int64_t started = now_ms(CLOCK_MONOTONIC);
+
+	memset(&req, 0, sizeof(req));
+	req.io = io;
+	req.method = io_param(io, "REQUEST_METHOD");
+	if (!req.method || !*req.method)
+		req.method = "GET";
+	req.client_ip = io_param(io, "REMOTE_ADDR");
+	req.https = io_param(io, "HTTPS");
+	request_id_make(app, &req);
+	req.gw = reload_current(&app->reload, started);
+
+	if (request_target(app, &req, fallback, sizeof(fallback)) != 0) {
+		respond_error(&req, 400, "malformed request target");
+		goto out;
+	}
+	health = req.gw ? req.gw->health_path : DEFAULT_HEALTH_PATH;
+	if (req.path_len == strlen(health) && memcmp(req.path, health, req.path_len) == 0) {
+		respond_health(app, &req);
+		goto out;
+	}
+	if (!req.gw) {
+		respond_error(&req, 503, "no configuration is loaded");
+		goto out;
+	}
+	switch (route_match(req.gw, req.path, req.path_len, io_param(io, "HTTP_HOST"),
+			    req.method, &req.route)) {
+	case ROUTE_OK:
+		break;
+	case ROUTE_BAD_PATH:
+		respond_error(&req, 400, "malformed request path");
+		goto out;
+	case ROUTE_NO_API:
+		respond_error(&req, 404, "no API matches the request");
+		goto out;
+	case ROUTE_NO_OPERATION:
+		respond_error(&req, 404, "no operation of the API matches the request");
+		goto out;
+	}
+	if (parse_length(io_param(io, "CONTENT_LENGTH"), &req.content_length) != 0) {
+		respond_error(&req, 400, "malformed Content-Length");
+		goto out;
+	}
+	/* only a plain CGI front passes a chunked body without a length */
+	te = io_param(io, "HTTP_TRANSFER_ENCODING");
+	if (req.content_length == 0 && te && has_token(te, "chunked"))
+		req.content_length = -1;
+	if (req.content_length > req.gw->max_request_body_bytes) {
+		respond_error(&req, 413, "request body too large");
+		goto out;
+	}
+	forward(app, &req);
+out:
+	if (!req.headers_sent)
+		respond_error(&req, 500, "internal error");
+	if (app->access_log)
+		access_log(app, &req, started);
+}
+
+static void access_log(struct app *app, struct request *req, int64_t started_ms)
+{
+	(void)app;
+	(void)req;
+	(void)started_ms;
+}
