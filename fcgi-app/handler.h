@@ -25,6 +25,7 @@ struct app {
 	const char *config_path;	/* HOSTGATE_CONFIG */
 	const char *state_dir;		/* HOSTGATE_STATE_DIR */
 	const char *access_log;		/* HOSTGATE_ACCESS_LOG, NULL: off */
+	int access_fd;			/* opened on first use, -1 before */
 	const char *mount;		/* HOSTGATE_MOUNT from the process environment */
 	struct reload reload;
 	void *curl;			/* CURL *, reused: keeps backend connections */
