@@ -1,0 +1,462 @@
+#include "sync-agent/agentconf.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define AGENTCONF_FILE_MAX (64 * 1024)
+#define AGENTCONF_VALUE_MAX 4096
+
+enum key_type { KEY_STRING, KEY_BOOL, KEY_INT, KEY_LOG };
+
+struct key_def {
+	const char *name;
+	enum key_type type;
+	size_t offset;		/* of the char * / int / long member */
+	long min, max;		/* KEY_INT */
+};
+
+#define KEY(n, t, m, lo, hi) { n, t, offsetof(struct agent_conf, m), lo, hi }
+static const struct key_def key_defs[] = {
+	KEY("endpoint", KEY_STRING, endpoint, 0, 0),
+	KEY("allow_insecure", KEY_BOOL, allow_insecure, 0, 0),
+	KEY("report", KEY_BOOL, report, 0, 0),
+	KEY("log", KEY_LOG, log_syslog, 0, 0),
+	KEY("gateway_id", KEY_STRING, gateway_id, 0, 0),
+	KEY("token_file", KEY_STRING, token_file, 0, 0),
+	KEY("public_key_file", KEY_STRING, public_key_file, 0, 0),
+	KEY("config_path", KEY_STRING, config_path, 0, 0),
+	KEY("state_dir", KEY_STRING, state_dir, 0, 0),
+	KEY("interval_s", KEY_INT, interval_s, 1, 86400),
+	KEY("heartbeat_s", KEY_INT, heartbeat_s, 1, 86400),
+	KEY("ca_file", KEY_STRING, ca_file, 0, 0),
+};
+#define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+static int is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+/* Parses a decimal integer in [min, max]. Returns 0 or -1. */
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	if (*s == '\0' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Reads the whole of path (at most AGENTCONF_FILE_MAX bytes) into a new
+ * NUL-terminated buffer. Returns it, or NULL with errno set. */
+static char *read_small_file(const char *path, size_t *len)
+{
+	char *buf = NULL;
+	size_t n = 0;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	buf = malloc(AGENTCONF_FILE_MAX + 1);
+	if (!buf)
+		goto fail;
+	for (;;) {
+		ssize_t r = read(fd, buf + n, AGENTCONF_FILE_MAX + 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			goto fail;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n > AGENTCONF_FILE_MAX) {
+			errno = EFBIG;
+			goto fail;
+		}
+	}
+	close(fd);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+fail:
+	{
+		int saved = errno;
+
+		free(buf);
+		close(fd);
+		errno = saved;
+	}
+	return NULL;
+}
+
+static int valid_gateway_id(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > 80 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks the parsed values together and fills in the derived ones. */
+static int finish(struct agent_conf *conf, int report_set, char *err, size_t errlen)
+{
+	const char *missing = NULL;
+	size_t n;
+
+	if (!conf->endpoint)
+		missing = "endpoint";
+	else if (!conf->gateway_id)
+		missing = "gateway_id";
+	else if (!conf->token_file)
+		missing = "token_file";
+	if (missing) {
+		set_err(err, errlen, "'%s': '%s' is required", conf->path, missing);
+		return -1;
+	}
+	n = strlen(conf->endpoint);
+	while (n > 0 && conf->endpoint[n - 1] == '/')
+		conf->endpoint[--n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)conf->endpoint[i];
+
+		if (c <= ' ' || c >= 0x7f) {
+			set_err(err, errlen, "'%s': 'endpoint' must not contain spaces or "
+				"control characters", conf->path);
+			return -1;
+		}
+	}
+	if (strncmp(conf->endpoint, "https://", 8) == 0 && n > 8) {
+		conf->scheme = AGENTCONF_HTTPS;
+	} else if (strncmp(conf->endpoint, "http://", 7) == 0 && n > 7) {
+		conf->scheme = AGENTCONF_HTTP;
+		if (!conf->allow_insecure) {
+			set_err(err, errlen, "'%s': the endpoint '%s' is plain http: use https, "
+				"or set 'allow_insecure = true' (tests and loopback only)",
+				conf->path, conf->endpoint);
+			return -1;
+		}
+	} else if (strncmp(conf->endpoint, "file://", 7) == 0) {
+		const char *root = conf->endpoint + 7;
+
+		conf->scheme = AGENTCONF_FILE;
+		if (strncmp(root, "localhost/", 10) == 0)
+			root += 9;
+		if (root[0] != '/') {
+			set_err(err, errlen, "'%s': the endpoint '%s' must be file:///absolute/path",
+				conf->path, conf->endpoint);
+			return -1;
+		}
+		conf->file_root = strdup(root);
+		if (!conf->file_root) {
+			set_err(err, errlen, "out of memory");
+			return -1;
+		}
+	} else {
+		set_err(err, errlen, "'%s': the endpoint '%s' must start with https://, "
+			"http:// or file://", conf->path, conf->endpoint);
+		return -1;
+	}
+	if (!report_set)
+		conf->report = conf->scheme != AGENTCONF_FILE;
+	if (conf->report && conf->scheme == AGENTCONF_FILE) {
+		set_err(err, errlen, "'%s': 'report = true' needs an http or https endpoint",
+			conf->path);
+		return -1;
+	}
+	if (!valid_gateway_id(conf->gateway_id)) {
+		set_err(err, errlen, "'%s': 'gateway_id' must be 1 to 80 of A-Z a-z 0-9 . _ -",
+			conf->path);
+		return -1;
+	}
+	if (!conf->config_path)
+		conf->config_path = strdup("/var/lib/hostgate/config.json");
+	if (!conf->state_dir)
+		conf->state_dir = strdup("/var/lib/hostgate");
+	if (!conf->config_path || !conf->state_dir) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Applies one "key = value" line. Returns 0 or -1. */
+static int apply_line(struct agent_conf *conf, unsigned *seen, int lineno, const char *key,
+		      const char *value, char *err, size_t errlen)
+{
+	const struct key_def *def = NULL;
+	size_t i;
+
+	for (i = 0; i < N_KEYS; i++) {
+		if (strcmp(key_defs[i].name, key) == 0) {
+			def = &key_defs[i];
+			break;
+		}
+	}
+	if (!def) {
+		set_err(err, errlen, "'%s': line %d: unknown key '%s'", conf->path, lineno, key);
+		return -1;
+	}
+	if (*seen & (1u << i)) {
+		set_err(err, errlen, "'%s': line %d: '%s' is given twice", conf->path, lineno, key);
+		return -1;
+	}
+	*seen |= 1u << i;
+	if (*value == '\0') {
+		set_err(err, errlen, "'%s': line %d: '%s' needs a value", conf->path, lineno, key);
+		return -1;
+	}
+	switch (def->type) {
+	case KEY_STRING: {
+		char **slot = (char **)(void *)((char *)conf + def->offset);
+
+		*slot = strdup(value);
+		if (!*slot) {
+			set_err(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	case KEY_BOOL: {
+		int *slot = (int *)(void *)((char *)conf + def->offset);
+
+		if (strcmp(value, "true") == 0) {
+			*slot = 1;
+		} else if (strcmp(value, "false") == 0) {
+			*slot = 0;
+		} else {
+			set_err(err, errlen, "'%s': line %d: '%s' must be true or false, not '%s'",
+				conf->path, lineno, key, value);
+			return -1;
+		}
+		return 0;
+	}
+	case KEY_INT: {
+		long *slot = (long *)(void *)((char *)conf + def->offset);
+
+		if (parse_long(value, def->min, def->max, slot) < 0) {
+			set_err(err, errlen, "'%s': line %d: '%s' must be an integer from %ld "
+				"to %ld, not '%s'", conf->path, lineno, key, def->min, def->max,
+				value);
+			return -1;
+		}
+		return 0;
+	}
+	case KEY_LOG:
+		if (strcmp(value, "syslog") == 0) {
+			conf->log_syslog = 1;
+		} else if (strcmp(value, "stderr") == 0) {
+			conf->log_syslog = 0;
+		} else {
+			set_err(err, errlen, "'%s': line %d: 'log' must be stderr or syslog, "
+				"not '%s'", conf->path, lineno, value);
+			return -1;
+		}
+		return 0;
+	}
+	return -1;
+}
+
+int agentconf_load(struct agent_conf *conf, const char *path, char *err, size_t errlen)
+{
+	char *buf = NULL, *line;
+	size_t len = 0;
+	unsigned seen = 0;
+	int lineno = 0, rc = -1;
+
+	memset(conf, 0, sizeof(*conf));
+	conf->interval_s = 10;
+	conf->heartbeat_s = 60;
+	conf->path = strdup(path);
+	if (!conf->path) {
+		set_err(err, errlen, "out of memory");
+		goto out;
+	}
+	buf = read_small_file(path, &len);
+	if (!buf) {
+		set_err(err, errlen, "cannot read '%s': %s", path,
+			errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+		goto out;
+	}
+	if (memchr(buf, '\0', len)) {
+		set_err(err, errlen, "'%s': holds a NUL byte", path);
+		goto out;
+	}
+	line = buf;
+	while (line < buf + len) {
+		char *nl = strchr(line, '\n');
+		char *end = nl ? nl : buf + len;
+		char *eq, *k, *kend, *v, *vend;
+
+		*end = '\0';
+		lineno++;
+		if ((size_t)(end - line) > AGENTCONF_VALUE_MAX) {
+			set_err(err, errlen, "'%s': line %d: longer than %d characters", path,
+				lineno, AGENTCONF_VALUE_MAX);
+			goto out;
+		}
+		k = line;
+		line = end + 1;
+		while (is_space(*k))
+			k++;
+		if (*k == '\0' || *k == '#')
+			continue;
+		eq = strchr(k, '=');
+		if (!eq) {
+			set_err(err, errlen, "'%s': line %d: expected 'key = value'", path, lineno);
+			goto out;
+		}
+		kend = eq;
+		while (kend > k && is_space(kend[-1]))
+			kend--;
+		*kend = '\0';
+		v = eq + 1;
+		while (is_space(*v))
+			v++;
+		vend = end;
+		while (vend > v && is_space(vend[-1]))
+			vend--;
+		*vend = '\0';
+		if (*k == '\0') {
+			set_err(err, errlen, "'%s': line %d: expected 'key = value'", path, lineno);
+			goto out;
+		}
+		if (apply_line(conf, &seen, lineno, k, v, err, errlen) < 0)
+			goto out;
+	}
+	if (finish(conf, (seen & (1u << 2)) != 0, err, errlen) < 0)
+		goto out;
+	rc = 0;
+out:
+	free(buf);
+	return rc;
+}
+
+int agentconf_read_token(struct agent_conf *conf, char *err, size_t errlen)
+{
+	struct stat st;
+	size_t n = 0;
+	int fd, rc = -1;
+
+	fd = open(conf->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		set_err(err, errlen, "cannot open 'token_file' '%s': %s", conf->token_file,
+			strerror(errno));
+		return -1;
+	}
+	/* fstat on the opened descriptor: no window between the check and the read */
+	if (fstat(fd, &st) < 0) {
+		set_err(err, errlen, "cannot stat '%s': %s", conf->token_file, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		set_err(err, errlen, "'%s' is not a regular file", conf->token_file);
+		goto out;
+	}
+	if (st.st_mode & (S_IRGRP | S_IROTH)) {
+		set_err(err, errlen, "'%s' is readable by its group or others (mode %04o): "
+			"chmod 0600 it", conf->token_file, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	for (;;) {
+		ssize_t r = read(fd, conf->token + n, sizeof(conf->token) - 1 - n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			set_err(err, errlen, "cannot read '%s': %s", conf->token_file,
+				strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+		if (n == sizeof(conf->token) - 1) {
+			char extra;
+
+			if (read(fd, &extra, 1) > 0) {
+				set_err(err, errlen, "'%s': the token is longer than %d bytes",
+					conf->token_file, AGENTCONF_TOKEN_MAX);
+				goto out;
+			}
+			break;
+		}
+	}
+	if (n > 0 && conf->token[n - 1] == '\n')
+		n--;
+	if (n > 0 && conf->token[n - 1] == '\r')
+		n--;
+	conf->token[n] = '\0';
+	if (n == 0) {
+		set_err(err, errlen, "'%s' holds no token", conf->token_file);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)conf->token[i];
+
+		if (c < 0x21 || c == 0x7f) {
+			set_err(err, errlen, "'%s': the token holds a space or control character",
+				conf->token_file);
+			goto out;
+		}
+	}
+	conf->token_len = n;
+	rc = 0;
+out:
+	if (rc < 0) {
+		explicit_bzero(conf->token, sizeof(conf->token));
+		conf->token_len = 0;
+	}
+	close(fd);
+	return rc;
+}
+
+void agentconf_release(struct agent_conf *conf)
+{
+	explicit_bzero(conf->token, sizeof(conf->token));
+	conf->token_len = 0;
+	free(conf->path);
+	free(conf->endpoint);
+	free(conf->file_root);
+	free(conf->gateway_id);
+	free(conf->token_file);
+	free(conf->public_key_file);
+	free(conf->config_path);
+	free(conf->state_dir);
+	free(conf->ca_file);
+	memset(conf, 0, sizeof(*conf));
+}
