@@ -39,6 +39,8 @@ struct fwd {
 	int headers_too_large;
 	int bad_response;
 	char conn_tokens[1024];	/* the response's Connection header, lower case */
+	int64_t resp_length;	/* the response's Content-Length, -1: unknown */
+	int64_t resp_written;
 };
 
 static struct fwd fwd_state;
@@ -373,7 +375,10 @@ static int send_headers(struct fwd *f)
 	n = snprintf(line, sizeof(line), "X-Request-Id: %s\r\n\r\n", req->request_id);
 	if (respond_write(req, line, (size_t)n) != 0)
 		return -1;
-	req->io->flush(req->io);
+	/* a body of known length follows at once: the headers go out with it
+	 * (one write fewer for small answers); otherwise they go out now */
+	if (f->resp_length < 0 && req->io->flush(req->io) != 0)
+		return -1;
 	return 0;
 }
 
@@ -391,6 +396,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 
 		f->hdr_len = 0;
 		f->conn_tokens[0] = '\0';
+		f->resp_length = -1;
 		f->status = 0;
 		f->reason[0] = '\0';
 		if (!sp || (size_t)(buf + len - sp) < 4 || !isdigit((unsigned char)sp[1]) ||
@@ -439,8 +445,14 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		return 0;
 	}
 	for (size_t i = 0; i < len; i++)
-		f->hdr[f->hdr_len++] = (buf[i] == '\0') ? ' ' : buf[i];
+		f->hdr[f->hdr_len++] = (buf[i] == '\0' || buf[i] == '\r' || buf[i] == '\n') ? ' ' : buf[i];
 	f->hdr[f->hdr_len++] = '\0';
+	if (len > 15 && strncasecmp(buf, "Content-Length:", 15) == 0) {
+		char *end;
+		long long v = strtoll(buf + 15, &end, 10);
+
+		f->resp_length = v >= 0 && end > buf + 15 ? v : -1;
+	}
 	if (len > 11 && strncasecmp(buf, "Connection:", 11) == 0) {
 		size_t have = strlen(f->conn_tokens), n = len - 11;
 
@@ -462,7 +474,15 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 		f->client_gone = 1;
 		return 0;
 	}
-	if (respond_write(f->req, buf, len) != 0 || f->req->io->flush(f->req->io) != 0) {
+	if (respond_write(f->req, buf, len) != 0) {
+		f->client_gone = 1;
+		return 0;
+	}
+	f->resp_written += (int64_t)len;
+	/* stream what arrived; the last piece of a known length is flushed by
+	 * the end of the request, together with the end record */
+	if ((f->resp_length < 0 || f->resp_written < f->resp_length) &&
+	    f->req->io->flush(f->req->io) != 0) {
 		f->client_gone = 1;
 		return 0;
 	}
@@ -512,6 +532,8 @@ void forward(struct app *app, struct request *req)
 	f->reason[0] = '\0';
 	f->headers_too_large = f->bad_response = 0;
 	f->conn_tokens[0] = '\0';
+	f->resp_length = -1;
+	f->resp_written = 0;
 	f->body_limit = req->gw->max_request_body_bytes;
 	if (build_url(req, be, url) != 0) {
 		respond_error(req, 414, "request target too long");
