@@ -22,7 +22,7 @@ void reload_init(struct reload *r, const char *path)
 {
 	memset(r, 0, sizeof(*r));
 	r->path = path;
-	r->last_check_ms = INT64_MIN;
+	r->last_check_ms = -1;	/* never checked */
 }
 
 static void reload_try(struct reload *r, const struct stat *st)
@@ -54,7 +54,7 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 {
 	struct stat st;
 
-	if (now_ms - r->last_check_ms < RELOAD_CHECK_MS)
+	if (r->last_check_ms >= 0 && now_ms - r->last_check_ms < RELOAD_CHECK_MS)
 		return r->gw;
 	r->last_check_ms = now_ms;
 	if (stat(r->path, &st) != 0) {
