@@ -10,6 +10,8 @@
 static const char *log_prog = "hostgate";
 static enum log_sink log_sink = LOG_TO_STDERR;
 static enum log_level log_level = LOG_LEVEL_INFO;
+static void (*log_hook)(void *, const char *, size_t);
+static void *log_hook_ctx;
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 static const int syslog_prio[] = { LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG };
@@ -20,6 +22,12 @@ void log_init(const char *prog, enum log_sink sink)
 	log_sink = sink;
 	if (sink == LOG_TO_SYSLOG)
 		openlog(prog, LOG_PID, LOG_DAEMON);
+}
+
+void log_set_hook(void (*fn)(void *ctx, const char *line, size_t len), void *ctx)
+{
+	log_hook = fn;
+	log_hook_ctx = ctx;
 }
 
 void log_set_level(enum log_level level)
@@ -52,6 +60,10 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	if (n > (int)sizeof(line) - 2)
 		n = (int)sizeof(line) - 2;
 	line[n++] = '\n';
+	if (log_hook) {
+		log_hook(log_hook_ctx, line, (size_t)n);
+		return;
+	}
 	/* one write per line: concurrent processes share this descriptor */
 	if (write(STDERR_FILENO, line, (size_t)n) < 0)
 		return;

@@ -13,11 +13,18 @@
 #ifndef HOSTGATE_LOG_H
 #define HOSTGATE_LOG_H
 
+#include <stddef.h>
+
 enum log_sink { LOG_TO_STDERR, LOG_TO_SYSLOG };
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
 /* Sets the program name shown in each line and where lines go. Never fails. */
 void log_init(const char *prog, enum log_sink sink);
+/* While set, stderr lines go to fn instead (the app sends them down the
+ * FastCGI request's error stream, which every web server writes to its own
+ * error log; a bin-path child's stderr is often /dev/null). NULL restores
+ * stderr. fn gets the whole line, newline included. */
+void log_set_hook(void (*fn)(void *ctx, const char *line, size_t len), void *ctx);
 /* Lines above this level are dropped (default LOG_LEVEL_INFO). */
 void log_set_level(enum log_level level);
 

@@ -93,6 +93,14 @@ static int fcgx_flush(struct io *io)
 	return FCGX_FFlush(r->out) == 0 ? 0 : -1;
 }
 
+static void log_to_request(void *ctx, const char *line, size_t len)
+{
+	FCGX_Request *r = ctx;
+
+	FCGX_PutStr(line, (int)len, r->err);
+	FCGX_FFlush(r->err);
+}
+
 static void on_stop(int sig)
 {
 	(void)sig;
@@ -121,7 +129,9 @@ static void serve_fastcgi(int sock)
 			.flush = fcgx_flush, .ctx = &req,
 		};
 
+		log_set_hook(log_to_request, &req);
 		handle_request(&app, &io);
+		log_set_hook(NULL, NULL);
 		if (io.aborted)
 			/* no FCGI_END_REQUEST: the web server sees the answer cut short */
 			shutdown(req.ipcFd, SHUT_RDWR);
