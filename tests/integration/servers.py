@@ -1,0 +1,547 @@
+"""The servers of the integration tests: the upstreams (httpbin under
+gunicorn, nginx as static server, DAV upload sink and exact-request echo, and
+a canary that must never be reached) and the gateway behind each of the five
+web-server set-ups, built from the files in examples/ run unchanged: Apache
+files are included after Define-ing their site values, lighttpd files get
+only their `var.` lines at the top replaced.
+"""
+
+import grp
+import json
+import os
+import pwd
+import re
+import shutil
+import socket
+import threading
+import time
+
+from harness import (LOGS, REPO, ConfigFile, Proc, RELOAD_INTERVAL_S, free_port,
+                     http, kill_leftovers, pids_of_exe, port_open, wait_until)
+
+WWW_USER = "www-data"
+APACHE_MODULES = "/usr/lib/apache2/modules"
+BIG_FILE_SIZE = 1 << 30         # the 1 GiB download
+BIG_UPLOAD_SIZE = 100 << 20     # the 100 MiB upload
+# what the web servers and hostgate let through in the big-transfer tests
+MAX_BODY = 200 << 20
+# concurrent requests that reach every hostgate process (each set-up runs
+# 4 to 8 of them)
+BURST = 16
+
+SETUPS = ["lighttpd-binpath", "lighttpd-socket", "apache-fcgid", "apache-proxy-fcgi", "apache-cgi"]
+
+
+def www_ids():
+    return pwd.getpwnam(WWW_USER).pw_uid, grp.getgrnam(WWW_USER).gr_gid
+
+
+def mkdir(path, mode=0o755, www=False):
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, mode)
+    if www:
+        uid, gid = www_ids()
+        os.chown(path, uid, gid)
+    return path
+
+
+def write_file(path, text, mode=0o644):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+# ---- upstreams ------------------------------------------------------------
+
+class Httpbin:
+    """Debian's python3-httpbin under gunicorn; access log lines are
+    "METHOD PATH?QUERY STATUS"."""
+
+    def __init__(self, root):
+        self.dir = mkdir(os.path.join(root, "httpbin"))
+        self.port = free_port()
+        self.access_log = os.path.join(self.dir, "access.log")
+        open(self.access_log, "w").close()
+        LOGS.add(self.access_log)
+        self.proc = Proc("httpbin", [
+            "/usr/bin/python3", "-m", "gunicorn", "-b", "127.0.0.1:%d" % self.port,
+            "-w", "4", "-k", "gthread", "--threads", "4",
+            "--access-logfile", self.access_log,
+            "--access-logformat", "%(m)s %(U)s?%(q)s %(s)s",
+            "httpbin:app"], os.path.join(self.dir, "gunicorn.log"), cwd=self.dir)
+        wait_until(lambda: self.proc.check_alive() or port_open(self.port), 30, "httpbin to listen")
+
+    def url(self, path=""):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def log_lines(self):
+        with open(self.access_log) as f:
+            return f.read().splitlines()
+
+    def stop(self):
+        self.proc.stop()
+
+
+ECHO_FIELDS = [
+    ("method", "$request_method"), ("uri", "$request_uri"), ("host", "$http_host"),
+    ("connection", "$http_connection"), ("keep_alive", "$http_keep_alive"),
+    ("te", "$http_te"), ("upgrade", "$http_upgrade"), ("trailer", "$http_trailer"),
+    ("proxy_authorization", "$http_proxy_authorization"),
+    ("proxy_connection", "$http_proxy_connection"), ("x_drop", "$http_x_drop"),
+    ("x_keep", "$http_x_keep"), ("x_injected", "$http_x_injected"),
+    ("xff", "$http_x_forwarded_for"), ("xfp", "$http_x_forwarded_proto"),
+    ("xfh", "$http_x_forwarded_host"), ("authorization", "$http_authorization"),
+    ("content_length", "$content_length"), ("transfer_encoding", "$http_transfer_encoding"),
+    ("content_type", "$http_content_type"),
+]
+
+
+class Nginx:
+    """nginx: /echo/ answers with what it received (one `name=value` line per
+    field of ECHO_FIELDS, raw request URI included) and logs it as JSON;
+    /files/ serves static files (the 1 GiB one is sparse); /upload/ stores
+    PUT bodies (DAV). A second server, the canary, must receive nothing."""
+
+    SENTINEL = "/sentinel-"
+
+    def __init__(self, root):
+        self.dir = mkdir(os.path.join(root, "nginx"))
+        self.files = mkdir(os.path.join(self.dir, "files"))
+        self.dav = mkdir(os.path.join(self.dir, "dav"))
+        mkdir(os.path.join(self.dav, "upload"))
+        mkdir(os.path.join(self.dir, "tmp"))
+        self.port = free_port()
+        self.canary_port = free_port()
+        self.access_log = os.path.join(self.dir, "access.log")
+        self.canary_log = os.path.join(self.dir, "canary.log")
+        self.error_log = os.path.join(self.dir, "error.log")
+        for p in (self.access_log, self.canary_log, self.error_log):
+            open(p, "w").close()
+            LOGS.add(p)
+        echo_body = "".join("%s=%s\\n" % (k, v) for k, v in ECHO_FIELDS)
+        log_json = "{" + ",".join('"%s":"%s"' % (k, v) for k, v in ECHO_FIELDS) + \
+            ',"request":"$request","request_length":"$request_length","status":"$status"}'
+        conf = """
+daemon off;
+master_process on;
+worker_processes 2;
+user root;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format upstream escape=json '{log_json}';
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    types {{ application/octet-stream bin; }}
+    default_type application/octet-stream;
+    sendfile on;
+    server {{
+        listen 127.0.0.1:{port};
+        access_log {d}/access.log upstream;
+        client_max_body_size 0;
+        location /echo/ {{
+            default_type text/plain;
+            return 200 "{echo_body}";
+        }}
+        location /files/ {{ alias {d}/files/; }}
+        location /upload/ {{
+            root {d}/dav;
+            dav_methods PUT;
+            create_full_put_path on;
+            client_body_buffer_size 1m;
+        }}
+        location / {{ return 404 "not an upstream path\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{canary};
+        access_log {d}/canary.log upstream;
+        location / {{ return 200 "CANARY\\n"; }}
+    }}
+}}
+""".format(d=self.dir, port=self.port, canary=self.canary_port, log_json=log_json,
+           echo_body=echo_body)
+        self.conf = write_file(os.path.join(self.dir, "nginx.conf"), conf)
+        self.proc = Proc("nginx", ["nginx", "-c", self.conf, "-p", self.dir],
+                         os.path.join(self.dir, "nginx.out"))
+        wait_until(lambda: self.proc.check_alive() or
+                   (port_open(self.port) and port_open(self.canary_port)), 20, "nginx to listen")
+        self._sentinels = 0
+
+    def url(self, path=""):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def _log(self, path):
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def requests_with(self, token, timeout=5.0, expect=True):
+        """Log records of the main server whose request line holds token;
+        waits for at least one when expect."""
+        def find():
+            return [r for r in self._log(self.access_log) if token in r["request"]]
+        if expect:
+            return wait_until(find, timeout, "nginx to log a request holding %r" % token)
+        return find()
+
+    def settle(self):
+        """Makes sure every request finished before now is in both logs: sends
+        a sentinel to each server directly and waits until it is logged."""
+        self._sentinels += 1
+        tag = "%s%d-%d" % (self.SENTINEL, os.getpid(), self._sentinels)
+        for port, log in ((self.port, self.access_log), (self.canary_port, self.canary_log)):
+            http(port, "GET", tag)
+            wait_until(lambda: any(tag in r["request"] for r in self._log(log)), 5,
+                       "nginx sentinel %s in %s" % (tag, log))
+
+    def canary_hits(self):
+        """Requests the canary received, sentinels aside (call settle first)."""
+        return [r for r in self._log(self.canary_log) if self.SENTINEL not in r["request"]]
+
+    def stop(self):
+        self.proc.stop(timeout=10)
+
+
+def parse_echo(body):
+    """The fields of an /echo/ answer as a dict."""
+    out = {}
+    for line in body.decode("latin-1").splitlines():
+        k, _, v = line.partition("=")
+        out[k] = v
+    return out
+
+
+def make_big_file(path, size):
+    """A sparse file with a marker every 64 MiB, so that a download that
+    drops, repeats or reorders data does not hash the same."""
+    with open(path, "wb") as f:
+        f.truncate(size)
+        for off in range(0, size, 64 << 20):
+            f.seek(off)
+            f.write(b"hostgate-marker-%016x" % off)
+    os.chmod(path, 0o644)
+
+
+# ---- the gateway behind a web server ---------------------------------------
+
+def template_lighttpd(src, values):
+    """The example file with the values of its `var.NAME = ...` lines
+    replaced, each exactly once, and nothing else changed."""
+    with open(src) as f:
+        text = f.read()
+    for name, value in values.items():
+        v = '"%s"' % value if isinstance(value, str) else str(value)
+        text, n = re.subn(r"(?m)^var\.%s = .*$" % re.escape(name),
+                          lambda m, v=v, name=name: "var.%s = %s" % (name, v), text)
+        if n != 1:
+            raise AssertionError("%s: expected one 'var.%s = ' line, found %d" % (src, name, n))
+    return text
+
+
+class Gateway:
+    """hostgate-fcgi behind one web-server set-up, in its own directory:
+      bin/hostgate-fcgi  a copy www-data can execute
+      conf/config.json   the configuration document (ConfigFile)
+      etc/               web-server configuration (the example, unchanged)
+      log/ run/ state/   owned by www-data
+    """
+
+    def __init__(self, root, setup, binary, config_name="config.json", tag=""):
+        self.setup = setup
+        self.dir = mkdir(os.path.join(root, "gw-%s%s" % (setup, tag)))
+        self.bin = os.path.join(mkdir(os.path.join(self.dir, "bin")), "hostgate-fcgi")
+        shutil.copy2(binary, self.bin)
+        os.chmod(self.bin, 0o755)
+        self.etc = mkdir(os.path.join(self.dir, "etc"))
+        self.conf_dir = mkdir(os.path.join(self.dir, "conf"))
+        self.log_dir = mkdir(os.path.join(self.dir, "log"), www=True)
+        self.run_dir = mkdir(os.path.join(self.dir, "run"), www=True)
+        self.state_dir = mkdir(os.path.join(self.dir, "state"), www=True)
+        self.htdocs = mkdir(os.path.join(self.dir, "htdocs"))
+        self.config = ConfigFile(os.path.join(self.conf_dir, config_name))
+        self.access_log = os.path.join(self.log_dir, "hostgate-access.log")
+        self.error_log = os.path.join(self.log_dir, "error.log")
+        self.port = free_port()
+        self.mount = "/api"
+        self.procs = []
+        self.listener = None
+        LOGS.add(self.error_log)
+
+    # -- starting and stopping
+
+    def start(self):
+        kind = self.setup
+        if kind in ("lighttpd-socket", "apache-proxy-fcgi"):
+            self._start_listener()
+        if kind.startswith("lighttpd"):
+            self._start_lighttpd()
+        else:
+            self._start_apache()
+        return self
+
+    def hostgate_env(self):
+        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                "HOSTGATE_CONFIG": self.config.path,
+                "HOSTGATE_STATE_DIR": self.state_dir,
+                "HOSTGATE_ACCESS_LOG": self.access_log}
+
+    def _start_listener(self):
+        # As the unit file does: its own process, the web server's user able to
+        # connect. --user drops root and hands the socket to www-data.
+        self.socket = os.path.join(self.run_dir, "hostgate.sock")
+        self.listener = Proc("hostgate-fcgi --listen", [
+            self.bin, "--listen", "unix:" + self.socket, "--workers", "4", "--user", WWW_USER],
+            os.path.join(self.log_dir, "listener.log"), env=self.hostgate_env())
+        self.procs.append(self.listener)
+        wait_until(lambda: self.listener.check_alive() or os.path.exists(self.socket), 10,
+                   "the hostgate listener socket %s" % self.socket)
+
+    def _start_lighttpd(self):
+        if self.setup == "lighttpd-binpath":
+            example = "hostgate-binpath.conf"
+            values = {"hostgate_mount": self.mount, "hostgate_bin": self.bin,
+                      "hostgate_config": self.config.path,
+                      "hostgate_state_dir": self.state_dir,
+                      "hostgate_access_log": self.access_log,
+                      "hostgate_socket_dir": self.run_dir, "hostgate_procs": 4,
+                      "hostgate_max_request_kb": MAX_BODY // 1024}
+        else:
+            example = "hostgate-socket.conf"
+            values = {"hostgate_mount": self.mount, "hostgate_socket": self.socket,
+                      "hostgate_max_request_kb": MAX_BODY // 1024}
+        snippet = write_file(os.path.join(self.etc, example), template_lighttpd(
+            os.path.join(REPO, "examples", "lighttpd", example), values))
+        main = write_file(os.path.join(self.etc, "lighttpd.conf"), """
+# generated by tests/integration: the server around examples/lighttpd/{example}
+server.document-root = "{htdocs}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.username = "{user}"
+server.groupname = "{user}"
+server.errorlog = "{log}/error.log"
+server.pid-file = "{run}/lighttpd.pid"
+server.modules = ( "mod_accesslog" )
+accesslog.filename = "{log}/access.log"
+include "{snippet}"
+""".format(example=example, htdocs=self.htdocs, port=self.port, user=WWW_USER,
+           log=self.log_dir, run=self.run_dir, snippet=snippet))
+        self._run_checked(["lighttpd", "-tt", "-f", main], "lighttpd -tt")
+        self.server = Proc("lighttpd", ["lighttpd", "-D", "-f", main],
+                           os.path.join(self.log_dir, "lighttpd.out"))
+        self.procs.append(self.server)
+        self._wait_listening()
+
+    def _start_apache(self):
+        example = {"apache-fcgid": "hostgate-fcgid.conf",
+                   "apache-proxy-fcgi": "hostgate-proxy-fcgi.conf",
+                   "apache-cgi": "hostgate-cgi.conf"}[self.setup]
+        snippet = os.path.join(self.etc, example)
+        shutil.copy2(os.path.join(REPO, "examples", "apache", example), snippet)
+        os.chmod(snippet, 0o644)
+        defines = {"HOSTGATE_MOUNT": self.mount}
+        modules = ["mpm_event", "authz_core", "alias", "env", "setenvif", "mime"]
+        extra = ""
+        if self.setup == "apache-fcgid":
+            modules.append("fcgid")
+            defines.update(HOSTGATE_BIN=self.bin, HOSTGATE_CONFIG=self.config.path,
+                           HOSTGATE_STATE_DIR=self.state_dir,
+                           HOSTGATE_ACCESS_LOG=self.access_log,
+                           HOSTGATE_MAX_REQUEST_LEN=str(MAX_BODY),
+                           HOSTGATE_MAX_PROCESSES="8")
+            fcgid_dir = mkdir(os.path.join(self.run_dir, "fcgid"), www=True)
+            extra = ("FcgidIPCDir %s\nFcgidProcessTableFile %s/shm\n"
+                     "FcgidMinProcessesPerClass 0\n" % (fcgid_dir, fcgid_dir))
+        elif self.setup == "apache-proxy-fcgi":
+            modules += ["proxy", "proxy_fcgi"]
+            defines.update(HOSTGATE_SOCKET=self.socket)
+        else:
+            modules.append("cgid")
+            defines.update(HOSTGATE_BIN=self.bin, HOSTGATE_CONFIG=self.config.path,
+                           HOSTGATE_STATE_DIR=self.state_dir,
+                           HOSTGATE_ACCESS_LOG=self.access_log)
+            extra = "ScriptSock %s/cgid.sock\n" % self.run_dir
+        loads = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, APACHE_MODULES, m)
+                        for m in modules)
+        define_lines = "".join("Define %s %s\n" % kv for kv in defines.items())
+        main = write_file(os.path.join(self.etc, "apache2.conf"), """
+# generated by tests/integration: the server around examples/apache/{example}
+ServerRoot "{dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:{port}
+PidFile {run}/apache2.pid
+DefaultRuntimeDir {run}
+Mutex file:{run} default
+User {user}
+Group {user}
+ErrorLog {log}/error.log
+LogLevel warn
+LogFormat "%h \\"%r\\" %>s %b %D" short
+CustomLog {log}/access.log short
+Timeout 60
+StartServers 1
+ServerLimit 4
+ThreadsPerChild 32
+MaxRequestWorkers 64
+DocumentRoot {htdocs}
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+{loads}{extra}
+# the site-specific values the example takes from its top block
+{defines}
+Include {snippet}
+""".format(example=example, dir=self.dir, port=self.port, run=self.run_dir, user=WWW_USER,
+           log=self.log_dir, htdocs=self.htdocs, loads=loads, extra=extra,
+           defines=define_lines, snippet=snippet))
+        self._run_checked(["apache2", "-f", main, "-t"], "apache2 -t")
+        self.server = Proc("apache2", ["apache2", "-f", main, "-DFOREGROUND"],
+                           os.path.join(self.log_dir, "apache2.out"),
+                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C"})
+        self.procs.append(self.server)
+        self._wait_listening()
+
+    def _run_checked(self, argv, what):
+        import subprocess
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        if r.returncode != 0:
+            raise AssertionError("%s failed (%d):\n%s" % (what, r.returncode,
+                                                          r.stdout.decode("utf-8", "replace")))
+
+    def _wait_listening(self):
+        wait_until(lambda: self.server.check_alive() or port_open(self.port), 20,
+                   "%s to listen on %d" % (self.setup, self.port))
+
+    def stop(self):
+        for p in reversed(self.procs):
+            p.stop()
+        # mod_fcgid / lighttpd children that outlived their server
+        wait_until(lambda: not pids_of_exe(self.bin) or kill_leftovers(self.bin), 10,
+                   "hostgate processes of %s to exit" % self.setup)
+
+    def check_alive(self):
+        for p in self.procs:
+            p.check_alive()
+
+    # -- requests
+
+    def request(self, method, target, **kw):
+        """target is the full request target (mount included)."""
+        return http(self.port, method, target, **kw)
+
+    def get(self, target, **kw):
+        return self.request("GET", target, **kw)
+
+    def health(self):
+        return self.get(self.mount + "/status-0123456789abcdef", timeout=10)
+
+    def generation_served(self):
+        r = self.health()
+        if r.status != 200:
+            return None
+        return r.json().get("generation")
+
+    def apply(self, doc, timeout=10):
+        """Installs doc (with the next generation) and waits until every
+        hostgate process serves it: the health path reports it and one
+        re-check interval has passed since the rename."""
+        gen = self.config.write(doc)
+        self.wait_generation(gen, timeout)
+        return gen
+
+    def wait_generation(self, gen, timeout=10):
+        """Waits until every hostgate process serves generation gen.
+
+        A process re-reads the file on its first request once a second has
+        passed since its last check, so a process that gets no request keeps
+        its old configuration (and if a bad file follows, keeps it for good).
+        So: wait for the health path to report gen, let one re-check
+        interval pass since the rename, then send bursts of concurrent
+        requests, enough to reach every process, until three bursts in a
+        row see only gen."""
+        wait_until(lambda: self.generation_served() == gen, timeout,
+                   "%s to serve generation %d" % (self.setup, gen), interval=0.05)
+        ready = self.config.written_at + RELOAD_INTERVAL_S + 0.1
+        wait_until(lambda: time.monotonic() >= ready and self.generation_served() == gen,
+                   RELOAD_INTERVAL_S + timeout, "one re-check interval", interval=0.05)
+        clean = [0]
+
+        def three_clean_bursts():
+            seen = self.burst_generations()
+            clean[0] = clean[0] + 1 if seen == {gen} else 0
+            return clean[0] >= 3
+        wait_until(three_clean_bursts, timeout,
+                   "every %s process to serve generation %d" % (self.setup, gen), interval=0.01)
+
+    def burst_generations(self, n=BURST):
+        """Generations reported by n concurrent health requests."""
+        seen = set()
+        lock = threading.Lock()
+
+        def one():
+            try:
+                g = self.generation_served()
+            except Exception as e:  # noqa: BLE001 - reported as a generation
+                g = repr(e)
+            with lock:
+                seen.add(g)
+        threads = [threading.Thread(target=one) for _ in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return seen
+
+    def hostgate_pids(self):
+        return pids_of_exe(self.bin)
+
+
+def closed_port():
+    """A port on which nothing listens (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def base_config(httpbin, nginx, dead_port, max_body=MAX_BODY):
+    """The document most tests run against (generation set on writing)."""
+    def api(api_id, backend, **kw):
+        return dict({"id": api_id, "path": api_id, "backend": backend,
+                     "subscription_required": False}, **kw)
+    return {
+        "format": 1,
+        "generation": 1,
+        "gateway": {"max_request_body_bytes": max_body},
+        "named_values": {"svc-pass": {"value": "s3cret-pass", "secret": True}},
+        "backends": {
+            "httpbin": {"url": httpbin.url()},
+            "anything": {"url": httpbin.url("/anything/base")},
+            "creds": {"url": httpbin.url("/anything/creds"),
+                      "credentials": {"basic": {"username": "svc", "password": "{{svc-pass}}"},
+                                      "header": {"X-Api-Key": "backend-key"},
+                                      "query": {"appid": "backend-appid"}}},
+            "echo": {"url": nginx.url("/echo/base")},
+            "files": {"url": nginx.url("/files")},
+            "upload": {"url": nginx.url("/upload")},
+            "dead": {"url": "http://127.0.0.1:%d/dead" % dead_port, "connect_timeout_ms": 2000},
+            "slow": {"url": httpbin.url(), "timeout_ms": 1000},
+        },
+        "apis": [
+            api("hb", "httpbin"),
+            api("any", "anything"),
+            api("creds", "creds"),
+            api("echo", "echo"),
+            api("files", "files"),
+            api("upload", "upload"),
+            api("dead", "dead"),
+            api("slow", "slow"),
+            api("ops", "anything", operations=[
+                {"id": "get-item", "method": "GET", "url_template": "/items/{id}"}]),
+        ],
+    }
