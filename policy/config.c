@@ -48,6 +48,7 @@
 
 /* ld_string flags */
 #define STR_SUBST 1		/* substitute {{named values}} */
+#define STR_NO_SECRET 2		/* refuse secret named values: route_build shows these */
 
 struct loader {
 	struct cfg_errors *errs;
@@ -254,17 +255,32 @@ static int ld_is_array(struct loader *ld, json_object *v)
 	return ld_type(ld, v, json_type_array, "an array");
 }
 
-/* Member name of obj, or NULL; when required and absent, reports it at the
- * current (the object's) path. */
+/* Member name of obj, or NULL when absent; when required and absent, reports
+ * it at the current (the object's) path. No member may be null: that is
+ * reported here, and the member then counts as absent. */
 static json_object *ld_get(struct loader *ld, json_object *obj, const char *name, int required)
 {
 	json_object *v = NULL;
 
-	if (json_object_object_get_ex(obj, name, &v))
-		return v;
+	if (json_object_object_get_ex(obj, name, &v)) {
+		size_t mark;
+
+		if (v)
+			return v;
+		mark = ld_push_member(ld, name);
+		ld_err(ld, "must not be null (leave the member out instead)");
+		ld_pop(ld, mark);
+		return NULL;
+	}
 	if (required)
 		ld_err(ld, "missing required member '%s'", name);
 	return NULL;
+}
+
+/* Is the member there at all (null included)? Reports nothing. */
+static int ld_present(json_object *obj, const char *name)
+{
+	return json_object_object_get_ex(obj, name, NULL) ? 1 : 0;
 }
 
 /* Reports every member of obj that is neither in known (NULL-terminated) nor
@@ -475,13 +491,16 @@ static int ld_string(struct loader *ld, json_object *v, unsigned flags, char **o
 			return -1;
 		}
 	}
+	if ((flags & STR_NO_SECRET) && sec) {
+		ld_err(ld, "must not use a secret named value (it would show in messages)");
+		free_secret(*out);
+		*out = NULL;
+		return -1;
+	}
 	if (strstr(*out, "${")) {
 		ld_err(ld, "'${' is not allowed here (per-request values are only for policy "
 		       "attributes)");
-		if (sec)
-			free_secret(*out);
-		else
-			free(*out);
+		free_secret(*out);
 		*out = NULL;
 		return -1;
 	}
@@ -521,7 +540,7 @@ static int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, i
 		if (max == INT64_MAX)
 			ld_err(ld, "must be at least %lld, not %lld", (long long)min, (long long)i);
 		else
-			ld_err(ld, "must be between %lld and %lld, not %lld", (long long)min,
+			ld_err(ld, "must be an integer from %lld to %lld, not %lld", (long long)min,
 			       (long long)max, (long long)i);
 		return -1;
 	}
@@ -1053,7 +1072,7 @@ static void parse_tls(struct loader *ld, json_object *t, struct gw_tls *tls)
 		}
 		ld_pop(ld, mark);
 	}
-	if (!ld_get(ld, t, "client_certificate", 0) != !ld_get(ld, t, "client_key", 0))
+	if (ld_present(t, "client_certificate") != ld_present(t, "client_key"))
 		ld_err(ld, "'client_certificate' and 'client_key' must be given together");
 }
 
@@ -1198,7 +1217,7 @@ static void ld_unsupported(struct loader *ld, json_object *obj, const char *name
 {
 	size_t mark;
 
-	if (!ld_get(ld, obj, name, 0))
+	if (!ld_present(obj, name))
 		return;
 	mark = ld_push_member(ld, name);
 	ld_err(ld, "%s are not supported yet by this gateway", what);
@@ -1217,9 +1236,9 @@ static void parse_backend(struct loader *ld, json_object *o, struct gw_backend *
 		return;
 	ld_check_members(ld, o, known);
 	url = ld_get(ld, o, "url", 0);
-	if (url && ld_get(ld, o, "pool", 0))
+	if (url && ld_present(o, "pool"))
 		ld_err(ld, "give either 'url' or 'pool', not both");
-	else if (!url && !ld_get(ld, o, "pool", 0))
+	else if (!url && !ld_present(o, "url") && !ld_present(o, "pool"))
 		ld_err(ld, "missing required member 'url' (or 'pool')");
 	ld_unsupported(ld, o, "pool", "backend pools");
 	ld_unsupported(ld, o, "circuit_breaker", "circuit breakers");
@@ -1488,7 +1507,7 @@ static void parse_operation(struct loader *ld, json_object *o, struct gw_operati
 		int secret;
 
 		mark = ld_push_member(ld, "method");
-		if (ld_string(ld, v, STR_SUBST, &s, &secret) == 0) {
+		if (ld_string(ld, v, STR_SUBST | STR_NO_SECRET, &s, &secret) == 0) {
 			if (strcmp(s, "*") == 0 || (is_token(s) && strlen(s) <= 32)) {
 				upper(s);
 				op->method = s;
@@ -1505,7 +1524,7 @@ static void parse_operation(struct loader *ld, json_object *o, struct gw_operati
 		int secret;
 
 		mark = ld_push_member(ld, "url_template");
-		if (ld_string(ld, v, STR_SUBST, &s, &secret) == 0) {
+		if (ld_string(ld, v, STR_SUBST | STR_NO_SECRET, &s, &secret) == 0) {
 			if (s[0] == '/') {
 				op->url_template = s;
 			} else {
@@ -1617,7 +1636,7 @@ static void parse_api(struct loader *ld, json_object *o, struct gw_api *api)
 	v = ld_get(ld, o, "path", 1);
 	if (v) {
 		mark = ld_push_member(ld, "path");
-		if (ld_string(ld, v, STR_SUBST, &s, &secret) == 0) {
+		if (ld_string(ld, v, STR_SUBST | STR_NO_SECRET, &s, &secret) == 0) {
 			check_api_path(ld, s, secret, &api->path);
 			free_secret(s);
 		}
@@ -1637,7 +1656,7 @@ static void parse_api(struct loader *ld, json_object *o, struct gw_api *api)
 				size_t m2 = ld_push_index(ld, i);
 				char *h;
 
-				if (ld_string(ld, json_object_array_get_idx(v, i), STR_SUBST, &s,
+				if (ld_string(ld, json_object_array_get_idx(v, i), STR_SUBST | STR_NO_SECRET, &s,
 					      &secret) == 0) {
 					if (check_hostname(ld, s, secret, &h) == 0)
 						api->hostnames[api->n_hostnames++] = h;
@@ -1654,7 +1673,7 @@ static void parse_api(struct loader *ld, json_object *o, struct gw_api *api)
 		if (ld_id(ld, v, &s) == 0) {
 			api->backend = gw_backend_find(ld->gw, s);
 			if (!api->backend)
-				ld_err(ld, "unknown backend '%s'", s);
+				ld_err(ld, "'%s' is not a backend", s);
 			free_secret(s);
 		}
 		ld_pop(ld, mark);
@@ -1815,6 +1834,7 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 	struct json_tokener *tok = NULL;
 	json_object *root = NULL;
 	struct gateway *gw = NULL;
+	size_t first;
 	int ok = 0;
 
 	memset(&ld, 0, sizeof(ld));
@@ -1830,6 +1850,18 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 		else
 			ld_err(&ld, "not valid JSON at line %zu, column %zu: %s", se.line,
 			       se.column, se.what);
+		goto out;
+	}
+	/* json-c waits for more input after a top-level scalar: judge the type here
+	 * (json_scan has checked the grammar, so the first byte tells) */
+	first = 0;
+	while (first < len && strchr(" \t\r\n", buf[first]))
+		first++;
+	if (first < len && buf[first] != '{') {
+		ld_err(&ld, "the document must be a JSON object, not %s",
+		       buf[first] == '[' ? "an array" : buf[first] == '"' ? "a string" :
+		       buf[first] == 'n' ? "null" : buf[first] == 't' || buf[first] == 'f' ?
+		       "a boolean" : "a number");
 		goto out;
 	}
 	tok = json_tokener_new_ex(GW_MAX_JSON_DEPTH);
