@@ -13,8 +13,9 @@
 long path_decode(const char *src, size_t len, char *dst);
 
 /* Returns 0 when no segment of the raw path, decoded and split again on '/'
- * and '\', is "." or "..", and no escape is malformed and no byte decodes to
- * NUL, CR or LF; -1 otherwise. */
+ * and '\', is "." or ".." (nor starts with ".;" or "..;", which Tomcat and
+ * Jetty resolve as dot segments), and no escape is malformed and no byte
+ * decodes to NUL, CR or LF; -1 otherwise. */
 int path_check(const char *path, size_t len);
 
 /* Appends src[0..len) to dst percent-encoding every byte outside RFC 3986's

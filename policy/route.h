@@ -11,7 +11,8 @@
  * mount point, without the query string ("/weather/forecast/oslo"). Matching
  * (config-v1.md, APIs and operations):
  *  - every segment is percent-decoded, then split again on '/' and '\'; a piece
- *    that is "." or "..", a bad %XX escape or a decoded NUL makes ROUTE_BAD_PATH;
+ *    that is "." or "..", a bad %XX escape or a decoded NUL makes ROUTE_BAD_PATH
+ *    (path_check), as does a non-empty path that does not start with '/';
  *  - API paths match whole segments, case-insensitively; the longest wins; an
  *    API with hostnames only matches when host (port stripped, case-folded) is
  *    one of them, else the next-longest is tried; at one path an API whose
@@ -19,6 +20,10 @@
  *  - operations: method (exact beats "*"), then template segments compared
  *    decoded, literals case-insensitively; literal beats {param} beats {*rest};
  *    empty segments (a trailing or doubled '/') are ignored for matching.
+ *    The path decides first, the method among templates that end at the same
+ *    place; when none of those has the method, the next-best path is tried
+ *    (POST /items/new and GET /items/{id}: GET /items/new is the second).
+ *    {*rest} also matches nothing (GET /files for "/files/{*path}").
  *
  * Results borrow from the path and the gateway; nothing to free.
  */
