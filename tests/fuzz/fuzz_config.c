@@ -1,0 +1,40 @@
+/*
+ * fuzz_config — the whole loader (json_scan, json-c, every section, route_build)
+ * on arbitrary bytes: it must never crash, leak or read past the buffer, and
+ * must either return a gateway or at least one error, never both.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "policy/gateway.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct gateway *gw;
+	char *copy;
+
+	/* an exact-size copy, so that a read past size is caught */
+	copy = malloc(size ? size : 1);
+	if (!copy)
+		return 0;
+	if (size)
+		memcpy(copy, data, size);
+	gw = gw_load_buffer(copy, size, &errs);
+	if (gw && (errs.n || errs.dropped))
+		abort();
+	if (!gw && errs.n == 0 && errs.dropped == 0)
+		abort();
+	for (size_t i = 0; i < errs.n; i++)
+		if (strlen(errs.msg[i]) == 0)
+			abort();
+	if (gw && gw->n_backends)
+		(void)gw_backend_find(gw, gw->backends[0].id);
+	gw_free(gw);
+	cfg_errors_release(&errs);
+	free(copy);
+	return 0;
+}
