@@ -349,6 +349,24 @@ def test_invalid_document_names_the_json_path(make_agent, mgmt):
     assert_failed(a, rc, out, "does not validate: bogus_member")
 
 
+def test_invalid_document_nested_path_in_log_and_status(make_agent, mgmt):
+    a = installed_one(make_agent, mgmt)
+    mgmt.serve(json.dumps({"format": 1, "generation": 6, "x-note": "fine",
+                           "apis": [{"id": "a", "path": "a", "backend": "nope"}]}).encode())
+    rc, out = a.run()
+    assert_failed(a, rc, out, "does not validate: apis[0].backend")
+
+
+def test_every_validation_error_is_logged(make_agent, mgmt):
+    a = installed_one(make_agent, mgmt)
+    mgmt.serve(json.dumps({"format": 1, "generation": 6, "bogus_one": 1,
+                           "apis": [{"id": "a", "path": "a", "backend": "nope"}]}).encode())
+    rc, out = a.run()
+    assert rc == 1
+    assert "bogus_one" in out and "apis[0].backend" in out
+    assert "(and 1 more)" in a.status()["error"]
+
+
 def test_invalid_format_refused(make_agent, mgmt):
     a = installed_one(make_agent, mgmt)
     mgmt.serve(json.dumps({"format": 2, "generation": 6}).encode())
