@@ -633,8 +633,10 @@ static long template_parse(const char *t, const char *jpath, struct tseg *segs, 
 				return -1;
 			}
 			g->text = malloc(nlen + 1);
-			if (!g->text)
-				goto oom;
+			if (!g->text) {
+				cfg_error(errs, jpath, "out of memory");
+				return -1;
+			}
 			memcpy(g->text, name, nlen);
 			g->text[nlen] = '\0';
 			g->len = nlen;
@@ -648,8 +650,10 @@ static long template_parse(const char *t, const char *jpath, struct tseg *segs, 
 		}
 		g->kind = TSEG_LITERAL;
 		g->text = malloc(slen + 1);
-		if (!g->text)
-			goto oom;
+		if (!g->text) {
+			cfg_error(errs, jpath, "out of memory");
+			return -1;
+		}
 		*nsegs = ++n;
 		g->len = (size_t)path_decode(s, slen, g->text);
 		for (size_t j = 0; j < g->len; j++)
@@ -657,9 +661,6 @@ static long template_parse(const char *t, const char *jpath, struct tseg *segs, 
 		g->text[g->len] = '\0';
 	}
 	return (long)n;
-oom:
-	cfg_error(errs, jpath, "out of memory");
-	return -1;
 }
 
 static int op_insert(struct rt_node *root, const struct gw_api *api, size_t ai, size_t oi,
