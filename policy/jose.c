@@ -487,13 +487,16 @@ static struct jose_key *ec_from_bytes(int curve, const unsigned char *x, size_t 
 	struct jose_key *key = NULL;
 	EVP_PKEY *pkey = NULL;
 
-	if (x_len != size || y_len != size) {
-		set_why(why, "ec coordinate does not have the curve's size");
+	/* RFC 7518 wants full-size coordinates, but some encoders (PyJWT before
+	 * 2.8) drop leading zero octets: the value is the same, so pad it. */
+	if (x_len == 0 || y_len == 0 || x_len > size || y_len > size) {
+		set_why(why, "ec coordinate is longer than the curve's size");
 		return NULL;
 	}
+	memset(point, 0, sizeof(point));
 	point[0] = 0x04;	/* uncompressed */
-	memcpy(point + 1, x, size);
-	memcpy(point + 1 + size, y, size);
+	memcpy(point + 1 + size - x_len, x, x_len);
+	memcpy(point + 1 + 2 * size - y_len, y, y_len);
 	bld = OSSL_PARAM_BLD_new();
 	if (!bld ||
 	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve_group(curve), 0) ||

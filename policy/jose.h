@@ -35,7 +35,10 @@
  *    public exponent of at least 3;
  *  - HMAC secrets must have at least 32 bytes, and at least the hash size for
  *    HS384 (48) and HS512 (64) (RFC 7518 section 3.2);
- *  - EC coordinates and signatures must have exactly the curve's size.
+ *  - ECDSA signatures must have exactly twice the curve's size; EC coordinates
+ *    at most the curve's size (shorter ones, whose leading zero octets an
+ *    encoder dropped, are padded: the point is the same and is checked to be
+ *    on the curve).
  *
  * Ownership: a keyset owns its keys; secrets are zeroed when freed. Keys are
  * immutable once built and may be shared by any number of threads.

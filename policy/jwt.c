@@ -75,7 +75,8 @@ static struct json_object *parse_object(const char *text, size_t len, const char
 	*why = "part is not a json object";
 	if (len == 0 || memchr(text, '\0', len))
 		goto fail;
-	tok = json_tokener_new_ex(JWT_MAX_JSON_DEPTH);
+	/* json-c counts its own top state: depth + 1 allows 'depth' levels. */
+	tok = json_tokener_new_ex(JWT_MAX_JSON_DEPTH + 1);
 	if (!tok) {
 		*why = "out of memory";
 		goto fail;
@@ -103,7 +104,8 @@ static struct json_object *parse_object(const char *text, size_t len, const char
 	return obj;
 fail:
 	json_object_put(obj);
-	json_tokener_free(tok);
+	if (tok)	/* json-c 0.16 does not take NULL here */
+		json_tokener_free(tok);
 	return NULL;
 }
 
