@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import GATEWAY, TOKEN, agent_binary, doc, version, wait_for
+from sync_helpers import GATEWAY, TOKEN, agent_binary, doc, version, wait_for
 
 STATUS_KEYS = {"time", "result", "error", "generation", "etag", "interval_s", "last_success"}
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
@@ -412,7 +412,7 @@ def test_unexpected_304_without_etag(make_agent, mgmt):
 
 
 def test_unreachable_endpoint(make_agent):
-    from conftest import free_port
+    from sync_helpers import free_port
     a = make_agent("http://127.0.0.1:%d" % free_port())
     rc, out = a.run()
     assert rc == 1
@@ -580,7 +580,7 @@ def test_heartbeat_reports_error_before_first_sync(make_agent, mgmt):
 
 def test_heartbeat_failure_is_not_fatal(make_agent, mgmt):
     mgmt.serve(doc(1))
-    from conftest import Served
+    from sync_helpers import Served
     mgmt.routes[mgmt.path("heartbeat")] = Served(b"", status=500)
     a = make_agent(mgmt.url)
     rc, out = a.run()

@@ -8,7 +8,7 @@ import subprocess
 import threading
 import time
 
-from conftest import Served, agent_binary, doc
+from sync_helpers import Served, agent_binary, doc
 
 KILLS = 200
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import GATEWAY, doc, free_port, have
+from sync_helpers import GATEWAY, doc, free_port, have
 
 pytestmark = pytest.mark.skipif(not have("openssl"), reason="needs the openssl CLI")
 
