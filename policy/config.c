@@ -49,6 +49,7 @@
 /* ld_string flags */
 #define STR_SUBST 1		/* substitute {{named values}} */
 #define STR_NO_SECRET 2		/* refuse secret named values: route_build shows these */
+#define STR_REQUEST_VALUES 4	/* allow "${...}" (policy attributes only) */
 
 struct loader {
 	struct cfg_errors *errs;
@@ -462,7 +463,7 @@ out:
 }
 
 /* A string value at the current path: no NUL, {{named values}} substituted
- * (STR_SUBST), no "${". Returns 0 with a new *out (and *secret, may be NULL),
+ * (STR_SUBST), no "${" unless STR_REQUEST_VALUES. Returns 0 with a new *out (and *secret, may be NULL),
  * or -1 (reported). */
 static int ld_string(struct loader *ld, json_object *v, unsigned flags, char **out, int *secret)
 {
@@ -497,7 +498,7 @@ static int ld_string(struct loader *ld, json_object *v, unsigned flags, char **o
 		*out = NULL;
 		return -1;
 	}
-	if (strstr(*out, "${")) {
+	if (!(flags & STR_REQUEST_VALUES) && strstr(*out, "${")) {
 		ld_err(ld, "'${' is not allowed here (per-request values are only for policy "
 		       "attributes)");
 		free_secret(*out);
