@@ -154,9 +154,9 @@ static int finish(struct agent_conf *conf, int report_set, char *err, size_t err
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)conf->endpoint[i];
 
-		if (c <= ' ' || c >= 0x7f) {
-			set_err(err, errlen, "'%s': 'endpoint' must not contain spaces or "
-				"control characters", conf->path);
+		if (c <= ' ' || c >= 0x7f || c == '?' || c == '#') {
+			set_err(err, errlen, "'%s': 'endpoint' must not contain spaces, control "
+				"characters, '?' or '#'", conf->path);
 			return -1;
 		}
 	}

@@ -26,7 +26,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "common/atomicfile.h"
 #include "common/log.h"
 #include "sync-agent/agent.h"
 #include "sync-agent/heartbeat.h"
@@ -230,7 +229,7 @@ int main(int argc, char **argv)
 	if (lock_fd < 0)
 		die(err);
 	/* with the lock held, temporaries of a killed agent can go */
-	atomicfile_clean(agent.conf.config_path);
+	state_clean(&agent);
 	if (state_instance_id(&agent, err, sizeof(err)) < 0)
 		die(err);
 	if (fetch_init(&agent.fetch, &agent.conf, should_stop) < 0)

@@ -51,6 +51,18 @@ int state_lock(const char *state_dir, char *err, size_t errlen)
 	return fd;
 }
 
+void state_clean(const struct agent *a)
+{
+	static const char *const names[] = { "instance-id", "sync-status.json", "sync-state.json" };
+	char path[STATE_PATH_MAX];
+
+	atomicfile_clean(a->conf.config_path);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (state_path(a, names[i], path, sizeof(path)) == 0)
+			atomicfile_clean(path);
+	}
+}
+
 static int is_hex_id(const char *s, size_t n)
 {
 	if (n != AGENT_INSTANCE_LEN)

@@ -31,6 +31,9 @@
 /* Returns the locked descriptor, or -1 ("another agent holds '...'" when
  * another process has it). */
 int state_lock(const char *state_dir, char *err, size_t errlen);
+/* Removes temporaries that a killed agent left next to config_path and the
+ * state files. Only with the lock held. */
+void state_clean(const struct agent *a);
 /* Reads {state_dir}/instance-id into a->instance_id, creating it if absent or
  * malformed. Returns 0 or -1. */
 int state_instance_id(struct agent *a, char *err, size_t errlen);

@@ -81,6 +81,13 @@ def test_plain_http_needs_allow_insecure(make_agent, mgmt):
     assert mgmt.requests == []
 
 
+def test_endpoint_with_query_refused(make_agent, mgmt):
+    a = make_agent(mgmt.url + "/?v=1")
+    rc, out = a.run()
+    assert rc == 2
+    assert "'endpoint' must not contain" in out
+
+
 def test_unknown_scheme_refused(make_agent):
     a = make_agent("ftp://127.0.0.1/x")
     rc, out = a.run()
@@ -257,10 +264,15 @@ def test_hand_edited_config_is_not_trusted_by_etag(make_agent, mgmt):
 def test_stale_temporaries_removed(make_agent, mgmt):
     mgmt.serve(doc(1))
     a = make_agent(mgmt.url)
-    junk = a.state / "config.json.tmp.AbC123"
-    junk.write_text("torn")
+    junk = [a.state / n for n in ("config.json.tmp.AbC123", "config.json.tmp.p0011223344556677",
+                                  "sync-status.json.tmp.Zz9Zz9", "instance-id.tmp.q1w2e3")]
+    for j in junk:
+        j.write_text("torn")
+    keep = a.state / "config.json.tmpfoo"
+    keep.write_text("not ours")
     assert a.run()[0] == 0
-    assert not junk.exists()
+    assert not [j for j in junk if j.exists()]
+    assert keep.exists()
 
 
 def test_gzip_content_encoding(make_agent, mgmt, mgmt_key):
