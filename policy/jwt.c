@@ -355,6 +355,8 @@ enum jwt_status jwt_validate(const char *token, size_t len, const struct jwt_rul
 		goto out;
 	}
 	res->alg = jose_alg_from_name(json_object_get_string(v));
+	if (strlen(json_object_get_string(v)) != (size_t)json_object_get_string_len(v))
+		res->alg = JOSE_ALG_INVALID;	/* "HS256\u0000..." */
 	if (res->alg == JOSE_ALG_INVALID) {
 		st = fail(res, JWT_BAD_ALG, "algorithm not accepted");
 		goto out;

@@ -268,7 +268,7 @@ static void test_alg_none_and_unknown(void **state)
 	static const char *const headers[] = {
 		"{\"alg\":\"none\"}", "{\"alg\":\"None\"}", "{\"alg\":\"NONE\"}", "{\"alg\":\"\"}",
 		"{\"alg\":\"HS257\"}", "{\"alg\":\"hs256\"}", "{\"alg\":null}", "{\"alg\":256}",
-		"{\"alg\":[\"HS256\"]}", "{\"typ\":\"JWT\"}", "{}",
+		"{\"alg\":[\"HS256\"]}", "{\"typ\":\"JWT\"}", "{}", "{\"alg\":\"HS256\\u0000\"}",
 	};
 	char tok[TOKEN_CAP];
 
