@@ -93,14 +93,22 @@ def base(httpbin, nginx, dead_port):
     return base_config(httpbin, nginx, dead_port)
 
 
+_failed_setups = {}
+
+
 @pytest.fixture(scope="session", params=SETUPS)
 def gw(request, workroot, binary, base):
+    if request.param in _failed_setups:
+        # one start-up failure is enough: report it, don't retry per test
+        raise AssertionError("set-up %s did not start: %s" % (
+            request.param, _failed_setups[request.param]))
     g = Gateway(workroot, request.param, binary)
     try:
         gen = g.config.write(base)
         g.start()
         g.wait_generation(gen, timeout=20)
-    except BaseException:
+    except BaseException as e:
+        _failed_setups[request.param] = str(e).splitlines()[0] if str(e) else repr(e)
         g.stop()
         raise
     yield g

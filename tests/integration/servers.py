@@ -343,7 +343,7 @@ include "{snippet}"
         shutil.copy2(os.path.join(REPO, "examples", "apache", example), snippet)
         os.chmod(snippet, 0o644)
         defines = {"HOSTGATE_MOUNT": self.mount}
-        modules = ["mpm_event", "authz_core", "alias", "env", "setenvif", "mime"]
+        modules = ["mpm_event", "authz_core", "alias", "env", "setenvif"]
         extra = ""
         if self.setup == "apache-fcgid":
             modules.append("fcgid")
@@ -463,7 +463,7 @@ Include {snippet}
         interval pass since the rename, then send bursts of concurrent
         requests, enough to reach every process, until three bursts in a
         row see only gen."""
-        wait_until(lambda: self.generation_served() == gen, timeout,
+        wait_until(lambda: self.check_alive() or self.generation_served() == gen, timeout,
                    "%s to serve generation %d" % (self.setup, gen), interval=0.05)
         ready = self.config.written_at + RELOAD_INTERVAL_S + 0.1
         wait_until(lambda: time.monotonic() >= ready and self.generation_served() == gen,

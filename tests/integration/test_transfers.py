@@ -27,6 +27,7 @@ def big_file(nginx):
 
 def check_rss(gw, sampler, binary):
     assert sampler.peaks, "no hostgate-fcgi process was seen during the transfer"
+    print("%s: hostgate-fcgi peak RSS KiB by pid: %r" % (gw.setup, sampler.peaks))
     if sanitized_build(binary):
         return
     over = {pid: kib for pid, kib in sampler.peaks.items() if kib >= RSS_LIMIT_KIB}
