@@ -361,7 +361,9 @@ struct jose_key *jose_key_from_secret(const unsigned char *secret, size_t len, c
 		return NULL;
 	}
 	key = key_new(JOSE_KEY_HMAC);
-	if (!key || !(key->secret = malloc(len))) {
+	if (key)
+		key->secret = malloc(len);
+	if (!key || !key->secret) {
 		free(key);
 		set_why(why, "out of memory");
 		return NULL;
@@ -429,9 +431,10 @@ static struct jose_key *rsa_from_bytes(const unsigned char *n, size_t n_len,
 	if (rsa_check(bn, be, why) != 0)
 		goto out;
 	bld = OSSL_PARAM_BLD_new();
-	if (!bld || !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
-	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
-	    !(pkey = pkey_fromdata("RSA", bld))) {
+	if (bld && OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) &&
+	    OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be))
+		pkey = pkey_fromdata("RSA", bld);
+	if (!pkey) {
 		set_why(why, "cannot build the rsa key");
 		goto out;
 	}
@@ -498,10 +501,11 @@ static struct jose_key *ec_from_bytes(int curve, const unsigned char *x, size_t 
 	memcpy(point + 1 + size - x_len, x, x_len);
 	memcpy(point + 1 + 2 * size - y_len, y, y_len);
 	bld = OSSL_PARAM_BLD_new();
-	if (!bld ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve_group(curve), 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size) ||
-	    !(pkey = pkey_fromdata("EC", bld)) || !pkey_public_ok(pkey)) {
+	if (bld &&
+	    OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, curve_group(curve), 0) &&
+	    OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, 1 + 2 * size))
+		pkey = pkey_fromdata("EC", bld);
+	if (!pkey || !pkey_public_ok(pkey)) {
 		set_why(why, "ec point is not on the curve");
 		goto out;
 	}
@@ -702,9 +706,12 @@ static int key_attrs(struct jose_key *key, const struct json_object *o, const ch
 		set_why(why, "'kid' is not a string of at most 1024 bytes");
 		return -1;
 	}
-	if (rc == 1 && !(key->kid = strdup(s))) {
-		set_why(why, "out of memory");
-		return -1;
+	if (rc == 1) {
+		key->kid = strdup(s);
+		if (!key->kid) {
+			set_why(why, "out of memory");
+			return -1;
+		}
 	}
 	rc = member_str(o, "alg", &s, &len);
 	if (rc < 0) {
@@ -886,7 +893,9 @@ static int ecdsa_der(const unsigned char *sig, size_t half, unsigned char **der)
 		goto out;
 	}
 	len = i2d_ECDSA_SIG(es, NULL);
-	if (len <= 0 || !(*der = OPENSSL_malloc((size_t)len))) {
+	if (len > 0)
+		*der = OPENSSL_malloc((size_t)len);
+	if (!*der) {
 		len = -1;
 		goto out;
 	}
@@ -1026,22 +1035,21 @@ int jose_keyset_add_key(struct jose_keyset *ks, struct jose_key *key)
 {
 	if (!key)
 		return -1;
-	if (ks->n >= JOSE_MAX_KEYS)
-		goto fail;
-	if (ks->n == ks->cap) {
+	if (ks->n < JOSE_MAX_KEYS && ks->n == ks->cap) {
 		size_t cap = ks->cap ? ks->cap * 2 : 4;
 		struct jose_key **v = realloc(ks->keys, cap * sizeof(*v));
 
-		if (!v)
-			goto fail;
-		ks->keys = v;
-		ks->cap = cap;
+		if (v) {
+			ks->keys = v;
+			ks->cap = cap;
+		}
+	}
+	if (ks->n >= JOSE_MAX_KEYS || ks->n == ks->cap) {
+		jose_key_free(key);
+		return -1;
 	}
 	ks->keys[ks->n++] = key;
 	return 0;
-fail:
-	jose_key_free(key);
-	return -1;
 }
 
 /* Drops the keys added after the first 'keep' (an add that failed halfway). */

@@ -70,16 +70,17 @@ static struct json_object *parse_object(const char *text, size_t len, const char
 {
 	struct json_tokener *tok = NULL;
 	struct json_object *obj = NULL;
+	int ok = 0;
 	size_t end;
 
 	*why = "part is not a json object";
 	if (len == 0 || memchr(text, '\0', len))
-		goto fail;
+		goto out;
 	/* json-c counts its own top state: depth + 1 allows 'depth' levels. */
 	tok = json_tokener_new_ex(JWT_MAX_JSON_DEPTH + 1);
 	if (!tok) {
 		*why = "out of memory";
-		goto fail;
+		goto out;
 	}
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS |
 				    JSON_TOKENER_VALIDATE_UTF8);
@@ -87,26 +88,28 @@ static struct json_object *parse_object(const char *text, size_t len, const char
 	if (!obj || json_tokener_get_error(tok) != json_tokener_success) {
 		if (json_tokener_get_error(tok) == json_tokener_error_depth)
 			*why = "json nested too deeply";
-		goto fail;
+		goto out;
 	}
 	for (end = json_tokener_get_parse_end(tok); end < len; end++)
 		if (!json_ws(text[end]))
-			goto fail;
+			goto out;
 	if (!json_object_is_type(obj, json_type_object))
-		goto fail;
+		goto out;
 	/* json-c keeps the last of repeated members silently; a claim that two
 	 * parsers read differently ("aud", "exp") is refused instead. */
 	if (count_colons(text, len) != count_members(obj)) {
 		*why = "json object repeats a member name";
-		goto fail;
+		goto out;
 	}
-	json_tokener_free(tok);
-	return obj;
-fail:
-	json_object_put(obj);
+	ok = 1;
+out:
 	if (tok)	/* json-c 0.16 does not take NULL here */
 		json_tokener_free(tok);
-	return NULL;
+	if (!ok) {
+		json_object_put(obj);
+		obj = NULL;
+	}
+	return obj;
 }
 
 /* Decodes a base64url part into a fresh NUL-terminated buffer. */
