@@ -210,7 +210,8 @@ static int claim_has(struct json_object *v, const char *want, char separator)
 static enum jwt_status check_claims(struct json_object *claims, const struct jwt_rules *rules,
 				    struct jwt_result *res)
 {
-	double now = (double)rules->now, skew = (double)rules->clock_skew, t;
+	double now = (double)rules->now, t;
+	double skew = rules->clock_skew > 0 ? (double)rules->clock_skew : 0;
 	struct json_object *v;
 	int rc;
 
