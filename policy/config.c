@@ -28,9 +28,9 @@
 
 #include "policy/cidr.h"
 #include "policy/json_scan.h"
-#include "policy/loader.h"
 #include "policy/route.h"
 
+#define LD_PATH_MAX 1024
 #define LD_NAME_SHOWN 64	/* longer names are cut in paths and messages */
 #define LD_VALUE_SHOWN 100	/* longer values are cut in messages */
 #define LD_ID_MAX 80
@@ -46,7 +46,19 @@
 #define DEFAULT_KEY_HEADER "Ocp-Apim-Subscription-Key"
 #define DEFAULT_KEY_QUERY "subscription-key"
 
-/* ld_string flags (STR_*) and struct loader: policy/loader.h */
+/* ld_string flags */
+#define STR_SUBST 1		/* substitute {{named values}} */
+#define STR_NO_SECRET 2		/* refuse secret named values: route_build shows these */
+#define STR_REQUEST_VALUES 4	/* allow "${...}" (policy attributes only) */
+
+struct loader {
+	struct cfg_errors *errs;
+	size_t n_errors;	/* ours: errs may drop messages */
+	struct gateway *gw;
+	size_t expanded;	/* bytes produced by substitutions so far */
+	char path[LD_PATH_MAX];
+	size_t plen;
+};
 
 /* ---- paths and messages ------------------------------------------------ */
 
@@ -125,7 +137,7 @@ static void path_put_name(char *buf, size_t cap, size_t *len, const char *name, 
 	buf_put(buf, cap, len, "\"]", 2);
 }
 
-size_t ld_push_member(struct loader *ld, const char *name)
+static size_t ld_push_member(struct loader *ld, const char *name)
 {
 	size_t mark = ld->plen;
 
@@ -133,7 +145,7 @@ size_t ld_push_member(struct loader *ld, const char *name)
 	return mark;
 }
 
-size_t ld_push_key(struct loader *ld, const char *key)
+static size_t ld_push_key(struct loader *ld, const char *key)
 {
 	size_t mark = ld->plen;
 
@@ -141,7 +153,7 @@ size_t ld_push_key(struct loader *ld, const char *key)
 	return mark;
 }
 
-size_t ld_push_index(struct loader *ld, size_t i)
+static size_t ld_push_index(struct loader *ld, size_t i)
 {
 	size_t mark = ld->plen;
 	char b[32];
@@ -151,7 +163,7 @@ size_t ld_push_index(struct loader *ld, size_t i)
 	return mark;
 }
 
-void ld_pop(struct loader *ld, size_t mark)
+static void ld_pop(struct loader *ld, size_t mark)
 {
 	ld->plen = mark;
 	ld->path[mark] = '\0';
@@ -159,7 +171,7 @@ void ld_pop(struct loader *ld, size_t mark)
 
 /* Reports an error at the current path. */
 __attribute__((format(printf, 2, 3)))
-void ld_err(struct loader *ld, const char *fmt, ...)
+static void ld_err(struct loader *ld, const char *fmt, ...)
 {
 	char msg[900];
 	va_list ap;
@@ -174,7 +186,7 @@ void ld_err(struct loader *ld, const char *fmt, ...)
 /* Reports "'VALUE' PREDICATE", or, when the value holds a secret,
  * "the value PREDICATE (value hidden: it uses a secret)". */
 __attribute__((format(printf, 4, 5)))
-void ld_err_value(struct loader *ld, const char *value, int secret, const char *fmt, ...)
+static void ld_err_value(struct loader *ld, const char *value, int secret, const char *fmt, ...)
 {
 	char pred[600], shown[LD_VALUE_SHOWN * 4 + 8];
 	size_t n = 0;
@@ -234,12 +246,12 @@ static int ld_type(struct loader *ld, json_object *v, enum json_type t, const ch
 	return -1;
 }
 
-int ld_is_object(struct loader *ld, json_object *v)
+static int ld_is_object(struct loader *ld, json_object *v)
 {
 	return ld_type(ld, v, json_type_object, "an object");
 }
 
-int ld_is_array(struct loader *ld, json_object *v)
+static int ld_is_array(struct loader *ld, json_object *v)
 {
 	return ld_type(ld, v, json_type_array, "an array");
 }
@@ -247,7 +259,7 @@ int ld_is_array(struct loader *ld, json_object *v)
 /* Member name of obj, or NULL when absent; when required and absent, reports
  * it at the current (the object's) path. No member may be null: that is
  * reported here, and the member then counts as absent. */
-json_object *ld_get(struct loader *ld, json_object *obj, const char *name, int required)
+static json_object *ld_get(struct loader *ld, json_object *obj, const char *name, int required)
 {
 	json_object *v = NULL;
 
@@ -267,14 +279,14 @@ json_object *ld_get(struct loader *ld, json_object *obj, const char *name, int r
 }
 
 /* Is the member there at all (null included)? Reports nothing. */
-int ld_present(json_object *obj, const char *name)
+static int ld_present(json_object *obj, const char *name)
 {
 	return json_object_object_get_ex(obj, name, NULL) ? 1 : 0;
 }
 
 /* Reports every member of obj that is neither in known (NULL-terminated) nor
  * starts with "x-". */
-void ld_check_members(struct loader *ld, json_object *obj, const char *const known[])
+static void ld_check_members(struct loader *ld, json_object *obj, const char *const known[])
 {
 	json_object_object_foreach(obj, name, val) {
 		size_t i, mark;
@@ -457,7 +469,7 @@ out:
 /* A string value at the current path: no NUL, {{named values}} substituted
  * (STR_SUBST), no "${" unless STR_REQUEST_VALUES. Returns 0 with a new *out (and *secret, may be NULL),
  * or -1 (reported). */
-int ld_string(struct loader *ld, json_object *v, unsigned flags, char **out, int *secret)
+static int ld_string(struct loader *ld, json_object *v, unsigned flags, char **out, int *secret)
 {
 	const char *s;
 	size_t n;
@@ -504,7 +516,7 @@ int ld_string(struct loader *ld, json_object *v, unsigned flags, char **out, int
 
 /* An id at the current path: a string of [A-Za-z0-9._-]{1,80}, never
  * substituted. */
-int ld_id(struct loader *ld, json_object *v, char **out)
+static int ld_id(struct loader *ld, json_object *v, char **out)
 {
 	if (ld_string(ld, v, 0, out, NULL) != 0)
 		return -1;
@@ -517,7 +529,7 @@ int ld_id(struct loader *ld, json_object *v, char **out)
 	return 0;
 }
 
-int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, int64_t *out)
+static int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, int64_t *out)
 {
 	int64_t i;
 
@@ -541,7 +553,7 @@ int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, int64_t 
 	return 0;
 }
 
-int ld_bool(struct loader *ld, json_object *v, int *out)
+static int ld_bool(struct loader *ld, json_object *v, int *out)
 {
 	if (ld_type(ld, v, json_type_boolean, "a boolean (true or false)") != 0)
 		return -1;
@@ -698,7 +710,7 @@ static int is_path_char(unsigned char c)
 /* A backend URL: absolute http(s), a host, optional port and path; no
  * userinfo, query, fragment or dot segments. *out gets the normalised URL
  * (scheme and host lower case, no trailing '/'). Returns 0 or -1 (reported). */
-int ld_check_url(struct loader *ld, const char *u, int secret, char **out)
+static int check_url(struct loader *ld, const char *u, int secret, char **out)
 {
 	const char *p, *auth, *host_end, *path;
 	size_t slen, n;
@@ -1203,6 +1215,20 @@ static void parse_credentials(struct loader *ld, json_object *c, struct gw_backe
 	}
 }
 
+/* A member that belongs to a part of format 1 this gateway does not
+ * implement yet: refused, never skipped. */
+static void ld_unsupported(struct loader *ld, json_object *obj, const char *name,
+			   const char *what)
+{
+	size_t mark;
+
+	if (!ld_present(obj, name))
+		return;
+	mark = ld_push_member(ld, name);
+	ld_err(ld, "%s are not supported yet by this gateway", what);
+	ld_pop(ld, mark);
+}
+
 static void parse_backend(struct loader *ld, json_object *o, struct gw_backend *be)
 {
 	static const char *const known[] = { "url", "pool", "circuit_breaker", "timeout_ms",
@@ -1219,25 +1245,15 @@ static void parse_backend(struct loader *ld, json_object *o, struct gw_backend *
 		ld_err(ld, "give either 'url' or 'pool', not both");
 	else if (!url && !ld_present(o, "url") && !ld_present(o, "pool"))
 		ld_err(ld, "missing required member 'url' (or 'pool')");
-	v = ld_get(ld, o, "pool", 0);
-	if (v) {
-		mark = ld_push_member(ld, "pool");
-		products_parse_pool(ld, v, be);
-		ld_pop(ld, mark);
-	}
-	v = ld_get(ld, o, "circuit_breaker", 0);
-	if (v) {
-		mark = ld_push_member(ld, "circuit_breaker");
-		products_parse_breaker(ld, v, be);
-		ld_pop(ld, mark);
-	}
+	ld_unsupported(ld, o, "pool", "backend pools");
+	ld_unsupported(ld, o, "circuit_breaker", "circuit breakers");
 	if (url) {
 		char *s;
 		int secret;
 
 		mark = ld_push_member(ld, "url");
 		if (ld_string(ld, url, STR_SUBST, &s, &secret) == 0) {
-			ld_check_url(ld, s, secret, &be->url);
+			check_url(ld, s, secret, &be->url);
 			free_secret(s);
 		}
 		ld_pop(ld, mark);
@@ -1381,9 +1397,9 @@ static int check_hostname(struct loader *ld, const char *s, int secret, char **o
 	return 0;
 }
 
-/* policies (global, API or operation scope), products, subscriptions: their
- * parsers live in policy/policies.c and policy/products.c (loader.h). */
-static void parse_policies(struct loader *ld, json_object *obj, struct pol_scope **out)
+/* policies (global, API or operation scope), products, subscriptions: one
+ * function per collection, so that their parsers plug in here. */
+static void parse_policies(struct loader *ld, json_object *obj)
 {
 	json_object *p = ld_get(ld, obj, "policies", 0);
 	size_t mark;
@@ -1391,7 +1407,8 @@ static void parse_policies(struct loader *ld, json_object *obj, struct pol_scope
 	if (!p)
 		return;
 	mark = ld_push_member(ld, "policies");
-	pol_parse_scope(ld, p, out);
+	if (ld_is_object(ld, p) == 0 && json_object_object_length(p) > 0)
+		ld_err(ld, "policies are not supported yet by this gateway");
 	ld_pop(ld, mark);
 }
 
@@ -1403,7 +1420,8 @@ static void parse_products(struct loader *ld, json_object *root)
 	if (!p)
 		return;
 	mark = ld_push_member(ld, "products");
-	products_parse(ld, p);
+	if (ld_is_array(ld, p) == 0 && json_object_array_length(p) > 0)
+		ld_err(ld, "products are not supported yet by this gateway");
 	ld_pop(ld, mark);
 }
 
@@ -1415,7 +1433,8 @@ static void parse_subscriptions(struct loader *ld, json_object *root)
 	if (!p)
 		return;
 	mark = ld_push_member(ld, "subscriptions");
-	products_parse_subscriptions(ld, p);
+	if (ld_is_array(ld, p) == 0 && json_object_array_length(p) > 0)
+		ld_err(ld, "subscriptions are not supported yet by this gateway");
 	ld_pop(ld, mark);
 }
 
@@ -1520,7 +1539,7 @@ static void parse_operation(struct loader *ld, json_object *o, struct gw_operati
 		}
 		ld_pop(ld, mark);
 	}
-	parse_policies(ld, o, &op->policies);
+	parse_policies(ld, o);
 }
 
 static void parse_operations(struct loader *ld, json_object *ops, struct gw_api *api)
@@ -1677,7 +1696,7 @@ static void parse_api(struct loader *ld, json_object *o, struct gw_api *api)
 		parse_operations(ld, v, api);
 		ld_pop(ld, mark);
 	}
-	parse_policies(ld, o, &api->policies);
+	parse_policies(ld, o);
 }
 
 static void parse_apis(struct loader *ld, json_object *root)
@@ -1879,9 +1898,7 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 	parse_apis(&ld, root);
 	parse_products(&ld, root);
 	parse_subscriptions(&ld, root);
-	parse_policies(&ld, root, &gw->policies);
-	if (ld.n_errors == 0)
-		pol_compile(&ld);
+	parse_policies(&ld, root);
 	if (ld.n_errors == 0 && route_build(gw, errs) != 0) {
 		if (errs->n == 0 && errs->dropped == 0)
 			ld_err(&ld, "cannot build the route table");
@@ -1997,7 +2014,6 @@ void gw_free(struct gateway *gw)
 {
 	if (!gw)
 		return;
-	pol_free_gateway(gw);
 	route_free(gw);
 	free(gw->trusted_proxies);
 	free_secret(gw->health_path);
