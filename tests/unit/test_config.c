@@ -662,6 +662,27 @@ static void test_non_secret_shown(void **state)
 	cfg_errors_release(&errs);
 }
 
+/* A name given three times is one error; equal names in different objects,
+ * or in an object and its parent, are not errors. */
+static void test_duplicates_counted_once(void **state)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct gateway *gw;
+
+	(void)state;
+	assert_null(load(HEAD "'x-a':{'k':1,'j':1,'k':2,'j':2,'k':3,'i':0}}", &errs));
+	if (errs.n != 2)
+		print_errors(&errs);
+	assert_int_equal(errs.n, 2);
+	/* in document order of the second occurrence */
+	assert_string_equal(errs.msg[0], "x-a.k: given more than once in the same object");
+	assert_string_equal(errs.msg[1], "x-a.j: given more than once in the same object");
+	cfg_errors_release(&errs);
+
+	gw = load_ok(HEAD "'x-a':{'k':{'k':{'k':1}}},'x-b':{'k':1},'x-c':[{'k':1},{'k':1}]}");
+	gw_free(gw);
+}
+
 /* Every error of a document, in one pass. */
 static void test_collects_all_errors(void **state)
 {
@@ -946,6 +967,7 @@ int main(void)
 		cmocka_unit_test(test_named_values),
 		cmocka_unit_test(test_secret_never_shown),
 		cmocka_unit_test(test_non_secret_shown),
+		cmocka_unit_test(test_duplicates_counted_once),
 		cmocka_unit_test(test_collects_all_errors),
 		cmocka_unit_test(test_depth_limit),
 		cmocka_unit_test(test_buffer_bounds),
