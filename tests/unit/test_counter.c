@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -65,6 +66,20 @@ static struct counter_store *open_store(void **state, uint32_t slots)
 
 	assert_non_null(cs);
 	return cs;
+}
+
+/* fork() for a child that dies with the test process (a failed assertion
+ * leaves no child behind holding pipes open). */
+static pid_t spawn(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(1);
+	}
+	return pid;
 }
 
 /* ---- single process ------------------------------------------------------- */
@@ -324,7 +339,7 @@ static void dead_owner(void **state, int reap)
 	pid_t pid;
 
 	assert_int_equal(pipe(p), 0);
-	pid = fork();
+	pid = spawn();
 	assert_true(pid >= 0);
 	if (pid == 0) {
 		struct counter_seat a, b;
@@ -422,6 +437,7 @@ static void test_breaker(void **state)
 
 #define NPROC 16
 
+
 static void read_all(int fd, void *buf, size_t len)
 {
 	char *p = buf;
@@ -449,8 +465,8 @@ static void wait_all(pid_t *pids, int n)
 }
 
 #define ROUNDS 5
-#define ATTEMPTS 40
-#define LIMIT 97
+#define ATTEMPTS 3000
+#define LIMIT 20011
 
 /* Children hammer one key; round by round (the parent's go-byte), all at the
  * same now: exactly LIMIT calls pass in each window, whoever races. */
@@ -464,10 +480,14 @@ static void race_rounds(void **state, const char *key, int64_t base)
 	for (i = 0; i < NPROC; i++)
 		assert_int_equal(pipe(go[i]), 0);
 	for (i = 0; i < NPROC; i++) {
-		pids[i] = fork();
+		pids[i] = spawn();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
+			int j;
+
 			close(res[0]);
+			for (j = 0; j < NPROC; j++)
+				close(go[j][1]);
 			for (r = 0; r < ROUNDS; r++) {
 				int32_t ok = 0;
 				char c;
@@ -514,7 +534,7 @@ static void test_race_exact_limit(void **state)
 	alarm(0);
 }
 
-#define NKEYS 100
+#define NKEYS 300
 #define KEY_LIMIT 5
 
 /* Every child makes the same new keys at the same time: each key is put in
@@ -530,7 +550,7 @@ static void test_race_new_keys(void **state)
 	assert_int_equal(pipe(go), 0);
 	assert_int_equal(pipe(res), 0);
 	for (i = 0; i < NPROC; i++) {
-		pids[i] = fork();
+		pids[i] = spawn();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
 			int32_t ok[NKEYS] = { 0 };
@@ -598,7 +618,7 @@ static void test_race_concurrency(void **state)
 	atomic_store(&shared[2], 0);
 	assert_int_equal(pipe(go), 0);
 	for (i = 0; i < NPROC; i++) {
-		pids[i] = fork();
+		pids[i] = spawn();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
 			struct counter_seat s;
@@ -691,7 +711,7 @@ static void test_sigkill_chaos(void **state)
 	srand((unsigned)getpid());
 	assert_int_equal(pipe(p), 0);
 	for (i = 0; i < KILL_PROCS; i++) {
-		pids[i] = fork();
+		pids[i] = spawn();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
 			close(p[0]);
@@ -711,7 +731,7 @@ static void test_sigkill_chaos(void **state)
 		i = rand() % KILL_PROCS;
 		kill(pids[i], SIGKILL);
 		assert_int_equal(waitpid(pids[i], &status, 0), pids[i]);
-		pids[i] = fork();
+		pids[i] = spawn();
 		assert_true(pids[i] >= 0);
 		if (pids[i] == 0) {
 			close(p[0]);
