@@ -28,9 +28,9 @@
 
 #include "policy/cidr.h"
 #include "policy/json_scan.h"
+#include "policy/loader.h"
 #include "policy/route.h"
 
-#define LD_PATH_MAX 1024
 #define LD_NAME_SHOWN 64	/* longer names are cut in paths and messages */
 #define LD_VALUE_SHOWN 100	/* longer values are cut in messages */
 #define LD_ID_MAX 80
@@ -46,19 +46,7 @@
 #define DEFAULT_KEY_HEADER "Ocp-Apim-Subscription-Key"
 #define DEFAULT_KEY_QUERY "subscription-key"
 
-/* ld_string flags */
-#define STR_SUBST 1		/* substitute {{named values}} */
-#define STR_NO_SECRET 2		/* refuse secret named values: route_build shows these */
-#define STR_REQUEST_VALUES 4	/* allow "${...}" (policy attributes only) */
-
-struct loader {
-	struct cfg_errors *errs;
-	size_t n_errors;	/* ours: errs may drop messages */
-	struct gateway *gw;
-	size_t expanded;	/* bytes produced by substitutions so far */
-	char path[LD_PATH_MAX];
-	size_t plen;
-};
+/* ld_string flags (STR_*) and struct loader: policy/loader.h */
 
 /* ---- paths and messages ------------------------------------------------ */
 
@@ -137,7 +125,7 @@ static void path_put_name(char *buf, size_t cap, size_t *len, const char *name, 
 	buf_put(buf, cap, len, "\"]", 2);
 }
 
-static size_t ld_push_member(struct loader *ld, const char *name)
+size_t ld_push_member(struct loader *ld, const char *name)
 {
 	size_t mark = ld->plen;
 
@@ -145,7 +133,7 @@ static size_t ld_push_member(struct loader *ld, const char *name)
 	return mark;
 }
 
-static size_t ld_push_key(struct loader *ld, const char *key)
+size_t ld_push_key(struct loader *ld, const char *key)
 {
 	size_t mark = ld->plen;
 
@@ -153,7 +141,7 @@ static size_t ld_push_key(struct loader *ld, const char *key)
 	return mark;
 }
 
-static size_t ld_push_index(struct loader *ld, size_t i)
+size_t ld_push_index(struct loader *ld, size_t i)
 {
 	size_t mark = ld->plen;
 	char b[32];
@@ -163,7 +151,7 @@ static size_t ld_push_index(struct loader *ld, size_t i)
 	return mark;
 }
 
-static void ld_pop(struct loader *ld, size_t mark)
+void ld_pop(struct loader *ld, size_t mark)
 {
 	ld->plen = mark;
 	ld->path[mark] = '\0';
@@ -171,7 +159,7 @@ static void ld_pop(struct loader *ld, size_t mark)
 
 /* Reports an error at the current path. */
 __attribute__((format(printf, 2, 3)))
-static void ld_err(struct loader *ld, const char *fmt, ...)
+void ld_err(struct loader *ld, const char *fmt, ...)
 {
 	char msg[900];
 	va_list ap;
@@ -186,7 +174,7 @@ static void ld_err(struct loader *ld, const char *fmt, ...)
 /* Reports "'VALUE' PREDICATE", or, when the value holds a secret,
  * "the value PREDICATE (value hidden: it uses a secret)". */
 __attribute__((format(printf, 4, 5)))
-static void ld_err_value(struct loader *ld, const char *value, int secret, const char *fmt, ...)
+void ld_err_value(struct loader *ld, const char *value, int secret, const char *fmt, ...)
 {
 	char pred[600], shown[LD_VALUE_SHOWN * 4 + 8];
 	size_t n = 0;
@@ -246,12 +234,12 @@ static int ld_type(struct loader *ld, json_object *v, enum json_type t, const ch
 	return -1;
 }
 
-static int ld_is_object(struct loader *ld, json_object *v)
+int ld_is_object(struct loader *ld, json_object *v)
 {
 	return ld_type(ld, v, json_type_object, "an object");
 }
 
-static int ld_is_array(struct loader *ld, json_object *v)
+int ld_is_array(struct loader *ld, json_object *v)
 {
 	return ld_type(ld, v, json_type_array, "an array");
 }
@@ -259,7 +247,7 @@ static int ld_is_array(struct loader *ld, json_object *v)
 /* Member name of obj, or NULL when absent; when required and absent, reports
  * it at the current (the object's) path. No member may be null: that is
  * reported here, and the member then counts as absent. */
-static json_object *ld_get(struct loader *ld, json_object *obj, const char *name, int required)
+json_object *ld_get(struct loader *ld, json_object *obj, const char *name, int required)
 {
 	json_object *v = NULL;
 
@@ -279,14 +267,14 @@ static json_object *ld_get(struct loader *ld, json_object *obj, const char *name
 }
 
 /* Is the member there at all (null included)? Reports nothing. */
-static int ld_present(json_object *obj, const char *name)
+int ld_present(json_object *obj, const char *name)
 {
 	return json_object_object_get_ex(obj, name, NULL) ? 1 : 0;
 }
 
 /* Reports every member of obj that is neither in known (NULL-terminated) nor
  * starts with "x-". */
-static void ld_check_members(struct loader *ld, json_object *obj, const char *const known[])
+void ld_check_members(struct loader *ld, json_object *obj, const char *const known[])
 {
 	json_object_object_foreach(obj, name, val) {
 		size_t i, mark;
@@ -469,7 +457,7 @@ out:
 /* A string value at the current path: no NUL, {{named values}} substituted
  * (STR_SUBST), no "${" unless STR_REQUEST_VALUES. Returns 0 with a new *out (and *secret, may be NULL),
  * or -1 (reported). */
-static int ld_string(struct loader *ld, json_object *v, unsigned flags, char **out, int *secret)
+int ld_string(struct loader *ld, json_object *v, unsigned flags, char **out, int *secret)
 {
 	const char *s;
 	size_t n;
@@ -516,7 +504,7 @@ static int ld_string(struct loader *ld, json_object *v, unsigned flags, char **o
 
 /* An id at the current path: a string of [A-Za-z0-9._-]{1,80}, never
  * substituted. */
-static int ld_id(struct loader *ld, json_object *v, char **out)
+int ld_id(struct loader *ld, json_object *v, char **out)
 {
 	if (ld_string(ld, v, 0, out, NULL) != 0)
 		return -1;
@@ -529,7 +517,7 @@ static int ld_id(struct loader *ld, json_object *v, char **out)
 	return 0;
 }
 
-static int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, int64_t *out)
+int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, int64_t *out)
 {
 	int64_t i;
 
@@ -553,7 +541,7 @@ static int ld_int(struct loader *ld, json_object *v, int64_t min, int64_t max, i
 	return 0;
 }
 
-static int ld_bool(struct loader *ld, json_object *v, int *out)
+int ld_bool(struct loader *ld, json_object *v, int *out)
 {
 	if (ld_type(ld, v, json_type_boolean, "a boolean (true or false)") != 0)
 		return -1;
@@ -710,7 +698,7 @@ static int is_path_char(unsigned char c)
 /* A backend URL: absolute http(s), a host, optional port and path; no
  * userinfo, query, fragment or dot segments. *out gets the normalised URL
  * (scheme and host lower case, no trailing '/'). Returns 0 or -1 (reported). */
-static int check_url(struct loader *ld, const char *u, int secret, char **out)
+int ld_check_url(struct loader *ld, const char *u, int secret, char **out)
 {
 	const char *p, *auth, *host_end, *path;
 	size_t slen, n;
@@ -1215,20 +1203,6 @@ static void parse_credentials(struct loader *ld, json_object *c, struct gw_backe
 	}
 }
 
-/* A member that belongs to a part of format 1 this gateway does not
- * implement yet: refused, never skipped. */
-static void ld_unsupported(struct loader *ld, json_object *obj, const char *name,
-			   const char *what)
-{
-	size_t mark;
-
-	if (!ld_present(obj, name))
-		return;
-	mark = ld_push_member(ld, name);
-	ld_err(ld, "%s are not supported yet by this gateway", what);
-	ld_pop(ld, mark);
-}
-
 static void parse_backend(struct loader *ld, json_object *o, struct gw_backend *be)
 {
 	static const char *const known[] = { "url", "pool", "circuit_breaker", "timeout_ms",
@@ -1245,15 +1219,25 @@ static void parse_backend(struct loader *ld, json_object *o, struct gw_backend *
 		ld_err(ld, "give either 'url' or 'pool', not both");
 	else if (!url && !ld_present(o, "url") && !ld_present(o, "pool"))
 		ld_err(ld, "missing required member 'url' (or 'pool')");
-	ld_unsupported(ld, o, "pool", "backend pools");
-	ld_unsupported(ld, o, "circuit_breaker", "circuit breakers");
+	v = ld_get(ld, o, "pool", 0);
+	if (v) {
+		mark = ld_push_member(ld, "pool");
+		products_parse_pool(ld, v, be);
+		ld_pop(ld, mark);
+	}
+	v = ld_get(ld, o, "circuit_breaker", 0);
+	if (v) {
+		mark = ld_push_member(ld, "circuit_breaker");
+		products_parse_breaker(ld, v, be);
+		ld_pop(ld, mark);
+	}
 	if (url) {
 		char *s;
 		int secret;
 
 		mark = ld_push_member(ld, "url");
 		if (ld_string(ld, url, STR_SUBST, &s, &secret) == 0) {
-			check_url(ld, s, secret, &be->url);
+			ld_check_url(ld, s, secret, &be->url);
 			free_secret(s);
 		}
 		ld_pop(ld, mark);
@@ -1397,9 +1381,9 @@ static int check_hostname(struct loader *ld, const char *s, int secret, char **o
 	return 0;
 }
 
-/* policies (global, API or operation scope), products, subscriptions: one
- * function per collection, so that their parsers plug in here. */
-static void parse_policies(struct loader *ld, json_object *obj)
+/* policies (global, API or operation scope), products, subscriptions: their
+ * parsers live in policy/policies.c and policy/products.c (loader.h). */
+static void parse_policies(struct loader *ld, json_object *obj, struct pol_scope **out)
 {
 	json_object *p = ld_get(ld, obj, "policies", 0);
 	size_t mark;
@@ -1407,8 +1391,7 @@ static void parse_policies(struct loader *ld, json_object *obj)
 	if (!p)
 		return;
 	mark = ld_push_member(ld, "policies");
-	if (ld_is_object(ld, p) == 0 && json_object_object_length(p) > 0)
-		ld_err(ld, "policies are not supported yet by this gateway");
+	pol_parse_scope(ld, p, out);
 	ld_pop(ld, mark);
 }
 
@@ -1420,8 +1403,7 @@ static void parse_products(struct loader *ld, json_object *root)
 	if (!p)
 		return;
 	mark = ld_push_member(ld, "products");
-	if (ld_is_array(ld, p) == 0 && json_object_array_length(p) > 0)
-		ld_err(ld, "products are not supported yet by this gateway");
+	products_parse(ld, p);
 	ld_pop(ld, mark);
 }
 
@@ -1433,8 +1415,7 @@ static void parse_subscriptions(struct loader *ld, json_object *root)
 	if (!p)
 		return;
 	mark = ld_push_member(ld, "subscriptions");
-	if (ld_is_array(ld, p) == 0 && json_object_array_length(p) > 0)
-		ld_err(ld, "subscriptions are not supported yet by this gateway");
+	products_parse_subscriptions(ld, p);
 	ld_pop(ld, mark);
 }
 
@@ -1539,7 +1520,7 @@ static void parse_operation(struct loader *ld, json_object *o, struct gw_operati
 		}
 		ld_pop(ld, mark);
 	}
-	parse_policies(ld, o);
+	parse_policies(ld, o, &op->policies);
 }
 
 static void parse_operations(struct loader *ld, json_object *ops, struct gw_api *api)
@@ -1696,7 +1677,7 @@ static void parse_api(struct loader *ld, json_object *o, struct gw_api *api)
 		parse_operations(ld, v, api);
 		ld_pop(ld, mark);
 	}
-	parse_policies(ld, o);
+	parse_policies(ld, o, &api->policies);
 }
 
 static void parse_apis(struct loader *ld, json_object *root)
@@ -1898,7 +1879,9 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 	parse_apis(&ld, root);
 	parse_products(&ld, root);
 	parse_subscriptions(&ld, root);
-	parse_policies(&ld, root);
+	parse_policies(&ld, root, &gw->policies);
+	if (ld.n_errors == 0)
+		pol_compile(&ld);
 	if (ld.n_errors == 0 && route_build(gw, errs) != 0) {
 		if (errs->n == 0 && errs->dropped == 0)
 			ld_err(&ld, "cannot build the route table");
@@ -2014,6 +1997,7 @@ void gw_free(struct gateway *gw)
 {
 	if (!gw)
 		return;
+	pol_free_gateway(gw);
 	route_free(gw);
 	free(gw->trusted_proxies);
 	free_secret(gw->health_path);

@@ -68,9 +68,19 @@ struct gw_tls {
 	char *ca_file, *client_certificate, *client_key;	/* NULL when absent */
 };
 
+/* One member of a backend pool (config-v1.md, Backends). */
+struct gw_pool_member {
+	char *url;		/* normalised as gw_backend.url */
+	uint32_t weight;	/* >= 1, default 1 */
+	uint32_t priority;	/* 1 is best (tried first), default 1 */
+};
+
 struct gw_backend {
 	char *id;
-	char *url;		/* http(s)://host[:port][/base], no trailing slash, no query */
+	/* http(s)://host[:port][/base], no trailing slash, no query. For a pool
+	 * backend: the first member of the best priority (a fallback for code that
+	 * does not know pools; the engine picks the member, pol_call.backend_url) */
+	char *url;
 	long timeout_ms;	/* default 30000 */
 	long connect_timeout_ms;	/* default 5000 */
 	struct gw_tls tls;
@@ -79,14 +89,25 @@ struct gw_backend {
 	size_t n_cred_headers;
 	struct gw_kv *cred_query;	/* appended to the upstream query string */
 	size_t n_cred_query;
+	/* added by the policy engine's loader parts (policy/products.c) */
+	struct gw_pool_member *pool;	/* NULL/0: a plain url backend */
+	size_t n_pool;
+	uint32_t cb_failures;	/* 0: no circuit breaker */
+	uint32_t cb_interval_s, cb_trip_s;
 };
 
 struct route_ops;		/* route.h: the compiled operation table of one API */
+struct pol_scope;		/* policies.h: the four sections of one scope, as written */
+struct pol_plan;		/* policies.h: one flattened pipeline (global..operation) */
+struct gw_product;
 
 struct gw_operation {
 	char *id;
 	char *method;		/* upper case, or "*" */
 	char *url_template;	/* as written, e.g. "/forecast/{city}" */
+	struct pol_scope *policies;	/* NULL: the member was absent */
+	/* plans[0]: no product; plans[1 + k]: api->products[k]'s (policies.h) */
+	struct pol_plan **plans;
 };
 
 struct gw_api {
@@ -101,7 +122,38 @@ struct gw_api {
 	struct gw_operation *operations;	/* NULL/0: everything is forwarded */
 	size_t n_operations;
 	struct route_ops *ops;	/* compiled from operations by route_build() */
+	struct pol_scope *policies;	/* NULL: the member was absent */
+	/* the products that include this API, sorted by gw_product.index */
+	const struct gw_product **products;
+	size_t n_products;
+	/* without operations: plans[0] no product, plans[1 + k] products[k]'s */
+	struct pol_plan **plans;
 };
+
+/* A product (config-v1.md, Products and subscriptions). */
+struct gw_product {
+	char *id;
+	size_t index;		/* position in gateway.products */
+	const struct gw_api **apis;
+	size_t n_apis;
+	struct pol_scope *policies;
+};
+
+enum gw_scope_kind { GW_SCOPE_ALL, GW_SCOPE_API, GW_SCOPE_PRODUCT };
+
+/* A subscription. keys are SHA-256 digests of the keys; never logged. */
+struct gw_subscription {
+	char *id;
+	enum gw_scope_kind scope;
+	const struct gw_api *api;		/* GW_SCOPE_API */
+	const struct gw_product *product;	/* GW_SCOPE_PRODUCT */
+	unsigned char (*keys)[32];
+	size_t n_keys;
+	int active;		/* state "active" (else "suspended") */
+	int64_t expires;	/* unix seconds; 0: never */
+};
+
+struct gw_keytab;		/* products.c: key digest -> subscription */
 
 struct route_table;		/* route.h */
 
@@ -124,6 +176,13 @@ struct gateway {
 	struct gw_api *apis;
 	size_t n_apis;
 	struct route_table *routes;	/* built from apis by route_build() */
+	/* added by the policy engine's loader parts (products.c, policies.c) */
+	struct gw_product *products;
+	size_t n_products;
+	struct gw_subscription *subscriptions;
+	size_t n_subscriptions;
+	struct gw_keytab *keytab;
+	struct pol_scope *policies;	/* global scope; NULL when absent */
 };
 
 /* Parses, validates and compiles a document of len bytes (need not be

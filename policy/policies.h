@@ -1,0 +1,218 @@
+/*
+ * policies — APIM-style policies as the loader builds them (config-v1.md,
+ * Policies): one struct pol_policy per element of a section, the four
+ * sections of a scope (struct pol_scope), and the flattened pipeline of one
+ * (operation or API) x product (struct pol_plan) that the engine runs.
+ *
+ *   loader:  pol_parse_scope() per "policies" member   (loader.h)
+ *            pol_compile() once everything parsed: plans and counter keys
+ *   engine:  plan = pol_plan_for(api, op, product)      O(1) + O(log products of the API)
+ *            for each p in plan->s[POL_INBOUND] ...
+ *   gw_free: pol_free_gateway()
+ *
+ * Scopes nest global -> product -> API -> operation. In each section a
+ * {"base": {}} element is where the enclosing scope's section runs; a section
+ * present without it does not run the enclosing one; an absent section is
+ * [{"base": {}}]. Plans hold borrowed pointers to the policies, which the
+ * scopes own; everything is immutable once loaded.
+ *
+ * Where a policy may appear (APIM's rule, narrowed to what this engine does
+ * with it) is checked at load: see pol_kind_sections().
+ *
+ * JSON paths in errors: "apis[0].policies.inbound[2][\"rate-limit\"].calls"
+ * (the policy name in brackets, as a map key, because it is data-like and
+ * holds '-').
+ */
+#ifndef HOSTGATE_POLICIES_H
+#define HOSTGATE_POLICIES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/gateway.h"
+#include "policy/jwt.h"
+#include "policy/template.h"
+
+#define POL_MAX_PER_SECTION 128	/* elements of one section, as written */
+#define POL_MAX_PLAN 512	/* policies of one flattened section */
+#define POL_MAX_SEATS 8		/* limit-concurrency policies per plan */
+#define POL_MAX_BANDWIDTH 8	/* bandwidth quotas per plan */
+#define POL_MAX_VALUES 64	/* values of one list attribute */
+
+enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_N_SECTIONS };
+
+enum pol_kind {
+	POL_BASE,
+	POL_CHECK_HEADER,
+	POL_IP_FILTER,
+	POL_RATE_LIMIT,
+	POL_RATE_LIMIT_BY_KEY,
+	POL_QUOTA,
+	POL_QUOTA_BY_KEY,
+	POL_LIMIT_CONCURRENCY,
+	POL_VALIDATE_JWT,
+	POL_SET_BACKEND_SERVICE,
+	POL_FORWARD_REQUEST,
+	POL_RETRY,
+	POL_AUTHENTICATION_BASIC,
+	POL_SET_HEADER,
+	POL_SET_QUERY_PARAMETER,
+	POL_REWRITE_URI,
+	POL_SET_METHOD,
+	POL_SET_STATUS,
+	POL_RETURN_RESPONSE,
+	POL_MOCK_RESPONSE,
+	POL_CORS,
+	POL_N_KINDS
+};
+
+enum pol_exists { POL_EXISTS_OVERRIDE, POL_EXISTS_SKIP, POL_EXISTS_APPEND, POL_EXISTS_DELETE };
+
+/* retry conditions */
+#define POL_RETRY_CONNECT_ERROR 1u
+#define POL_RETRY_TIMEOUT 2u
+#define POL_RETRY_4XX 4u
+#define POL_RETRY_5XX 8u
+
+struct pol_range {
+	int family;
+	unsigned char from[16], to[16];
+};
+
+struct pol_strings {
+	char **v;
+	size_t n;
+};
+
+struct pol_tpls {
+	struct tpl **v;
+	size_t n;
+};
+
+struct pol_policy {
+	enum pol_kind kind;
+	/* counter key prefix ("rl:api:weather:inbound#1"), set by pol_compile()
+	 * for rate limits, quotas and limit-concurrency */
+	char *counter_prefix;
+	union {
+		struct {
+			char *name;
+			int code;
+			char *message;
+			int ignore_case;
+			struct pol_tpls values;	/* none: the header need only be present */
+		} check_header;
+		struct {
+			int allow;	/* "allow" (else "forbid") */
+			struct gw_cidr *cidrs;
+			size_t n_cidrs;
+			struct pol_range *ranges;
+			size_t n_ranges;
+		} ip_filter;
+		struct {	/* rate-limit(-by-key), quota(-by-key) */
+			uint32_t calls;		/* 0: no call limit (quota with bandwidth only) */
+			uint32_t bandwidth_kib;	/* quota only; 0: none */
+			uint32_t period;
+			struct tpl *key;	/* -by-key only */
+			char *retry_after_header;	/* default "Retry-After" */
+			char *remaining_header, *total_header;	/* NULL: not sent */
+		} limit;
+		struct {
+			struct tpl *key;
+			uint32_t max;
+		} concurrency;
+		struct {
+			char *header_name;	/* default "Authorization" when no other source */
+			char *query_name;
+			struct tpl *token_value;
+			char *require_scheme;	/* NULL: none required */
+			int code;		/* default 401 */
+			char *message;		/* default "Unauthorized. Access token is missing or invalid." */
+			int require_exp, require_signed;
+			int64_t clock_skew;
+			struct jose_keyset *keys;
+			struct pol_strings audiences, issuers;
+			struct jwt_required_claim *claims;	/* strings owned */
+			size_t n_claims;
+		} jwt;
+		struct {
+			const struct gw_backend *backend;
+			const char *base_url;	/* borrowed from a backend or pool member */
+		} backend;
+		struct {
+			long timeout_ms;	/* -1: unchanged */
+			int follow_redirects;	/* -1: unchanged */
+		} forward;
+		struct {
+			unsigned conditions;	/* POL_RETRY_* */
+			int *statuses;
+			size_t n_statuses;
+			uint32_t count, interval, max_interval, delta;
+			int first_fast_retry;
+		} retry;
+		struct {
+			char *username, *password;	/* password zeroed when freed */
+		} basic;
+		struct {	/* set-header, set-query-parameter */
+			char *name;
+			enum pol_exists exists;
+			struct pol_tpls values;
+		} set;
+		struct {
+			struct tpl *tmpl;	/* "{param}" and "${...}" */
+			int copy_unmatched;
+		} rewrite;
+		struct {
+			char *method;
+		} method;
+		struct {
+			int code;
+			char *reason;	/* NULL: the standard phrase */
+		} status;
+		struct {	/* return-response, mock-response */
+			int code;
+			char **header_names;
+			struct tpl **header_values;
+			size_t n_headers;
+			struct tpl *body;	/* NULL: empty */
+		} response;
+		struct {
+			struct pol_strings origins, methods, headers, expose;
+			int any_origin, any_method, any_header;
+			int credentials;
+			long max_age;	/* -1: not sent */
+			int terminate_unmatched;
+		} cors;
+	} u;
+};
+
+/* One scope's sections as written (base elements included). */
+struct pol_scope {
+	int present[POL_N_SECTIONS];
+	struct pol_policy **s[POL_N_SECTIONS];
+	size_t n[POL_N_SECTIONS];
+};
+
+struct pol_section {
+	const struct pol_policy **v;
+	size_t n;
+};
+
+struct pol_plan {
+	struct pol_section s[POL_N_SECTIONS];
+};
+
+/* Returns the APIM name of kind ("rate-limit-by-key"). */
+const char *pol_kind_name(enum pol_kind kind);
+/* Returns the sections (bit 1 << pol_section_id) where kind may appear. */
+unsigned pol_kind_sections(enum pol_kind kind);
+/* Returns the name of a section ("on-error"). */
+const char *pol_section_name(enum pol_section_id s);
+
+/* The plan for a request matched to api and op (NULL when the API has no
+ * operations) under product (NULL: none, or one that does not include the
+ * API: then the no-product plan). Never NULL on a loaded gateway. */
+const struct pol_plan *pol_plan_for(const struct gw_api *api, const struct gw_operation *op,
+				    const struct gw_product *product);
+
+#endif

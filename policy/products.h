@@ -1,0 +1,46 @@
+/*
+ * products — products, subscriptions, backend pools and circuit breakers as
+ * the loader builds them (config-v1.md, Products and subscriptions;
+ * Backends), and the subscription key table the engine looks keys up in.
+ *
+ *   loader (loader.h): products_parse(), products_parse_subscriptions(),
+ *                      products_parse_pool(), products_parse_breaker(),
+ *                      then products_build_keytab() from pol_compile()
+ *   engine:            sub = products_find_key(gw, sha256_of_presented_key)
+ *   gw_free:           products_free() (from pol_free_gateway())
+ *
+ * The key table maps a key's SHA-256 digest to its subscription: an open
+ * addressing hash table on the digest's first bytes, built once at load, so a
+ * look-up costs the same with 10 or 100,000 subscriptions. Every candidate is
+ * compared over all 32 bytes with CRYPTO_memcmp (constant time). The same
+ * digest in two subscriptions is a load error.
+ *
+ * Ownership: all of it belongs to the gateway. Errors: parse functions report
+ * at the loader's path; products_find_key returns NULL when nothing matches.
+ */
+#ifndef HOSTGATE_PRODUCTS_H
+#define HOSTGATE_PRODUCTS_H
+
+#include <stddef.h>
+
+#include "policy/gateway.h"
+
+#define PRODUCTS_MAX_KEYS 16	/* keys_sha256 per subscription */
+
+struct loader;
+
+/* Builds gw->keytab from the subscriptions. Returns 0 or -1 (reported). */
+int products_build_keytab(struct loader *ld);
+/* Frees products, subscriptions, the key table and backend pools. */
+void products_free(struct gateway *gw);
+
+/* The subscription whose key has this SHA-256 digest, or NULL. */
+const struct gw_subscription *products_find_key(const struct gateway *gw,
+						const unsigned char digest[32]);
+/* Whether sub's scope includes api (all; api:ID; product:ID that lists it). */
+int products_sub_covers(const struct gw_subscription *sub, const struct gw_api *api);
+/* Parses an RFC 3339 date-time ("2027-01-01T00:00:00Z", "...+02:00",
+ * fractions ignored) into unix seconds. Returns 0 or -1. */
+int products_parse_time(const char *s, int64_t *out);
+
+#endif

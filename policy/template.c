@@ -1,0 +1,327 @@
+/*
+ * template — "${...}" parsing and expansion (template.h).
+ */
+#include "policy/template.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct root_name {
+	const char *name;
+	enum tpl_root root;
+	int has_name;		/* "root.NAME" */
+};
+
+static const struct root_name roots[] = {
+	{ "request.method", TPL_REQUEST_METHOD, 0 },
+	{ "request.path", TPL_REQUEST_PATH, 0 },
+	{ "request.ip", TPL_REQUEST_IP, 0 },
+	{ "request.header", TPL_REQUEST_HEADER, 1 },
+	{ "request.query", TPL_REQUEST_QUERY, 1 },
+	{ "path", TPL_PATH_PARAM, 1 },
+	{ "subscription.id", TPL_SUBSCRIPTION_ID, 0 },
+	{ "product.id", TPL_PRODUCT_ID, 0 },
+	{ "api.id", TPL_API_ID, 0 },
+	{ "operation.id", TPL_OPERATION_ID, 0 },
+	{ "jwt.claim", TPL_JWT_CLAIM, 1 },
+	{ "context.request_id", TPL_REQUEST_ID, 0 },
+};
+
+static int add_part(struct tpl *t, size_t *cap, enum tpl_root root, const char *s, size_t n)
+{
+	struct tpl_part *p;
+
+	if (root == TPL_LITERAL && n == 0)
+		return 0;
+	/* adjacent literals are merged */
+	if (root == TPL_LITERAL && t->n > 0 && t->v[t->n - 1].root == TPL_LITERAL) {
+		struct tpl_part *last = &t->v[t->n - 1];
+		char *x = realloc(last->text, last->len + n + 1);
+
+		if (!x)
+			return -1;
+		memcpy(x + last->len, s, n);
+		last->len += n;
+		x[last->len] = '\0';
+		last->text = x;
+		return 0;
+	}
+	if (t->n == TPL_MAX_PARTS)
+		return -2;
+	if (t->n == *cap) {
+		size_t c = *cap ? *cap * 2 : 4;
+
+		p = realloc(t->v, c * sizeof(*p));
+		if (!p)
+			return -1;
+		t->v = p;
+		*cap = c;
+	}
+	p = &t->v[t->n];
+	p->root = root;
+	p->len = n;
+	p->text = NULL;
+	if (s) {
+		p->text = malloc(n + 1);
+		if (!p->text)
+			return -1;
+		memcpy(p->text, s, n);
+		p->text[n] = '\0';
+	}
+	t->n++;
+	if (root != TPL_LITERAL)
+		t->dynamic = 1;
+	return 0;
+}
+
+static int is_param_char(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-' || c == '.';
+}
+
+/* Classifies the expression e[0..n) ("request.header.X"). */
+static int parse_expr(const char *e, size_t n, enum tpl_root *root, const char **name,
+		      size_t *name_len, char *why, size_t why_cap)
+{
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		size_t rl = strlen(roots[i].name);
+
+		if (n < rl || memcmp(e, roots[i].name, rl) != 0)
+			continue;
+		if (!roots[i].has_name) {
+			if (n != rl)
+				continue;
+			*root = roots[i].root;
+			*name = NULL;
+			*name_len = 0;
+			return 0;
+		}
+		if (n == rl || e[rl] != '.')
+			continue;
+		*name = e + rl + 1;
+		*name_len = n - rl - 1;
+		if (*name_len == 0 || *name_len > TPL_NAME_MAX) {
+			snprintf(why, why_cap, "'${%.*s}' needs a name of 1 to %d characters after "
+				 "'%s.'", (int)(n > 80 ? 80 : n), e, TPL_NAME_MAX, roots[i].name);
+			return -1;
+		}
+		for (size_t j = 0; j < *name_len; j++) {
+			unsigned char c = (unsigned char)(*name)[j];
+
+			if (c <= 0x20 || c == 0x7f || c == '$' || c == '{') {
+				snprintf(why, why_cap, "'${%.*s}' has a character that is not allowed "
+					 "in a name", (int)(n > 80 ? 80 : n), e);
+				return -1;
+			}
+		}
+		*root = roots[i].root;
+		return 0;
+	}
+	snprintf(why, why_cap, "'${%.*s}' is not a known value (request.method, request.path, "
+		 "request.ip, request.header.NAME, request.query.NAME, path.PARAM, subscription.id, "
+		 "product.id, api.id, operation.id, jwt.claim.NAME, context.request_id)",
+		 (int)(n > 80 ? 80 : n), e);
+	return -1;
+}
+
+int tpl_parse(const char *s, size_t len, unsigned flags, struct tpl **out, char *why,
+	      size_t why_cap)
+{
+	struct tpl *t = calloc(1, sizeof(*t));
+	size_t cap = 0, i = 0, lit = 0;
+	int rc = -1, r;
+
+	*out = NULL;
+	if (why_cap)
+		why[0] = '\0';
+	if (!t) {
+		snprintf(why, why_cap, "out of memory");
+		return -1;
+	}
+	while (i < len) {
+		enum tpl_root root;
+		const char *name, *end;
+		size_t name_len, start;
+
+		if (s[i] == '$' && i + 1 < len && s[i + 1] == '$') {
+			if (add_part(t, &cap, TPL_LITERAL, s + lit, i - lit + 1) != 0)
+				goto nomem;
+			i += 2;
+			lit = i;
+			continue;
+		}
+		if (s[i] == '$' && i + 1 < len && s[i + 1] == '{') {
+			start = i + 2;
+		} else if ((flags & TPL_PARSE_BRACES) && s[i] == '{') {
+			start = i + 1;
+		} else {
+			i++;
+			continue;
+		}
+		end = memchr(s + start, '}', len - start);
+		if (!end) {
+			snprintf(why, why_cap, "unterminated '%s' (write '$$' for a literal '$')",
+				 s[i] == '$' ? "${" : "{");
+			goto out;
+		}
+		if (s[i] == '$') {
+			if (parse_expr(s + start, (size_t)(end - (s + start)), &root, &name,
+				       &name_len, why, why_cap) != 0)
+				goto out;
+		} else {
+			root = TPL_PATH_PARAM;
+			name = s + start;
+			name_len = (size_t)(end - name);
+			for (size_t j = 0; j < name_len; j++)
+				if (!is_param_char((unsigned char)name[j]))
+					name_len = 0;
+			if (name_len == 0 || name_len > TPL_NAME_MAX) {
+				snprintf(why, why_cap, "'{%.*s}' is not a parameter name",
+					 (int)((size_t)(end - (s + start)) > 80 ? 80 :
+					       (size_t)(end - (s + start))), s + start);
+				goto out;
+			}
+		}
+		r = add_part(t, &cap, TPL_LITERAL, s + lit, i - lit);
+		if (r == 0)
+			r = add_part(t, &cap, root, name, name_len);
+		if (r == -2)
+			goto toomany;
+		if (r != 0)
+			goto nomem;
+		i = (size_t)(end - s) + 1;
+		lit = i;
+	}
+	r = add_part(t, &cap, TPL_LITERAL, s + lit, len - lit);
+	if (r == -2)
+		goto toomany;
+	if (r != 0)
+		goto nomem;
+	*out = t;
+	t = NULL;
+	rc = 0;
+	goto out;
+toomany:
+	snprintf(why, why_cap, "more than %d parts", TPL_MAX_PARTS);
+	goto out;
+nomem:
+	snprintf(why, why_cap, "out of memory");
+out:
+	tpl_free(t);
+	return rc;
+}
+
+void tpl_free(struct tpl *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->n; i++)
+		free(t->v[i].text);
+	free(t->v);
+	free(t);
+}
+
+const char *tpl_constant(const struct tpl *t)
+{
+	if (!t || t->dynamic)
+		return NULL;
+	if (t->n == 0)
+		return "";
+	return t->v[0].text;
+}
+
+static int grow(struct tpl_buf *b, size_t more)
+{
+	size_t c;
+	char *p;
+
+	if (more > b->max || b->len > b->max - more)
+		return TPL_TOO_LONG;
+	if (b->cap > b->len + more)
+		return TPL_OK;
+	c = b->cap ? b->cap : 64;
+	while (c <= b->len + more)
+		c *= 2;
+	p = realloc(b->p, c);
+	if (!p)
+		return TPL_NOMEM;
+	b->p = p;
+	b->cap = c;
+	return TPL_OK;
+}
+
+static int is_unreserved(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '.' || c == '_' || c == '~';
+}
+
+enum tpl_status tpl_buf_put(struct tpl_buf *b, const char *s, size_t n, enum tpl_enc enc)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int r;
+
+	if (enc == TPL_ENC_HEADER)
+		for (size_t i = 0; i < n; i++)
+			if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
+				return TPL_BAD_VALUE;
+	if (enc != TPL_ENC_URL) {
+		r = grow(b, n);
+		if (r != TPL_OK)
+			return (enum tpl_status)r;
+		if (n)
+			memcpy(b->p + b->len, s, n);
+		b->len += n;
+		b->p[b->len] = '\0';
+		return TPL_OK;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		r = grow(b, 3);
+		if (r != TPL_OK)
+			return (enum tpl_status)r;
+		if (is_unreserved(c)) {
+			b->p[b->len++] = (char)c;
+		} else {
+			b->p[b->len++] = '%';
+			b->p[b->len++] = hex[c >> 4];
+			b->p[b->len++] = hex[c & 15];
+		}
+		b->p[b->len] = '\0';
+	}
+	if (n == 0 && grow(b, 0) == TPL_OK)
+		b->p[b->len] = '\0';
+	return TPL_OK;
+}
+
+enum tpl_status tpl_expand(const struct tpl *t, tpl_resolve_fn *resolve, void *ctx,
+			   enum tpl_enc enc, struct tpl_buf *b)
+{
+	enum tpl_status st = tpl_buf_put(b, "", 0, TPL_ENC_RAW);
+
+	for (size_t i = 0; st == TPL_OK && i < t->n; i++) {
+		const struct tpl_part *p = &t->v[i];
+		const char *val = NULL;
+		size_t len = 0;
+
+		if (p->root == TPL_LITERAL) {
+			st = tpl_buf_put(b, p->text, p->len, TPL_ENC_RAW);
+			continue;
+		}
+		resolve(ctx, p->root, p->text, p->len, &val, &len);
+		if (val)
+			st = tpl_buf_put(b, val, len, enc);
+	}
+	return st;
+}
+
+void tpl_buf_release(struct tpl_buf *b)
+{
+	free(b->p);
+	b->p = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
