@@ -5,6 +5,7 @@
               or with HOSTGATE_KEEP_TMP=1)
   httpbin     Debian's httpbin under gunicorn            (session)
   nginx       static files, DAV sink, exact echo, canary (session)
+  faulty      a backend that breaks HTTP on purpose       (session)
   gw          the gateway behind each of the five web-server set-ups,
               serving base_config (session, parametrized: SETUPS)
   base        the base configuration document of gw
@@ -23,8 +24,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 from harness import LOGS, REPO  # noqa: E402
-from servers import (SETUPS, Gateway, Httpbin, Nginx, base_config,  # noqa: E402
-                     closed_port)
+from servers import (SETUPS, FaultyUpstream, Gateway, Httpbin, Nginx,  # noqa: E402
+                     base_config, closed_port)
 
 
 def pytest_configure(config):
@@ -89,8 +90,15 @@ def dead_port():
 
 
 @pytest.fixture(scope="session")
-def base(httpbin, nginx, dead_port):
-    return base_config(httpbin, nginx, dead_port)
+def faulty():
+    s = FaultyUpstream()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="session")
+def base(httpbin, nginx, dead_port, faulty):
+    return base_config(httpbin, nginx, dead_port, faulty)
 
 
 _failed_setups = {}

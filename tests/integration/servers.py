@@ -509,7 +509,7 @@ def closed_port():
     return port
 
 
-def base_config(httpbin, nginx, dead_port, max_body=MAX_BODY):
+def base_config(httpbin, nginx, dead_port, faulty, max_body=MAX_BODY):
     """The document most tests run against (generation set on writing)."""
     def api(api_id, backend, **kw):
         return dict({"id": api_id, "path": api_id, "backend": backend,
@@ -531,6 +531,7 @@ def base_config(httpbin, nginx, dead_port, max_body=MAX_BODY):
             "upload": {"url": nginx.url("/upload")},
             "dead": {"url": "http://127.0.0.1:%d/dead" % dead_port, "connect_timeout_ms": 2000},
             "slow": {"url": httpbin.url(), "timeout_ms": 1000},
+            "faulty": {"url": faulty.url("/f"), "timeout_ms": 5000},
         },
         "apis": [
             api("hb", "httpbin"),
@@ -541,7 +542,62 @@ def base_config(httpbin, nginx, dead_port, max_body=MAX_BODY):
             api("upload", "upload"),
             api("dead", "dead"),
             api("slow", "slow"),
+            api("faulty", "faulty"),
             api("ops", "anything", operations=[
                 {"id": "get-item", "method": "GET", "url_template": "/items/{id}"}]),
         ],
     }
+
+
+class FaultyUpstream:
+    """A deliberately broken HTTP server (a thread of the test process), for
+    what the gateway does when a backend misbehaves. By path:
+      /truncate   200 with Content-Length 1000000, 300000 bytes, then closes
+      /chunk-cut  200 chunked, 300000 bytes, then closes without the last chunk
+    (big enough that the web server has sent the headers before the cut:
+    lighttpd answers a small body it got whole, cut or not, with its own
+    Content-Length)
+      /garbage    a line that is not HTTP
+      /hangup     closes without answering
+    Every request line is kept in .requests."""
+
+    def __init__(self):
+        import socketserver
+
+        outer = self
+        self.requests = []
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                f = self.request.makefile("rb")
+                line = f.readline(65537).decode("latin-1").strip()
+                while f.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass
+                outer.requests.append(line)
+                path = line.split(" ")[1] if " " in line else ""
+                s = self.request
+                if path.endswith("/truncate"):
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n"
+                              b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 300000)
+                elif path.endswith("/chunk-cut"):
+                    s.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                              b"".join(b"2710\r\n" + b"y" * 10000 + b"\r\n" for _ in range(30)))
+                elif path.endswith("/garbage"):
+                    s.sendall(b"THIS IS NOT HTTP\r\n\r\n")
+                # /hangup and anything else: close without a word
+
+        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path=""):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
