@@ -216,7 +216,8 @@ class MgmtServer:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                                       daemon=True)
         self.thread.start()
 
     def path(self, leaf):

@@ -322,6 +322,16 @@ def test_http_500(make_agent, mgmt):
     assert_failed(a, rc, out, "answered HTTP 500")
 
 
+def test_redirect_not_followed(make_agent, mgmt):
+    a = installed_one(make_agent, mgmt)
+    mgmt.serve(b"", status=302, headers={"Location": mgmt.url + "/elsewhere"})
+    from sync_helpers import Served
+    mgmt.routes["/elsewhere"] = Served(doc(9))
+    rc, out = a.run()
+    assert_failed(a, rc, out, "answered HTTP 302")
+    assert not [r for r in mgmt.requests if r["path"] == "/elsewhere"]
+
+
 @pytest.mark.parametrize("code", [401, 403])
 def test_token_refused(make_agent, mgmt, code):
     a = installed_one(make_agent, mgmt)
