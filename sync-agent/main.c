@@ -107,8 +107,8 @@ static int wait_until(int64_t deadline)
 	struct timespec ts;
 	int sig;
 
-	if (left <= 0)
-		return 0;
+	if (left < 0)
+		left = 0;	/* still poll: a signal may be pending */
 	ts.tv_sec = (time_t)(left / 1000);
 	ts.tv_nsec = (long)(left % 1000) * 1000000;
 	sig = sigtimedwait(&stop_signals, NULL, &ts);

@@ -102,6 +102,15 @@ def test_report_with_file_endpoint_refused(make_agent, tmp_path):
     assert "'report = true' needs an http or https endpoint" in out
 
 
+def test_log_syslog_keeps_stderr_quiet(make_agent, mgmt):
+    mgmt.serve(b"x", status=500)
+    a = make_agent(mgmt.url, log="syslog", report="false")
+    rc, out = a.run()
+    assert rc == 1
+    assert out == "", "with log = syslog nothing goes to stderr"
+    assert "answered HTTP 500" in a.status()["error"]
+
+
 def test_allow_rollback_needs_once(make_agent, mgmt):
     a = make_agent(mgmt.url)
     rc, out = a.run("--allow-rollback", once=False)
