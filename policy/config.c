@@ -1764,9 +1764,19 @@ static int step_in_map(const struct json_scan_step *path, size_t i)
 {
 	if (i == 1)
 		return step_is(&path[0], "named_values") || step_is(&path[0], "backends");
-	if (i == 4)
-		return step_is(&path[0], "backends") && step_is(&path[2], "credentials") &&
-		       (step_is(&path[3], "header") || step_is(&path[3], "query"));
+	if (i == 4 && step_is(&path[0], "backends") && step_is(&path[2], "credentials") &&
+	    (step_is(&path[3], "header") || step_is(&path[3], "query")))
+		return 1;
+	/* a policy element, "...policies.SECTION[k]" (policies.c writes the
+	 * policy's name as a key: inbound[0]["set-header"]) */
+	if (i >= 3 && path[i - 1].is_index && !path[i - 2].is_index &&
+	    step_is(&path[i - 3], "policies"))
+		return 1;
+	/* return-response / mock-response "headers" */
+	if (i >= 5 && step_is(&path[i - 1], "headers") && path[i - 3].is_index &&
+	    (step_is(&path[i - 2], "return-response") || step_is(&path[i - 2], "mock-response")) &&
+	    step_is(&path[i - 5], "policies"))
+		return 1;
 	return 0;
 }
 
