@@ -139,11 +139,13 @@ static const struct bad_case bad_cases[] = {
 	{ " 12", "$", "the document must be a JSON object, not a number" },
 	{ "-1", "$", "the document must be a JSON object, not a number" },
 	{ "false", "$", "the document must be a JSON object, not a boolean" },
-	{ HEAD "'products':[{'id':'p'}]}", "products", "products are not supported yet by this gateway" },
+	/* products, subscriptions, policies, pools: the engine's parsers
+	 * (test_policies.c); here only that they are hooked in, with paths */
+	{ HEAD "'products':[{'id':'p'}]}", "products[0]", "missing required member 'apis'" },
 	{ HEAD "'products':{}}", "products", "must be an array, not an object" },
-	{ HEAD "'subscriptions':[{}]}", "subscriptions", "subscriptions are not supported yet" },
+	{ HEAD "'subscriptions':[{}]}", "subscriptions[0]", "missing required member 'id'" },
 	{ HEAD "'subscriptions':null}", "subscriptions", "must not be null" },
-	{ HEAD "'policies':{'inbound':[]}}", "policies", "policies are not supported yet by this gateway" },
+	{ HEAD "'policies':{'inbund':[]}}", "policies.inbund", "unknown member" },
 	{ HEAD "'policies':[]}", "policies", "must be an object, not an array" },
 
 	/* JSON itself */
@@ -196,6 +198,11 @@ static const struct bad_case bad_cases[] = {
 	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','method':'PUT'}]"), "apis[0].operations[0].method", "given more than once" },
 	{ HEAD "'x-a':[{},{'b':{'c':1,'c':2}}]}", "x-a[1].b.c", "given more than once" },
 	{ HEAD "'x-a':{'':1,'':2}}", "x-a[\"\"]", "given more than once" },
+	/* inside policies, paths as policies.c writes them */
+	{ HEAD "'policies':{'inbound':[],'inbound':[]}}", "policies.inbound", "given more than once" },
+	{ HEAD "'policies':{'inbound':[{'base':{},'base':{}}]}}", "policies.inbound[0][\"base\"]", "given more than once" },
+	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','policies':{'inbound':[{'set-header':{'name':'X','exists-action':'override','value':'a','value':'b'}}]}}]"), "apis[0].operations[0].policies.inbound[0][\"set-header\"].value", "given more than once" },
+	{ API(",'policies':{'inbound':[{'return-response':{'status-code':200,'headers':{'A':'1','A':'2'}}}]}"), "apis[0].policies.inbound[0][\"return-response\"].headers[\"A\"]", "given more than once" },
 
 	/* named values and their substitution */
 	{ HEAD NV("'bad name':{'value':'v'}") "'x-a':1}", "named_values[\"bad name\"]", "is not a valid name" },
@@ -259,8 +266,8 @@ static const struct bad_case bad_cases[] = {
 	{ HEAD "'backends':{'':{'url':'https://a'}}}", "backends[\"\"]", "is not a valid id" },
 	{ BK("'timeout_ms':5"), "backends[\"w\"]", "missing required member 'url' (or 'pool')" },
 	{ BK("'url':'https://a','pool':[]"), "backends[\"w\"]", "give either 'url' or 'pool', not both" },
-	{ BK("'pool':[{'url':'https://a'}]"), "backends[\"w\"].pool", "backend pools are not supported yet by this gateway" },
-	{ BK("'url':'https://a','circuit_breaker':{'failures':5}"), "backends[\"w\"].circuit_breaker", "circuit breakers are not supported yet" },
+	{ BK("'pool':[{'url':'ftp://a'}]"), "backends[\"w\"].pool[0].url", "'ftp://a' is not an absolute http:// or https:// URL" },
+	{ BK("'url':'https://a','circuit_breaker':{'failures':'5'}"), "backends[\"w\"].circuit_breaker.failures", "must be an integer, not a string" },
 	{ BK("'url':'https://a','retries':1"), "backends[\"w\"].retries", "unknown member" },
 	{ BK("'url':7"), "backends[\"w\"].url", "must be a string, not an integer" },
 	{ BK("'url':'ftp://a/b'"), "backends[\"w\"].url", "'ftp://a/b' is not an absolute http:// or https:// URL" },
@@ -358,7 +365,7 @@ static const struct bad_case bad_cases[] = {
 	{ API(",'subscription_key':{'query':'a=b'}"), "apis[0].subscription_key.query", "'a=b' is not a valid query parameter name" },
 	{ API(",'subscription_key':{'query':''}"), "apis[0].subscription_key.query", "is not a valid query parameter name" },
 	{ API(",'subscription_key':{'cookie':'k'}"), "apis[0].subscription_key.cookie", "unknown member" },
-	{ API(",'policies':{'inbound':[{'base':{}}]}"), "apis[0].policies", "policies are not supported yet by this gateway" },
+	{ API(",'policies':{'inbound':[{'bogus':{}}]}"), "apis[0].policies.inbound[0][\"bogus\"]", "unknown policy" },
 	{ API(",'policies':null"), "apis[0].policies", "must not be null" },
 
 	/* operations */
@@ -377,7 +384,7 @@ static const struct bad_case bad_cases[] = {
 	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x'},{'id':'o','method':'PUT','url_template':'/x'}]"), "apis[0].operations[1].id", "duplicate id 'o' (also at index 0)" },
 	{ API(",'operations':[{'id':'o p','method':'GET','url_template':'/x'}]"), "apis[0].operations[0].id", "is not a valid id" },
 	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','verb':'GET'}]"), "apis[0].operations[0].verb", "unknown member" },
-	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','policies':{'inbound':[]}}]"), "apis[0].operations[0].policies", "policies are not supported yet by this gateway" },
+	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','policies':{'inbound':[{'bogus':{}}]}}]"), "apis[0].operations[0].policies.inbound[0][\"bogus\"]", "unknown policy" },
 	/* from route_build, which runs once everything else passed */
 	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/a{b}'}]"), "apis[0].operations[0].url_template", "" },
 	{ HEAD BACKEND ",'apis':[{'id':'a','path':'p','backend':'w'},{'id':'b','path':'/P/','backend':'w'}]}", "apis[1].path", "same path as apis[0]" },
