@@ -1037,6 +1037,10 @@ static void parse_response(struct loader *ld, json_object *o, struct pol_policy 
 	}
 	if (v)
 		ld_pop(ld, mark);
+	if (p->kind == POL_MOCK_RESPONSE && !p->u.response.header_values && ld_present(o, "content-type")) {
+		p->u.response.header_names = calloc(1, sizeof(char *));
+		p->u.response.header_values = calloc(1, sizeof(struct tpl *));
+	}
 	if (p->kind == POL_MOCK_RESPONSE) {
 		char *ct = NULL;
 		size_t i = p->u.response.n_headers;

@@ -1,0 +1,331 @@
+/*
+ * test_policies — the policy parts of the loader (policy/policies.c,
+ * policy/products.c, policy/template.c): documents that must be refused with
+ * "path: ...message...", documents that must load with their attributes
+ * checked, the base rule as flattened plans, RFC 3339 times and templates.
+ *
+ * Documents are written with ' for " (dq()).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy/gateway.h"
+#include "policy/policies.h"
+#include "policy/products.h"
+#include "policy/template.h"
+
+#define K1 "6ab9f1eb8f7d3388f4f9d586f66e99fd54080df2c446f0e58668b09c08a16dd0"
+#define HEAD "{'format':1,'generation':1,'backends':{'w':{'url':'https://w.example/v1'}},"
+#define API(X, T) HEAD "'apis':[{'id':'a','path':'a','backend':'w'" X "}]" T "}"
+#define IN(P) API(",'policies':{'inbound':[" P "]}", "")
+#define PI "apis[0].policies.inbound[0]"
+
+static char *dq(const char *s)
+{
+	char *r = strdup(s);
+
+	assert_non_null(r);
+	for (char *p = r; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	return r;
+}
+
+static struct gateway *load(const char *doc, struct cfg_errors *errs)
+{
+	char *d = dq(doc);
+	struct gateway *gw = gw_load_buffer(d, strlen(d), errs);
+
+	free(d);
+	return gw;
+}
+
+struct bad_case {
+	const char *doc, *path, *msg;
+};
+
+static const struct bad_case bad_cases[] = {
+	/* elements */
+	{ IN("{'rate-limt':{}}"), PI "[\"rate-limt\"]", "unknown policy" },
+	{ IN("{'base':{},'set-header':{}}"), PI, "exactly one member" },
+	{ IN("{'base':{}},{'base':{}}"), "apis[0].policies.inbound[1]", "more than once" },
+	{ API(",'policies':{'inbound':[],'inbond':[]}", ""), "apis[0].policies.inbond", "unknown member" },
+	{ API(",'policies':{'outbound':[{'rate-limit':{'calls':1,'renewal-period':1}}]}", ""),
+	  "apis[0].policies.outbound[0][\"rate-limit\"]", "not allowed in the 'outbound' section" },
+	/* attributes */
+	{ IN("{'rate-limit':{'calls':10,'renewal-period':60,'callz':1}}"), PI "[\"rate-limit\"].callz", "unknown member" },
+	{ IN("{'rate-limit':{'calls':'ten','renewal-period':60}}"), PI "[\"rate-limit\"].calls", "must be an integer" },
+	{ IN("{'rate-limit':{'calls':0,'renewal-period':60}}"), PI "[\"rate-limit\"].calls", "from 1 to" },
+	{ IN("{'rate-limit':{'calls':1}}"), PI "[\"rate-limit\"]", "missing required member 'renewal-period'" },
+	{ IN("{'rate-limit-by-key':{'calls':1,'renewal-period':1}}"), PI "[\"rate-limit-by-key\"]", "'counter-key'" },
+	{ IN("{'rate-limit-by-key':{'calls':1,'renewal-period':1,'counter-key':'${request.nope}'}}"),
+	  PI "[\"rate-limit-by-key\"].counter-key", "is not a known value" },
+	{ IN("{'rate-limit-by-key':{'calls':1,'renewal-period':1,'counter-key':'${request.ip'}}"),
+	  PI "[\"rate-limit-by-key\"].counter-key", "unterminated" },
+	{ IN("{'quota':{'renewal-period':1}}"), PI "[\"quota\"]", "needs 'calls' or 'bandwidth'" },
+	{ IN("{'set-header':{'name':'${request.ip}','value':'x'}}"), PI "[\"set-header\"].name", "'${' is not allowed" },
+	{ IN("{'set-header':{'name':'X A','value':'x'}}"), PI "[\"set-header\"].name", "not a valid header name" },
+	{ IN("{'set-header':{'name':'X','exists-action':'replace','value':'x'}}"), PI "[\"set-header\"].exists-action", "is not one of" },
+	{ IN("{'set-header':{'name':'X'}}"), PI "[\"set-header\"]", "missing required member 'value'" },
+	{ IN("{'check-header':{'name':'X','failed-check-httpcode':400,'failed-check-error-message':'m','ignore-case':'maybe'}}"),
+	  PI "[\"check-header\"].ignore-case", "must be a boolean" },
+	{ IN("{'ip-filter':{'action':'allow','address':['10.0.0.1/8']}}"), PI "[\"ip-filter\"].address[0]", "host bits" },
+	{ IN("{'ip-filter':{'action':'allow'}}"), PI "[\"ip-filter\"]", "needs 'address'" },
+	{ IN("{'ip-filter':{'action':'allow','address-range':[{'from':'10.0.0.9','to':'10.0.0.1'}]}}"),
+	  PI "[\"ip-filter\"].address-range[0]", "'from' is above 'to'" },
+	{ IN("{'validate-jwt':{'issuer-signing-keys':['c2hvcnQ=']}}"), PI "[\"validate-jwt\"].issuer-signing-keys[0]", "not a usable key" },
+	{ IN("{'validate-jwt':{'issuer-signing-keys':[]}}"), PI "[\"validate-jwt\"].issuer-signing-keys", "at least one key" },
+	{ IN("{'validate-jwt':{'header-name':'A','query-parameter-name':'t','issuer-signing-keys':['MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=']}}"),
+	  PI "[\"validate-jwt\"]", "at most one of" },
+	{ IN("{'set-backend-service':{'base-url':'https://other.example'}}"), PI "[\"set-backend-service\"].base-url", "not the URL of a configured backend" },
+	{ IN("{'set-backend-service':{'backend-id':'nope'}}"), PI "[\"set-backend-service\"].backend-id", "is not a backend" },
+	{ IN("{'rewrite-uri':{'template':'v2/{id}'}}"), PI "[\"rewrite-uri\"].template", "must start with '/'" },
+	{ IN("{'rewrite-uri':{'template':'/v2/{*rest}'}}"), PI "[\"rewrite-uri\"].template", "not a parameter name" },
+	{ IN("{'cors':{'allowed-origins':['*'],'allow-credentials':true}}"), PI "[\"cors\"]", "cannot be true" },
+	{ IN("{'return-response':{'status-code':99}}"), PI "[\"return-response\"].status-code", "from 100 to 599" },
+	{ API(",'policies':{'backend':[{'retry':{'condition':['sometimes'],'count':1,'interval':1}}]}", ""),
+	  "apis[0].policies.backend[0][\"retry\"].condition[0]", "not a retry condition" },
+	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','policies':{'inbound':[{'nope':{}}]}}]", ""),
+	  "apis[0].operations[0].policies.inbound[0][\"nope\"]", "unknown policy" },
+	/* products and subscriptions */
+	{ API("", ",'products':[{'id':'p','apis':['zz']}]"), "products[0].apis[0]", "'zz' is not an API" },
+	{ API("", ",'products':[{'id':'p','apis':[]},{'id':'p','apis':[]}]"), "products[1].id", "duplicate id" },
+	{ API("", ",'subscriptions':[{'id':'s','scope':'product:zz','keys_sha256':['" K1 "']}]"), "subscriptions[0].scope", "product that does not exist" },
+	{ API("", ",'subscriptions':[{'id':'s','scope':'api:a','keys_sha256':['ABCD']}]"), "subscriptions[0].keys_sha256[0]", "64 lowercase hex" },
+	{ API("", ",'subscriptions':[{'id':'s','scope':'everything','keys_sha256':['" K1 "']}]"), "subscriptions[0].scope", "is not a scope" },
+	{ API("", ",'subscriptions':[{'id':'s','scope':'all','state':'on','keys_sha256':['" K1 "']}]"), "subscriptions[0].state", "is not a state" },
+	{ API("", ",'subscriptions':[{'id':'s','scope':'all','expires':'2027-02-30T00:00:00Z','keys_sha256':['" K1 "']}]"), "subscriptions[0].expires", "RFC 3339" },
+	{ API("", ",'subscriptions':[{'id':'s','scope':'all','keys_sha256':['" K1 "']},{'id':'t','scope':'all','keys_sha256':['" K1 "']}]"),
+	  "subscriptions[1].keys_sha256[0]", "already used by subscription 's'" },
+	/* pools and breakers */
+	{ "{'format':1,'generation':1,'backends':{'w':{'pool':[{'url':'ftp://a'}]}}}", "backends[\"w\"].pool[0].url", "http" },
+	{ "{'format':1,'generation':1,'backends':{'w':{'pool':[]}}}", "backends[\"w\"].pool", "1 to 64 members" },
+	{ "{'format':1,'generation':1,'backends':{'w':{'pool':[{'url':'https://a','weight':0}]}}}", "backends[\"w\"].pool[0].weight", "from 1 to" },
+	{ "{'format':1,'generation':1,'backends':{'w':{'url':'https://a','circuit_breaker':{'failures':5,'tripp':1}}}}",
+	  "backends[\"w\"].circuit_breaker.tripp", "unknown member" },
+};
+
+static void test_bad(void **state)
+{
+	size_t failures = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
+		struct cfg_errors errs = CFG_ERRORS_INIT;
+		struct gateway *gw = load(bad_cases[i].doc, &errs);
+		int found = 0;
+		size_t pl = strlen(bad_cases[i].path);
+
+		for (size_t j = 0; j < errs.n; j++)
+			if (strncmp(errs.msg[j], bad_cases[i].path, pl) == 0 &&
+			    errs.msg[j][pl] == ':' && strstr(errs.msg[j] + pl, bad_cases[i].msg))
+				found = 1;
+		if (gw || !found) {
+			print_message("case %zu: %s\n  want \"%s: ...%s...\"%s\n", i, bad_cases[i].doc,
+				      bad_cases[i].path, bad_cases[i].msg, gw ? " but it loaded" : "");
+			for (size_t j = 0; j < errs.n; j++)
+				print_message("    error: %s\n", errs.msg[j]);
+			failures++;
+		}
+		gw_free(gw);
+		cfg_errors_release(&errs);
+	}
+	assert_int_equal(failures, 0);
+}
+
+static struct gateway *load_ok(const char *doc)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct gateway *gw = load(doc, &errs);
+
+	for (size_t j = 0; j < errs.n; j++)
+		print_message("    error: %s\n", errs.msg[j]);
+	cfg_errors_release(&errs);
+	assert_non_null(gw);
+	return gw;
+}
+
+/* Every policy with every attribute loads, numbers and booleans as strings too. */
+static void test_every_policy_loads(void **state)
+{
+	struct gateway *gw;
+	const struct pol_plan *pl;
+	const struct pol_policy *p;
+
+	(void)state;
+	gw = load_ok(API(",'policies':{'inbound':["
+		"{'check-header':{'name':'X-V','failed-check-httpcode':'401','failed-check-error-message':'m','ignore-case':'true','value':['1','${request.ip}']}},"
+		"{'ip-filter':{'action':'forbid','address':['10.0.0.0/8','2001:db8::/32','192.0.2.1'],'address-range':{'from':'::1','to':'::9'}}},"
+		"{'rate-limit':{'calls':'10','renewal-period':'60','retry-after-header-name':'X-Retry','remaining-calls-header-name':'X-Left','total-calls-header-name':'X-Total'}},"
+		"{'rate-limit-by-key':{'calls':10,'renewal-period':60,'counter-key':'${request.ip}'}},"
+		"{'quota':{'calls':1000,'bandwidth':'4096','renewal-period':86400}},"
+		"{'quota-by-key':{'calls':5,'renewal-period':86400,'counter-key':'${subscription.id}'}},"
+		"{'limit-concurrency':{'key':'${subscription.id}','max-count':'4'}},"
+		"{'validate-jwt':{'header-name':'X-Token','require-scheme':'Bearer','failed-validation-httpcode':403,'failed-validation-error-message':'no',"
+		"'require-expiration-time':'false','require-signed-tokens':true,'clock-skew':'30','issuer-signing-keys':['MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='],"
+		"'audiences':['aud'],'issuers':['iss'],'required-claims':[{'name':'role','match':'any','separator':' ','value':['a','b']}]}},"
+		"{'set-backend-service':{'base-url':'https://w.example/v1/'}},"
+		"{'authentication-basic':{'username':'u','password':'p'}},"
+		"{'set-header':{'name':'X-A','exists-action':'append','value':['a','b']}},"
+		"{'set-query-parameter':{'name':'q','exists-action':'skip','value':'v'}},"
+		"{'rewrite-uri':{'template':'/v2/{id}?x=${request.query.x}','copy-unmatched-params':false}},"
+		"{'set-method':{'method':'PATCH'}},"
+		"{'mock-response':{'status-code':'200','content-type':'application/json'}},"
+		"{'cors':{'allowed-origins':['*'],'allowed-methods':['*'],'allowed-headers':['*'],'expose-headers':['X'],'allow-credentials':'false','preflight-result-max-age':'60','terminate-unmatched-request':'false'}}],"
+		"'backend':[{'forward-request':{'timeout':'10','follow-redirects':false}},{'retry':{'condition':['timeout','4xx','503'],'count':'2','interval':'1','max-interval':10,'delta':'1','first-fast-retry':'true'}}],"
+		"'outbound':[{'set-status':{'code':'202','reason':'Accepted'}},{'return-response':{'status-code':200,'headers':{'A':'${request.method}'},'body':'b'}}]}", ""));
+	pl = pol_plan_for(&gw->apis[0], NULL, NULL);
+	assert_non_null(pl);
+	assert_int_equal(pl->s[POL_INBOUND].n, 16);
+	assert_int_equal(pl->s[POL_BACKEND].n, 2);
+	assert_int_equal(pl->s[POL_OUTBOUND].n, 2);
+	p = pl->s[POL_INBOUND].v[0];
+	assert_int_equal(p->u.check_header.code, 401);
+	assert_int_equal(p->u.check_header.ignore_case, 1);
+	assert_int_equal(p->u.check_header.values.n, 2);
+	p = pl->s[POL_INBOUND].v[1];
+	assert_int_equal(p->u.ip_filter.n_cidrs, 3);
+	assert_int_equal(p->u.ip_filter.n_ranges, 1);
+	p = pl->s[POL_INBOUND].v[2];
+	assert_int_equal(p->u.limit.calls, 10);
+	assert_string_equal(p->u.limit.retry_after_header, "X-Retry");
+	assert_string_equal(p->counter_prefix, "rl:api:a:inbound#2");
+	p = pl->s[POL_INBOUND].v[4];
+	assert_int_equal(p->u.limit.bandwidth_kib, 4096);
+	p = pl->s[POL_INBOUND].v[7];
+	assert_int_equal(p->u.jwt.code, 403);
+	assert_int_equal(p->u.jwt.require_exp, 0);
+	assert_int_equal(p->u.jwt.clock_skew, 30);
+	assert_int_equal(p->u.jwt.claims[0].match, JWT_MATCH_ANY);
+	assert_int_equal(p->u.jwt.claims[0].separator, ' ');
+	p = pl->s[POL_INBOUND].v[8];
+	assert_ptr_equal(p->u.backend.backend, &gw->backends[0]);
+	p = pl->s[POL_INBOUND].v[12];
+	assert_int_equal(p->u.rewrite.copy_unmatched, 0);
+	p = pl->s[POL_INBOUND].v[15];
+	assert_int_equal(p->u.cors.any_origin, 1);
+	assert_int_equal(p->u.cors.max_age, 60);
+	assert_int_equal(p->u.cors.terminate_unmatched, 0);
+	p = pl->s[POL_BACKEND].v[1];
+	assert_int_equal(p->u.retry.conditions, POL_RETRY_TIMEOUT | POL_RETRY_4XX);
+	assert_int_equal(p->u.retry.statuses[0], 503);
+	assert_int_equal(p->u.retry.first_fast_retry, 1);
+	gw_free(gw);
+}
+
+/* Plans: global -> product -> API -> operation with APIM's base rule. */
+static void test_base_rule(void **state)
+{
+	struct gateway *gw;
+	const struct pol_plan *pl;
+	const struct gw_api *api;
+
+#define SH(N) "{'set-header':{'name':'" N "','value':'v'}}"
+	(void)state;
+	gw = load_ok(HEAD "'apis':[{'id':'a','path':'a','backend':'w',"
+		     "'policies':{'inbound':[" SH("A1") ",{'base':{}}," SH("A2") "],'outbound':[" SH("AO") "]},"
+		     "'operations':[{'id':'o1','method':'GET','url_template':'/1','policies':{'inbound':[" SH("O") ",{'base':{}}]}},"
+		     "{'id':'o2','method':'GET','url_template':'/2','policies':{'inbound':[" SH("O2") "]}},"
+		     "{'id':'o3','method':'GET','url_template':'/3'}]}],"
+		     "'products':[{'id':'p','apis':['a'],'policies':{'inbound':[" SH("P") ",{'base':{}}]}}],"
+		     "'policies':{'inbound':[" SH("G") "],'outbound':[{'base':{}}," SH("GO") "]}}");
+	api = &gw->apis[0];
+	pl = pol_plan_for(api, &api->operations[0], NULL);
+	assert_int_equal(pl->s[POL_INBOUND].n, 4);	/* O A1 G A2 */
+	assert_string_equal(pl->s[POL_INBOUND].v[0]->u.set.name, "O");
+	assert_string_equal(pl->s[POL_INBOUND].v[1]->u.set.name, "A1");
+	assert_string_equal(pl->s[POL_INBOUND].v[2]->u.set.name, "G");
+	assert_string_equal(pl->s[POL_INBOUND].v[3]->u.set.name, "A2");
+	/* the API's outbound has no base: the global one does not run */
+	assert_int_equal(pl->s[POL_OUTBOUND].n, 1);
+	assert_string_equal(pl->s[POL_OUTBOUND].v[0]->u.set.name, "AO");
+	pl = pol_plan_for(api, &api->operations[0], &gw->products[0]);
+	assert_int_equal(pl->s[POL_INBOUND].n, 5);	/* O A1 P G A2 */
+	assert_string_equal(pl->s[POL_INBOUND].v[2]->u.set.name, "P");
+	assert_string_equal(pl->s[POL_INBOUND].v[3]->u.set.name, "G");
+	pl = pol_plan_for(api, &api->operations[1], &gw->products[0]);
+	assert_int_equal(pl->s[POL_INBOUND].n, 1);	/* O2 only */
+	/* absent section = base */
+	pl = pol_plan_for(api, &api->operations[2], NULL);
+	assert_int_equal(pl->s[POL_INBOUND].n, 3);	/* A1 G A2 */
+	assert_int_equal(pl->s[POL_BACKEND].n, 0);
+	gw_free(gw);
+#undef SH
+}
+
+static void test_times(void **state)
+{
+	int64_t t;
+
+	(void)state;
+	assert_int_equal(products_parse_time("1970-01-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(products_parse_time("2027-01-01T00:00:00Z", &t), 0);
+	assert_int_equal(t, 1798761600);
+	assert_int_equal(products_parse_time("2027-01-01T02:00:00.123+02:00", &t), 0);
+	assert_int_equal(t, 1798761600);
+	assert_int_equal(products_parse_time("2024-02-29T00:00:00Z", &t), 0);
+	assert_int_equal(products_parse_time("2023-02-29T00:00:00Z", &t), -1);
+	assert_int_equal(products_parse_time("2027-01-01 00:00:00Z", &t), -1);
+	assert_int_equal(products_parse_time("2027-01-01T00:00:00", &t), -1);
+	assert_int_equal(products_parse_time("2027-13-01T00:00:00Z", &t), -1);
+}
+
+static void fixed(void *ctx, enum tpl_root root, const char *name, size_t name_len,
+		  const char **val, size_t *len)
+{
+	(void)ctx;
+	(void)name;
+	(void)name_len;
+	*val = root == TPL_REQUEST_QUERY ? "a/b?c&d\r\n" : NULL;
+	*len = *val ? strlen(*val) : 0;
+}
+
+static void test_templates(void **state)
+{
+	struct tpl *t;
+	char why[300];
+	struct tpl_buf b = TPL_BUF_INIT(1024);
+
+	(void)state;
+	assert_int_equal(tpl_parse("x$${y}$z", 8, 0, &t, why, sizeof(why)), 0);
+	assert_string_equal(tpl_constant(t), "x${y}$z");
+	tpl_free(t);
+	assert_int_equal(tpl_parse("/p/${request.query.q}/${path.nope}", 34, 0, &t, why, sizeof(why)), 0);
+	assert_null(tpl_constant(t));
+	assert_int_equal(tpl_expand(t, fixed, NULL, TPL_ENC_URL, &b), TPL_OK);
+	assert_string_equal(b.p, "/p/a%2Fb%3Fc%26d%0D%0A/");
+	tpl_buf_release(&b);
+	assert_int_equal(tpl_expand(t, fixed, NULL, TPL_ENC_HEADER, &b), TPL_BAD_VALUE);
+	tpl_buf_release(&b);
+	tpl_free(t);
+	assert_int_equal(tpl_parse("${jwt.claim.}", 13, 0, &t, why, sizeof(why)), -1);
+	assert_int_equal(tpl_parse("${context.nope}", 15, 0, &t, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "not a known value"));
+	assert_int_equal(tpl_parse("{id}", 4, 0, &t, why, sizeof(why)), 0);
+	assert_string_equal(tpl_constant(t), "{id}");
+	tpl_free(t);
+	assert_int_equal(tpl_parse("{id}", 4, TPL_PARSE_BRACES, &t, why, sizeof(why)), 0);
+	assert_int_equal(t->v[0].root, TPL_PATH_PARAM);
+	tpl_free(t);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad),
+		cmocka_unit_test(test_every_policy_loads),
+		cmocka_unit_test(test_base_rule),
+		cmocka_unit_test(test_times),
+		cmocka_unit_test(test_templates),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
