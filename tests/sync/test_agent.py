@@ -373,6 +373,15 @@ def test_huge_content_length_refused_up_front(make_agent, mgmt):
     assert_failed(a, rc, out, "larger than 67108864 bytes")
 
 
+def test_gzip_bomb_capped_after_decoding(make_agent, mgmt):
+    a = installed_one(make_agent, mgmt)
+    # ~70 KB on the wire, 65 MiB decoded: the cap applies to the decoded bytes
+    mgmt.serve(b'{"format": 1, "generation": 6, "x-pad": "' + b" " * (65 << 20) + b'"}',
+               mode="gzip")
+    rc, out = a.run(timeout=60)
+    assert_failed(a, rc, out, "larger than 67108864 bytes")
+
+
 def test_invalid_document_names_the_json_path(make_agent, mgmt):
     a = installed_one(make_agent, mgmt)
     mgmt.serve(json.dumps({"format": 1, "generation": 6, "bogus_member": 1}).encode())
