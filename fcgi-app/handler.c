@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "fcgi-app/forward.h"
+#include "policy/cidr.h"
 #include "policy/path.h"
 
 #define DEFAULT_HEALTH_PATH "/status-0123456789abcdef"
@@ -27,6 +28,14 @@ const char *io_param(const struct io *io, const char *name)
 		if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
 			return *p + n + 1;
 	return NULL;
+}
+
+static int64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t now_ms(clockid_t clock)
@@ -56,6 +65,7 @@ int app_init(struct app *app, char **envp)
 		app->rid_state = (uint64_t)now_ms(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
 	app->rid_state |= 1;
 	reload_init(&app->reload, app->config_path);
+	app->metrics = metrics_open(app->state_dir, 0);
 	return forward_init(app);
 }
 
@@ -63,6 +73,7 @@ void app_release(struct app *app)
 {
 	if (app->access_fd >= 0)
 		close(app->access_fd);
+	metrics_close(app->metrics);
 	forward_release(app);
 	reload_release(&app->reload);
 }
@@ -350,6 +361,54 @@ static int parse_length(const char *s, int64_t *out)
 
 static void access_log(struct app *app, struct request *req, int64_t started_ms);
 
+static void respond_metrics(struct app *app, struct request *req)
+{
+	const struct gateway *gw = req->gw;
+	struct metrics_gauges g = { gw->generation, reload_config_age(&app->reload) };
+	char head[256];
+	char *text = NULL;
+	size_t len = 0;
+	int n;
+
+	if (!req->client_ip ||
+	    !cidr_list_contains(gw->metrics_allow, gw->n_metrics_allow, req->client_ip)) {
+		respond_error(req, 403, "forbidden");
+		return;
+	}
+	if (!app->metrics || metrics_prometheus(app->metrics, &g, &text, &len) != 0) {
+		respond_error(req, 503, "metrics are not available");
+		return;
+	}
+	n = snprintf(head, sizeof(head), "Status: 200 OK\r\n"
+		     "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+		     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
+		     "X-Request-Id: %s\r\n\r\n", len, req->request_id);
+	req->status = 200;
+	req->headers_sent = 1;
+	if (respond_write(req, head, (size_t)n) == 0 && strcmp(req->method, "HEAD") != 0)
+		respond_write(req, text, len);
+	free(text);
+}
+
+static void record_metrics(struct app *app, struct request *req, int64_t started_us)
+{
+	const struct route_match *m = &req->route;
+	struct metrics_sample s = {
+		.api = m->api ? m->api->id : NULL,
+		.operation = m->op ? m->op->id : NULL,
+		.subscription = NULL,
+		.status = req->status,
+		.error = req->io->aborted || req->status == 502 || req->status == 503 ||
+			 req->status == 504,
+		.bytes_in = (uint64_t)req->bytes_in,
+		.bytes_out = (uint64_t)req->bytes_out,
+		.duration_us = (uint64_t)(now_us() - started_us),
+		.backend_us = req->backend_ms >= 0 && m->api ? req->backend_ms * 1000 : -1,
+	};
+
+	metrics_record(app->metrics, &s);
+}
+
 /* Returns 1 when the comma-separated list s holds token (case-insensitive). */
 static int has_token(const char *s, const char *token)
 {
@@ -375,10 +434,12 @@ void handle_request(struct app *app, struct io *io)
 	char fallback[8192];
 	const char *health;
 	const char *te;
-	int64_t started = now_ms(CLOCK_MONOTONIC);
+	int64_t started_us = now_us();
+	int64_t started = started_us / 1000;
 
 	memset(&req, 0, sizeof(req));
 	req.io = io;
+	req.backend_ms = -1;
 	req.method = io_param(io, "REQUEST_METHOD");
 	if (!req.method || !*req.method)
 		req.method = "GET";
@@ -398,6 +459,11 @@ void handle_request(struct app *app, struct io *io)
 	}
 	if (!req.gw) {
 		respond_error(&req, 503, "no configuration is loaded");
+		goto out;
+	}
+	if (req.gw->metrics_path && req.path_len == strlen(req.gw->metrics_path) &&
+	    memcmp(req.path, req.gw->metrics_path, req.path_len) == 0) {
+		respond_metrics(app, &req);
 		goto out;
 	}
 	switch (route_match(req.gw, req.path, req.path_len, io_param(io, "HTTP_HOST"),
@@ -430,6 +496,8 @@ void handle_request(struct app *app, struct io *io)
 out:
 	if (!req.headers_sent)
 		respond_error(&req, 500, "internal error");
+	if (app->metrics)
+		record_metrics(app, &req, started_us);
 	if (app->access_log)
 		access_log(app, &req, started);
 }
@@ -474,7 +542,7 @@ static void access_log(struct app *app, struct request *req, int64_t started_ms)
 	json_object_object_add(o, "bytes_in", json_object_new_int64(req->bytes_in));
 	json_object_object_add(o, "bytes_out", json_object_new_int64(req->bytes_out));
 	json_object_object_add(o, "duration_ms", json_object_new_int64(now_ms(CLOCK_MONOTONIC) - started_ms));
-	json_object_object_add(o, "backend_ms", m->api && req->backend_ms ? json_object_new_int64(req->backend_ms) : NULL);
+	json_object_object_add(o, "backend_ms", req->backend_ms >= 0 ? json_object_new_int64(req->backend_ms) : NULL);
 	json_object_object_add(o, "error", req->error ? json_object_new_string(req->error) : NULL);
 	line = json_object_to_json_string_length(o, JSON_C_TO_STRING_PLAIN, &len);
 	{

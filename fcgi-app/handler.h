@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "common/metrics.h"
 #include "fcgi-app/io.h"
 #include "fcgi-app/reload.h"
 #include "policy/route.h"
@@ -28,6 +29,7 @@ struct app {
 	int access_fd;			/* opened on first use, -1 before */
 	const char *mount;		/* HOSTGATE_MOUNT from the process environment */
 	struct reload reload;
+	struct metrics_store *metrics;	/* NULL: the state directory is unusable */
 	void *curl;			/* CURL *, reused: keeps backend connections */
 	uint64_t rid_state;		/* request-id generator */
 };
