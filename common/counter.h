@@ -66,9 +66,9 @@
  * replaced (shmfile.h): counts start again from zero after such an upgrade.
  *
  * Ownership: the store owns its mapping; keys are only read during the call.
- * A store may be used after fork() by parent and child. Not thread-safe for
- * two threads of one process sharing a store and a seat, but two threads may
- * each use the store.
+ * A store opened before fork() may be used by parent and children. Locks are
+ * named by pid, so one process must not use the store from two threads at once
+ * (the app forks its workers and has no threads).
  *
  * Errors: counter_open returns NULL (logged). The others return a status; on
  * COUNTER_ERROR and COUNTER_FULL the outputs are set as for an allowed call

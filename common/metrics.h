@@ -45,7 +45,8 @@
  * first), "to" the now given to metrics_snapshot.
  *
  * Ownership: the store owns its mapping; a sample's strings are only read
- * during the call. A snapshot owns its array (metrics_snapshot_release). Text
+ * during the call. Like counter.h, claims are named by pid: one process, one
+ * thread recording at a time (a store opened before fork() serves the children). A snapshot owns its array (metrics_snapshot_release). Text
  * and JSON are new buffers the caller frees.
  *
  * Errors: metrics_open returns NULL (logged); the others return 0 or -1 (out of
