@@ -14,7 +14,7 @@
  * Errors: -1 when something could not be shipped (logged as a warning, kept for
  * the next flush); never fatal. 0 otherwise.
  *
- * STATUS: a stub that ships nothing and returns 0, until common/metrics lands.
+ * The outbox and its format are described at the top of ship.c.
  */
 #ifndef HOSTGATE_SHIP_H
 #define HOSTGATE_SHIP_H
