@@ -391,6 +391,11 @@ DocumentRoot {htdocs}
     AllowOverride None
     Require all denied
 </Directory>
+# (an empty document root; granted, as a site's usually is, so that the
+# PATH_TRANSLATED lookups Apache makes for the gateway log no denials)
+<Directory {htdocs}>
+    Require all granted
+</Directory>
 {loads}{extra}
 # the site-specific values the example takes from its top block
 {defines}

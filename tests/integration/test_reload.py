@@ -102,22 +102,42 @@ BAD_DOCUMENTS = [
 ]
 
 
+def watch_bad_file(gw, doc, good_gens):
+    """Writes the bad doc, then watches for longer than the re-check
+    interval (every process has looked at it): everything keeps being
+    served by a good configuration."""
+    gw.config.write_bytes(doc)
+    until = gw.config.written_at + RELOAD_INTERVAL_S + 0.5
+    while time.monotonic() < until:
+        for g in gw.burst_generations(4):
+            assert g in good_gens, "with a bad file, health said %r (good: %r)" % (g, good_gens)
+        r = gw.get("/api/hb/get")
+        assert r.status == 200, (doc, r)
+
+
 def test_bad_config_ignored_old_one_keeps_serving(gw, base):
-    gen = gw.config.generation
+    gen = gw.config.generation      # every process serves it (gw.apply)
     try:
         with Load(gw) as load:
             for doc in BAD_DOCUMENTS:
-                gw.config.write_bytes(doc)
-                # watch for longer than the re-check interval: every process
-                # has looked at the bad file and must have kept the old one
-                until = gw.config.written_at + RELOAD_INTERVAL_S + 0.5
-                while time.monotonic() < until:
-                    r = gw.health()
-                    assert r.status == 200, (doc, r)
-                    assert r.json()["generation"] == gen, (doc, r)
-                    r = gw.get("/api/hb/get")
-                    assert r.status == 200, (doc, r)
+                watch_bad_file(gw, doc, {gen})
         assert load.failures == [], "%d requests failed with a bad file: %r" % (
             len(load.failures), load.failures[:5])
+    finally:
+        gw.apply(base)
+
+
+def test_bad_config_after_a_good_one_a_process_never_saw(gw, base, nginx):
+    """Generation N is served everywhere; N+1 is installed and served by a
+    single request, so most processes have not loaded it yet (under CGI,
+    none has: each request is a new process); then a bad file follows. The
+    last good configuration is N+1, for every process."""
+    gen = gw.config.write(with_fresh_api(base, nginx))
+    try:
+        wait_until(lambda: time.monotonic() > gw.config.written_at + RELOAD_INTERVAL_S + 0.1,
+                   3, "one re-check interval")
+        r = gw.get("/api/fresh/once")
+        assert r.status == 200, r
+        watch_bad_file(gw, BAD_DOCUMENTS[0], {gen})
     finally:
         gw.apply(base)
