@@ -367,43 +367,46 @@ static uint32_t key_home(const struct counter_store *cs, uint64_t k2)
 	return (uint32_t)(k2 % cs->nslots);
 }
 
-/* Whether slot i holds (k1, k2) while st is x: st read before and after the
- * key, so that a key being changed is never taken for the one before it. */
-static int slot_holds(struct counter_store *cs, uint32_t i, uint64_t x, uint64_t k1,
-		      uint64_t k2)
+enum hold { HOLD_NO, HOLD_YES, HOLD_RETRY };
+
+/* Whether slot i holds (k1, k2) while its st is x: the key is read between two
+ * reads of st (a seqlock), so that a key being changed is never taken for the
+ * one before it. HOLD_RETRY: the key matched but st moved on (another count,
+ * or a change of key): read st again. */
+static enum hold slot_holds(struct counter_store *cs, uint32_t i, uint64_t x, uint64_t k1,
+			    uint64_t k2)
 {
 	struct counter_slot *s = &cs->slots[i];
-	int same;
 
-	same = atomic_load_explicit(&s->k1, memory_order_relaxed) == k1 &&
-	       atomic_load_explicit(&s->k2, memory_order_relaxed) == k2;
+	if (atomic_load_explicit(&s->k1, memory_order_relaxed) != k1 ||
+	    atomic_load_explicit(&s->k2, memory_order_relaxed) != k2)
+		return HOLD_NO;
 	atomic_thread_fence(memory_order_acquire);
-	return same && atomic_load_explicit(&s->st, memory_order_relaxed) == x;
+	return atomic_load_explicit(&s->st, memory_order_relaxed) == x ? HOLD_YES : HOLD_RETRY;
 }
 
-/* Returns the slot of (k1, k2) with its st in *x, or -1 when absent. */
+/* Returns the slot of (k1, k2) with its st in *x, or -1 when absent. A key
+ * that another process is putting in right now may be missed: slot_get then
+ * looks again under the insert lock, where keys do not change. */
 static int64_t slot_find(struct counter_store *cs, uint64_t k1, uint64_t k2, int64_t now,
 			 uint64_t *x)
 {
 	uint32_t home = key_home(cs, k2), i;
+	enum hold h;
 	uint64_t v;
 
 	for (i = home; i < home + COUNTER_PROBE; i++) {
-		for (;;) {
+		do {
 			v = slot_wait(cs, i, now);
-			if (slot_holds(cs, i, v, k1, k2)) {
-				*x = v;
-				return i;
-			}
-			/* st changed while we looked: look again */
-			if (atomic_load_explicit(&cs->slots[i].st, memory_order_acquire) != v)
-				continue;
-			/* never used: the key is not further on */
-			if (v == 0 && atomic_load_explicit(&cs->slots[i].k1,
-							   memory_order_relaxed) == 0)
-				return -1;
-			break;
+			h = slot_holds(cs, i, v, k1, k2);
+		} while (h == HOLD_RETRY);
+		if (h == HOLD_YES) {
+			*x = v;
+			return i;
 		}
+		/* never used: the key is not further on */
+		if (v == 0 && atomic_load_explicit(&cs->slots[i].k1, memory_order_relaxed) == 0)
+			return -1;
 	}
 	return -1;
 }
@@ -522,6 +525,7 @@ static enum counter_result win_update(struct counter_store *cs, const char *key,
 {
 	uint32_t t = time32(now), end, cnt;
 	uint64_t k[2], x, y;
+	enum hold h;
 	int64_t i;
 
 	if (retry_after)
@@ -545,7 +549,10 @@ static enum counter_result win_update(struct counter_store *cs, const char *key,
 			return COUNTER_FULL;
 		for (;;) {
 			x = slot_wait(cs, (uint32_t)i, now);
-			if (!slot_holds(cs, (uint32_t)i, x, k[0], k[1]))
+			h = slot_holds(cs, (uint32_t)i, x, k[0], k[1]);
+			if (h == HOLD_RETRY)
+				continue;
+			if (h == HOLD_NO)
 				break;	/* the slot changed key: find ours again */
 			end = st_hi(x);
 			cnt = st_lo(x);
@@ -712,6 +719,7 @@ int counter_breaker_failure(struct counter_store *cs, const char *url, uint32_t 
 {
 	uint32_t t = time32(now), end, cnt;
 	uint64_t k[2], x, y;
+	enum hold h;
 	int64_t i;
 	int tripped;
 
@@ -725,7 +733,10 @@ int counter_breaker_failure(struct counter_store *cs, const char *url, uint32_t 
 			return 0;
 		for (;;) {
 			x = slot_wait(cs, (uint32_t)i, now);
-			if (!slot_holds(cs, (uint32_t)i, x, k[0], k[1]))
+			h = slot_holds(cs, (uint32_t)i, x, k[0], k[1]);
+			if (h == HOLD_RETRY)
+				continue;
+			if (h == HOLD_NO)
 				break;
 			end = st_hi(x);
 			cnt = st_lo(x);
