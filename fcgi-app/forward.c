@@ -1,6 +1,7 @@
 #include "fcgi-app/forward.h"
 
 #include <ctype.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,11 +13,13 @@
 
 #include "common/log.h"
 #include "policy/cidr.h"
+#include "policy/engine.h"
 #include "policy/path.h"
 
 #define MAX_URL 16384
 #define MAX_RESPONSE_HEADERS (64 * 1024)
 #define MAX_HEADER_LINE 16384
+#define RETRY_BODY_MAX (1024 * 1024)	/* larger bodies are sent once (config-v1.md) */
 
 /* Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way. */
 static const char *const hop_by_hop[] = {
@@ -27,12 +30,16 @@ static const char *const hop_by_hop[] = {
 
 struct fwd {
 	struct request *req;
+	struct pol_call *call;
+	uint32_t attempt;	/* 0: the first */
+	int held;		/* a retried status: its answer was held back */
+	int discard;		/* drop what the backend sends from now on */
+	char *replay;		/* a small body kept for retries, or NULL */
+	size_t replay_len, replay_pos;
 	int64_t body_limit;
 	int64_t body_read;
 	int body_too_large;
 	int client_gone;
-	/* response headers, collected until the blank line */
-	char hdr[MAX_RESPONSE_HEADERS];
 	size_t hdr_len;
 	int status;
 	char reason[128];
@@ -41,6 +48,9 @@ struct fwd {
 	char conn_tokens[1024];	/* the response's Connection header, lower case */
 	int64_t resp_length;	/* the response's Content-Length, -1: unknown */
 	int64_t resp_written;
+	/* response headers, collected until the blank line; last, so that a
+	 * memset up to it resets everything else */
+	char hdr[MAX_RESPONSE_HEADERS];
 };
 
 static struct fwd fwd_state;
@@ -180,18 +190,19 @@ static int url_append_raw(char *url, size_t *len, const char *s, size_t n)
 	return 0;
 }
 
-static int build_url(const struct request *req, const struct gw_backend *be, char *url)
+static int build_url(const struct pol_call *c, char *url)
 {
+	const struct gw_backend *be = c->backend;
 	size_t len = 0;
 	int has_query = 0;
 
 	url[0] = '\0';
-	if (url_append(url, &len, be->url, strlen(be->url)) != 0 ||
-	    url_append_raw(url, &len, req->route.rest, req->route.rest_len) != 0)
+	if (url_append(url, &len, c->backend_url, strlen(c->backend_url)) != 0 ||
+	    url_append_raw(url, &len, c->path, strlen(c->path)) != 0)
 		return -1;
-	if (req->query && req->query_len) {
+	if (c->query && *c->query) {
 		if (url_append(url, &len, "?", 1) != 0 ||
-		    url_append_raw(url, &len, req->query, req->query_len) != 0)
+		    url_append_raw(url, &len, c->query, strlen(c->query)) != 0)
 			return -1;
 		has_query = 1;
 	}
@@ -214,22 +225,23 @@ static int build_url(const struct request *req, const struct gw_backend *be, cha
 	return 0;
 }
 
-/* ---- upstream request headers ------------------------------------------ */
+/* ---- the upstream request, before the policies ------------------------- */
 
-/* Builds the header list. Returns 0, or -1 (400: a value holds CR/LF). */
-static int build_headers(const struct request *req, const struct gw_backend *be,
-			 struct curl_slist **list)
+int forward_prepare(struct request *req, struct pol_call *c)
 {
 	const struct gateway *gw = req->gw;
 	const char *conn = io_param(req->io, "HTTP_CONNECTION");
 	const char *xff = NULL, *xfp = NULL, *xfh = NULL;
 	const char *host = io_param(req->io, "HTTP_HOST");
 	const char *ctype = io_param(req->io, "CONTENT_TYPE");
-	int have_accept = 0;
-	int trusted = gw->n_trusted_proxies && req->client_ip &&
-		      cidr_list_contains(gw->trusted_proxies, gw->n_trusted_proxies, req->client_ip);
+	int trusted = req->peer_trusted;
 	char conn_lc[1024] = "";
 
+	c->method = strdup(req->method);
+	c->path = strndup(req->route.rest, req->route.rest_len);
+	c->query = req->query ? strndup(req->query, req->query_len) : strdup("");
+	if (!c->method || !c->path || !c->query)
+		return -1;
 	if (conn) {
 		size_t n = strlen(conn);
 
@@ -273,53 +285,130 @@ static int build_headers(const struct request *req, const struct gw_backend *be,
 			if (gw->forwarded_headers)
 				continue;
 		}
+		if (has_ctl(value) || pol_headers_add(&c->req_headers, name, value) != 0)
+			return -1;
+	}
+	if (ctype && *ctype &&
+	    (has_ctl(ctype) || pol_headers_add(&c->req_headers, "Content-Type", ctype) != 0))
+		return -1;
+	if (gw->forwarded_headers) {
+		const char *ip = req->client_ip ? req->client_ip : "unknown";
+		const char *proto = req->https && !strcasecmp(req->https, "on") ? "https" : "http";
+		char v[MAX_HEADER_LINE];
+
+		if (trusted && xff && *xff) {
+			if (has_ctl(xff) || snprintf(v, sizeof(v), "%s, %s", xff, ip) >= (int)sizeof(v))
+				return -1;
+			ip = v;
+		}
+		if (pol_headers_add(&c->req_headers, "X-Forwarded-For", ip) != 0)
+			return -1;
+		if (trusted && xfp && *xfp)
+			proto = xfp;
+		if (has_ctl(proto) || pol_headers_add(&c->req_headers, "X-Forwarded-Proto", proto) != 0)
+			return -1;
+		if (trusted && xfh && *xfh)
+			host = xfh;
+		if (host && *host &&
+		    (has_ctl(host) || pol_headers_add(&c->req_headers, "X-Forwarded-Host", host) != 0))
+			return -1;
+	}
+	return 0;
+}
+
+/* The curl header list for c's request: the policies' result, then the
+ * backend's credentials. Returns 0, or -1 (a value holds CR/LF, or no memory). */
+static int build_headers(const struct request *req, const struct pol_call *c,
+			 struct curl_slist **list)
+{
+	const struct gw_backend *be = c->backend;
+	int have_accept = 0, have_ctype = 0;
+
+	for (size_t i = 0; i < c->req_headers.n; i++) {
+		const char *name = c->req_headers.v[i].name;
+		const char *value = c->req_headers.v[i].value;
+
 		if (be->basic_username && !strcasecmp(name, "Authorization"))
 			continue;
 		if (header_configured(be, name))
 			continue;
-		if (has_ctl(value))
+		if (has_ctl(name) || has_ctl(value))
 			return -1;
 		if (!strcasecmp(name, "Accept"))
 			have_accept = 1;
+		else if (!strcasecmp(name, "Content-Type"))
+			have_ctype = 1;
 		/* "Name:" alone would make libcurl drop the header: keep empty values */
 		if (*value ? list_addf(list, "%s: %s", name, value) : list_addf(list, "%s;", name))
 			return -1;
 	}
-	if (ctype && *ctype) {
-		if (has_ctl(ctype) || list_addf(list, "Content-Type: %s", ctype))
-			return -1;
-	} else if (list_add(list, "Content-Type:")) {
+	/* blank what libcurl would invent */
+	if (!have_ctype && list_add(list, "Content-Type:"))
 		return -1;
-	}
 	if (!have_accept && list_add(list, "Accept:"))
 		return -1;
 	if (list_add(list, "Expect:"))
 		return -1;
 	if (req->content_length < 0 && list_add(list, "Transfer-Encoding: chunked"))
 		return -1;
-	if (gw->forwarded_headers) {
-		const char *ip = req->client_ip ? req->client_ip : "unknown";
-		const char *proto = req->https && !strcasecmp(req->https, "on") ? "https" : "http";
-
-		if (trusted && xff && *xff) {
-			if (has_ctl(xff) || list_addf(list, "X-Forwarded-For: %s, %s", xff, ip))
-				return -1;
-		} else if (list_addf(list, "X-Forwarded-For: %s", ip)) {
-			return -1;
-		}
-		if (trusted && xfp && *xfp)
-			proto = xfp;
-		if (has_ctl(proto) || list_addf(list, "X-Forwarded-Proto: %s", proto))
-			return -1;
-		if (trusted && xfh && *xfh)
-			host = xfh;
-		if (host && *host && (has_ctl(host) || list_addf(list, "X-Forwarded-Host: %s", host)))
-			return -1;
-	}
 	for (size_t i = 0; i < be->n_cred_headers; i++)
 		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
 			return -1;
 	return 0;
+}
+
+/* ---- answers ------------------------------------------------------------ */
+
+/* Sends status, reason and headers (Content-Length set from body_len when
+ * body_len >= 0), then X-Request-Id and the blank line. Returns 0 or -1. */
+static int emit_head(struct request *req, int status, const char *reason,
+		     const struct pol_headers *h, long long body_len)
+{
+	char line[512];
+	int n;
+
+	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", status,
+		     reason && *reason ? reason : http_reason(status));
+	req->status = status;
+	req->headers_sent = 1;
+	if (n < 0 || (size_t)n >= sizeof(line))
+		n = snprintf(line, sizeof(line), "Status: %d %s\r\n", status, http_reason(status));
+	if (respond_write(req, line, (size_t)n) != 0)
+		return -1;
+	for (size_t i = 0; i < h->n; i++) {
+		const char *name = h->v[i].name, *value = h->v[i].value;
+
+		if (body_len >= 0 && !strcasecmp(name, "Content-Length"))
+			continue;
+		if (has_ctl(name) || has_ctl(value))
+			continue;
+		if (respond_write(req, name, strlen(name)) != 0 || respond_write(req, ": ", 2) != 0 ||
+		    respond_write(req, value, strlen(value)) != 0 || respond_write(req, "\r\n", 2) != 0)
+			return -1;
+	}
+	if (body_len >= 0) {
+		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", body_len);
+		if (respond_write(req, line, (size_t)n) != 0)
+			return -1;
+	}
+	n = snprintf(line, sizeof(line), "X-Request-Id: %s\r\n\r\n", req->request_id);
+	return respond_write(req, line, (size_t)n);
+}
+
+void respond_call(struct request *req, struct pol_call *c)
+{
+	if (!c->error && c->status >= 400)
+		c->error = "refused by a policy";
+	if (!req->error)
+		req->error = c->error;
+	if (req->headers_sent) {
+		req->io->aborted = 1;
+		return;
+	}
+	if (emit_head(req, c->status, c->reason, &c->resp_headers, (long long)c->body_len) != 0)
+		return;
+	if (c->body_len && strcmp(req->method, "HEAD") != 0)
+		respond_write(req, c->body, c->body_len);
 }
 
 /* ---- libcurl callbacks ------------------------------------------------- */
@@ -330,6 +419,15 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
 	size_t want = size * nitems;
 	long n;
 
+	if (f->replay) {
+		/* a retried request's body, kept in memory */
+		size_t left = f->replay_len - f->replay_pos;
+
+		n = (long)(left < want ? left : want);
+		memcpy(buf, f->replay + f->replay_pos, (size_t)n);
+		f->replay_pos += (size_t)n;
+		return (size_t)n;
+	}
 	n = f->req->io->read(f->req->io, buf, want);
 	if (n < 0) {
 		f->client_gone = 1;
@@ -344,39 +442,72 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
 	return (size_t)n;
 }
 
-/* Sends the collected response headers to the client, once. */
+/* The retry policy asks for another attempt after this status. */
+static int retry_status(const struct pol_retry *r, int status)
+{
+	if (status >= 500 && (r->conditions & POL_RETRY_5XX))
+		return 1;
+	if (status >= 400 && status < 500 && (r->conditions & POL_RETRY_4XX))
+		return 1;
+	for (size_t i = 0; i < r->n_statuses; i++)
+		if (r->statuses[i] == status)
+			return 1;
+	return 0;
+}
+
+/* The backend's header block is complete: run the outbound section and send
+ * the answer's head (or the policy's own answer). */
 static int send_headers(struct fwd *f)
 {
 	struct request *req = f->req;
-	char line[256];
-	int n;
+	struct pol_call *c = f->call;
+	const char *cl;
 
-	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", f->status,
-		     f->reason[0] ? f->reason : "Unknown");
-	req->status = f->status;
-	req->headers_sent = 1;
-	if (respond_write(req, line, (size_t)n) != 0)
-		return -1;
+	c->status = f->status;
+	free(c->reason);
+	c->reason = f->reason[0] ? strdup(f->reason) : NULL;
+	pol_headers_release(&c->resp_headers);
 	for (size_t p = 0; p < f->hdr_len;) {
-		const char *h = f->hdr + p;
+		char *h = f->hdr + p;
 		size_t len = strlen(h);
 		size_t nlen = strcspn(h, ":");
+		const char *v;
 
 		p += len + 1;
-		if (is_hop_by_hop(h, nlen, f->conn_tokens))
+		if (nlen == len || is_hop_by_hop(h, nlen, f->conn_tokens))
 			continue;
 		/* Status would be read as ours; the request id is ours */
 		if ((nlen == 6 && !strncasecmp(h, "Status", 6)) ||
 		    (nlen == 12 && !strncasecmp(h, "X-Request-Id", 12)))
 			continue;
-		if (respond_write(req, h, len) != 0 || respond_write(req, "\r\n", 2) != 0)
+		h[nlen] = '\0';
+		for (v = h + nlen + 1; *v == ' ' || *v == '\t'; v++)
+			;
+		if (pol_headers_add(&c->resp_headers, h, v) != 0) {
+			h[nlen] = ':';
+			f->headers_too_large = 1;
 			return -1;
+		}
+		h[nlen] = ':';
 	}
-	n = snprintf(line, sizeof(line), "X-Request-Id: %s\r\n\r\n", req->request_id);
-	if (respond_write(req, line, (size_t)n) != 0)
+	if (engine_outbound(c) == POL_RESPOND) {
+		/* the policy answers instead: the backend's body is dropped */
+		f->discard = 1;
+		respond_call(req, c);
+		return 0;
+	}
+	cl = pol_headers_get(&c->resp_headers, "Content-Length");
+	f->resp_length = -1;
+	if (cl) {
+		char *end;
+		long long v = strtoll(cl, &end, 10);
+
+		f->resp_length = v >= 0 && end > cl && !*end ? v : -1;
+	}
+	if (emit_head(req, c->status, c->reason, &c->resp_headers, -1) != 0)
 		return -1;
-	/* a body of known length follows at once: the headers go out with it
-	 * (one write fewer for small answers); otherwise they go out now */
+	/* a body of known length follows at once: the head goes out with it (one
+	 * write fewer for small answers); otherwise it goes out now */
 	if (f->resp_length < 0 && req->io->flush(req->io) != 0)
 		return -1;
 	return 0;
@@ -396,7 +527,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 
 		f->hdr_len = 0;
 		f->conn_tokens[0] = '\0';
-		f->resp_length = -1;
 		f->status = 0;
 		f->reason[0] = '\0';
 		if (!sp || (size_t)(buf + len - sp) < 4 || !isdigit((unsigned char)sp[1]) ||
@@ -422,8 +552,17 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	if (len == 0) {
 		/* end of a header block; interim 1xx answers are not passed on */
-		if (f->status >= 200 && !f->req->headers_sent && send_headers(f) != 0) {
-			f->client_gone = 1;
+		if (f->status < 200 || f->req->headers_sent || f->discard)
+			return size * nitems;
+		if (f->attempt < f->call->retry.count && retry_status(&f->call->retry, f->status)) {
+			/* held back: another attempt follows */
+			f->held = 1;
+			f->discard = 1;
+			return size * nitems;
+		}
+		if (send_headers(f) != 0) {
+			if (!f->headers_too_large)
+				f->client_gone = 1;
 			return 0;
 		}
 		return size * nitems;
@@ -447,12 +586,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	for (size_t i = 0; i < len; i++)
 		f->hdr[f->hdr_len++] = (buf[i] == '\0' || buf[i] == '\r' || buf[i] == '\n') ? ' ' : buf[i];
 	f->hdr[f->hdr_len++] = '\0';
-	if (len > 15 && strncasecmp(buf, "Content-Length:", 15) == 0) {
-		char *end;
-		long long v = strtoll(buf + 15, &end, 10);
-
-		f->resp_length = v >= 0 && end > buf + 15 ? v : -1;
-	}
 	if (len > 11 && strncasecmp(buf, "Connection:", 11) == 0) {
 		size_t have = strlen(f->conn_tokens), n = len - 11;
 
@@ -470,10 +603,14 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 	struct fwd *f = arg;
 	size_t len = size * nitems;
 
+	if (f->discard)
+		return len;
 	if (!f->req->headers_sent && send_headers(f) != 0) {
 		f->client_gone = 1;
 		return 0;
 	}
+	if (f->discard)
+		return len;
 	if (respond_write(f->req, buf, len) != 0) {
 		f->client_gone = 1;
 		return 0;
@@ -511,98 +648,187 @@ static void setup_tls(CURL *c, const struct gw_backend *be)
 		curl_easy_setopt(c, CURLOPT_SSLKEY, be->tls.client_key);
 }
 
-void forward(struct app *app, struct request *req)
+static void setup_request(CURL *h, struct fwd *f, const char *url, struct curl_slist *headers)
 {
-	CURL *c = app->curl;
-	const struct gw_backend *be = req->route.api->backend;
+	struct pol_call *c = f->call;
+	struct request *req = f->req;
+	const struct gw_backend *be = c->backend;
+
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, be->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 65536L);
+	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+	if (c->follow_redirects) {
+		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+	}
+	setup_tls(h, be);
+	if (be->basic_username) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, be->basic_password ? be->basic_password : "");
+	}
+	if (!strcmp(c->method, "HEAD")) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+		if (req->content_length != 0) {
+			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+			curl_easy_setopt(h, CURLOPT_READDATA, f);
+			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+					 (curl_off_t)(req->content_length > 0 ? req->content_length : -1));
+		}
+	}
+}
+
+/* Reads a body of at most RETRY_BODY_MAX into memory so that it can be sent
+ * again. Returns 0, or -1 (client gone or short body). */
+static int keep_body(struct fwd *f)
+{
+	struct request *req = f->req;
+	size_t len = (size_t)req->content_length;
+
+	f->replay = malloc(len ? len : 1);
+	if (!f->replay)
+		return -1;
+	while (f->replay_len < len) {
+		long n = req->io->read(req->io, f->replay + f->replay_len, len - f->replay_len);
+
+		if (n <= 0)
+			return -1;
+		f->replay_len += (size_t)n;
+	}
+	req->bytes_in += (int64_t)len;
+	return 0;
+}
+
+/* APIM's retry intervals: fixed, linear with delta, or exponential up to
+ * max-interval; first-fast-retry makes the first retry immediate. */
+static int64_t retry_wait_ms(const struct pol_retry *r, uint32_t attempt)
+{
+	int64_t s;
+
+	if (attempt == 1 && r->first_fast_retry)
+		return 0;
+	if (r->max_interval && r->delta) {
+		s = (int64_t)r->interval + (((int64_t)1 << (attempt < 20 ? attempt : 20)) - 1) * r->delta;
+		if (s > r->max_interval)
+			s = r->max_interval;
+	} else {
+		s = (int64_t)r->interval + (int64_t)(attempt - 1) * r->delta;
+	}
+	return s * 1000;
+}
+
+static int connect_error(CURLcode rc)
+{
+	return rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST ||
+	       rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_SEND_ERROR ||
+	       rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+}
+
+void forward(struct app *app, struct request *req, struct pol_call *c)
+{
+	CURL *h = app->curl;
 	struct curl_slist *headers = NULL;
-	struct fwd *f;
-	char *url;
-	CURLcode rc;
+	struct fwd *f = &fwd_state;
+	CURLcode rc = CURLE_OK;
 	int64_t t0;
 
 	/* one request at a time per process: the buffers are reused, not zeroed */
-	f = &fwd_state;
-	url = url_buf;
+	memset(f, 0, offsetof(struct fwd, hdr));
 	f->req = req;
-	f->body_read = 0;
-	f->body_too_large = f->client_gone = 0;
-	f->hdr_len = 0;
-	f->status = 0;
-	f->reason[0] = '\0';
-	f->headers_too_large = f->bad_response = 0;
-	f->conn_tokens[0] = '\0';
-	f->resp_length = -1;
-	f->resp_written = 0;
+	f->call = c;
 	f->body_limit = req->gw->max_request_body_bytes;
-	if (build_url(req, be, url) != 0) {
-		respond_error(req, 414, "request target too long");
-		goto out;
+	if (build_url(c, url_buf) != 0) {
+		(void)engine_on_error(c, 414, "request target too long");
+		goto answer;
 	}
-	if (build_headers(req, be, &headers) != 0) {
-		respond_error(req, 400, "malformed request header");
-		goto out;
+	if (build_headers(req, c, &headers) != 0) {
+		(void)engine_on_error(c, 400, "malformed request header");
+		goto answer;
 	}
-
-	curl_easy_reset(c);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(c, CURLOPT_PROXY, "");
-	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, be->timeout_ms);
-	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, be->connect_timeout_ms);
-	curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 65536L);
-	curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, f);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
-	setup_tls(c, be);
-	if (be->basic_username) {
-		curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(c, CURLOPT_USERNAME, be->basic_username);
-		curl_easy_setopt(c, CURLOPT_PASSWORD, be->basic_password ? be->basic_password : "");
-	}
-	if (!strcmp(req->method, "HEAD")) {
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	} else {
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, req->method);
-		if (req->content_length != 0) {
-			curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-			curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-			curl_easy_setopt(c, CURLOPT_READDATA, f);
-			curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
-					 (curl_off_t)(req->content_length > 0 ? req->content_length : -1));
+	/* a retried request needs its body again: keep a small one */
+	if (c->retry.count && req->content_length > 0) {
+		if (req->content_length > RETRY_BODY_MAX)
+			c->retry.count = 0;
+		else if (keep_body(f) != 0) {
+			req->error = "client went away";
+			req->io->aborted = 1;
+			goto out;
 		}
 	}
 
 	t0 = mono_ms();
-	rc = curl_easy_perform(c);
+	for (f->attempt = 0;; f->attempt++) {
+		f->replay_pos = 0;
+		f->held = f->discard = 0;
+		setup_request(h, f, url_buf, headers);
+		rc = curl_easy_perform(h);
+		if (req->headers_sent || f->client_gone || f->body_too_large)
+			break;
+		if (f->attempt >= c->retry.count)
+			break;
+		if (!f->held &&
+		    !(connect_error(rc) && (c->retry.conditions & POL_RETRY_CONNECT_ERROR)) &&
+		    !(rc == CURLE_OPERATION_TIMEDOUT && (c->retry.conditions & POL_RETRY_TIMEOUT)))
+			break;
+		{
+			int64_t ms = retry_wait_ms(&c->retry, f->attempt + 1);
+			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+
+			while (nanosleep(&ts, &ts) != 0)
+				;
+		}
+	}
 	req->backend_ms = mono_ms() - t0;
-	if (rc == CURLE_OK && f->status >= 200 && !req->headers_sent)
-		send_headers(f);	/* a HEAD or empty answer */
-	if (rc == CURLE_OK && req->headers_sent)
+	if (rc == CURLE_OK && f->status >= 200 && !req->headers_sent && !f->held) {
+		/* a HEAD or an empty answer: the head has not gone out yet */
+		if (send_headers(f) != 0)
+			f->client_gone = 1;
+	}
+	c->backend_failed = rc != CURLE_OK || f->status >= 500;
+	if (req->headers_sent)
 		goto out;
 	if (f->client_gone) {
 		req->error = "client went away";
 		req->io->aborted = 1;
-	} else if (f->body_too_large) {
+		goto out;
+	}
+	if (f->body_too_large) {
 		respond_error(req, 413, "request body too large");
-	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
-		respond_error(req, 504, "backend timed out");
+		goto out;
+	}
+	if (rc == CURLE_OPERATION_TIMEDOUT) {
+		(void)engine_on_error(c, 504, "backend timed out");
 	} else if (f->headers_too_large) {
-		respond_error(req, 502, "backend response headers too large");
+		(void)engine_on_error(c, 502, "backend response headers too large");
 	} else {
 		if (rc != CURLE_OK)
-			log_warn("request '%s': backend '%s': %s", req->request_id, be->id,
+			log_warn("request '%s': backend '%s': %s", req->request_id, c->backend->id,
 				 curl_easy_strerror(rc));
-		respond_error(req, 502, rc == CURLE_OK ? "backend sent no answer" :
-			      "backend unreachable or bad answer");
+		(void)engine_on_error(c, 502, rc == CURLE_OK ? "backend sent no answer" :
+				      "backend unreachable or bad answer");
 	}
+answer:
+	respond_call(req, c);
 out:
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
+	free(f->replay);
+	f->replay = NULL;
 }

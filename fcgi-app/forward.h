@@ -19,10 +19,21 @@
 
 #include "fcgi-app/handler.h"
 
+struct pol_call;
+
 /* Returns 0, or -1 when libcurl cannot be set up. */
 int forward_init(struct app *app);
 void forward_release(struct app *app);
-/* Serves req (routed: req->route.api set). Always answers the client. */
-void forward(struct app *app, struct request *req);
+/* Fills c's upstream request from the client's (c initialised by
+ * engine_call_init): method, raw path below the API, raw query, the client's
+ * headers without hop-by-hop ones, X-Forwarded-*. Returns 0, or -1 (a header
+ * holds CR/LF, or no memory: answer 400). */
+int forward_prepare(struct request *req, struct pol_call *c);
+/* Sends c (after engine_inbound said POL_CONTINUE) to c->backend_url, runs
+ * the outbound or on-error section, retries as c->retry says. Always answers
+ * the client. */
+void forward(struct app *app, struct request *req, struct pol_call *c);
+/* Sends the answer a policy made: c->status, reason, resp_headers, body. */
+void respond_call(struct request *req, struct pol_call *c);
 
 #endif

@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "fcgi-app/forward.h"
+#include "policy/engine.h"
 #include "policy/cidr.h"
 #include "policy/path.h"
 
@@ -66,6 +67,7 @@ int app_init(struct app *app, char **envp)
 	app->rid_state |= 1;
 	reload_init(&app->reload, app->config_path);
 	app->metrics = metrics_open(app->state_dir, 0);
+	app->counters = counter_open(app->state_dir, 0);
 	return forward_init(app);
 }
 
@@ -74,6 +76,7 @@ void app_release(struct app *app)
 	if (app->access_fd >= 0)
 		close(app->access_fd);
 	metrics_close(app->metrics);
+	counter_close(app->counters);
 	forward_release(app);
 	reload_release(&app->reload);
 }
@@ -88,7 +91,7 @@ int respond_write(struct request *req, const char *buf, size_t n)
 	return 0;
 }
 
-static const char *reason_phrase(int status)
+const char *http_reason(int status)
 {
 	switch (status) {
 	case 200: return "OK";
@@ -120,7 +123,7 @@ static void respond_json(struct request *req, int status, json_object *body)
 		     "Status: %d %s\r\nContent-Type: application/json\r\n"
 		     "Content-Length: %zu\r\nCache-Control: no-store\r\n"
 		     "X-Request-Id: %s\r\n\r\n",
-		     status, reason_phrase(status), blen, req->request_id);
+		     status, http_reason(status), blen, req->request_id);
 	req->status = status;
 	req->headers_sent = 1;
 	if (respond_write(req, head, (size_t)n) != 0)
@@ -361,6 +364,73 @@ static int parse_length(const char *s, int64_t *out)
 
 static void access_log(struct app *app, struct request *req, int64_t started_ms);
 
+/* ${request.ip}: the peer, or, when the peer is a trusted proxy, the
+ * right-most X-Forwarded-For entry that is not one. */
+static void request_ip(struct request *req)
+{
+	const struct gateway *gw = req->gw;
+	const char *xff = io_param(req->io, "HTTP_X_FORWARDED_FOR");
+	const char *ip = req->client_ip ? req->client_ip : "";
+	char cand[64];
+	size_t n;
+
+	req->peer_trusted = gw->n_trusted_proxies && *ip &&
+			    cidr_list_contains(gw->trusted_proxies, gw->n_trusted_proxies, ip);
+	if (req->peer_trusted && xff) {
+		/* walk the list from the right, one entry at a time */
+		size_t end = strlen(xff);
+
+		while (end > 0) {
+			size_t start = end, len;
+
+			while (start > 0 && xff[start - 1] != ',')
+				start--;
+			len = end - start;
+			while (len && (xff[start] == ' ' || xff[start] == '\t'))
+				start++, len--;
+			while (len && (xff[start + len - 1] == ' ' || xff[start + len - 1] == '\t'))
+				len--;
+			if (!len || len >= sizeof(cand))
+				break;
+			memcpy(cand, xff + start, len);
+			cand[len] = '\0';
+			ip = cand;
+			if (!cidr_list_contains(gw->trusted_proxies, gw->n_trusted_proxies, cand))
+				break;
+			end = start > 0 ? start - 1 : 0;
+			while (end > 0 && xff[end] != ',')
+				end--;
+		}
+	}
+	n = strlen(ip);
+	if (n >= sizeof(req->request_ip))
+		n = sizeof(req->request_ip) - 1;
+	memmove(req->request_ip, ip, n);
+	req->request_ip[n] = '\0';
+}
+
+/* Runs the policies around the backend call. */
+static void serve_call(struct app *app, struct request *req)
+{
+	struct pol_call c;
+
+	request_ip(req);
+	engine_call_init(&c, req->gw, &req->route, req->request_ip, req->request_id,
+			 (int64_t)time(NULL), app->counters);
+	if (forward_prepare(req, &c) != 0)
+		respond_error(req, 400, "malformed request header");
+	else if (engine_inbound(&c) == POL_RESPOND)
+		respond_call(req, &c);
+	else
+		forward(app, req, &c);
+	req->subscription = c.subscription ? c.subscription->id : NULL;
+	if (!req->error && c.error)
+		req->error = c.error;
+	c.bytes_out = (uint64_t)req->bytes_out;
+	engine_finish(&c);
+	engine_call_release(&c);
+}
+
 static void respond_metrics(struct app *app, struct request *req)
 {
 	const struct gateway *gw = req->gw;
@@ -396,7 +466,7 @@ static void record_metrics(struct app *app, struct request *req, int64_t started
 	struct metrics_sample s = {
 		.api = m->api ? m->api->id : NULL,
 		.operation = m->op ? m->op->id : NULL,
-		.subscription = NULL,
+		.subscription = req->subscription,
 		.status = req->status,
 		.error = req->io->aborted || req->status == 502 || req->status == 503 ||
 			 req->status == 504,
@@ -492,7 +562,7 @@ void handle_request(struct app *app, struct io *io)
 		respond_error(&req, 413, "request body too large");
 		goto out;
 	}
-	forward(app, &req);
+	serve_call(app, &req);
 out:
 	if (!req.headers_sent)
 		respond_error(&req, 500, "internal error");
@@ -537,7 +607,7 @@ static void access_log(struct app *app, struct request *req, int64_t started_ms)
 	json_object_object_add(o, "path", json_object_new_string(path));
 	json_object_object_add(o, "api", m->api ? json_object_new_string(m->api->id) : NULL);
 	json_object_object_add(o, "operation", m->op ? json_object_new_string(m->op->id) : NULL);
-	json_object_object_add(o, "subscription", NULL);
+	json_object_object_add(o, "subscription", req->subscription ? json_object_new_string(req->subscription) : NULL);
 	json_object_object_add(o, "status", json_object_new_int(req->status));
 	json_object_object_add(o, "bytes_in", json_object_new_int64(req->bytes_in));
 	json_object_object_add(o, "bytes_out", json_object_new_int64(req->bytes_out));

@@ -15,6 +15,7 @@
 
 #include <stdint.h>
 
+#include "common/counter.h"
 #include "common/metrics.h"
 #include "fcgi-app/io.h"
 #include "fcgi-app/reload.h"
@@ -30,6 +31,7 @@ struct app {
 	const char *mount;		/* HOSTGATE_MOUNT from the process environment */
 	struct reload reload;
 	struct metrics_store *metrics;	/* NULL: the state directory is unusable */
+	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
 	void *curl;			/* CURL *, reused: keeps backend connections */
 	uint64_t rid_state;		/* request-id generator */
 };
@@ -45,6 +47,9 @@ struct request {
 	const char *query;		/* raw query without '?', NULL: none */
 	size_t query_len;
 	const char *client_ip;		/* the peer (REMOTE_ADDR) */
+	int peer_trusted;		/* the peer is one of gateway.trusted_proxies */
+	char request_ip[64];		/* ${request.ip}: the client behind trusted proxies */
+	const char *subscription;	/* the subscription's id, for logs and metrics */
 	const char *https;		/* "on" when the client came over TLS */
 	char request_id[REQUEST_ID_MAX + 1];
 	struct route_match route;
@@ -64,6 +69,8 @@ void handle_request(struct app *app, struct io *io);
 /* Sends the gateway's own JSON error (status, message) unless headers went out
  * already, in which case the response is aborted. */
 void respond_error(struct request *req, int status, const char *message);
+/* The standard reason phrase of status ("Unknown" for others). */
+const char *http_reason(int status);
 /* Writes to the client, counting bytes; returns 0 or -1 (client gone). */
 int respond_write(struct request *req, const char *buf, size_t n);
 
