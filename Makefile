@@ -96,10 +96,10 @@ unit-test: $(UNIT_BINS) $(REPLAY_BINS)
 	tests/run-unit $(UNIT_BINS) -- $(REPLAY_BINS)
 
 integration-test: all
-	tests/run-integration
+	HOSTGATE_SANITIZE=$(SANITIZE) tests/run-integration
 
 test: all $(UNIT_BINS) $(REPLAY_BINS)
-	tests/run-all $(UNIT_BINS) -- $(REPLAY_BINS)
+	HOSTGATE_SANITIZE=$(SANITIZE) tests/run-all $(UNIT_BINS) -- $(REPLAY_BINS)
 
 bench: all
 	bench/run
