@@ -56,6 +56,8 @@ REPLAY_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
 .PHONY: all test unit-test integration-test fuzz bench install clean
+# keep the test objects: they are intermediate to make, not to us
+.SECONDARY:
 all: $(APP) $(AGENT)
 
 $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
