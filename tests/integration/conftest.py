@@ -49,6 +49,18 @@ def pytest_runtest_makereport(item, call):
             rep.sections.append(("log %s" % path, text))
 
 
+@pytest.fixture
+def known_bug(request):
+    """known_bug(gw, setups, reason[, strict]): marks this test an expected
+    failure on those set-ups ("*": all) for an open hostgate-fcgi bug. Strict:
+    once the bug is fixed the test passes, which fails the run until the
+    marker is removed. strict=False only where the bug shows as a race."""
+    def mark(gw, setups, reason, strict=True):
+        if setups == "*" or gw.setup in setups:
+            request.node.add_marker(pytest.mark.xfail(reason=reason, strict=strict))
+    return mark
+
+
 @pytest.fixture(scope="session")
 def binary():
     path = os.environ.get("HOSTGATE_FCGI", os.path.join(REPO, "build", "hostgate-fcgi"))

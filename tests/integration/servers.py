@@ -383,9 +383,9 @@ LogFormat "%h \\"%r\\" %>s %b %D" short
 CustomLog {log}/access.log short
 Timeout 60
 StartServers 1
-ServerLimit 4
-ThreadsPerChild 32
-MaxRequestWorkers 64
+ServerLimit 6
+ThreadsPerChild 25
+MaxRequestWorkers 150
 DocumentRoot {htdocs}
 <Directory />
     AllowOverride None
