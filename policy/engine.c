@@ -675,34 +675,43 @@ static enum step do_set_header(struct pol_call *c, const struct pol_policy *p,
 			       struct pol_headers *h)
 {
 	const char *name = p->u.set.name;
+	struct pol_headers vals = { 0 };
+	enum step r = STEP_NEXT;
 
-	switch (p->u.set.exists) {
-	case POL_EXISTS_DELETE:
+	if (p->u.set.exists == POL_EXISTS_DELETE) {
 		pol_headers_del(h, name);
 		return STEP_NEXT;
-	case POL_EXISTS_SKIP:
-		if (pol_headers_get(h, name))
-			return STEP_NEXT;
-		break;
-	case POL_EXISTS_OVERRIDE:
-		pol_headers_del(h, name);
-		break;
-	case POL_EXISTS_APPEND:
-		break;
 	}
+	if (p->u.set.exists == POL_EXISTS_SKIP && pol_headers_get(h, name))
+		return STEP_NEXT;
+	/* every value before the old header goes: an override may read the
+	 * header it replaces (${request.header.NAME}) */
 	for (size_t i = 0; i < p->u.set.values.n; i++) {
 		char *v;
 		enum tpl_status st = expand(c, p->u.set.values.v[i], TPL_ENC_HEADER, &v);
 
-		if (st != TPL_OK)
-			return fail_tpl(c, st);
-		if (pol_headers_add(h, name, v) != 0) {
+		if (st != TPL_OK) {
+			r = fail_tpl(c, st);
+			goto out;
+		}
+		if (pol_headers_add(&vals, name, v) != 0) {
 			free(v);
-			return fail(c, 400, "Too many headers.", "too many headers");
+			r = oom(c);
+			goto out;
 		}
 		free(v);
 	}
-	return STEP_NEXT;
+	if (p->u.set.exists == POL_EXISTS_OVERRIDE)
+		pol_headers_del(h, name);
+	for (size_t i = 0; i < vals.n; i++) {
+		if (pol_headers_add(h, name, vals.v[i].value) != 0) {
+			r = fail(c, 400, "Too many headers.", "too many headers");
+			goto out;
+		}
+	}
+out:
+	pol_headers_release(&vals);
+	return r;
 }
 
 /* Appends "&name=value" (value URL-encoded) to the growing query b. */
@@ -725,33 +734,48 @@ static enum step do_set_query(struct pol_call *c, const struct pol_policy *p)
 {
 	const char *name = p->u.set.name, *raw;
 	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
+	struct pol_headers vals = { 0 };
 	enum tpl_status st = TPL_OK;
+	enum step r = STEP_NEXT;
 	size_t len;
 	int exists = c->query && query_find(c->query, name, &raw, &len);
 
 	if (p->u.set.exists == POL_EXISTS_SKIP && exists)
 		return STEP_NEXT;
-	if (p->u.set.exists == POL_EXISTS_DELETE || p->u.set.exists == POL_EXISTS_OVERRIDE)
-		query_del(c->query, name);
-	if (p->u.set.exists == POL_EXISTS_DELETE)
-		return STEP_NEXT;
-	st = tpl_buf_put(&b, c->query, strlen(c->query), TPL_ENC_RAW);
-	for (size_t i = 0; st == TPL_OK && i < p->u.set.values.n; i++) {
+	/* values before the old parameter goes, as in do_set_header */
+	for (size_t i = 0; p->u.set.exists != POL_EXISTS_DELETE && i < p->u.set.values.n; i++) {
 		char *v;
 
 		st = expand(c, p->u.set.values.v[i], TPL_ENC_RAW, &v);
-		if (st == TPL_OK) {
-			st = query_append(&b, name, v);
-			free(v);
+		if (st != TPL_OK) {
+			r = fail_tpl(c, st);
+			goto out;
 		}
+		if (pol_headers_add(&vals, name, v) != 0) {
+			free(v);
+			r = oom(c);
+			goto out;
+		}
+		free(v);
 	}
+	if (p->u.set.exists == POL_EXISTS_DELETE || p->u.set.exists == POL_EXISTS_OVERRIDE)
+		query_del(c->query, name);
+	if (p->u.set.exists == POL_EXISTS_DELETE)
+		goto out;
+	st = tpl_buf_put(&b, c->query, strlen(c->query), TPL_ENC_RAW);
+	for (size_t i = 0; st == TPL_OK && i < vals.n; i++)
+		st = query_append(&b, name, vals.v[i].value);
 	if (st != TPL_OK) {
-		tpl_buf_release(&b);
-		return fail_tpl(c, st);
+		r = fail_tpl(c, st);
+		goto out;
 	}
 	free(c->query);
 	c->query = b.p;
-	return STEP_NEXT;
+	b.p = NULL;
+out:
+	tpl_buf_release(&b);
+	pol_headers_release(&vals);
+	return r;
 }
 
 static enum step do_rewrite(struct pol_call *c, const struct pol_policy *p)

@@ -1,0 +1,111 @@
+/*
+ * test_engine_override — set-header and set-query-parameter with
+ * exists-action override read the value they replace: the value is expanded
+ * before the old header or parameter is removed (policy/engine.c). Found by
+ * tests/integration/test_policies.py (scope order through X-Trail).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "policy/engine.h"
+#include "policy/gateway.h"
+#include "policy/route.h"
+
+static char *dq(const char *s)
+{
+	char *r = strdup(s);
+
+	assert_non_null(r);
+	for (char *p = r; *p; p++)
+		if (*p == '\'')
+			*p = '"';
+	return r;
+}
+
+/* Runs GET /a/x?query with header X-T: t through inbound (no counters). */
+static void run(const char *policies, const char *query, const char *t,
+		const char *want_header, const char *want_query)
+{
+	char doc[2048];
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct route_match m;
+	struct pol_call c;
+	struct gateway *gw;
+	char *d;
+
+	snprintf(doc, sizeof(doc), "{'format':1,'generation':1,'backends':{'w':{'url':"
+		 "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w',"
+		 "'subscription_required':false,'policies':{'inbound':%s}}]}", policies);
+	d = dq(doc);
+	gw = gw_load_buffer(d, strlen(d), &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("    error: %s\n", errs.msg[i]);
+	cfg_errors_release(&errs);
+	free(d);
+	assert_non_null(gw);
+	assert_int_equal(route_match(gw, "/a/x", 4, NULL, "GET", &m), ROUTE_OK);
+	engine_call_init(&c, gw, &m, "192.0.2.1", "req-1", 1800000000, NULL);
+	c.method = strdup("GET");
+	c.path = strndup(m.rest, m.rest_len);
+	c.query = strdup(query);
+	if (t)
+		assert_int_equal(pol_headers_add(&c.req_headers, "X-T", t), 0);
+	assert_int_equal(engine_inbound(&c), POL_CONTINUE);
+	if (want_header)
+		assert_string_equal(pol_headers_get(&c.req_headers, "X-T"), want_header);
+	if (want_query)
+		assert_string_equal(c.query, want_query);
+	engine_finish(&c);
+	engine_call_release(&c);
+	gw_free(gw);
+}
+
+static void test_header_override_reads_old_value(void **state)
+{
+	(void)state;
+	run("[{'set-header':{'name':'X-T','value':'${request.header.X-T}>1'}},"
+	    "{'set-header':{'name':'X-T','exists-action':'override','value':'${request.header.X-T}>2'}}]",
+	    "", "c", "c>1>2", NULL);
+	run("[{'set-header':{'name':'X-T','value':'${request.header.X-T}>1'}}]", "", NULL, ">1",
+	    NULL);
+}
+
+static void test_header_append_and_skip_unchanged(void **state)
+{
+	(void)state;
+	run("[{'set-header':{'name':'X-T','exists-action':'skip','value':'new'}}]", "", "old",
+	    "old", NULL);
+	run("[{'set-header':{'name':'X-T','exists-action':'skip','value':'new'}}]", "", NULL,
+	    "new", NULL);
+	run("[{'set-header':{'name':'X-T','exists-action':'append','value':'${request.header.X-T}!'}}]",
+	    "", "old", "old", NULL);
+}
+
+static void test_query_override_reads_old_value(void **state)
+{
+	(void)state;
+	run("[{'set-query-parameter':{'name':'q','value':'${request.query.q}-2'}}]", "a=1&q=x",
+	    NULL, NULL, "a=1&q=x-2");
+	run("[{'set-query-parameter':{'name':'q','exists-action':'delete'}}]", "q=x&a=1", NULL,
+	    NULL, "a=1");
+	run("[{'set-query-parameter':{'name':'q','exists-action':'skip','value':'y'}}]", "q=x",
+	    NULL, NULL, "q=x");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_header_override_reads_old_value),
+		cmocka_unit_test(test_header_append_and_skip_unchanged),
+		cmocka_unit_test(test_query_override_reads_old_value),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
