@@ -14,6 +14,7 @@ import http.server as http_server
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -66,6 +67,7 @@ class MgmtEndpoint:
         self.etag = None
         self.generation = None
         self.httpd = None
+        self.conns = set()          # open connections, cut when going down
         self.port = 0
         self.up()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -109,26 +111,37 @@ class MgmtEndpoint:
     def heartbeats(self, since=0.0):
         return [json.loads(r["body"]) for r in self.got("POST", "heartbeat", since)]
 
-    def metric_totals(self):
+    def metric_totals(self, key="from"):
         """Sums of count per (api, operation, status) over the accepted
-        documents, de-duplicated on (instance, from); conflicts lists the
-        (instance, from) keys seen with different content."""
+        documents, de-duplicated on (instance, from) as the protocol says
+        (key="from"), or on the whole document (key="content": a resent
+        window is byte-for-byte the same). conflicts: (key, first, other) for
+        documents that share (instance, from) but differ."""
         with self.lock:
             docs = list(self.metrics)
         seen = {}
         conflicts = []
         for d in docs:
             k = (d["instance"], d["from"])
+            if key == "content":
+                k = json.dumps(d, sort_keys=True)
             if k in seen:
                 if seen[k] != d:
-                    conflicts.append(k)
+                    conflicts.append((k, seen[k], d))
                 continue
             seen[k] = d
+        if key == "content":
+            by_from = {}
+            for d in seen.values():
+                k = (d["instance"], d["from"])
+                if k in by_from:
+                    conflicts.append((k, by_from[k], d))
+                by_from[k] = d
         totals = {}
         for d in seen.values():
             for s in d["series"]:
-                key = (s["api"], s["operation"], s["status"])
-                totals[key] = totals.get(key, 0) + s["count"]
+                k = (s["api"], s["operation"], s["status"])
+                totals[k] = totals.get(k, 0) + s["count"]
         return totals, conflicts
 
     # -- the server
@@ -141,6 +154,18 @@ class MgmtEndpoint:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with ep.lock:
+                    ep.conns.add(self.connection)
+
+            def finish(self):
+                try:
+                    super().finish()
+                finally:
+                    with ep.lock:
+                        ep.conns.discard(self.connection)
 
             def leaf(self):
                 prefix = "/gateways/%s/" % GATEWAY
@@ -221,10 +246,19 @@ class MgmtEndpoint:
         self.thread.start()
 
     def down(self):
+        """Stops listening and cuts every open connection (the agent keeps
+        its connection alive between requests)."""
         if self.httpd is not None:
             self.httpd.shutdown()
             self.httpd.server_close()
             self.httpd = None
+        with self.lock:
+            conns = list(self.conns)
+        for c in conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     def close(self):
         self.release.set()
