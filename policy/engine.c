@@ -108,8 +108,10 @@ static int hexval(int c)
 	return -1;
 }
 
-/* Percent-decodes s[0..n) into a new string ('+' is a space when plus). */
-static char *decode(const char *s, size_t n, int plus)
+/* Percent-decodes s[0..n) into a new string ('+' is a space when plus);
+ * *out_len (when not NULL) is its length: a value may hold a decoded NUL,
+ * which a header must refuse rather than be cut short at. */
+static char *decode_n(const char *s, size_t n, int plus, size_t *out_len)
 {
 	char *r = malloc(n + 1);
 	size_t j = 0;
@@ -129,7 +131,14 @@ static char *decode(const char *s, size_t n, int plus)
 		}
 	}
 	r[j] = '\0';
+	if (out_len)
+		*out_len = j;
 	return r;
+}
+
+static char *decode(const char *s, size_t n, int plus)
+{
+	return decode_n(s, n, plus, NULL);
 }
 
 /* Finds the first query parameter name (compared decoded) in q; sets the raw
@@ -289,8 +298,11 @@ static void resolve(void *ctx, enum tpl_root root, const char *name, size_t name
 	}
 	if (raw) {
 		free(c->priv.scratch);
-		c->priv.scratch = decode(raw, raw_len, plus);
+		c->priv.scratch = decode_n(raw, raw_len, plus, len);
 		*val = c->priv.scratch;
+		if (!*val)
+			*len = 0;
+		return;
 	}
 	if (*val)
 		*len = strlen(*val);

@@ -2,7 +2,9 @@
  * test_engine_override — set-header and set-query-parameter with
  * exists-action override read the value they replace: the value is expanded
  * before the old header or parameter is removed (policy/engine.c). Found by
- * tests/integration/test_policies.py (scope order through X-Trail).
+ * tests/integration/test_policies.py (scope order through X-Trail). Also: a
+ * decoded NUL in a query or path value put into a header is a 400, not a
+ * value cut short at the NUL.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -99,12 +101,62 @@ static void test_query_override_reads_old_value(void **state)
 	    NULL, NULL, "q=x");
 }
 
+/* GET /a/x?query with a set-header of value tmpl: the status of the answer,
+ * or 0 when the call goes upstream (*hdr: X-V's value then, or NULL). */
+static int one_value(const char *tmpl, const char *query, char *hdr, size_t hdr_len)
+{
+	char doc[1024];
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct route_match m;
+	struct pol_call c;
+	struct gateway *gw;
+	const char *v;
+	char *d;
+	int status = 0;
+
+	snprintf(doc, sizeof(doc), "{'format':1,'generation':1,'backends':{'w':{'url':"
+		 "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w',"
+		 "'subscription_required':false,'operations':[{'id':'o','method':'GET',"
+		 "'url_template':'/{p}'}],'policies':{'inbound':[{'set-header':{'name':'X-V',"
+		 "'value':'%s'}}]}}]}", tmpl);
+	d = dq(doc);
+	gw = gw_load_buffer(d, strlen(d), &errs);
+	cfg_errors_release(&errs);
+	free(d);
+	assert_non_null(gw);
+	assert_int_equal(route_match(gw, "/a/x", 4, NULL, "GET", &m), ROUTE_OK);
+	engine_call_init(&c, gw, &m, "192.0.2.1", "req-1", 1800000000, NULL);
+	c.method = strdup("GET");
+	c.path = strndup(m.rest, m.rest_len);
+	c.query = strdup(query);
+	if (engine_inbound(&c) == POL_RESPOND)
+		status = c.status;
+	v = pol_headers_get(&c.req_headers, "X-V");
+	snprintf(hdr, hdr_len, "%s", v ? v : "(none)");
+	engine_finish(&c);
+	engine_call_release(&c);
+	gw_free(gw);
+	return status;
+}
+
+static void test_decoded_nul_into_header_is_400(void **state)
+{
+	char h[64];
+
+	(void)state;
+	assert_int_equal(one_value("${request.query.v}", "v=a%00b", h, sizeof(h)), 400);
+	assert_int_equal(one_value("${request.query.v}", "v=a%0d%0ab", h, sizeof(h)), 400);
+	assert_int_equal(one_value("${request.query.v}", "v=a%20b", h, sizeof(h)), 0);
+	assert_string_equal(h, "a b");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_header_override_reads_old_value),
 		cmocka_unit_test(test_header_append_and_skip_unchanged),
 		cmocka_unit_test(test_query_override_reads_old_value),
+		cmocka_unit_test(test_decoded_nul_into_header_is_400),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
