@@ -473,6 +473,8 @@ Include {snippet}
         ready = self.config.written_at + RELOAD_INTERVAL_S + 0.1
         wait_until(lambda: time.monotonic() >= ready and self.generation_served() == gen,
                    RELOAD_INTERVAL_S + timeout, "one re-check interval", interval=0.05)
+        if self.setup == "apache-cgi":
+            return      # a new process for every request: nothing to catch up
         clean = [0]
 
         def three_clean_bursts():
