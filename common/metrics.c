@@ -21,7 +21,7 @@
  */
 
 #define METRICS_MAGIC "HGMETRC"
-#define METRICS_VERSION 1u
+#define METRICS_VERSION 2u	/* 2: times in milliseconds */
 
 #define SLOT_EMPTY 0u
 #define SLOT_READY 1u
@@ -40,8 +40,8 @@ struct metrics_hdr {
 	uint64_t seed[2];
 	uint32_t nseries;
 	uint32_t reserved0;
-	uint64_t created;
-	_Atomic uint64_t drained;	/* time of the last commit, 0: never */
+	uint64_t created;	/* unix milliseconds */
+	_Atomic uint64_t drained;	/* the last commit's "to" in unix ms, 0: never */
 	uint64_t reserved[8];
 };
 _Static_assert(sizeof(struct metrics_hdr) == 128, "metrics header is 128 bytes");
@@ -94,7 +94,12 @@ static int metrics_init(void *base, size_t size, void *arg)
 	(void)size;
 	shmfile_seed(h->seed);
 	h->nseries = *nseries;
-	h->created = (uint64_t)time(NULL);
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		h->created = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	}
 	of = (struct mslot *)((char *)base + sizeof(*h)) + h->nseries;
 	of->labels = LABEL_OVERFLOW;
 	atomic_store(&of->state, SLOT_READY);
@@ -397,7 +402,8 @@ int metrics_snapshot(struct metrics_store *ms, int64_t now, struct metrics_snaps
 
 	memset(snap, 0, sizeof(*snap));
 	snap->from = (int64_t)(from ? from : ms->hdr->created);
-	snap->to = now;
+	/* windows never share a "from": the endpoint de-duplicates on it */
+	snap->to = now > snap->from ? now : snap->from + 1;
 	if (collect(ms, 1, &snap->series, &snap->n) < 0) {
 		memset(snap, 0, sizeof(*snap));
 		return -1;
@@ -610,13 +616,16 @@ static void sb_json_label(struct sbuf *b, int has, const char *s)
 		sb_str(b, "null");
 }
 
-static void rfc3339(int64_t t, char *buf, size_t len)
+/* RFC 3339 with milliseconds, from unix milliseconds. */
+static void rfc3339(int64_t ms, char *buf, size_t len)
 {
-	time_t tt = (time_t)t;
+	time_t tt = (time_t)(ms / 1000);
 	struct tm tm;
+	char sec[32];
 
-	if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(buf, len, "1970-01-01T00:00:00Z");
+	if (!gmtime_r(&tt, &tm) || strftime(sec, sizeof(sec), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
+		snprintf(sec, sizeof(sec), "1970-01-01T00:00:00");
+	snprintf(buf, len, "%s.%03dZ", sec, (int)(ms % 1000));
 }
 
 int metrics_snapshot_json(const struct metrics_snapshot *snap, const char *instance,

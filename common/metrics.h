@@ -107,7 +107,7 @@ struct metrics_series {
 };
 
 struct metrics_snapshot {
-	int64_t from, to;		/* unix seconds */
+	int64_t from, to;		/* unix milliseconds; to > from always */
 	size_t n;
 	struct metrics_series *series;	/* owned; only series with a delta */
 };

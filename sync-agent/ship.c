@@ -44,6 +44,14 @@ struct outbox_file {
 	uint64_t size;
 };
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int outbox_path(char *buf, size_t len, const struct agent *a, const char *leaf)
 {
 	int n;
@@ -178,7 +186,7 @@ static int outbox_add(struct agent *a)
 	ms = metrics_open(a->conf.state_dir, 0);
 	if (!ms)
 		return -1;
-	if (metrics_snapshot(ms, (int64_t)time(NULL), &snap) < 0) {
+	if (metrics_snapshot(ms, now_ms(), &snap) < 0) {
 		log_warn("cannot read the metrics: out of memory");
 		goto out;
 	}
