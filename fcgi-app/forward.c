@@ -190,6 +190,33 @@ static int url_append_raw(char *url, size_t *len, const char *s, size_t n)
 	return 0;
 }
 
+/* Returns 1 when the raw parameter p[0..n) ("name=value" or "name") names a
+ * query parameter of the backend's credentials. */
+static int cred_query_param(const struct gw_backend *be, const char *p, size_t n)
+{
+	size_t nlen = 0;
+	char name[1024];
+	long dlen;
+
+	if (!be->n_cred_query)
+		return 0;
+	while (nlen < n && p[nlen] != '=')
+		nlen++;
+	if (nlen > sizeof(name))
+		return 0;
+	dlen = path_decode(p, nlen, name);
+	if (dlen < 0)
+		return 0;
+	for (long i = 0; i < dlen; i++)
+		if (name[i] == '+')
+			name[i] = ' ';
+	for (size_t i = 0; i < be->n_cred_query; i++)
+		if (strlen(be->cred_query[i].name) == (size_t)dlen &&
+		    memcmp(be->cred_query[i].name, name, (size_t)dlen) == 0)
+			return 1;
+	return 0;
+}
+
 static int build_url(const struct pol_call *c, char *url)
 {
 	const struct gw_backend *be = c->backend;
@@ -200,11 +227,19 @@ static int build_url(const struct pol_call *c, char *url)
 	if (url_append(url, &len, c->backend_url, strlen(c->backend_url)) != 0 ||
 	    url_append_raw(url, &len, c->path, strlen(c->path)) != 0)
 		return -1;
-	if (c->query && *c->query) {
-		if (url_append(url, &len, "?", 1) != 0 ||
-		    url_append_raw(url, &len, c->query, strlen(c->query)) != 0)
-			return -1;
-		has_query = 1;
+	/* the client's parameters, less those the backend's credentials set */
+	for (const char *q = c->query ? c->query : ""; *q;) {
+		size_t n = strcspn(q, "&");
+
+		if (n && !cred_query_param(be, q, n)) {
+			if (url_append(url, &len, has_query ? "&" : "?", 1) != 0 ||
+			    url_append_raw(url, &len, q, n) != 0)
+				return -1;
+			has_query = 1;
+		}
+		q += n;
+		if (*q == '&')
+			q++;
 	}
 	for (size_t i = 0; i < be->n_cred_query; i++) {
 		const struct gw_kv *kv = &be->cred_query[i];

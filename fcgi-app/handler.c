@@ -65,7 +65,7 @@ int app_init(struct app *app, char **envp)
 	if (getrandom(&app->rid_state, sizeof(app->rid_state), 0) != sizeof(app->rid_state))
 		app->rid_state = (uint64_t)now_ms(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
 	app->rid_state |= 1;
-	reload_init(&app->reload, app->config_path);
+	reload_init(&app->reload, app->config_path, app->state_dir);
 	app->metrics = metrics_open(app->state_dir, 0);
 	app->counters = counter_open(app->state_dir, 0);
 	return forward_init(app);

@@ -182,10 +182,19 @@ static int serve_cgi(void)
 		.params = environ, .read = cgi_read, .write = cgi_write, .flush = cgi_flush,
 	};
 
+	const char *cl = getenv("CONTENT_LENGTH"), *te = getenv("HTTP_TRANSFER_ENCODING");
+	char buf[65536];
+
 	if (app_init(&app, environ) != 0)
 		fatal("cannot initialise libcurl");
 	handle_request(&app, &io);
 	app_release(&app);
+	/* a CGI server writes the whole body before it reads the answer: one
+	 * refused unread (404, 413, a policy) must still be taken, or the server
+	 * fails writing it and the client never sees the answer */
+	if ((cl && *cl && strcmp(cl, "0") != 0) || te)
+		while (cgi_read(&io, buf, sizeof(buf)) > 0)
+			;
 	return io.aborted ? 1 : 0;
 }
 

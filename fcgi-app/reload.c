@@ -1,9 +1,14 @@
 #include "fcgi-app/reload.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "common/atomicfile.h"
 #include "common/log.h"
 
 #define RELOAD_CHECK_MS 1000
@@ -18,17 +23,96 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-void reload_init(struct reload *r, const char *path)
+void reload_init(struct reload *r, const char *path, const char *state_dir)
 {
 	memset(r, 0, sizeof(*r));
 	r->path = path;
+	if (snprintf(r->last_good, sizeof(r->last_good), "%s/config.last-good.json",
+		     state_dir) >= (int)sizeof(r->last_good))
+		r->last_good[0] = '\0';
 	r->last_check_ms = -1;	/* never checked */
+}
+
+/* Reads a whole file of at most GW_MAX_DOCUMENT_BYTES. Returns a new buffer
+ * (*len bytes) or NULL with errno set. */
+static char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	char *buf = NULL;
+	size_t have = 0;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &st) != 0)
+		goto fail;
+	if (st.st_size > (off_t)GW_MAX_DOCUMENT_BYTES) {
+		errno = EFBIG;
+		goto fail;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (!buf)
+		goto fail;
+	while (have < (size_t)st.st_size) {
+		ssize_t n = read(fd, buf + have, (size_t)st.st_size - have);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		have += (size_t)n;
+	}
+	close(fd);
+	*len = have;
+	return buf;
+fail:
+	free(buf);
+	close(fd);
+	return NULL;
+}
+
+/* Keeps buf as the last good document unless the copy there is already it
+ * (same size, written after the configuration file). */
+static void save_last_good(struct reload *r, const struct stat *st, const char *buf, size_t len)
+{
+	struct stat lg;
+	const char *step = "";
+
+	if (!r->last_good[0])
+		return;
+	if (stat(r->last_good, &lg) == 0 && lg.st_size == (off_t)len &&
+	    (lg.st_mtim.tv_sec > st->st_mtim.tv_sec ||
+	     (lg.st_mtim.tv_sec == st->st_mtim.tv_sec && lg.st_mtim.tv_nsec >= st->st_mtim.tv_nsec)))
+		return;
+	if (atomicfile_replace(r->last_good, buf, len, 0640, ATOMICFILE_DIR_GROUP, &step) != 0)
+		log_warn("cannot keep the last good configuration in '%s': %s: %s", r->last_good,
+			 step, strerror(errno));
+}
+
+static struct gateway *load(const char *path, struct cfg_errors *errs, int keep,
+			    struct reload *r, const struct stat *st)
+{
+	size_t len = 0;
+	char *buf = read_file(path, &len);
+	struct gateway *gw;
+
+	if (!buf) {
+		cfg_error(errs, "$", "cannot read '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	gw = gw_load_buffer(buf, len, errs);
+	if (gw && keep)
+		save_last_good(r, st, buf, len);
+	explicit_bzero(buf, len);	/* it may hold secrets */
+	free(buf);
+	return gw;
 }
 
 static void reload_try(struct reload *r, const struct stat *st)
 {
 	struct cfg_errors errs = CFG_ERRORS_INIT;
-	struct gateway *gw = gw_load_file(r->path, &errs);
+	struct gateway *gw = load(r->path, &errs, 1, r, st);
+	struct stat lg;
 
 	if (!gw) {
 		log_err("cannot load '%s'%s", r->path,
@@ -38,6 +122,17 @@ static void reload_try(struct reload *r, const struct stat *st)
 		if (errs.dropped)
 			log_err("'%s': %zu more errors", r->path, errs.dropped);
 		r->failed = *st;
+		cfg_errors_release(&errs);
+		if (r->gw || !r->last_good[0] || stat(r->last_good, &lg) != 0)
+			return;
+		/* nothing loaded yet in this process: the last good one, not a 503 */
+		gw = load(r->last_good, &errs, 0, r, &lg);
+		if (!gw)
+			goto out;
+		log_warn("serving the last good configuration, generation %lld, from '%s'",
+			 (long long)gw->generation, r->last_good);
+		r->gw = gw;
+		r->loaded = lg;
 		goto out;
 	}
 	if (r->gw)
