@@ -123,14 +123,22 @@ static void reload_try(struct reload *r, const struct stat *st)
 			log_err("'%s': %zu more errors", r->path, errs.dropped);
 		r->failed = *st;
 		cfg_errors_release(&errs);
-		if (r->gw || !r->last_good[0] || stat(r->last_good, &lg) != 0)
+		/* the last good document any process loaded: newer than ours when
+		 * this process missed a change, and better than a 503 when it has
+		 * loaded nothing yet */
+		if (!r->last_good[0] || stat(r->last_good, &lg) != 0 ||
+		    (r->gw && same_file(&lg, &r->loaded)))
 			return;
-		/* nothing loaded yet in this process: the last good one, not a 503 */
 		gw = load(r->last_good, &errs, 0, r, &lg);
 		if (!gw)
 			goto out;
+		if (r->gw && gw->generation < r->gw->generation) {
+			gw_free(gw);	/* ours is newer: keep it */
+			goto out;
+		}
 		log_warn("serving the last good configuration, generation %lld, from '%s'",
 			 (long long)gw->generation, r->last_good);
+		gw_free(r->gw);
 		r->gw = gw;
 		r->loaded = lg;
 		goto out;

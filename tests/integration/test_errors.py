@@ -15,9 +15,6 @@ def token():
     return uuid.uuid4().hex[:12]
 
 
-CGI_UNREAD_BODY = ("hostgate-fcgi bug: in CGI mode it exits without reading the request "
-                   "body it refused; mod_cgid then fails writing it (AH02651) and the "
-                   "client gets no answer, or a truncated one")
 
 
 @pytest.mark.parametrize("target", ["/api/nope/x", "/api/", "/api/nope", "/api/ech/x"])
@@ -31,9 +28,7 @@ def test_404_no_api(gw, target):
     ("GET", "/api/ops/items/1/extra"),
     ("GET", "/api/ops"),
 ])
-def test_404_no_operation(gw, method, target, known_bug):
-    if method == "POST":
-        known_bug(gw, {"apache-cgi"}, CGI_UNREAD_BODY, strict=False)
+def test_404_no_operation(gw, method, target):
     assert_gateway_error(gw.request(method, target, body=b"x" if method == "POST" else None), 404)
 
 
@@ -94,8 +89,7 @@ def test_504_backend_timeout(gw):
     assert 0.9 <= elapsed < 2.9, "timeout_ms 1000 but the answer took %.2fs" % elapsed
 
 
-def test_413_body_over_limit_never_reaches_upstream(gw, nginx, base, known_bug):
-    known_bug(gw, {"apache-cgi"}, CGI_UNREAD_BODY)
+def test_413_body_over_limit_never_reaches_upstream(gw, nginx, base):
     limit = 1 << 20
     gw.apply(dict(base, gateway=dict(base["gateway"], max_request_body_bytes=limit)))
     try:

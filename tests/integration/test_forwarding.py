@@ -256,9 +256,7 @@ def test_authorization_reaches_upstream(gw):
     assert got["headers"].get("Authorization") == "Bearer abc.def.ghi"
 
 
-def test_backend_credentials_override_clients(gw, httpbin, known_bug):
-    known_bug(gw, "*", "hostgate-fcgi bug: a credential query parameter is appended "
-              "after the client's one of the same name instead of replacing it")
+def test_backend_credentials_override_clients(gw, httpbin):
     r = gw.get("/api/creds/c?appid=client-appid&x=1", headers=[
         ("Authorization", "Basic " + base64.b64encode(b"client:pw").decode()),
         ("X-Api-Key", "client-key"),

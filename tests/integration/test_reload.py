@@ -115,14 +115,9 @@ def watch_bad_file(gw, doc, good_gens):
         assert r.status == 200, (doc, r)
 
 
-LAST_GOOD_PER_PROCESS = ("hostgate-fcgi bug: the last good configuration lives only in "
-                         "each process's memory: a CGI request, or a process that had not "
-                         "loaded the newest good file, meets the bad file with nothing or "
-                         "an older generation")
 
 
-def test_bad_config_ignored_old_one_keeps_serving(gw, base, known_bug):
-    known_bug(gw, {"apache-cgi"}, LAST_GOOD_PER_PROCESS)
+def test_bad_config_ignored_old_one_keeps_serving(gw, base):
     gen = gw.config.generation      # every process serves it (gw.apply)
     try:
         with Load(gw) as load:
@@ -134,8 +129,7 @@ def test_bad_config_ignored_old_one_keeps_serving(gw, base, known_bug):
         gw.apply(base)
 
 
-def test_bad_config_after_a_good_one_a_process_never_saw(gw, base, nginx, known_bug):
-    known_bug(gw, "*", LAST_GOOD_PER_PROCESS)
+def test_bad_config_after_a_good_one_a_process_never_saw(gw, base, nginx):
     """Generation N is served everywhere; N+1 is installed and served by a
     single request, so most processes have not loaded it yet (under CGI,
     none has: each request is a new process); then a bad file follows. The
