@@ -76,9 +76,11 @@ void forward_release(struct app *app)
 
 static int is_hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 {
-	for (const char *const *h = hop_by_hop; *h; h++)
-		if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
-			return 1;
+	/* the names are 2 to 19 bytes long, and most headers are not one of them */
+	if (len >= 2 && len <= 19)
+		for (const char *const *h = hop_by_hop; *h; h++)
+			if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
+				return 1;
 	/* a header named in Connection is hop-by-hop too */
 	for (const char *p = conn_tokens; p && *p;) {
 		size_t n;
@@ -395,39 +397,53 @@ static int build_headers(const struct request *req, const struct pol_call *c,
 /* ---- answers ------------------------------------------------------------ */
 
 /* Sends status, reason and headers (Content-Length set from body_len when
- * body_len >= 0), then X-Request-Id and the blank line. Returns 0 or -1. */
+ * body_len >= 0), then X-Request-Id and the blank line, in one write: a CGI
+ * front would otherwise make a system call per piece. Returns 0 or -1. */
 static int emit_head(struct request *req, int status, const char *reason,
 		     const struct pol_headers *h, long long body_len)
 {
-	char line[512];
+	static char head[MAX_RESPONSE_HEADERS + 1024];
+	size_t len = 0;
 	int n;
 
-	n = snprintf(line, sizeof(line), "Status: %d %s\r\n", status,
-		     reason && *reason ? reason : http_reason(status));
 	req->status = status;
 	req->headers_sent = 1;
-	if (n < 0 || (size_t)n >= sizeof(line))
-		n = snprintf(line, sizeof(line), "Status: %d %s\r\n", status, http_reason(status));
-	if (respond_write(req, line, (size_t)n) != 0)
-		return -1;
+	if (!reason || !*reason || has_ctl(reason) || strlen(reason) > 200)
+		reason = http_reason(status);
+	n = snprintf(head, sizeof(head), "Status: %d %s\r\n", status, reason);
+	len = (size_t)n;
 	for (size_t i = 0; i < h->n; i++) {
 		const char *name = h->v[i].name, *value = h->v[i].value;
+		size_t nl = strlen(name), vl = strlen(value);
 
 		if (body_len >= 0 && !strcasecmp(name, "Content-Length"))
 			continue;
 		if (has_ctl(name) || has_ctl(value))
 			continue;
-		if (respond_write(req, name, strlen(name)) != 0 || respond_write(req, ": ", 2) != 0 ||
-		    respond_write(req, value, strlen(value)) != 0 || respond_write(req, "\r\n", 2) != 0)
-			return -1;
+		if (len + nl + vl + 4 > sizeof(head) - 256) {
+			/* a huge head (a policy's values): write it out in pieces */
+			if (respond_write(req, head, len) != 0 ||
+			    respond_write(req, name, nl) != 0 || respond_write(req, ": ", 2) != 0 ||
+			    respond_write(req, value, vl) != 0 || respond_write(req, "\r\n", 2) != 0)
+				return -1;
+			len = 0;
+			continue;
+		}
+		memcpy(head + len, name, nl);
+		len += nl;
+		head[len++] = ':';
+		head[len++] = ' ';
+		memcpy(head + len, value, vl);
+		len += vl;
+		head[len++] = '\r';
+		head[len++] = '\n';
 	}
-	if (body_len >= 0) {
-		n = snprintf(line, sizeof(line), "Content-Length: %lld\r\n", body_len);
-		if (respond_write(req, line, (size_t)n) != 0)
-			return -1;
-	}
-	n = snprintf(line, sizeof(line), "X-Request-Id: %s\r\n\r\n", req->request_id);
-	return respond_write(req, line, (size_t)n);
+	if (body_len >= 0)
+		len += (size_t)snprintf(head + len, sizeof(head) - len,
+					"Content-Length: %lld\r\n", body_len);
+	len += (size_t)snprintf(head + len, sizeof(head) - len, "X-Request-Id: %s\r\n\r\n",
+				req->request_id);
+	return respond_write(req, head, len);
 }
 
 void respond_call(struct request *req, struct pol_call *c)
