@@ -114,31 +114,26 @@ class MgmtEndpoint:
     def metric_totals(self, key="from"):
         """Sums of count per (api, operation, status) over the accepted
         documents, de-duplicated on (instance, from) as the protocol says
-        (key="from"), or on the whole document (key="content": a resent
-        window is byte-for-byte the same). conflicts: (key, first, other) for
-        documents that share (instance, from) but differ."""
+        (key="from"), or not at all (key="post": every document this endpoint
+        acknowledged, which the agent must therefore never send again).
+        conflicts: ((instance, from), first, other) for accepted documents
+        that share (instance, from) but are not the same window sent twice,
+        i.e. not byte-for-byte equal or both acknowledged."""
         with self.lock:
             docs = list(self.metrics)
         seen = {}
+        kept = []
         conflicts = []
         for d in docs:
             k = (d["instance"], d["from"])
-            if key == "content":
-                k = json.dumps(d, sort_keys=True)
             if k in seen:
-                if seen[k] != d:
-                    conflicts.append((k, seen[k], d))
-                continue
+                conflicts.append((k, seen[k], d))
+                if key == "from":
+                    continue
             seen[k] = d
-        if key == "content":
-            by_from = {}
-            for d in seen.values():
-                k = (d["instance"], d["from"])
-                if k in by_from:
-                    conflicts.append((k, by_from[k], d))
-                by_from[k] = d
+            kept.append(d)
         totals = {}
-        for d in seen.values():
+        for d in kept:
             for s in d["series"]:
                 k = (s["api"], s["operation"], s["status"])
                 totals[k] = totals.get(k, 0) + s["count"]
@@ -193,13 +188,15 @@ class MgmtEndpoint:
                 status = 204
                 if self.leaf() == "metrics":
                     status = ep.metrics_status
-                    if 200 <= status < 300:
-                        with ep.lock:
-                            ep.metrics.append(json.loads(body))
                 elif self.leaf() != "heartbeat":
                     status = 404
                 self.record(body, status)
                 self.answer(status)
+                self.wfile.flush()
+                # kept once acknowledged: the agent must not send it again
+                if self.leaf() == "metrics" and 200 <= status < 300:
+                    with ep.lock:
+                        ep.metrics.append(json.loads(body))
 
             def do_GET(self):
                 with ep.lock:
@@ -295,6 +292,13 @@ class AgentDaemon:
                          os.path.join(self.dir, "agent.log"),
                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
         return self
+
+    def run_once(self, timeout=30):
+        """hostgate-sync -c agent.conf --once: (exit status, output)."""
+        p = subprocess.run([agent_binary(), "-c", self.conf_path, "--once"],
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
     def status(self):
         with open(os.path.join(self.state_dir, "sync-status.json")) as f:

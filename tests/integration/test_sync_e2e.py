@@ -21,6 +21,7 @@ Run as root after `make`:
 """
 
 import grp
+import json
 import os
 import re
 import stat
@@ -284,16 +285,18 @@ def diff(sent, got):
 
 
 def wait_metrics_match(stack, timeout=20):
-    """Until the de-duplicated metrics sum exactly to every request the test
-    sent since the gateway started; then two more flushes must not change
-    that (nothing counted twice)."""
+    """Until the metrics documents the endpoint acknowledged sum exactly to
+    every request the test sent since the gateway started; then two more
+    flush cycles must not change that (nothing counted twice). (De-duplication
+    on (instance, from), as the protocol says, is checked by
+    test_metrics_windows_are_told_apart_by_instance_and_from.)"""
     gw, mgmt = stack.gw, stack.mgmt
     sent, unanswered = gw.counted()
     assert not unanswered, unanswered[:5]
     last = [None]
 
     def match():
-        got, _ = mgmt.metric_totals(key="content")
+        got, _ = mgmt.metric_totals(key="post")
         last[0] = diff(sent, got)
         over = {k: v for k, v in last[0].items() if v[1] > v[0]}
         assert not over, "more received than sent (sent, received): %r" % over
@@ -306,7 +309,7 @@ def wait_metrics_match(stack, timeout=20):
     t0 = time.monotonic()
     wait_until(lambda: len(mgmt.got("POST", "heartbeat", since=t0)) >= 2, 10,
                "two more heartbeats")
-    got, _ = mgmt.metric_totals(key="content")
+    got, _ = mgmt.metric_totals(key="post")
     assert not diff(sent, got), diff(sent, got)
     return sent
 
@@ -337,7 +340,7 @@ def test_metrics_backlog_is_delivered_after_rejections(stack):
         wait_until(lambda: len([r for r in mgmt.got("POST", "metrics", since=t0)
                                 if r["status"] == 500]) >= 5, 15, "five rejected flushes")
         sent, _ = gw.counted()
-        got, _ = mgmt.metric_totals(key="content")
+        got, _ = mgmt.metric_totals(key="post")
         assert got.get(("echo", None, 200), 0) < sent[("echo", None, 200)], \
             "metrics accepted while the endpoint rejected them"
     finally:
@@ -345,20 +348,81 @@ def test_metrics_backlog_is_delivered_after_rejections(stack):
     wait_metrics_match(stack, timeout=30)
 
 
-def test_metrics_windows_are_told_apart_by_instance_and_from(stack, known_bug):
+def test_metrics_windows_are_told_apart_by_instance_and_from(stack):
     """The endpoint de-duplicates on (instance, from): two different windows
     must never share them, or the endpoint drops counts. Every document
     accepted since the stack started (through faults, outages, rejections)."""
-    known_bug(stack.gw, "*", "sync-agent/common metrics: 'from' has whole-second resolution, "
-              "so two flushes committed within one second (the first one in the second the "
-              "store was created, or heartbeat_s = 1) send different windows with the same "
-              "(instance, from)", strict=False)
-    _, conflicts = stack.mgmt.metric_totals(key="content")
+    _, conflicts = stack.mgmt.metric_totals(key="from")
     assert not conflicts, "different windows with one (instance, from): %r" % (conflicts[:3],)
     # and de-duplicated as the protocol says, the sums still match
     sent, _ = stack.gw.counted()
     got, _ = stack.mgmt.metric_totals(key="from")
     assert not diff(sent, got), diff(sent, got)
+
+
+def test_metrics_flushes_within_one_second_have_distinct_from(workroot, binary, nginx, keys):
+    """Deterministic form of the above: `--once` runs (one flush each), a
+    request before each, the first two within one wall-clock second: three
+    different windows, which must not share (instance, from)."""
+    ensure_agent_available()
+    mgmt = MgmtEndpoint(*keys)
+    doc = document(nginx, FIRST_GENERATION)
+    doc["gateway"] = {"metrics": {"path": "/prom", "allow": ["127.0.0.1/32"]}}
+    mgmt.publish(doc)
+    gw = CountingGateway(workroot, "lighttpd-binpath", binary, tag="-once", classify=classify)
+
+    def echo_recorded(n):
+        # the app records a request after answering it: wait until the
+        # store holds it (the metrics path shows the cumulative totals)
+        def seen():
+            text = gw.get("/api/prom").text()
+            m = re.search(r'^hostgate_requests_total\{[^}]*api="echo"[^}]*status="200"[^}]*\} '
+                          r'(\d+)', text, re.M)
+            return m and int(m.group(1)) >= n
+        wait_until(seen, 5, "the store to hold %d echo requests" % n, interval=0.01)
+    share_with_www(gw.conf_dir)
+    share_with_www(gw.state_dir)
+    agent = AgentDaemon(os.path.join(gw.dir, "agent"), mgmt.url, gw.config.path, gw.state_dir,
+                        public_key_file=str(keys[0].pub))
+    try:
+        rc, out = agent.run_once()
+        assert rc == 0, out
+        gw.start()
+        gw.wait_served(FIRST_GENERATION)
+        rc, out = agent.run_once()      # ships what wait_served sent
+        assert rc == 0, out
+        echoes = 0
+        for _ in range(5):
+            # two flushes committed within one second (the second window is
+            # then [S, S]), then a third at any time: it starts at S as well
+            wait_until(lambda: time.time() % 1.0 < 0.1, 2, "a second boundary", interval=0.005)
+            t0 = time.time()
+            n0 = len(mgmt.metrics)
+            for i in range(2):
+                assert gw.get("/api/echo/once%d" % i).status == 200
+                echoes += 1
+                echo_recorded(echoes)
+                rc, out = agent.run_once()
+                assert rc == 0, out
+            if int(time.time()) == int(t0):
+                break
+        else:
+            pytest.skip("could not run two flushes within one second")
+        assert gw.get("/api/echo/once2").status == 200
+        echoes += 1
+        echo_recorded(echoes)
+        rc, out = agent.run_once()
+        assert rc == 0, out
+        docs = mgmt.metrics[n0:]
+        assert len(docs) == 3, docs
+        froms = [(d["instance"], d["from"]) for d in docs]
+        assert len(set(froms)) == 3, "different windows with one (instance, from): %r" % docs
+        # ...nor be byte-for-byte the same (then no de-duplication can tell
+        # a new window from a resent one)
+        assert len({json.dumps(d, sort_keys=True) for d in docs}) == 3, json.dumps(docs)
+    finally:
+        gw.stop()
+        mgmt.close()
 
 
 # ---- 5. a static HTTPS endpoint: nginx, a test CA, a .sig file ----------------------
@@ -402,8 +466,12 @@ def test_static_https_endpoint_with_sig_file(workroot, binary, nginx, keys, tls_
         second = document(nginx, first["generation"] + 1, ["static"])
         body2 = ep.publish(key, second)
         t0 = time.monotonic()
-        wait_until(lambda: gw.get("/api/static/x").status == 200, 10,
-                   "the changed file's new route", interval=0.05)
+        try:
+            wait_until(lambda: gw.get("/api/static/x").status == 200, 10,
+                       "the changed file's new route", interval=0.05)
+        except AssertionError as e:
+            raise AssertionError("%s\nagent log:\n%s\nendpoint log:\n%s\nhealth: %r" % (
+                e, agent.log_text(), "\n".join(ep.log_lines()[-20:]), gw.health().json()))
         took = time.monotonic() - t0
         gw.wait_served(second["generation"])
         with open(gw.config.path, "rb") as f:
