@@ -136,9 +136,18 @@ static char *decode_n(const char *s, size_t n, int plus, size_t *out_len)
 	return r;
 }
 
+/* As decode_n, for names and keys compared as C strings: a decoded NUL
+ * becomes 0xff, a byte no name or key holds, so "KEY%00junk" is never taken
+ * for "KEY". */
 static char *decode(const char *s, size_t n, int plus)
 {
-	return decode_n(s, n, plus, NULL);
+	size_t len;
+	char *r = decode_n(s, n, plus, &len);
+
+	for (size_t i = 0; r && i < len; i++)
+		if (r[i] == '\0')
+			r[i] = (char)0xff;
+	return r;
 }
 
 /* Finds the first query parameter name (compared decoded) in q; sets the raw
