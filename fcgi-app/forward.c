@@ -853,8 +853,17 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 			f->client_gone = 1;
 	}
 	c->backend_failed = rc != CURLE_OK || f->status >= 500;
-	if (req->headers_sent)
+	if (req->headers_sent) {
+		if (rc != CURLE_OK && !f->discard) {
+			/* the answer broke off: the client must see it cut short */
+			if (!f->client_gone)
+				log_warn("request '%s': backend '%s': answer cut short: %s",
+					 req->request_id, c->backend->id, curl_easy_strerror(rc));
+			req->error = f->client_gone ? "client went away" : "backend answer cut short";
+			req->io->aborted = 1;
+		}
 		goto out;
+	}
 	if (f->client_gone) {
 		req->error = "client went away";
 		req->io->aborted = 1;

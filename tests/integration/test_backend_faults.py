@@ -15,14 +15,7 @@ def test_broken_backend_gets_502(gw, faulty, path):
 
 
 @pytest.mark.parametrize("path", ["truncate", "chunk-cut"])
-def test_backend_cut_short_is_cut_short_for_the_client(gw, path, known_bug):
-    # where the upstream's Content-Length reaches the client (lighttpd,
-    # mod_fcgid keep it) a short body shows even without the abort
-    cut_unseen = {"apache-proxy-fcgi"} if path == "truncate" else \
-        {"apache-proxy-fcgi", "lighttpd-binpath", "lighttpd-socket"}
-    known_bug(gw, cut_unseen, "hostgate-fcgi bug (since 6ab7d6a): forward() skips the "
-              "abort when the backend fails after the headers went out "
-              "('if (req->headers_sent) goto out;'), so the answer ends cleanly")
+def test_backend_cut_short_is_cut_short_for_the_client(gw, path):
     if gw.setup == "apache-cgi":
         pytest.skip("Apache ends a CGI program's answer cleanly whenever its output "
                     "ends: plain CGI cannot signal a truncated answer")
