@@ -13,6 +13,7 @@
  * substituted is never shown ("... (value hidden: it uses a secret)").
  */
 #include "policy/gateway.h"
+#include "policy/path.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -604,17 +605,6 @@ static int has_ctl(const char *s)
 	return 0;
 }
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Is the segment s[0..n) "." or ".." once %2e/%2E are decoded? */
 static int is_dot_segment(const char *s, size_t n)
 {
@@ -765,7 +755,7 @@ int ld_check_url(struct loader *ld, const char *u, int secret, char **out)
 	}
 	for (p = path; *p; p++) {
 		if (*p == '%') {
-			if (hexval((unsigned char)p[1]) < 0 || hexval((unsigned char)p[2]) < 0) {
+			if (path_hexval((unsigned char)p[1]) < 0 || path_hexval((unsigned char)p[2]) < 0) {
 				ld_err_value(ld, u, secret, "has a bad percent-escape");
 				return -1;
 			}

@@ -2,6 +2,7 @@
  * engine — the policies of one API call (engine.h).
  */
 #include "policy/engine.h"
+#include "policy/path.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -97,17 +98,6 @@ int engine_sha256(const char *key, size_t len, unsigned char out[32])
 
 /* ---- small helpers --------------------------------------------------------- */
 
-static int hexval(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decodes s[0..n) into a new string ('+' is a space when plus);
  * *out_len (when not NULL) is its length: a value may hold a decoded NUL,
  * which a header must refuse rather than be cut short at. */
@@ -120,9 +110,9 @@ static char *decode_n(const char *s, size_t n, int plus, size_t *out_len)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
 		if (s[i] == '%' && i + 2 < n &&
-		    hexval((unsigned char)s[i + 1]) >= 0 && hexval((unsigned char)s[i + 2]) >= 0) {
-			r[j++] = (char)(hexval((unsigned char)s[i + 1]) << 4 |
-					hexval((unsigned char)s[i + 2]));
+		    path_hexval((unsigned char)s[i + 1]) >= 0 && path_hexval((unsigned char)s[i + 2]) >= 0) {
+			r[j++] = (char)(path_hexval((unsigned char)s[i + 1]) << 4 |
+					path_hexval((unsigned char)s[i + 2]));
 			i += 2;
 		} else if (plus && s[i] == '+') {
 			r[j++] = ' ';

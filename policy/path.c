@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-static int hex_value(unsigned char c)
+int path_hexval(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -35,8 +35,8 @@ static int decode_one(const char *src, size_t len, size_t *i, unsigned char *out
 	}
 	if (len - *i < 3)
 		return -1;
-	hi = hex_value((unsigned char)src[*i + 1]);
-	lo = hex_value((unsigned char)src[*i + 2]);
+	hi = path_hexval((unsigned char)src[*i + 1]);
+	lo = path_hexval((unsigned char)src[*i + 2]);
 	if (hi < 0 || lo < 0)
 		return -1;
 	*out = (unsigned char)(hi << 4 | lo);

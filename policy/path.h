@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 
+/* The value of the hex digit c (either case), or -1. */
+int path_hexval(int c);
+
 /* Decodes %XX escapes of src[0..len) into dst (room for len bytes; the result
  * is never longer). '+' is left alone (paths). Returns the decoded length, or
  * -1 on a malformed escape ("%", "%4", "%zz"). */

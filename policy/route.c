@@ -91,17 +91,6 @@ struct seg {
 
 /* ---- helpers ------------------------------------------------------------ */
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static unsigned char lower(unsigned char c)
 {
 	return c >= 'A' && c <= 'Z' ? (unsigned char)(c - 'A' + 'a') : c;
@@ -149,10 +138,10 @@ static int seg_cmp(const char *raw, size_t len, const char *key, size_t klen)
 	while (i < len && k < klen) {
 		unsigned char c = (unsigned char)raw[i];
 
-		if (c == '%' && len - i >= 3 && hexval((unsigned char)raw[i + 1]) >= 0 &&
-		    hexval((unsigned char)raw[i + 2]) >= 0) {
-			c = (unsigned char)(hexval((unsigned char)raw[i + 1]) << 4 |
-					    hexval((unsigned char)raw[i + 2]));
+		if (c == '%' && len - i >= 3 && path_hexval((unsigned char)raw[i + 1]) >= 0 &&
+		    path_hexval((unsigned char)raw[i + 2]) >= 0) {
+			c = (unsigned char)(path_hexval((unsigned char)raw[i + 1]) << 4 |
+					    path_hexval((unsigned char)raw[i + 2]));
 			i += 3;
 		} else {
 			i++;
