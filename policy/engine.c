@@ -635,7 +635,7 @@ static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 	rules.claims = p->u.jwt.claims;
 	rules.n_claims = p->u.jwt.n_claims;
 	memset(&res, 0, sizeof(res));
-	if (jwt_validate(tok, strlen(tok), &rules, &res) == JWT_OK) {
+	if (jwt_validate_cached(p->u.jwt.cache, tok, strlen(tok), &rules, &res) == JWT_OK) {
 		jwt_result_release(&c->jwt);
 		c->jwt = res;
 		r = STEP_NEXT;

@@ -3,10 +3,12 @@
  */
 #include "policy/jwt.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 
 static enum jwt_status fail(struct jwt_result *res, enum jwt_status status, const char *reason)
 {
@@ -403,6 +405,111 @@ out:
 	free(hbuf);
 	free(pbuf);
 	free(sbuf);
+	return st;
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+struct jwt_cache_entry {
+	char *token;			/* NULL: free slot */
+	size_t len;
+	uint64_t hash;
+	uint64_t used;			/* last hit, for eviction */
+	enum jose_alg alg;
+	struct json_object *claims;	/* one reference held */
+};
+
+struct jwt_cache {
+	uint64_t tick;
+	struct jwt_cache_entry e[JWT_CACHE_SLOTS];
+};
+
+/* FNV-1a: finds candidates only; equality is decided on the whole token. */
+static uint64_t token_hash(const char *s, size_t n)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+struct jwt_cache *jwt_cache_new(void)
+{
+	return calloc(1, sizeof(struct jwt_cache));
+}
+
+static void entry_clear(struct jwt_cache_entry *e)
+{
+	if (e->token) {
+		explicit_bzero(e->token, e->len);
+		free(e->token);
+	}
+	json_object_put(e->claims);
+	memset(e, 0, sizeof(*e));
+}
+
+void jwt_cache_free(struct jwt_cache *cache)
+{
+	if (!cache)
+		return;
+	for (size_t i = 0; i < JWT_CACHE_SLOTS; i++)
+		entry_clear(&cache->e[i]);
+	free(cache);
+}
+
+enum jwt_status jwt_validate_cached(struct jwt_cache *cache, const char *token, size_t len,
+				    const struct jwt_rules *rules, struct jwt_result *res)
+{
+	struct jwt_cache_entry *hit = NULL, *victim;
+	uint64_t h;
+	enum jwt_status st;
+
+	if (!cache || !token || len == 0 || len > JWT_MAX_TOKEN_BYTES)
+		return jwt_validate(token, len, rules, res);
+	h = token_hash(token, len);
+	victim = &cache->e[0];
+	for (size_t i = 0; i < JWT_CACHE_SLOTS; i++) {
+		struct jwt_cache_entry *e = &cache->e[i];
+
+		if (e->token && e->hash == h && e->len == len &&
+		    CRYPTO_memcmp(e->token, token, len) == 0) {
+			hit = e;
+			break;
+		}
+		/* the first free slot, else the least recently used */
+		if (!e->token) {
+			if (victim->token)
+				victim = e;
+		} else if (victim->token && e->used < victim->used) {
+			victim = e;
+		}
+	}
+	if (hit) {
+		res->alg = hit->alg;
+		res->claims = NULL;
+		st = check_claims(hit->claims, rules, res);
+		if (st != JWT_OK) {
+			entry_clear(hit);	/* expired: it will not pass again */
+			return st;
+		}
+		hit->used = ++cache->tick;
+		res->claims = json_object_get(hit->claims);
+		return fail(res, JWT_OK, "ok");
+	}
+	st = jwt_validate(token, len, rules, res);
+	if (st != JWT_OK)
+		return st;
+	entry_clear(victim);
+	victim->token = malloc(len);
+	if (!victim->token)
+		return st;	/* not cached; the answer stands */
+	memcpy(victim->token, token, len);
+	victim->len = len;
+	victim->hash = h;
+	victim->alg = res->alg;
+	victim->claims = json_object_get(res->claims);
+	victim->used = ++cache->tick;
 	return st;
 }
 

@@ -118,6 +118,31 @@ void jwt_result_release(struct jwt_result *res);
  * absent, or null. */
 const char *jwt_claim_text(const struct jwt_result *res, const char *name, size_t *len);
 
+/* ---- a cache of validated tokens ----------------------------------------
+ *
+ * Clients send the same token for its whole lifetime, and verifying an RS256
+ * signature costs more than the rest of a request (bench/analysis.md). A cache
+ * remembers the last JWT_CACHE_SLOTS tokens that passed, by their exact bytes
+ * (a 64-bit hash to find them, then CRYPTO_memcmp of the whole token), with
+ * their claims. A hit skips decoding, parsing and the signature, but every
+ * claim check (exp, nbf, skew against rules->now, issuers, audiences,
+ * required claims) runs again; a token that fails is never cached.
+ *
+ * One cache belongs to one set of rules (one validate-jwt policy of one loaded
+ * configuration): its keys never change under it. It is per process and not
+ * thread-safe; it is freed with the configuration.
+ */
+#define JWT_CACHE_SLOTS 256
+
+struct jwt_cache;
+
+/* Returns a new empty cache, or NULL (out of memory). */
+struct jwt_cache *jwt_cache_new(void);
+void jwt_cache_free(struct jwt_cache *cache);
+/* jwt_validate through cache (NULL: no cache). Same contract. */
+enum jwt_status jwt_validate_cached(struct jwt_cache *cache, const char *token, size_t len,
+				    const struct jwt_rules *rules, struct jwt_result *res);
+
 /* Returns a constant name for status ("ok", "malformed", "expired", ...). */
 const char *jwt_status_name(enum jwt_status status);
 

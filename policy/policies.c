@@ -741,7 +741,8 @@ static void parse_jwt(struct loader *ld, json_object *o, struct pol_policy *p)
 	if (!v)
 		return;
 	p->u.jwt.keys = jose_keyset_new();
-	if (!p->u.jwt.keys) {
+	p->u.jwt.cache = jwt_cache_new();
+	if (!p->u.jwt.keys || !p->u.jwt.cache) {
 		ld_err(ld, "out of memory");
 	} else if (ld_is_array(ld, v) == 0) {
 		size_t n = json_object_array_length(v);
@@ -1133,6 +1134,7 @@ static void policy_free(struct pol_policy *p)
 		free(p->u.jwt.require_scheme);
 		free(p->u.jwt.message);
 		jose_keyset_free(p->u.jwt.keys);
+		jwt_cache_free(p->u.jwt.cache);
 		strings_free(&p->u.jwt.audiences);
 		strings_free(&p->u.jwt.issuers);
 		for (size_t i = 0; i < p->u.jwt.n_claims; i++) {

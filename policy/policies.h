@@ -131,6 +131,7 @@ struct pol_policy {
 			int require_exp, require_signed;
 			int64_t clock_skew;
 			struct jose_keyset *keys;
+			struct jwt_cache *cache;	/* validated tokens; mutable, per process */
 			struct pol_strings audiences, issuers;
 			struct jwt_required_claim *claims;	/* strings owned */
 			size_t n_claims;

@@ -562,6 +562,70 @@ static void test_exp_nbf(void **state)
 	jose_keyset_free(ks);
 }
 
+/* The cache: a hit still checks time and claims, a failure is never cached,
+ * and only the exact token hits. */
+static void test_cache(void **state)
+{
+	struct jose_keyset *ks = keys_ab();
+	struct jwt_rules rules = { .keys = ks, .now = NOW };
+	struct jwt_cache *cache = jwt_cache_new();
+	struct jwt_result res;
+	char tok[TOKEN_CAP], bad[TOKEN_CAP];
+	const char *sub;
+	size_t len;
+
+	(void)state;
+	assert_non_null(cache);
+	token_hs(tok, hs256, "{\"exp\":1700000100,\"sub\":\"alice\",\"aud\":\"api\"}", secret_a);
+	for (int i = 0; i < 3; i++) {	/* a miss, then hits */
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(jwt_validate_cached(cache, tok, strlen(tok), &rules, &res), JWT_OK);
+		sub = jwt_claim_text(&res, "sub", &len);
+		assert_non_null(sub);
+		assert_memory_equal(sub, "alice", 5);
+		jwt_result_release(&res);
+	}
+	/* the same cached token, other rules: the claims are checked again */
+	{
+		const char *aud[] = { "other" };
+
+		rules.audiences = aud;
+		rules.n_audiences = 1;
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(jwt_validate_cached(cache, tok, strlen(tok), &rules, &res),
+				 JWT_BAD_AUDIENCE);
+		assert_null(res.claims);
+		rules.audiences = NULL;
+		rules.n_audiences = 0;
+	}
+	/* a tampered signature is not the cached token: verified, refused */
+	memcpy(bad, tok, strlen(tok) + 1);
+	bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(jwt_validate_cached(cache, bad, strlen(bad), &rules, &res), JWT_BAD_SIGNATURE);
+	/* ... and not cached either */
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(jwt_validate_cached(cache, bad, strlen(bad), &rules, &res), JWT_BAD_SIGNATURE);
+	/* time moves on: the cached token expires like any other */
+	rules.now = NOW + 100;
+	memset(&res, 0, sizeof(res));
+	assert_int_equal(jwt_validate_cached(cache, tok, strlen(tok), &rules, &res), JWT_EXPIRED);
+	assert_null(res.claims);
+	/* more distinct tokens than slots: still right */
+	rules.now = NOW;
+	for (int i = 0; i < JWT_CACHE_SLOTS + 10; i++) {
+		char payload[96];
+
+		snprintf(payload, sizeof(payload), "{\"exp\":1700000100,\"n\":%d}", i);
+		token_hs(tok, hs256, payload, secret_a);
+		memset(&res, 0, sizeof(res));
+		assert_int_equal(jwt_validate_cached(cache, tok, strlen(tok), &rules, &res), JWT_OK);
+		jwt_result_release(&res);
+	}
+	jwt_cache_free(cache);
+	jose_keyset_free(ks);
+}
+
 static void test_issuer_audience(void **state)
 {
 	struct jose_keyset *ks = keys_ab();
@@ -809,6 +873,7 @@ int main(void)
 		cmocka_unit_test(test_kid_selection),
 		cmocka_unit_test(test_alg_confusion),
 		cmocka_unit_test(test_exp_nbf),
+		cmocka_unit_test(test_cache),
 		cmocka_unit_test(test_issuer_audience),
 		cmocka_unit_test(test_required_claims),
 		cmocka_unit_test(test_claim_text),
