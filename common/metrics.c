@@ -759,7 +759,8 @@ int metrics_prometheus(struct metrics_store *ms, const struct metrics_gauges *g,
 		return -1;
 
 	/* requests by api, operation, status: summed over subscriptions */
-	qsort(arr, n, sizeof(*arr), cmp_api_op_status);
+	if (n)	/* arr is NULL when there is no series */
+		qsort(arr, n, sizeof(*arr), cmp_api_op_status);
 	sb_str(&b, "# HELP hostgate_requests_total Requests answered, by API, operation and status.\n"
 		   "# TYPE hostgate_requests_total counter\n");
 	for (i = 0; i < n; i = j) {
@@ -773,7 +774,8 @@ int metrics_prometheus(struct metrics_store *ms, const struct metrics_gauges *g,
 	}
 
 	/* histograms by api, operation */
-	qsort(arr, n, sizeof(*arr), cmp_api_op_only);
+	if (n)
+		qsort(arr, n, sizeof(*arr), cmp_api_op_only);
 	for (pass = 0; pass < 2; pass++) {
 		const char *name = pass == 0 ? "hostgate_request_duration_seconds"
 					     : "hostgate_backend_duration_seconds";

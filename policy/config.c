@@ -935,7 +935,8 @@ static void parse_named_values(struct loader *ld, json_object *root)
 		}
 		ld_pop(ld, m2);
 	}
-	qsort(gw->named_values, gw->n_named_values, sizeof(*gw->named_values), cmp_kv);
+	if (gw->n_named_values)
+		qsort(gw->named_values, gw->n_named_values, sizeof(*gw->named_values), cmp_kv);
 out:
 	ld_pop(ld, mark);
 }
@@ -1298,7 +1299,8 @@ static void parse_backends(struct loader *ld, json_object *root)
 		ld_pop(ld, m2);
 	}
 	/* sorted for gw_backend_find; nothing points into the array yet */
-	qsort(gw->backends, gw->n_backends, sizeof(*gw->backends), cmp_backend);
+	if (gw->n_backends)
+		qsort(gw->backends, gw->n_backends, sizeof(*gw->backends), cmp_backend);
 out:
 	ld_pop(ld, mark);
 }
@@ -1445,7 +1447,8 @@ static void check_unique_ids(struct loader *ld, const char *const *ids, size_t n
 			m++;
 		}
 	}
-	qsort(refs, m, sizeof(*refs), cmp_id_ref);
+	if (m)
+		qsort(refs, m, sizeof(*refs), cmp_id_ref);
 	for (size_t i = 1, first = 0; i < m; i++) {
 		size_t mark, m2;
 

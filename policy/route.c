@@ -496,7 +496,8 @@ static int apis_build(struct gateway *gw, struct route_table *t, struct cfg_erro
 		n++;
 	}
 	/* sorted, every insertion appends to its parent's children */
-	qsort(keys, n, sizeof(*keys), api_key_cmp);
+	if (n)
+		qsort(keys, n, sizeof(*keys), api_key_cmp);
 	for (size_t i = 0; i < n; i++)
 		if (api_insert(t->root, gw, &keys[i], errs) != 0)
 			rc = -1;

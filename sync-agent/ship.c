@@ -122,7 +122,8 @@ static int outbox_list(const struct agent *a, struct outbox_file **out, size_t *
 		f->dropped = dropped;
 		f->size = (uint64_t)st.st_size;
 	}
-	qsort(arr, cnt, sizeof(*arr), cmp_seq);
+	if (cnt)
+		qsort(arr, cnt, sizeof(*arr), cmp_seq);	/* arr is NULL when empty */
 	*out = arr;
 	*n = cnt;
 	arr = NULL;
