@@ -5,6 +5,7 @@
 #include "policy/path.h"
 
 #include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,11 +90,9 @@ void pol_headers_release(struct pol_headers *h)
 
 int engine_sha256(const char *key, size_t len, unsigned char out[32])
 {
-	unsigned int n = 0;
-
-	if (EVP_Digest(key, len, out, &n, EVP_sha256(), NULL) != 1 || n != 32)
-		return -1;
-	return 0;
+	/* the one-shot SHA256() skips the algorithm fetch EVP_Digest does on
+	 * every call (about 6,000 instructions a request, bench/analysis.md) */
+	return SHA256((const unsigned char *)key, len, out) ? 0 : -1;
 }
 
 /* ---- small helpers --------------------------------------------------------- */
