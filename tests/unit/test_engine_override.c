@@ -150,6 +150,52 @@ static void test_decoded_nul_into_header_is_400(void **state)
 	assert_string_equal(h, "a b");
 }
 
+/* A subscription key in the query is compared whole: "key-1%00junk" is not
+ * "key-1" (its decoded NUL once cut the value short), nor is a parameter
+ * whose decoded name has a NUL after "subscription-key". */
+static int key_status(const char *query)
+{
+	char doc[1024];
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct route_match m;
+	struct pol_call c;
+	struct gateway *gw;
+	char *d;
+	int status = 0;
+
+	snprintf(doc, sizeof(doc), "{'format':1,'generation':1,'backends':{'w':{'url':"
+		 "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w'}],"
+		 "'subscriptions':[{'id':'s','scope':'all','state':'active','keys_sha256':"
+		 "['be2974546978e3739e6d6da85c4be9f334ce32df2b9fd4b6ff1b55c0d57e9d44']}]}");
+	d = dq(doc);
+	gw = gw_load_buffer(d, strlen(d), &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("    error: %s\n", errs.msg[i]);
+	cfg_errors_release(&errs);
+	free(d);
+	assert_non_null(gw);
+	assert_int_equal(route_match(gw, "/a/x", 4, NULL, "GET", &m), ROUTE_OK);
+	engine_call_init(&c, gw, &m, "192.0.2.1", "req-1", 1800000000, NULL);
+	c.method = strdup("GET");
+	c.path = strndup(m.rest, m.rest_len);
+	c.query = strdup(query);
+	if (engine_inbound(&c) == POL_RESPOND)
+		status = c.status;
+	engine_finish(&c);
+	engine_call_release(&c);
+	gw_free(gw);
+	return status;
+}
+
+static void test_query_key_with_nul_is_refused(void **state)
+{
+	(void)state;
+	assert_int_equal(key_status("subscription-key=key-1"), 0);
+	assert_int_equal(key_status("subscription-key=key-1%00junk"), 401);
+	assert_int_equal(key_status("subscription-key%00x=key-1"), 401);
+	assert_int_equal(key_status("subscription-key=key-2"), 401);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -157,6 +203,7 @@ int main(void)
 		cmocka_unit_test(test_header_append_and_skip_unchanged),
 		cmocka_unit_test(test_query_override_reads_old_value),
 		cmocka_unit_test(test_decoded_nul_into_header_is_400),
+		cmocka_unit_test(test_query_key_with_nul_is_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
