@@ -1,14 +1,13 @@
 #include "fcgi-app/reload.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "common/atomicfile.h"
+#include "common/fileread.h"
 #include "common/log.h"
 
 #define RELOAD_CHECK_MS 1000
@@ -33,44 +32,6 @@ void reload_init(struct reload *r, const char *path, const char *state_dir)
 	r->last_check_ms = -1;	/* never checked */
 }
 
-/* Reads a whole file of at most GW_MAX_DOCUMENT_BYTES. Returns a new buffer
- * (*len bytes) or NULL with errno set. */
-static char *read_file(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	struct stat st;
-	char *buf = NULL;
-	size_t have = 0;
-
-	if (fd < 0)
-		return NULL;
-	if (fstat(fd, &st) != 0)
-		goto fail;
-	if (st.st_size > (off_t)GW_MAX_DOCUMENT_BYTES) {
-		errno = EFBIG;
-		goto fail;
-	}
-	buf = malloc((size_t)st.st_size + 1);
-	if (!buf)
-		goto fail;
-	while (have < (size_t)st.st_size) {
-		ssize_t n = read(fd, buf + have, (size_t)st.st_size - have);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			goto fail;
-		have += (size_t)n;
-	}
-	close(fd);
-	*len = have;
-	return buf;
-fail:
-	free(buf);
-	close(fd);
-	return NULL;
-}
-
 /* Keeps buf as the last good document unless the copy there is already it
  * (same size, written after the configuration file). */
 static void save_last_good(struct reload *r, const struct stat *st, const char *buf, size_t len)
@@ -93,10 +54,10 @@ static struct gateway *load(const char *path, struct cfg_errors *errs, int keep,
 			    struct reload *r, const struct stat *st)
 {
 	size_t len = 0;
-	char *buf = read_file(path, &len);
+	char *buf = NULL;
 	struct gateway *gw;
 
-	if (!buf) {
+	if (file_read(path, GW_MAX_DOCUMENT_BYTES, &buf, &len) < 0) {
 		cfg_error(errs, "$", "cannot read '%s': %s", path, strerror(errno));
 		return NULL;
 	}

@@ -50,8 +50,5 @@ struct agent {
 int agent_url(const struct agent *a, const char *leaf, char *buf, size_t len);
 /* Formats t as RFC 3339 UTC ("2025-01-31T12:00:00Z"); buf of at least 32. */
 void agent_rfc3339(time_t t, char *buf, size_t len);
-/* Reads at most max bytes of path into a new NUL-terminated buffer.
- * Returns 0, or -1 with errno (EFBIG when larger than max). */
-int agent_read_file(const char *path, size_t max, char **buf, size_t *len);
 
 #endif

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/atomicfile.h"
+#include "common/fileread.h"
 #include "common/log.h"
 #include "common/metrics.h"
 #include "common/shmfile.h"
@@ -141,7 +142,7 @@ static uint64_t dropped_read(const struct agent *a)
 	size_t len;
 
 	if (outbox_path(path, sizeof(path), a, "dropped") < 0 ||
-	    agent_read_file(path, 64, &buf, &len) < 0)
+	    file_read(path, 64, &buf, &len) < 0)
 		return 0;
 	errno = 0;
 	v = strtoull(buf, &end, 10);
@@ -266,7 +267,7 @@ static int outbox_send(struct agent *a)
 		struct fetch_response r = FETCH_RESPONSE_INIT;
 
 		if (outbox_path(path, sizeof(path), a, files[i].name) < 0 ||
-		    agent_read_file(path, OUTBOX_MAX, &body, &len) < 0)
+		    file_read(path, OUTBOX_MAX, &body, &len) < 0)
 			continue;	/* vanished or unreadable: the next one */
 		if (fetch_post_json(&a->fetch, url, body, len, &r) < 0) {
 			if (!r.stopped)

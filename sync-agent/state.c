@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/atomicfile.h"
+#include "common/fileread.h"
 #include "common/log.h"
 #include "policy/gateway.h"
 #include "sync-agent/verify.h"
@@ -86,7 +87,7 @@ int state_instance_id(struct agent *a, char *err, size_t errlen)
 		snprintf(err, errlen, "'state_dir' is too long");
 		return -1;
 	}
-	if (agent_read_file(path, 256, &buf, &len) == 0) {
+	if (file_read(path, 256, &buf, &len) == 0) {
 		size_t n = len;
 
 		if (n > 0 && buf[n - 1] == '\n')
@@ -145,7 +146,7 @@ static struct json_object *read_json(const char *path)
 	char *buf = NULL;
 	size_t len = 0;
 
-	if (agent_read_file(path, STATE_FILE_MAX, &buf, &len) < 0)
+	if (file_read(path, STATE_FILE_MAX, &buf, &len) < 0)
 		return NULL;
 	tok = json_tokener_new_ex(8);
 	if (tok) {
@@ -225,7 +226,7 @@ void state_load(struct agent *a)
 			a->last_success = parse_rfc3339(json_object_get_string(v));
 		json_object_put(st);
 	}
-	if (agent_read_file(a->conf.config_path, GW_MAX_DOCUMENT_BYTES, &buf, &len) < 0) {
+	if (file_read(a->conf.config_path, GW_MAX_DOCUMENT_BYTES, &buf, &len) < 0) {
 		if (errno != ENOENT)
 			log_warn("cannot read the installed '%s': %s", a->conf.config_path,
 				 strerror(errno));
