@@ -101,26 +101,22 @@ static void test_query_override_reads_old_value(void **state)
 	    NULL, NULL, "q=x");
 }
 
-/* GET /a/x?query with a set-header of value tmpl: the status of the answer,
- * or 0 when the call goes upstream (*hdr: X-V's value then, or NULL). */
-static int one_value(const char *tmpl, const char *query, char *hdr, size_t hdr_len)
+/* Loads doc (single quotes for double), runs GET /a/x?query through inbound
+ * (no counters): the status of the answer, or 0 when the call goes upstream.
+ * hdr (when not NULL) gets X-V's value then, or "(none)". */
+static int inbound_status(const char *doc, const char *query, char *hdr, size_t hdr_len)
 {
-	char doc[1024];
 	struct cfg_errors errs = CFG_ERRORS_INIT;
 	struct route_match m;
 	struct pol_call c;
 	struct gateway *gw;
 	const char *v;
-	char *d;
+	char *d = dq(doc);
 	int status = 0;
 
-	snprintf(doc, sizeof(doc), "{'format':1,'generation':1,'backends':{'w':{'url':"
-		 "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w',"
-		 "'subscription_required':false,'operations':[{'id':'o','method':'GET',"
-		 "'url_template':'/{p}'}],'policies':{'inbound':[{'set-header':{'name':'X-V',"
-		 "'value':'%s'}}]}}]}", tmpl);
-	d = dq(doc);
 	gw = gw_load_buffer(d, strlen(d), &errs);
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("    error: %s\n", errs.msg[i]);
 	cfg_errors_release(&errs);
 	free(d);
 	assert_non_null(gw);
@@ -131,12 +127,27 @@ static int one_value(const char *tmpl, const char *query, char *hdr, size_t hdr_
 	c.query = strdup(query);
 	if (engine_inbound(&c) == POL_RESPOND)
 		status = c.status;
-	v = pol_headers_get(&c.req_headers, "X-V");
-	snprintf(hdr, hdr_len, "%s", v ? v : "(none)");
+	if (hdr) {
+		v = pol_headers_get(&c.req_headers, "X-V");
+		snprintf(hdr, hdr_len, "%s", v ? v : "(none)");
+	}
 	engine_finish(&c);
 	engine_call_release(&c);
 	gw_free(gw);
 	return status;
+}
+
+/* GET /a/x?query with a set-header of value tmpl (see inbound_status). */
+static int one_value(const char *tmpl, const char *query, char *hdr, size_t hdr_len)
+{
+	char doc[1024];
+
+	snprintf(doc, sizeof(doc), "{'format':1,'generation':1,'backends':{'w':{'url':"
+		 "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w',"
+		 "'subscription_required':false,'operations':[{'id':'o','method':'GET',"
+		 "'url_template':'/{p}'}],'policies':{'inbound':[{'set-header':{'name':'X-V',"
+		 "'value':'%s'}}]}}]}", tmpl);
+	return inbound_status(doc, query, hdr, hdr_len);
 }
 
 static void test_decoded_nul_into_header_is_400(void **state)
@@ -155,36 +166,10 @@ static void test_decoded_nul_into_header_is_400(void **state)
  * whose decoded name has a NUL after "subscription-key". */
 static int key_status(const char *query)
 {
-	char doc[1024];
-	struct cfg_errors errs = CFG_ERRORS_INIT;
-	struct route_match m;
-	struct pol_call c;
-	struct gateway *gw;
-	char *d;
-	int status = 0;
-
-	snprintf(doc, sizeof(doc), "{'format':1,'generation':1,'backends':{'w':{'url':"
-		 "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w'}],"
-		 "'subscriptions':[{'id':'s','scope':'all','state':'active','keys_sha256':"
-		 "['be2974546978e3739e6d6da85c4be9f334ce32df2b9fd4b6ff1b55c0d57e9d44']}]}");
-	d = dq(doc);
-	gw = gw_load_buffer(d, strlen(d), &errs);
-	for (size_t i = 0; i < errs.n; i++)
-		print_message("    error: %s\n", errs.msg[i]);
-	cfg_errors_release(&errs);
-	free(d);
-	assert_non_null(gw);
-	assert_int_equal(route_match(gw, "/a/x", 4, NULL, "GET", &m), ROUTE_OK);
-	engine_call_init(&c, gw, &m, "192.0.2.1", "req-1", 1800000000, NULL);
-	c.method = strdup("GET");
-	c.path = strndup(m.rest, m.rest_len);
-	c.query = strdup(query);
-	if (engine_inbound(&c) == POL_RESPOND)
-		status = c.status;
-	engine_finish(&c);
-	engine_call_release(&c);
-	gw_free(gw);
-	return status;
+	return inbound_status("{'format':1,'generation':1,'backends':{'w':{'url':"
+			      "'https://w.example'}},'apis':[{'id':'a','path':'a','backend':'w'}],"
+			      "'subscriptions':[{'id':'s','scope':'all','state':'active',"
+			      "'keys_sha256':['be2974546978e3739e6d6da85c4be9f334ce32df2b9fd4b6ff1b55c0d57e9d44']}]}", query, NULL, 0);
 }
 
 static void test_query_key_with_nul_is_refused(void **state)
