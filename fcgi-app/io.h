@@ -8,7 +8,9 @@
  * params are the request's CGI variables ("NAME=value", NULL-terminated; owned
  * by the front, valid for the request). read returns >0 bytes, 0 at the end of
  * the body, -1 on error; write returns 0, or -1 when the client is gone (later
- * writes are then no-ops). abort marks the response as cut short: the front
+ * writes are then no-ops). A read or write that waited past the request's
+ * client deadline (gateway.client_*) returns -1 with timed_out set: the client
+ * was too slow, which is its fault, not the backend's. abort marks the response as cut short: the front
  * drops the connection instead of ending the response cleanly, so the web
  * server and the client can tell a truncated answer from a complete one.
  */
@@ -24,6 +26,7 @@ struct io {
 	int (*flush)(struct io *io);
 	void *ctx;
 	int aborted;		/* set by the handler: cut the response short */
+	int timed_out;		/* set by the front: a client read/write passed its deadline */
 };
 
 /* Returns the value of the request variable name, or NULL. */
