@@ -58,6 +58,7 @@ struct request {
 	int headers_sent;
 	int64_t bytes_in, bytes_out;
 	int64_t backend_ms;
+	int64_t deadline_ms;		/* monotonic ms by which the request must be over, 0: none */
 	const char *error;		/* why the gateway answered itself, for the log */
 };
 
