@@ -2,7 +2,9 @@
 #
 #   make                 build/hostgate-fcgi and build/hostgate-sync
 #   make test            unit tests, fuzz-corpus replay, integration tests
-#   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make test SANITIZE=1 the same under AddressSanitizer + UndefinedBehaviorSanitizer;
+#                        the programs write every report to a file (common/sanitizer.c)
+#                        and the runners fail on any
 #   make fuzz            libFuzzer targets (clang) in build/fuzz/
 #   make bench           benchmarks (bench/run), table in docs/performance.md
 #   make install PREFIX=/usr/local DESTDIR=
@@ -38,7 +40,11 @@ FLAGS_STAMP := $(BUILD)/.flags
 FLAGS_NOW   := $(CC) $(ALL_CFLAGS) $(ALL_LDFLAGS)
 $(shell mkdir -p $(BUILD); echo '$(FLAGS_NOW)' | cmp -s - $(FLAGS_STAMP) || echo '$(FLAGS_NOW)' > $(FLAGS_STAMP))
 
-COMMON_SRC := $(wildcard common/*.c)
+# common/sanitizer.c is linked into the two programs directly, not through
+# libcommon.a: nothing references its functions (the sanitizer runtimes look
+# them up), so the linker would never take it from the archive
+SAN_SRC    := common/sanitizer.c
+COMMON_SRC := $(filter-out $(SAN_SRC),$(wildcard common/*.c))
 POLICY_SRC := $(wildcard policy/*.c)
 APP_SRC    := $(wildcard fcgi-app/*.c)
 AGENT_SRC  := $(wildcard sync-agent/*.c)
@@ -71,10 +77,10 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
-$(APP): $(call obj,$(APP_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
-$(AGENT): $(call obj,$(AGENT_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+$(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+$(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
