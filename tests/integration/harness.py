@@ -229,6 +229,28 @@ def sanitized_build(binary):
         return b"__asan_init" in f.read()
 
 
+SANITIZER_ENV = "HOSTGATE_SANITIZER_DIR"
+
+
+def sanitizer_env(name=None):
+    """{HOSTGATE_SANITIZER_DIR: dir} when the runner set one, else {}. A
+    SANITIZE=1 build writes its sanitizer reports into that directory, and
+    tests/run-integration fails on any (tests/sanitizer.sh); without it they
+    land in a fallback directory shared by every run on the machine. So every
+    way a hostgate process is started passes this on: the process
+    environment, FcgidInitialEnv, SetEnv for CGI (servers.py). name: a
+    subdirectory (made here, writable by the web servers' user), so that a
+    report says which gateway set-up it came from."""
+    d = os.environ.get(SANITIZER_ENV)
+    if not d:
+        return {}
+    if name:
+        d = os.path.join(d, name)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o1777)
+    return {SANITIZER_ENV: d}
+
+
 # ---- raw HTTP client ----------------------------------------------------
 
 class Response:

@@ -17,7 +17,8 @@ import threading
 import time
 
 from harness import (LOGS, REPO, ConfigFile, Proc, RELOAD_INTERVAL_S, free_port,
-                     http, kill_leftovers, pids_of_exe, port_open, wait_until)
+                     WaitTimeout, http, kill_leftovers, pids_of_exe, port_open, sanitizer_env,
+                     wait_until)
 
 WWW_USER = "www-data"
 APACHE_MODULES = "/usr/lib/apache2/modules"
@@ -284,10 +285,11 @@ class Gateway:
         return self
 
     def hostgate_env(self):
-        return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
-                "HOSTGATE_CONFIG": self.config.path,
-                "HOSTGATE_STATE_DIR": self.state_dir,
-                "HOSTGATE_ACCESS_LOG": self.access_log}
+        return dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                     "HOSTGATE_CONFIG": self.config.path,
+                     "HOSTGATE_STATE_DIR": self.state_dir,
+                     "HOSTGATE_ACCESS_LOG": self.access_log},
+                    **sanitizer_env(os.path.basename(self.dir)))
 
     def _start_listener(self):
         # As the unit file does: its own process, the web server's user able to
@@ -330,8 +332,10 @@ include "{snippet}"
 """.format(example=example, htdocs=self.htdocs, port=self.port, user=WWW_USER,
            log=self.log_dir, run=self.run_dir, snippet=snippet))
         self._run_checked(["lighttpd", "-tt", "-f", main], "lighttpd -tt")
+        # (lighttpd passes its own environment on to bin-path processes)
         self.server = Proc("lighttpd", ["lighttpd", "-D", "-f", main],
-                           os.path.join(self.log_dir, "lighttpd.out"))
+                           os.path.join(self.log_dir, "lighttpd.out"),
+                           env=dict(os.environ, **sanitizer_env(os.path.basename(self.dir))))
         self.procs.append(self.server)
         self._wait_listening()
 
@@ -364,6 +368,10 @@ include "{snippet}"
                            HOSTGATE_STATE_DIR=self.state_dir,
                            HOSTGATE_ACCESS_LOG=self.access_log)
             extra = "ScriptSock %s/cgid.sock\n" % self.run_dir
+        for k, v in sanitizer_env(os.path.basename(self.dir)).items():
+            if self.setup != "apache-proxy-fcgi":
+                extra += "%s %s %s\n" % ("FcgidInitialEnv" if self.setup == "apache-fcgid"
+                                          else "SetEnv", k, v)
         loads = "".join("LoadModule %s_module %s/mod_%s.so\n" % (m, APACHE_MODULES, m)
                         for m in modules)
         define_lines = "".join("Define %s %s\n" % kv for kv in defines.items())
@@ -424,9 +432,16 @@ Include {snippet}
     def stop(self):
         for p in reversed(self.procs):
             p.stop()
-        # mod_fcgid / lighttpd children that outlived their server
-        wait_until(lambda: not pids_of_exe(self.bin) or kill_leftovers(self.bin), 10,
-                   "hostgate processes of %s to exit" % self.setup)
+        # The server told its hostgate processes to stop (SIGTERM): let them
+        # exit by themselves, so that a sanitizer build's leak check runs at
+        # exit (killed at once, lighttpd's bin-path children never reported);
+        # kill what outlives its server by more than a few seconds.
+        try:
+            wait_until(lambda: not pids_of_exe(self.bin), 5,
+                       "hostgate processes of %s to exit" % self.setup)
+        except WaitTimeout:
+            wait_until(lambda: not pids_of_exe(self.bin) or kill_leftovers(self.bin), 10,
+                       "hostgate processes of %s to exit" % self.setup)
 
     def check_alive(self):
         for p in self.procs:

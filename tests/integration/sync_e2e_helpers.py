@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 
-from harness import LOGS, REPO, Proc, http, wait_until
+from harness import LOGS, REPO, Proc, http, sanitizer_env, wait_until
 from servers import Gateway
 
 sys.path.insert(0, os.path.join(REPO, "tests", "sync"))
@@ -290,14 +290,14 @@ class AgentDaemon:
     def start(self):
         self.proc = Proc("hostgate-sync", [agent_binary(), "-c", self.conf_path],
                          os.path.join(self.dir, "agent.log"),
-                         env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                         env=dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, **sanitizer_env()))
         return self
 
     def run_once(self, timeout=30):
         """hostgate-sync -c agent.conf --once: (exit status, output)."""
         p = subprocess.run([agent_binary(), "-c", self.conf_path, "--once"],
                            stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+                           env=dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}, **sanitizer_env()))
         return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
     def status(self):
