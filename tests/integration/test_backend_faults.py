@@ -6,6 +6,24 @@ import pytest
 
 from harness import assert_gateway_error
 
+# what FaultyUpstream sends before it breaks off, by path: (byte, count)
+CUT_SHORT = {"truncate": (b"x", 300000), "chunk-cut": (b"y", 300000)}
+
+# Set-ups that cannot show the client a cut-short answer the backend sent
+# without a length (chunked), and why (docs/security-notes/integrity.md):
+NO_CHUNKED_CUT = {
+    "apache-cgi":
+        "Apache ends a CGI program's answer cleanly (last chunk) when its output "
+        "ends, whatever the exit status; only a read error aborts it, and a unix "
+        "socket gives its reader one (ECONNRESET) only when the program closes "
+        "with unread request body, never for a GET (mod_cgid cgi_handle_response)",
+    "apache-fcgid":
+        "mod_fcgid answers any failure reading an application's answer (EOF, "
+        "reset, timeout) with HTTP_INTERNAL_SERVER_ERROR after the headers went "
+        "out; Apache then appends its 500 page and ends the chunked answer "
+        "cleanly (fcgid_bridge.c handle_request)",
+}
+
 
 @pytest.mark.parametrize("path", ["garbage", "hangup"])
 def test_broken_backend_gets_502(gw, faulty, path):
@@ -15,19 +33,21 @@ def test_broken_backend_gets_502(gw, faulty, path):
 
 
 @pytest.mark.parametrize("path", ["truncate", "chunk-cut"])
-def test_backend_cut_short_is_cut_short_for_the_client(gw, path):
-    if gw.setup == "apache-cgi":
-        pytest.skip("Apache ends a CGI program's answer cleanly whenever its output "
-                    "ends: plain CGI cannot signal a truncated answer")
-    if gw.setup == "apache-fcgid" and path == "chunk-cut":
-        pytest.skip("mod_fcgid answers an application that breaks off by appending its "
-                    "500 page and ending the answer cleanly; only an upstream "
-                    "Content-Length, passed through, lets the client tell")
-    try:
-        r = gw.get("/api/faulty/%s" % path, timeout=20)
-    except ConnectionError:
-        return  # cut short, as it should be
-    pytest.fail("a truncated backend answer reached the client as a complete one: %r" % (r,))
+def test_backend_cut_short_is_cut_short_for_the_client(gw, faulty, path, known_bug):
+    if path == "chunk-cut" and gw.setup in NO_CHUNKED_CUT:
+        known_bug(gw, [gw.setup], NO_CHUNKED_CUT[gw.setup])
+    byte, count = CUT_SHORT[path]
+    got = []
+    # the answer started (status line and headers read: only then does the
+    # client say "cut short"), and its body ended before it was whole
+    with pytest.raises(ConnectionError, match="cut short"):
+        gw.get("/api/faulty/%s" % path, timeout=20, sink=got.append)
+    body = b"".join(got)
+    assert any(req.startswith("GET /f/%s " % path) for req in faulty.requests)
+    # what the client got is what the backend sent, as far as it went
+    assert body[:count] == byte * min(len(body), count), body[:200]
+    if path == "truncate":
+        assert len(body) < 1000000
 
 
 def test_gateway_serves_on_after_backend_faults(gw):
