@@ -575,6 +575,8 @@ class FaultyUpstream:
     """A deliberately broken HTTP server (a thread of the test process), for
     what the gateway does when a backend misbehaves. By path:
       /truncate   200 with Content-Length 1000000, 300000 bytes, then closes
+      /truncate-tail  200 with Content-Length 300100, 300000 bytes, then closes
+                  (so short that an error page a server appends would fill it)
       /chunk-cut  200 chunked, 300000 bytes, then closes without the last chunk
     (big enough that the web server has sent the headers before the cut:
     lighttpd answers a small body it got whole, cut or not, with its own
@@ -598,7 +600,10 @@ class FaultyUpstream:
                 outer.requests.append(line)
                 path = line.split(" ")[1] if " " in line else ""
                 s = self.request
-                if path.endswith("/truncate"):
+                if path.endswith("/truncate-tail"):
+                    s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 300100\r\n"
+                              b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 300000)
+                elif path.endswith("/truncate"):
                     s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n"
                               b"Content-Type: application/octet-stream\r\n\r\n" + b"x" * 300000)
                 elif path.endswith("/chunk-cut"):

@@ -7,7 +7,8 @@ import pytest
 from harness import assert_gateway_error
 
 # what FaultyUpstream sends before it breaks off, by path: (byte, count)
-CUT_SHORT = {"truncate": (b"x", 300000), "chunk-cut": (b"y", 300000)}
+CUT_SHORT = {"truncate": (b"x", 300000), "truncate-tail": (b"x", 300000),
+             "chunk-cut": (b"y", 300000)}
 
 # Set-ups that cannot show the client a cut-short answer the backend sent
 # without a length (chunked), and why (docs/security-notes/integrity.md):
@@ -32,7 +33,7 @@ def test_broken_backend_gets_502(gw, faulty, path):
     assert any(req.startswith("GET /f/%s " % path) for req in faulty.requests)
 
 
-@pytest.mark.parametrize("path", ["truncate", "chunk-cut"])
+@pytest.mark.parametrize("path", ["truncate", "truncate-tail", "chunk-cut"])
 def test_backend_cut_short_is_cut_short_for_the_client(gw, faulty, path, known_bug):
     if path == "chunk-cut" and gw.setup in NO_CHUNKED_CUT:
         known_bug(gw, [gw.setup], NO_CHUNKED_CUT[gw.setup])
@@ -46,8 +47,9 @@ def test_backend_cut_short_is_cut_short_for_the_client(gw, faulty, path, known_b
     assert any(req.startswith("GET /f/%s " % path) for req in faulty.requests)
     # what the client got is what the backend sent, as far as it went
     assert body[:count] == byte * min(len(body), count), body[:200]
-    if path == "truncate":
-        assert len(body) < 1000000
+    # nothing filled the missing tail (mod_fcgid appended Apache's 500 page
+    # there: a corrupted body, whole to the client)
+    assert len(body) == count, (len(body), body[count:count + 200])
 
 
 def test_gateway_serves_on_after_backend_faults(gw):
