@@ -47,7 +47,7 @@ const char *__lsan_default_options(void);
  * The runtimes call these while they initialise, before main and before the
  * shadow memory exists: no instrumented code, no libc.
  */
-#define UNINSTRUMENTED __attribute__((no_sanitize_address, no_sanitize_undefined, used))
+#define UNINSTRUMENTED __attribute__((no_sanitize("address", "undefined"), used))
 
 /* one buffer per runtime: none of them has to copy its string at once */
 #define OPTIONS_MAX 1024
