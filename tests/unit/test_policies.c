@@ -85,6 +85,8 @@ static const struct bad_case bad_cases[] = {
 	{ IN("{'validate-jwt':{'header-name':'A','query-parameter-name':'t','issuer-signing-keys':['MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=']}}"),
 	  PI "[\"validate-jwt\"]", "at most one of" },
 	{ IN("{'set-backend-service':{'base-url':'https://other.example'}}"), PI "[\"set-backend-service\"].base-url", "not the URL of a configured backend" },
+	/* no request value can choose any part of the upstream URL but a rewritten path */
+	{ IN("{'set-backend-service':{'base-url':'https://w.example/v1/${request.query.p}'}}"), PI "[\"set-backend-service\"].base-url", "${" },
 	{ IN("{'set-backend-service':{'backend-id':'nope'}}"), PI "[\"set-backend-service\"].backend-id", "is not a backend" },
 	{ IN("{'rewrite-uri':{'template':'v2/{id}'}}"), PI "[\"rewrite-uri\"].template", "must start with '/'" },
 	{ IN("{'rewrite-uri':{'template':'/v2/{*rest}'}}"), PI "[\"rewrite-uri\"].template", "not a parameter name" },
