@@ -368,7 +368,7 @@ static enum step fail(struct pol_call *c, int status, const char *message, const
 static enum step fail_tpl(struct pol_call *c, enum tpl_status st)
 {
 	if (st == TPL_BAD_VALUE)
-		return fail(c, 400, "A value put into a header holds CR, LF or NUL.",
+		return fail(c, 400, "A value put into a header holds a control character.",
 			    "bad value for a header");
 	if (st == TPL_TOO_LONG)
 		return fail(c, 400, "A computed value is too long.", "computed value too long");
@@ -802,6 +802,17 @@ static enum step do_rewrite(struct pol_call *c, const struct pol_policy *p)
 	q = strchr(b.p, '?');
 	if (q)
 		*q++ = '\0';
+	/* Encoding each value keeps it from adding a '/', but a value of "..", or
+	 * "." next to a literal '.', still makes a whole dot segment, and encoding
+	 * its dots is no help: RFC 3986 makes %2E equal to '.', so a backend
+	 * resolves "/a/%2E%2E/b" to "/b" (and libcurl sends the path as is). So the
+	 * finished path is held to the same rule as a client's path (path_check),
+	 * here, the one place a template becomes the upstream path. */
+	if (path_check(b.p, strlen(b.p)) != 0) {
+		tpl_buf_release(&b);
+		return fail(c, 400, "A value put into the URL makes a '.' or '..' path segment.",
+			    "rewrite-uri made a dot segment");
+	}
 	newp = strdup(b.p);
 	if (q) {
 		newq = strdup(q);

@@ -14,6 +14,7 @@
 #include "policy/cidr.h"
 #include "policy/jose.h"
 #include "policy/loader.h"
+#include "policy/path.h"
 #include "policy/products.h"
 
 #define POL_NAME_MAX 256
@@ -914,6 +915,18 @@ static void parse_basic(struct loader *ld, json_object *o, struct pol_policy *p)
 	attr_str(ld, o, "password", 1, &p->u.basic.password, NULL);
 }
 
+/* Do the literal parts of every template of l fit a header value? The
+ * engine would refuse them on every request (tpl_expand); say so at load. */
+static int literals_fit_header(const struct pol_tpls *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		for (size_t j = 0; j < l->v[i]->n; j++)
+			if (l->v[i]->v[j].root == TPL_LITERAL &&
+			    tpl_header_check(l->v[i]->v[j].text, l->v[i]->v[j].len) != 0)
+				return 0;
+	return 1;
+}
+
 static void parse_set(struct loader *ld, json_object *o, struct pol_policy *p)
 {
 	static const char *const known[] = { "name", "exists-action", "value", NULL };
@@ -933,9 +946,46 @@ static void parse_set(struct loader *ld, json_object *o, struct pol_policy *p)
 	attr_enum(ld, o, "exists-action", 0, actions, &action);
 	p->u.set.exists = (enum pol_exists)action;
 	attr_list(ld, o, "value", 0, 1, &p->u.set.values, NULL);
+	if (p->kind == POL_SET_HEADER && !literals_fit_header(&p->u.set.values)) {
+		size_t mark = ld_push_member(ld, "value");
+
+		ld_err(ld, "has a control character (only tab is allowed in a header value)");
+		ld_pop(ld, mark);
+	}
 	if (p->u.set.exists != POL_EXISTS_DELETE && p->u.set.values.n == 0 &&
 	    !ld_present(o, "value"))
 		ld_err(ld, "missing required member 'value' (only 'delete' goes without)");
+}
+
+/* Does the path of t (up to its first literal '?') hold a dot segment of its
+ * own? Each value stands in as "x": the request-time check (engine.c,
+ * do_rewrite) catches the values; this catches a template that would refuse
+ * every request, when it is loaded. Returns 0 when clean, -1 otherwise (and
+ * on an allocation failure, which the loader reports as the same error). */
+static int rewrite_literal_check(const struct tpl *t)
+{
+	struct tpl_buf b = TPL_BUF_INIT(1 << 20);
+	enum tpl_status st = TPL_OK;
+	int rc = -1;
+
+	for (size_t i = 0; st == TPL_OK && i < t->n; i++) {
+		const struct tpl_part *part = &t->v[i];
+		const char *q;
+
+		if (part->root != TPL_LITERAL) {
+			st = tpl_buf_put(&b, "x", 1, TPL_ENC_RAW);
+			continue;
+		}
+		q = memchr(part->text, '?', part->len);
+		st = tpl_buf_put(&b, part->text, q ? (size_t)(q - part->text) : part->len,
+				 TPL_ENC_RAW);
+		if (q)
+			break;
+	}
+	if (st == TPL_OK && b.p)
+		rc = path_check(b.p, b.len);
+	tpl_buf_release(&b);
+	return rc;
 }
 
 static void parse_rewrite(struct loader *ld, json_object *o, struct pol_policy *p)
@@ -949,6 +999,12 @@ static void parse_rewrite(struct loader *ld, json_object *o, struct pol_policy *
 		size_t mark = ld_push_member(ld, "template");
 
 		ld_err(ld, "must start with '/'");
+		ld_pop(ld, mark);
+	} else if (p->u.rewrite.tmpl && rewrite_literal_check(p->u.rewrite.tmpl) != 0) {
+		size_t mark = ld_push_member(ld, "template");
+
+		ld_err(ld, "has a '.' or '..' path segment, a malformed escape or an encoded "
+		       "NUL, CR or LF");
 		ld_pop(ld, mark);
 	}
 	p->u.rewrite.copy_unmatched = 1;

@@ -258,15 +258,28 @@ static int is_unreserved(unsigned char c)
 	       c == '-' || c == '.' || c == '_' || c == '~';
 }
 
+int tpl_header_check(const char *s, size_t n)
+{
+	/* Not only CR, LF and NUL: a web server or backend that splits or ends a
+	 * line at VT, FF or any other control byte (or drops DEL) sees other
+	 * headers than the ones checked here, and some refuse the whole message.
+	 * HTAB stays: RFC 9110 (5.5) allows it inside a field value. */
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return -1;
+	}
+	return 0;
+}
+
 enum tpl_status tpl_buf_put(struct tpl_buf *b, const char *s, size_t n, enum tpl_enc enc)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	int r;
 
-	if (enc == TPL_ENC_HEADER)
-		for (size_t i = 0; i < n; i++)
-			if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0')
-				return TPL_BAD_VALUE;
+	if (enc == TPL_ENC_HEADER && tpl_header_check(s, n) != 0)
+		return TPL_BAD_VALUE;
 	if (enc != TPL_ENC_URL) {
 		r = grow(b, n);
 		if (r != TPL_OK)
@@ -308,7 +321,11 @@ enum tpl_status tpl_expand(const struct tpl *t, tpl_resolve_fn *resolve, void *c
 		size_t len = 0;
 
 		if (p->root == TPL_LITERAL) {
-			st = tpl_buf_put(b, p->text, p->len, TPL_ENC_RAW);
+			/* a literal for a header is held to the same rule: the loader
+			 * refuses one with a control byte, this keeps any other caller
+			 * from emitting it */
+			st = tpl_buf_put(b, p->text, p->len,
+					 enc == TPL_ENC_HEADER ? TPL_ENC_HEADER : TPL_ENC_RAW);
 			continue;
 		}
 		resolve(ctx, p->root, p->text, p->len, &val, &len);

@@ -22,9 +22,12 @@
  *
  * Expansion: literal parts are copied as written; values (already decoded by
  * the resolver) are copied according to the encoding: TPL_ENC_RAW as they are,
- * TPL_ENC_HEADER refusing CR, LF and NUL (TPL_BAD_VALUE: the request is a 400),
+ * TPL_ENC_HEADER refusing every control byte but HTAB (0x00-0x08, 0x0a-0x1f,
+ * 0x7f; TPL_BAD_VALUE: the request is a 400), in literal parts too,
  * TPL_ENC_URL percent-encoding every byte but A-Z a-z 0-9 - . _ ~ (so a value
- * never adds a path segment or a query parameter). A missing value is "".
+ * never adds a path segment or a query parameter; whether it makes a dot
+ * segment is the caller's check on the finished path, path_check). A missing
+ * value is "".
  *
  * Ownership: a tpl owns its parts; the resolver's results are borrowed for the
  * call. Errors: tpl_parse 0/-1 with why; tpl_expand a status.
@@ -71,7 +74,7 @@ enum tpl_enc { TPL_ENC_RAW, TPL_ENC_HEADER, TPL_ENC_URL };
 
 enum tpl_status {
 	TPL_OK = 0,
-	TPL_BAD_VALUE,		/* CR, LF or NUL in a value for a header */
+	TPL_BAD_VALUE,		/* a control byte (not HTAB) in a value for a header */
 	TPL_TOO_LONG,		/* the result would pass the buffer's max */
 	TPL_NOMEM,
 };
@@ -100,6 +103,9 @@ enum tpl_status tpl_expand(const struct tpl *t, tpl_resolve_fn *resolve, void *c
 			   enum tpl_enc enc, struct tpl_buf *b);
 /* Appends s[0..n) to b, encoded by enc. Returns as tpl_expand. */
 enum tpl_status tpl_buf_put(struct tpl_buf *b, const char *s, size_t n, enum tpl_enc enc);
+/* Returns 0 when s[0..n) may go into a header field value: no control byte
+ * but HTAB (no 0x00-0x08, 0x0a-0x1f, 0x7f); -1 otherwise. */
+int tpl_header_check(const char *s, size_t n);
 /* Frees the memory of b, which can be reused. */
 void tpl_buf_release(struct tpl_buf *b);
 /* Returns the text of t when it has no value parts (a constant), else NULL. */

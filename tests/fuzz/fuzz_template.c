@@ -5,7 +5,8 @@
  * adjacent literals, names within TPL_NAME_MAX; a constant template expands to
  * its constant; URL expansion of values only ever emits unreserved bytes or
  * %XX for them (checked by expanding a template that is only values); header
- * expansion never lets CR, LF or NUL through from a value.
+ * expansion never lets a control byte (HTAB aside) through, from a value or
+ * a literal.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char hostile[] = "a/b?c=d&e#f%\r\n x";
+static const char hostile[] = "a/b?c=d&e#f%\r\n x\v\x7f";
 
 static void resolver(void *ctx, enum tpl_root root, const char *name, size_t name_len,
 		     const char **val, size_t *len)
@@ -82,15 +83,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			CHECK(url_safe((unsigned char)v.p[i]));
 		tpl_buf_release(&v);
 		tpl_buf_release(&b);
-		/* header encoding refuses the hostile value's CR LF */
-		if (t->dynamic) {
+		/* header encoding refuses the hostile value's CR LF, and a literal's
+		 * control bytes (all of them but HTAB) */
+		{
 			enum tpl_status st = tpl_expand(t, resolver, NULL, TPL_ENC_HEADER, &b);
-			int only_ip = 1;
+			int only_ip = 1, lit_ctl = 0;
 
-			for (size_t i = 0; i < t->n; i++)
+			for (size_t i = 0; i < t->n; i++) {
 				if (t->v[i].root != TPL_LITERAL && t->v[i].root != TPL_REQUEST_IP)
 					only_ip = 0;
-			CHECK(st == (only_ip ? TPL_OK : TPL_BAD_VALUE));
+				if (t->v[i].root == TPL_LITERAL &&
+				    tpl_header_check(t->v[i].text, t->v[i].len) != 0)
+					lit_ctl = 1;
+			}
+			CHECK(st == (only_ip && !lit_ctl ? TPL_OK : TPL_BAD_VALUE));
+			for (size_t i = 0; st == TPL_OK && i < b.len; i++)
+				CHECK(((unsigned char)b.p[i] >= 0x20 || b.p[i] == '\t') &&
+				      (unsigned char)b.p[i] != 0x7f);
 			tpl_buf_release(&b);
 		}
 		tpl_free(t);

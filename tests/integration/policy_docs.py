@@ -329,3 +329,69 @@ def cors_doc(nginx_url, origin, generation=1):
                                 "expose-headers": ["X-Request-Id"],
                                 "preflight-result-max-age": 0}}]}}],
     }
+
+
+# ---- every JWT algorithm (test_policies_audit.py) ------------------------------------
+#
+# One key of each kind a validate-jwt may hold, and a second one of each that
+# the gateway does not know ("another key"). The HMAC secret is 64 bytes so
+# that it serves HS512 too (RFC 7518 3.2: at least the hash size).
+
+from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: E402
+from jwt.algorithms import OKPAlgorithm  # noqa: E402
+
+ALL_ALGS = ["HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+            "ES256", "ES384", "ES512", "EdDSA"]
+HS_SECRET_64 = (b"pa-hmac-secret-for-hs512-" * 3)[:64]
+assert len(HS_SECRET_64) == 64
+OTHER_HS_SECRET_64 = (b"pa-another-secret-never-seen-" * 3)[:64]
+assert len(OTHER_HS_SECRET_64) == 64
+_CURVES = {"ES256": ec.SECP256R1, "ES384": ec.SECP384R1, "ES512": ec.SECP521R1}
+EC_KEYS = {alg: ec.generate_private_key(curve()) for alg, curve in _CURVES.items()}
+OTHER_EC_KEYS = {alg: ec.generate_private_key(_CURVES[alg]()) for alg in _CURVES}
+ED_KEY = ed25519.Ed25519PrivateKey.generate()
+OTHER_ED_KEY = ed25519.Ed25519PrivateKey.generate()
+
+
+def signing_key(alg, other=False):
+    """The private key (or secret) that signs alg tokens; other: one the
+    gateway does not hold."""
+    if alg.startswith("HS"):
+        return OTHER_HS_SECRET_64 if other else HS_SECRET_64
+    if alg[:2] in ("RS", "PS"):
+        return OTHER_RSA_KEY if other else RSA_KEY
+    if alg.startswith("ES"):
+        return (OTHER_EC_KEYS if other else EC_KEYS)[alg]
+    return OTHER_ED_KEY if other else ED_KEY
+
+
+def public_pem(alg):
+    """The PEM text of alg's public key (an HS alg: None)."""
+    k = signing_key(alg)
+    if isinstance(k, bytes):
+        return None
+    return k.public_key().public_bytes(serialization.Encoding.PEM,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def all_alg_keys():
+    """issuer-signing-keys holding one key for every algorithm, each in a
+    different configuration form: base64 secret, PEM, EC and OKP JWKs."""
+    keys = [base64.b64encode(HS_SECRET_64).decode(), {"pem": RSA_PUB_PEM.decode()}]
+    for alg in ("ES256", "ES384", "ES512"):
+        keys.append(json.loads(ECAlgorithm.to_jwk(EC_KEYS[alg].public_key())))
+    keys.append(json.loads(OKPAlgorithm.to_jwk(ED_KEY.public_key())))
+    return keys
+
+
+def token_alg(alg, c, other=False):
+    t = jwt.encode(c, signing_key(alg, other), algorithm=alg)
+    return t.decode() if isinstance(t, bytes) else t
+
+
+def flipped_signature(tok):
+    """tok with one bit of its signature's middle byte changed."""
+    head, body, sig = tok.split(".")
+    raw = bytearray(base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4)))
+    raw[len(raw) // 2] ^= 0x01
+    return "%s.%s.%s" % (head, body, b64url(bytes(raw)))

@@ -85,9 +85,16 @@ static const struct bad_case bad_cases[] = {
 	{ IN("{'validate-jwt':{'header-name':'A','query-parameter-name':'t','issuer-signing-keys':['MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=']}}"),
 	  PI "[\"validate-jwt\"]", "at most one of" },
 	{ IN("{'set-backend-service':{'base-url':'https://other.example'}}"), PI "[\"set-backend-service\"].base-url", "not the URL of a configured backend" },
+	/* no request value can choose any part of the upstream URL but a rewritten path */
+	{ IN("{'set-backend-service':{'base-url':'https://w.example/v1/${request.query.p}'}}"), PI "[\"set-backend-service\"].base-url", "${" },
 	{ IN("{'set-backend-service':{'backend-id':'nope'}}"), PI "[\"set-backend-service\"].backend-id", "is not a backend" },
 	{ IN("{'rewrite-uri':{'template':'v2/{id}'}}"), PI "[\"rewrite-uri\"].template", "must start with '/'" },
 	{ IN("{'rewrite-uri':{'template':'/v2/{*rest}'}}"), PI "[\"rewrite-uri\"].template", "not a parameter name" },
+	{ IN("{'rewrite-uri':{'template':'/v2/../{id}'}}"), PI "[\"rewrite-uri\"].template", "'..' path segment" },
+	{ IN("{'rewrite-uri':{'template':'/v2/%2E/{id}?a=1'}}"), PI "[\"rewrite-uri\"].template", "'..' path segment" },
+	{ IN("{'rewrite-uri':{'template':'/v2/{id}/..'}}"), PI "[\"rewrite-uri\"].template", "'..' path segment" },
+	{ IN("{'set-header':{'name':'X-A','value':'a\\u000bb'}}"), PI "[\"set-header\"].value", "control character" },
+	{ IN("{'set-header':{'name':'X-A','value':['ok','${api.id}\\u007f']}}"), PI "[\"set-header\"].value", "control character" },
 	{ IN("{'cors':{'allowed-origins':['*'],'allow-credentials':true}}"), PI "[\"cors\"]", "cannot be true" },
 	{ IN("{'return-response':{'status-code':99}}"), PI "[\"return-response\"].status-code", "from 100 to 599" },
 	{ API(",'policies':{'backend':[{'retry':{'condition':['sometimes'],'count':1,'interval':1}}]}", ""),
@@ -317,6 +324,22 @@ static void test_templates(void **state)
 	tpl_free(t);
 }
 
+/* every byte value against the header rule: control bytes but HTAB refused */
+static void test_header_bytes(void **state)
+{
+	(void)state;
+	for (int c = 0; c < 256; c++) {
+		char v[3] = { 'a', (char)c, 'b' };
+		int bad = (c < 0x20 && c != '\t') || c == 0x7f;
+		struct tpl_buf b = TPL_BUF_INIT(64);
+
+		if (tpl_header_check(v, 3) != (bad ? -1 : 0))
+			fail_msg("byte 0x%02x: tpl_header_check %d", c, tpl_header_check(v, 3));
+		assert_int_equal(tpl_buf_put(&b, v, 3, TPL_ENC_HEADER), bad ? TPL_BAD_VALUE : TPL_OK);
+		tpl_buf_release(&b);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -325,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_base_rule),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_templates),
+		cmocka_unit_test(test_header_bytes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
