@@ -192,74 +192,113 @@ static int url_append_raw(char *url, size_t *len, const char *s, size_t n)
 	return 0;
 }
 
-/* Returns 1 when the raw parameter p[0..n) ("name=value" or "name") names a
- * query parameter of the backend's credentials. */
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (unsigned char)tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Returns 1 when some backend could read the client's raw query parameter
+ * p[0..n) ("name=value" or "name") as one of the backend's credential
+ * parameters. The rule, one for every credential: the name, percent-decoded
+ * once ('+' as a space, a malformed escape kept as it is), is the
+ * credential's name ignoring ASCII case, or starts with it followed by a byte
+ * that is not a letter or digit. Backends read names case-insensitively,
+ * stop at NUL, take "code;x" or "code[]" or "code.x" for "code": all of
+ * these go, so that only the configured value can reach the backend. */
 static int cred_query_param(const struct gw_backend *be, const char *p, size_t n)
 {
+	unsigned char name[1024];
 	size_t nlen = 0;
-	char name[1024];
-	long dlen;
 
 	if (!be->n_cred_query)
 		return 0;
-	while (nlen < n && p[nlen] != '=')
-		nlen++;
-	if (nlen > sizeof(name))
-		return 0;
-	dlen = path_decode(p, nlen, name);
-	if (dlen < 0)
-		return 0;
-	for (long i = 0; i < dlen; i++)
-		if (name[i] == '+')
-			name[i] = ' ';
-	for (size_t i = 0; i < be->n_cred_query; i++)
-		if (strlen(be->cred_query[i].name) == (size_t)dlen &&
-		    memcmp(be->cred_query[i].name, name, (size_t)dlen) == 0)
+	for (size_t i = 0; i < n && p[i] != '=' && nlen < sizeof(name); i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '%' && i + 2 < n && hex_value((unsigned char)p[i + 1]) >= 0 &&
+		    hex_value((unsigned char)p[i + 2]) >= 0) {
+			c = (unsigned char)(hex_value((unsigned char)p[i + 1]) * 16 +
+					    hex_value((unsigned char)p[i + 2]));
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		name[nlen++] = c;
+	}
+	for (size_t k = 0; k < be->n_cred_query; k++) {
+		const char *cn = be->cred_query[k].name;
+		size_t cl = strlen(cn), i;
+
+		if (nlen < cl)
+			continue;
+		for (i = 0; i < cl; i++)
+			if (tolower(name[i]) != tolower((unsigned char)cn[i]))
+				break;
+		if (i == cl && (nlen == cl || !isalnum(name[cl])))
 			return 1;
+	}
+	return 0;
+}
+
+/* Appends query q[0..n) without the parameters cred_query_param names, then
+ * the backend's credential parameters, once each, with their configured
+ * values. Parameters are split on '&' and on ';' (which some frameworks take
+ * as a separator too); kept ones keep their separator. Returns 0 or -1. */
+static int append_query(char *url, size_t *len, const struct gw_backend *be,
+			const char *q, size_t n)
+{
+	int has_query = 0;
+	char sep = '&';
+
+	for (size_t i = 0; i < n;) {
+		size_t m = 0;
+
+		while (i + m < n && q[i + m] != '&' && q[i + m] != ';')
+			m++;
+		if (m && !cred_query_param(be, q + i, m)) {
+			if (url_append(url, len, has_query ? &sep : "?", 1) != 0 ||
+			    url_append_raw(url, len, q + i, m) != 0)
+				return -1;
+			has_query = 1;
+		}
+		i += m;
+		if (i < n) {
+			sep = q[i];
+			i++;
+		}
+	}
+	for (size_t i = 0; i < be->n_cred_query; i++) {
+		const struct gw_kv *kv = &be->cred_query[i];
+		char enc[4096];
+		long e;
+
+		if (url_append(url, len, has_query ? "&" : "?", 1) != 0)
+			return -1;
+		has_query = 1;
+		e = path_encode(kv->name, strlen(kv->name), "", enc, sizeof(enc));
+		if (e < 0 || url_append(url, len, enc, (size_t)e) != 0 ||
+		    url_append(url, len, "=", 1) != 0)
+			return -1;
+		e = path_encode(kv->value, strlen(kv->value), "", enc, sizeof(enc));
+		if (e < 0 || url_append(url, len, enc, (size_t)e) != 0)
+			return -1;
+	}
 	return 0;
 }
 
 static int build_url(const struct pol_call *c, char *url)
 {
-	const struct gw_backend *be = c->backend;
 	size_t len = 0;
-	int has_query = 0;
 
 	url[0] = '\0';
 	if (url_append(url, &len, c->backend_url, strlen(c->backend_url)) != 0 ||
 	    url_append_raw(url, &len, c->path, strlen(c->path)) != 0)
 		return -1;
-	/* the client's parameters, less those the backend's credentials set */
-	for (const char *q = c->query ? c->query : ""; *q;) {
-		size_t n = strcspn(q, "&");
-
-		if (n && !cred_query_param(be, q, n)) {
-			if (url_append(url, &len, has_query ? "&" : "?", 1) != 0 ||
-			    url_append_raw(url, &len, q, n) != 0)
-				return -1;
-			has_query = 1;
-		}
-		q += n;
-		if (*q == '&')
-			q++;
-	}
-	for (size_t i = 0; i < be->n_cred_query; i++) {
-		const struct gw_kv *kv = &be->cred_query[i];
-		char enc[4096];
-		long n;
-
-		if (url_append(url, &len, has_query ? "&" : "?", 1) != 0)
-			return -1;
-		has_query = 1;
-		n = path_encode(kv->name, strlen(kv->name), "", enc, sizeof(enc));
-		if (n < 0 || url_append(url, &len, enc, (size_t)n) != 0 ||
-		    url_append(url, &len, "=", 1) != 0)
-			return -1;
-		n = path_encode(kv->value, strlen(kv->value), "", enc, sizeof(enc));
-		if (n < 0 || url_append(url, &len, enc, (size_t)n) != 0)
-			return -1;
-	}
-	return 0;
+	return append_query(url, &len, c->backend, c->query ? c->query : "",
+			    c->query ? strlen(c->query) : 0);
 }
 
 /* ---- the upstream request, before the policies ------------------------- */
