@@ -368,7 +368,7 @@ int forward_prepare(struct request *req, struct pol_call *c)
 			continue;
 		value = eq + 1;
 		nlen = header_name(var + 5, (size_t)(eq - var - 5), name, sizeof(name));
-		if (nlen < 0)
+		if (nlen < 0 || !is_token(name, (size_t)nlen))
 			continue;
 		if (is_hop_by_hop(name, (size_t)nlen, conn_lc))
 			continue;
@@ -928,8 +928,13 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		f->headers_too_large = 1;
 		return 0;
 	}
-	for (size_t i = 0; i < len; i++)
-		f->hdr[f->hdr_len++] = (buf[i] == '\0' || buf[i] == '\r' || buf[i] == '\n') ? ' ' : buf[i];
+	/* no control byte of the backend's (but a tab) becomes a header byte
+	 * of ours: the web server may split or stop on any of them */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		f->hdr[f->hdr_len++] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
+	}
 	f->hdr[f->hdr_len++] = '\0';
 	if (len >= 18 && strncasecmp(buf, "Transfer-Encoding:", 18) == 0)
 		f->resp_chunked = 1;

@@ -230,6 +230,17 @@ def test_server_headers_never_reach_the_web_server(hgw, raw, name, value):
     assert not r.header_values(name.strip()), r
 
 
+def test_backend_control_bytes_never_reach_the_head(hgw, raw):
+    path = "/r/ctl-%s" % hgw.setup
+    raw.script(path, b"HTTP/1.1 200 OK\r\nX-Ctl: a\x01b\x7fc\x0bd\x1be\r\n"
+                     b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(OWN_BODY) + OWN_BODY)
+    data = raw_exchange(hgw.port, raw_request(hgw.port, "GET", "/api/hr" + path[2:]))
+    r = parse_response(data)
+    assert r.status == 200 and r.body == OWN_BODY, r
+    head = data.split(b"\r\n\r\n")[0]
+    assert [c for c in head if (c < 0x20 and c not in (9, 10, 13)) or c == 0x7f] == [], head
+
+
 def test_location_kept_on_201_and_3xx(hgw, raw):
     path = "/r/created-%s" % hgw.setup
     raw.script(path, response(201, b"made\n", [("Location", "http://127.0.0.1/things/1")]))
