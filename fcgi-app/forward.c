@@ -119,7 +119,7 @@ static int is_token(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!isalnum(c) && !strchr("!#$%&'*+-.^_`|~", c))
+		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
 			return 0;
 	}
 	return 1;
