@@ -563,9 +563,10 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
 			f->client_gone = 1;
 		return CURL_READFUNC_ABORT;
 	}
-	if (n == 0)
-		f->upload_done = 1;
 	f->body_read += n;
+	/* libcurl stops asking once a known length is sent: no 0 comes then */
+	if (n == 0 || (f->req->content_length > 0 && f->body_read >= f->req->content_length))
+		f->upload_done = 1;
 	f->req->bytes_in += n;
 	if (f->body_read > f->body_limit) {
 		f->body_too_large = 1;

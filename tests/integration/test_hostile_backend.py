@@ -54,6 +54,9 @@ def hostile_doc(base, raw):
         "hb-raw-cb": {"url": raw.url("/cb"), "timeout_ms": 10000,
                       "circuit_breaker": {"failures": CB_FAILURES, "interval_s": 600,
                                           "trip_duration_s": 600}},
+        "hb-raw-slow": {"url": raw.url("/slow"), "timeout_ms": 500,
+                        "circuit_breaker": {"failures": CB_FAILURES, "interval_s": 600,
+                                            "trip_duration_s": 600}},
     })
 
     def api(api_id, backend, **kw):
@@ -67,6 +70,7 @@ def hostile_doc(base, raw):
             policies={"backend": [{"retry": {"condition": ["5xx"], "count": 1,
                                              "interval": 0}}]}),
         api("hcb", "hb-raw-cb"),
+        api("hslow", "hb-raw-slow"),
     ]
     return doc
 
@@ -384,3 +388,26 @@ def test_client_faults_do_not_open_the_circuit_breaker(hgw, raw):
     r = exchange(hgw, "GET", "/api/hcb" + ok_path[3:])
     assert r.status == 200 and r.body == b"fine\n", r
     assert len(raw.received(ok_path)) == 1
+
+
+def test_backend_timeouts_after_an_upload_still_open_the_breaker(hgw, raw):
+    """The other side of the line: a backend that takes the whole body and
+    then does not answer in its timeout is the backend's failure."""
+    tag = hgw.setup
+    release = __import__("threading").Event()
+
+    def stall(req, _up):
+        release.wait(15)        # past the backend's 500 ms timeout
+        return response(200, b"too late\n")
+    raw.script("/slow", stall)
+    try:
+        for i in range(CB_FAILURES):
+            r = exchange(hgw, "POST", "/api/hslow/t-%s-%d" % (tag, i),
+                         [("Content-Type", "application/octet-stream")], b"b" * 5000,
+                         chunked=tag == "apache-cgi")
+            assert r.status == 504, r
+        r = exchange(hgw, "GET", "/api/hslow/after-%s" % tag)
+        assert r.status == 503, r
+        assert raw.received("/slow/after-%s" % tag) == []
+    finally:
+        release.set()
