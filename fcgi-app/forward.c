@@ -704,6 +704,9 @@ static int send_headers(struct fwd *f)
 		while (*end == ' ' || *end == '\t')
 			end++;
 		f->resp_length = v >= 0 && end > cl && !*end ? v : -1;
+		/* an outbound policy's length we cannot hold the body to is none */
+		if (f->resp_length < 0)
+			pol_headers_del(&c->resp_headers, "Content-Length");
 	}
 	if (emit_head(req, c->status, c->reason, &c->resp_headers, -1) != 0)
 		return -1;
