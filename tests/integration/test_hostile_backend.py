@@ -71,6 +71,8 @@ def hostile_doc(base, raw):
                                              "interval": 0}}]}),
         api("hcb", "hb-raw-cb"),
         api("hslow", "hb-raw-slow"),
+        api("hrcl", "hb-raw", policies={"outbound": [{"set-header": {
+            "name": "Content-Length", "exists-action": "override", "value": "3"}}]}),
     ]
     return doc
 
@@ -314,6 +316,15 @@ def test_backend_bad_lengths_are_502(hgw, raw, lengths):
                b"Connection: close\r\n\r\nhello")
     r = exchange(hgw, "GET", "/api/hr" + path[2:])
     assert r.status == 502, r
+
+
+def test_never_more_bytes_than_the_length_passed_on(hgw, raw):
+    # an outbound policy sets a length shorter than the backend's body
+    path = "/r/pcl-%s" % hgw.setup
+    raw.script(path, response(200, b"hello world"))
+    r = exchange(hgw, "GET", "/api/hrcl" + path[2:])
+    assert r.status == 200, r
+    assert r.body == b"hel", r
 
 
 def test_backend_length_matches_body(hgw, raw):
