@@ -19,8 +19,8 @@ the web server sent. Every party asserts:
 
 import copy
 import json
-import os
 import socket
+import threading
 import urllib.parse
 
 import pytest
@@ -405,7 +405,7 @@ def test_backend_timeouts_after_an_upload_still_open_the_breaker(hgw, raw):
     """The other side of the line: a backend that takes the whole body and
     then does not answer in its timeout is the backend's failure."""
     tag = hgw.setup
-    release = __import__("threading").Event()
+    release = threading.Event()
 
     def stall(req, _up):
         release.wait(15)        # past the backend's 500 ms timeout
