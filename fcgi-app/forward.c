@@ -1,6 +1,7 @@
 #include "fcgi-app/forward.h"
 
 #include <ctype.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -45,9 +46,20 @@ struct fwd {
 	char reason[128];
 	int headers_too_large;
 	int bad_response;
+	int bad_length;		/* conflicting or malformed Content-Length: 502 */
+	int resp_chunked;	/* the backend's answer came with Transfer-Encoding */
 	char conn_tokens[1024];	/* the response's Connection header, lower case */
 	int64_t resp_length;	/* the response's Content-Length, -1: unknown */
 	int64_t resp_written;
+	int client_slow;	/* a client read passed its deadline (io->timed_out) */
+	int upload_done;	/* the client's whole body was read */
+	int replay_prefix;	/* replay holds only the body's start: the rest is the client's */
+	const char *method;	/* this hop's method */
+	int send_body;		/* this hop sends the request body */
+	const char *hop_url;	/* this hop's URL */
+	unsigned hops;		/* redirects followed */
+	int redirect;		/* this hop's answer is a redirect we follow */
+	int too_many_redirects;
 	/* response headers, collected until the blank line; last, so that a
 	 * memset up to it resets everything else */
 	char hdr[MAX_RESPONSE_HEADERS];
@@ -55,6 +67,9 @@ struct fwd {
 
 static struct fwd fwd_state;
 static char url_buf[MAX_URL];
+static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
+
+#define MAX_REDIRECTS 5
 
 int forward_init(struct app *app)
 {
@@ -93,6 +108,21 @@ static int is_hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 		p += n;
 	}
 	return 0;
+}
+
+/* A header name as RFC 9110 §5.1 has it (a token): anything else may be
+ * read differently by the web server ("Status :", "Location\t"). */
+static int is_token(const char *s, size_t n)
+{
+	if (!n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
+			return 0;
+	}
+	return 1;
 }
 
 static int has_ctl(const char *s)
@@ -192,74 +222,113 @@ static int url_append_raw(char *url, size_t *len, const char *s, size_t n)
 	return 0;
 }
 
-/* Returns 1 when the raw parameter p[0..n) ("name=value" or "name") names a
- * query parameter of the backend's credentials. */
+static int hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (unsigned char)tolower(c);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Returns 1 when some backend could read the client's raw query parameter
+ * p[0..n) ("name=value" or "name") as one of the backend's credential
+ * parameters. The rule, one for every credential: the name, percent-decoded
+ * once ('+' as a space, a malformed escape kept as it is), is the
+ * credential's name ignoring ASCII case, or starts with it followed by a byte
+ * that is not a letter or digit. Backends read names case-insensitively,
+ * stop at NUL, take "code;x" or "code[]" or "code.x" for "code": all of
+ * these go, so that only the configured value can reach the backend. */
 static int cred_query_param(const struct gw_backend *be, const char *p, size_t n)
 {
+	unsigned char name[1024];
 	size_t nlen = 0;
-	char name[1024];
-	long dlen;
 
 	if (!be->n_cred_query)
 		return 0;
-	while (nlen < n && p[nlen] != '=')
-		nlen++;
-	if (nlen > sizeof(name))
-		return 0;
-	dlen = path_decode(p, nlen, name);
-	if (dlen < 0)
-		return 0;
-	for (long i = 0; i < dlen; i++)
-		if (name[i] == '+')
-			name[i] = ' ';
-	for (size_t i = 0; i < be->n_cred_query; i++)
-		if (strlen(be->cred_query[i].name) == (size_t)dlen &&
-		    memcmp(be->cred_query[i].name, name, (size_t)dlen) == 0)
+	for (size_t i = 0; i < n && p[i] != '=' && nlen < sizeof(name); i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c == '%' && i + 2 < n && hex_value((unsigned char)p[i + 1]) >= 0 &&
+		    hex_value((unsigned char)p[i + 2]) >= 0) {
+			c = (unsigned char)(hex_value((unsigned char)p[i + 1]) * 16 +
+					    hex_value((unsigned char)p[i + 2]));
+			i += 2;
+		} else if (c == '+') {
+			c = ' ';
+		}
+		name[nlen++] = c;
+	}
+	for (size_t k = 0; k < be->n_cred_query; k++) {
+		const char *cn = be->cred_query[k].name;
+		size_t cl = strlen(cn), i;
+
+		if (nlen < cl)
+			continue;
+		for (i = 0; i < cl; i++)
+			if (tolower(name[i]) != tolower((unsigned char)cn[i]))
+				break;
+		if (i == cl && (nlen == cl || !isalnum(name[cl])))
 			return 1;
+	}
+	return 0;
+}
+
+/* Appends query q[0..n) without the parameters cred_query_param names, then
+ * the backend's credential parameters, once each, with their configured
+ * values. Parameters are split on '&' and on ';' (which some frameworks take
+ * as a separator too); kept ones keep their separator. Returns 0 or -1. */
+static int append_query(char *url, size_t *len, const struct gw_backend *be,
+			const char *q, size_t n)
+{
+	int has_query = 0;
+	char sep = '&';
+
+	for (size_t i = 0; i < n;) {
+		size_t m = 0;
+
+		while (i + m < n && q[i + m] != '&' && q[i + m] != ';')
+			m++;
+		if (m && !cred_query_param(be, q + i, m)) {
+			if (url_append(url, len, has_query ? &sep : "?", 1) != 0 ||
+			    url_append_raw(url, len, q + i, m) != 0)
+				return -1;
+			has_query = 1;
+		}
+		i += m;
+		if (i < n) {
+			sep = q[i];
+			i++;
+		}
+	}
+	for (size_t i = 0; i < be->n_cred_query; i++) {
+		const struct gw_kv *kv = &be->cred_query[i];
+		char enc[4096];
+		long e;
+
+		if (url_append(url, len, has_query ? "&" : "?", 1) != 0)
+			return -1;
+		has_query = 1;
+		e = path_encode(kv->name, strlen(kv->name), "", enc, sizeof(enc));
+		if (e < 0 || url_append(url, len, enc, (size_t)e) != 0 ||
+		    url_append(url, len, "=", 1) != 0)
+			return -1;
+		e = path_encode(kv->value, strlen(kv->value), "", enc, sizeof(enc));
+		if (e < 0 || url_append(url, len, enc, (size_t)e) != 0)
+			return -1;
+	}
 	return 0;
 }
 
 static int build_url(const struct pol_call *c, char *url)
 {
-	const struct gw_backend *be = c->backend;
 	size_t len = 0;
-	int has_query = 0;
 
 	url[0] = '\0';
 	if (url_append(url, &len, c->backend_url, strlen(c->backend_url)) != 0 ||
 	    url_append_raw(url, &len, c->path, strlen(c->path)) != 0)
 		return -1;
-	/* the client's parameters, less those the backend's credentials set */
-	for (const char *q = c->query ? c->query : ""; *q;) {
-		size_t n = strcspn(q, "&");
-
-		if (n && !cred_query_param(be, q, n)) {
-			if (url_append(url, &len, has_query ? "&" : "?", 1) != 0 ||
-			    url_append_raw(url, &len, q, n) != 0)
-				return -1;
-			has_query = 1;
-		}
-		q += n;
-		if (*q == '&')
-			q++;
-	}
-	for (size_t i = 0; i < be->n_cred_query; i++) {
-		const struct gw_kv *kv = &be->cred_query[i];
-		char enc[4096];
-		long n;
-
-		if (url_append(url, &len, has_query ? "&" : "?", 1) != 0)
-			return -1;
-		has_query = 1;
-		n = path_encode(kv->name, strlen(kv->name), "", enc, sizeof(enc));
-		if (n < 0 || url_append(url, &len, enc, (size_t)n) != 0 ||
-		    url_append(url, &len, "=", 1) != 0)
-			return -1;
-		n = path_encode(kv->value, strlen(kv->value), "", enc, sizeof(enc));
-		if (n < 0 || url_append(url, &len, enc, (size_t)n) != 0)
-			return -1;
-	}
-	return 0;
+	return append_query(url, &len, c->backend, c->query ? c->query : "",
+			    c->query ? strlen(c->query) : 0);
 }
 
 /* ---- the upstream request, before the policies ------------------------- */
@@ -299,7 +368,7 @@ int forward_prepare(struct request *req, struct pol_call *c)
 			continue;
 		value = eq + 1;
 		nlen = header_name(var + 5, (size_t)(eq - var - 5), name, sizeof(name));
-		if (nlen < 0)
+		if (nlen < 0 || !is_token(name, (size_t)nlen))
 			continue;
 		if (is_hop_by_hop(name, (size_t)nlen, conn_lc))
 			continue;
@@ -355,8 +424,7 @@ int forward_prepare(struct request *req, struct pol_call *c)
 
 /* The curl header list for c's request: the policies' result, then the
  * backend's credentials. Returns 0, or -1 (a value holds CR/LF, or no memory). */
-static int build_headers(const struct request *req, const struct pol_call *c,
-			 struct curl_slist **list)
+static int build_headers(const struct pol_call *c, int send_body, int64_t body_len, struct curl_slist **list)
 {
 	const struct gw_backend *be = c->backend;
 	int have_accept = 0, have_ctype = 0;
@@ -373,6 +441,8 @@ static int build_headers(const struct request *req, const struct pol_call *c,
 			return -1;
 		if (!strcasecmp(name, "Accept"))
 			have_accept = 1;
+		else if (!strcasecmp(name, "Content-Type") && !send_body)
+			continue;	/* a redirect made it a GET without the body */
 		else if (!strcasecmp(name, "Content-Type"))
 			have_ctype = 1;
 		/* "Name:" alone would make libcurl drop the header: keep empty values */
@@ -386,7 +456,9 @@ static int build_headers(const struct request *req, const struct pol_call *c,
 		return -1;
 	if (list_add(list, "Expect:"))
 		return -1;
-	if (req->content_length < 0 && list_add(list, "Transfer-Encoding: chunked"))
+	/* chunked only when a body of unknown length really goes out: never on
+	 * HEAD, nor on a GET a 303 made */
+	if (send_body && body_len < 0 && list_add(list, "Transfer-Encoding: chunked"))
 		return -1;
 	for (size_t i = 0; i < be->n_cred_headers; i++)
 		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
@@ -470,8 +542,8 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
 	size_t want = size * nitems;
 	long n;
 
-	if (f->replay) {
-		/* a retried request's body, kept in memory */
+	if (f->replay && f->replay_pos < f->replay_len) {
+		/* a kept body (retries, redirects), or the kept start of one */
 		size_t left = f->replay_len - f->replay_pos;
 
 		n = (long)(left < want ? left : want);
@@ -479,12 +551,22 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
 		f->replay_pos += (size_t)n;
 		return (size_t)n;
 	}
+	if (f->replay && !f->replay_prefix)
+		return 0;
+	if (f->upload_done)
+		return 0;
 	n = f->req->io->read(f->req->io, buf, want);
 	if (n < 0) {
-		f->client_gone = 1;
+		if (f->req->io->timed_out)
+			f->client_slow = 1;
+		else
+			f->client_gone = 1;
 		return CURL_READFUNC_ABORT;
 	}
 	f->body_read += n;
+	/* libcurl stops asking once a known length is sent: no 0 comes then */
+	if (n == 0 || (f->req->content_length > 0 && f->body_read >= f->req->content_length))
+		f->upload_done = 1;
 	f->req->bytes_in += n;
 	if (f->body_read > f->body_limit) {
 		f->body_too_large = 1;
@@ -506,6 +588,66 @@ static int retry_status(const struct pol_retry *r, int status)
 	return 0;
 }
 
+/* Returns 1 when the response header name[0..nlen) must not reach the web
+ * server: it would act on it instead of passing it on. Status is read as our
+ * own status. Apache (ap_scan_script_header_err_core, used by mod_cgi,
+ * mod_fcgid and mod_proxy_fcgi) and lighttpd (http_response_parse_headers)
+ * turn a local Location with status 200 into an internal redirect, and
+ * lighttpd serves a local file for X-Sendfile, X-Sendfile2 and
+ * X-LIGHTTPD-send-file(-tempfile) when a deployment allows it, as mod_xsendfile
+ * does for Apache; X-Accel-* are nginx's (a deployment may put one in front);
+ * Variable-* are FastCGI authorizer results. A Location stays only where it
+ * means something to the client: 201 and 3xx. */
+static int server_header(const char *name, size_t nlen, int status)
+{
+	static const char *const exact[] = {
+		"status", "x-sendfile", "x-sendfile2", "x-lighttpd-send-file",
+		"x-lighttpd-send-tempfile", "x-lighttpd-kbytes-per-second", "x-request-id",
+		NULL
+	};
+	static const char *const prefix[] = { "x-accel-", "variable-", NULL };
+
+	for (const char *const *e = exact; *e; e++)
+		if (strlen(*e) == nlen && !strncasecmp(*e, name, nlen))
+			return 1;
+	for (const char *const *e = prefix; *e; e++)
+		if (nlen >= strlen(*e) && !strncasecmp(*e, name, strlen(*e)))
+			return 1;
+	if (nlen == 8 && !strncasecmp(name, "location", 8))
+		return !(status == 201 || (status >= 300 && status < 400));
+	return 0;
+}
+
+/* Checks the backend's Content-Length headers (f->hdr) before anything goes
+ * out: two that differ, or one that is not a plain decimal number, make the
+ * answer's framing unknowable. Returns 0, or -1 (a bad answer: 502). */
+static int check_lengths(const struct fwd *f)
+{
+	long long seen = -1;
+
+	for (size_t p = 0; p < f->hdr_len;) {
+		const char *h = f->hdr + p, *v;
+		size_t len = strlen(h);
+		char *end;
+		long long n;
+
+		p += len + 1;
+		if (len < 15 || strncasecmp(h, "Content-Length:", 15) != 0)
+			continue;
+		for (v = h + 15; *v == ' ' || *v == '\t'; v++)
+			;
+		if (!isdigit((unsigned char)*v))
+			return -1;
+		n = strtoll(v, &end, 10);
+		while (*end == ' ' || *end == '\t')
+			end++;
+		if (*end || n < 0 || n == LLONG_MAX || (seen >= 0 && n != seen))
+			return -1;
+		seen = n;
+	}
+	return 0;
+}
+
 /* The backend's header block is complete: run the outbound section and send
  * the answer's head (or the policy's own answer). */
 static int send_headers(struct fwd *f)
@@ -513,6 +655,7 @@ static int send_headers(struct fwd *f)
 	struct request *req = f->req;
 	struct pol_call *c = f->call;
 	const char *cl;
+	int have_cl = 0;
 
 	c->status = f->status;
 	free(c->reason);
@@ -527,10 +670,15 @@ static int send_headers(struct fwd *f)
 		p += len + 1;
 		if (nlen == len || is_hop_by_hop(h, nlen, f->conn_tokens))
 			continue;
-		/* Status would be read as ours; the request id is ours */
-		if ((nlen == 6 && !strncasecmp(h, "Status", 6)) ||
-		    (nlen == 12 && !strncasecmp(h, "X-Request-Id", 12)))
+		if (!is_token(h, nlen) || server_header(h, nlen, f->status))
 			continue;
+		if (nlen == 14 && !strncasecmp(h, "Content-Length", 14)) {
+			/* libcurl de-chunked the body: a length beside it is not its
+			 * length; equal duplicates (check_lengths) go out once */
+			if (f->resp_chunked || have_cl)
+				continue;
+			have_cl = 1;
+		}
 		h[nlen] = '\0';
 		for (v = h + nlen + 1; *v == ' ' || *v == '\t'; v++)
 			;
@@ -553,7 +701,12 @@ static int send_headers(struct fwd *f)
 		char *end;
 		long long v = strtoll(cl, &end, 10);
 
+		while (*end == ' ' || *end == '\t')
+			end++;
 		f->resp_length = v >= 0 && end > cl && !*end ? v : -1;
+		/* an outbound policy's length we cannot hold the body to is none */
+		if (f->resp_length < 0)
+			pol_headers_del(&c->resp_headers, "Content-Length");
 	}
 	if (emit_head(req, c->status, c->reason, &c->resp_headers, -1) != 0)
 		return -1;
@@ -562,6 +715,134 @@ static int send_headers(struct fwd *f)
 	if (f->resp_length < 0 && req->io->flush(req->io) != 0)
 		return -1;
 	return 0;
+}
+
+/* The value of the backend's header name in f->hdr, or NULL. */
+static const char *raw_header(const struct fwd *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (size_t p = 0; p < f->hdr_len;) {
+		const char *h = f->hdr + p;
+		size_t len = strlen(h);
+
+		p += len + 1;
+		if (len > n && h[n] == ':' && !strncasecmp(h, name, n)) {
+			for (h += n + 1; *h == ' ' || *h == '\t'; h++)
+				;
+			return h;
+		}
+	}
+	return NULL;
+}
+
+/* Resolves location against this hop's URL (libcurl's URL API) into out when
+ * it stays on the origin of the first URL: same scheme, host and effective
+ * port. The path is taken as the backend wrote it; the query loses any
+ * credential look-alike and gets the backend's query credentials, once.
+ * Returns 1 (same origin, out set), 0 (another origin, or not a URL we
+ * follow), -1 (no memory, or too long). */
+static int redirect_target(struct fwd *f, const char *location, char *out)
+{
+	static const CURLUPart origin[] = { CURLUPART_SCHEME, CURLUPART_HOST, CURLUPART_PORT };
+	CURLU *first = curl_url(), *next = curl_url();
+	char *a = NULL, *b = NULL, *path = NULL, *query = NULL;
+	size_t len = 0;
+	int ret = -1;
+
+	if (!first || !next)
+		goto out;
+	ret = 0;
+	if (curl_url_set(first, CURLUPART_URL, url_buf, CURLU_PATH_AS_IS) != CURLUE_OK ||
+	    curl_url_set(next, CURLUPART_URL, f->hop_url, CURLU_PATH_AS_IS) != CURLUE_OK ||
+	    curl_url_set(next, CURLUPART_URL, location,
+			 CURLU_PATH_AS_IS | CURLU_DISALLOW_USER) != CURLUE_OK)
+		goto out;
+	for (size_t i = 0; i < sizeof(origin) / sizeof(origin[0]); i++) {
+		int same;
+
+		if (curl_url_get(first, origin[i], &a, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+		    curl_url_get(next, origin[i], &b, CURLU_DEFAULT_PORT) != CURLUE_OK)
+			goto out;
+		same = strcasecmp(a, b) == 0;
+		curl_free(b);
+		b = NULL;
+		if (!same)
+			goto out;
+		if (i == 0 && strcasecmp(a, "http") != 0 && strcasecmp(a, "https") != 0)
+			goto out;
+		curl_free(a);
+		a = NULL;
+	}
+	ret = -1;
+	if (curl_url_get(next, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		goto out;
+	if (curl_url_get(next, CURLUPART_QUERY, &query, 0) != CURLUE_OK)
+		query = NULL;
+	/* scheme://host:port of the first URL, so that nothing of the backend's
+	 * spelling of the authority gets in */
+	if (curl_url_set(first, CURLUPART_PATH, "/", 0) != CURLUE_OK ||
+	    curl_url_set(first, CURLUPART_QUERY, NULL, 0) != CURLUE_OK ||
+	    curl_url_set(first, CURLUPART_FRAGMENT, NULL, 0) != CURLUE_OK ||
+	    curl_url_get(first, CURLUPART_URL, &a, 0) != CURLUE_OK)
+		goto out;
+	out[0] = '\0';
+	if (url_append(out, &len, a, strlen(a) - 1) != 0 ||
+	    url_append_raw(out, &len, path, strlen(path)) != 0 ||
+	    append_query(out, &len, f->call->backend, query ? query : "",
+			 query ? strlen(query) : 0) != 0)
+		goto out;
+	ret = 1;
+out:
+	curl_free(a);
+	curl_free(b);
+	curl_free(path);
+	curl_free(query);
+	curl_url_cleanup(first);
+	curl_url_cleanup(next);
+	return ret;
+}
+
+/* A final answer came while follow-redirects is on. Returns 1 (a
+ * same-origin redirect we follow: f->hop_url's successor is set, with
+ * f->method and f->send_body for it, RFC 9110 §15.4), 0 (pass this answer
+ * on), -1 (too many redirects: f->too_many_redirects). */
+static int redirect_decide(struct fwd *f)
+{
+	const char *loc;
+	char *next = f->hop_url == hop_buf[0] ? hop_buf[1] : hop_buf[0];
+	int s = f->status, to_get, r;
+
+	if (s != 301 && s != 302 && s != 303 && s != 307 && s != 308)
+		return 0;
+	loc = raw_header(f, "Location");
+	if (!loc || !*loc)
+		return 0;
+	/* 303 makes any method but HEAD a GET, 301/302 a POST (as browsers and
+	 * libcurl do); 307/308 keep the method and the body */
+	to_get = (s == 303 && strcmp(f->method, "HEAD") != 0) ||
+		 ((s == 301 || s == 302) && !strcmp(f->method, "POST"));
+	/* a body we did not keep cannot go out again: the client gets the 3xx */
+	if (!to_get && f->send_body && (!f->replay || f->replay_prefix))
+		return 0;
+	r = redirect_target(f, loc, next);
+	if (r <= 0) {
+		if (r < 0)
+			log_warn("request '%s': backend '%s': redirect target too long",
+				 f->req->request_id, f->call->backend->id);
+		return 0;
+	}
+	if (f->hops >= MAX_REDIRECTS) {
+		f->too_many_redirects = 1;
+		return -1;
+	}
+	f->hops++;
+	f->hop_url = next;
+	if (to_get) {
+		f->method = "GET";
+		f->send_body = 0;
+	}
+	return 1;
 }
 
 static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
@@ -578,6 +859,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 
 		f->hdr_len = 0;
 		f->conn_tokens[0] = '\0';
+		f->resp_chunked = 0;
 		f->status = 0;
 		f->reason[0] = '\0';
 		if (!sp || (size_t)(buf + len - sp) < 4 || !isdigit((unsigned char)sp[1]) ||
@@ -605,11 +887,27 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		/* end of a header block; interim 1xx answers are not passed on */
 		if (f->status < 200 || f->req->headers_sent || f->discard)
 			return size * nitems;
+		if (f->call->follow_redirects) {
+			int r = redirect_decide(f);
+
+			if (r < 0)
+				return 0;
+			if (r > 0) {
+				/* followed: this answer never reaches the client */
+				f->redirect = 1;
+				f->discard = 1;
+				return size * nitems;
+			}
+		}
 		if (f->attempt < f->call->retry.count && retry_status(&f->call->retry, f->status)) {
 			/* held back: another attempt follows */
 			f->held = 1;
 			f->discard = 1;
 			return size * nitems;
+		}
+		if (!f->resp_chunked && check_lengths(f) != 0) {
+			f->bad_length = 1;
+			return 0;
 		}
 		if (send_headers(f) != 0) {
 			if (!f->headers_too_large)
@@ -634,9 +932,16 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		f->headers_too_large = 1;
 		return 0;
 	}
-	for (size_t i = 0; i < len; i++)
-		f->hdr[f->hdr_len++] = (buf[i] == '\0' || buf[i] == '\r' || buf[i] == '\n') ? ' ' : buf[i];
+	/* no control byte of the backend's (but a tab) becomes a header byte
+	 * of ours: the web server may split or stop on any of them */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		f->hdr[f->hdr_len++] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
+	}
 	f->hdr[f->hdr_len++] = '\0';
+	if (len >= 18 && strncasecmp(buf, "Transfer-Encoding:", 18) == 0)
+		f->resp_chunked = 1;
 	if (len > 11 && strncasecmp(buf, "Connection:", 11) == 0) {
 		size_t have = strlen(f->conn_tokens), n = len - 11;
 
@@ -662,11 +967,19 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	if (f->discard)
 		return len;
+	if (f->resp_length >= 0 && (int64_t)len > f->resp_length - f->resp_written) {
+		/* more than the Content-Length we passed on (a policy may have set
+		 * it): the client would read the rest as the next answer */
+		len = (size_t)(f->resp_length - f->resp_written);
+		if (!len)
+			return size * nitems;
+	}
 	if (respond_write(f->req, buf, len) != 0) {
 		f->client_gone = 1;
 		return 0;
 	}
 	f->resp_written += (int64_t)len;
+	len = size * nitems;
 	/* stream what arrived; the last piece of a known length is flushed by
 	 * the end of the request, together with the end record */
 	if ((f->resp_length < 0 || f->resp_written < f->resp_length) &&
@@ -699,22 +1012,30 @@ static void setup_tls(CURL *c, const struct gw_backend *be)
 		curl_easy_setopt(c, CURLOPT_SSLKEY, be->tls.client_key);
 }
 
-static void setup_request(CURL *h, struct fwd *f, const char *url, struct curl_slist *headers)
+/* The request body's length for this hop: known (content_length, or a kept
+ * whole body), or -1 (sent chunked). */
+static int64_t body_length(const struct fwd *f)
+{
+	if (f->replay && !f->replay_prefix)
+		return (int64_t)f->replay_len;
+	return f->req->content_length > 0 ? f->req->content_length : -1;
+}
+
+static void setup_request(CURL *h, struct fwd *f, struct curl_slist *headers, long timeout_ms)
 {
 	struct pol_call *c = f->call;
-	struct request *req = f->req;
 	const struct gw_backend *be = c->backend;
 
 	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_URL, f->hop_url);
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, c->timeout_ms);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, be->connect_timeout_ms);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 be->connect_timeout_ms < timeout_ms ? be->connect_timeout_ms : timeout_ms);
 	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 65536L);
 	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
@@ -722,48 +1043,63 @@ static void setup_request(CURL *h, struct fwd *f, const char *url, struct curl_s
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-	if (c->follow_redirects) {
-		curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-		curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
-	}
+	/* never CURLOPT_FOLLOWLOCATION: libcurl would follow to any host with
+	 * our headers; redirect_decide follows same-origin ones itself */
 	setup_tls(h, be);
 	if (be->basic_username) {
 		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
 		curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
 		curl_easy_setopt(h, CURLOPT_PASSWORD, be->basic_password ? be->basic_password : "");
 	}
-	if (!strcmp(c->method, "HEAD")) {
+	if (!strcmp(f->method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
-		if (req->content_length != 0) {
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, f->method);
+		if (f->send_body) {
 			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
 			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
 			curl_easy_setopt(h, CURLOPT_READDATA, f);
-			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
-					 (curl_off_t)(req->content_length > 0 ? req->content_length : -1));
+			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_length(f));
 		}
 	}
 }
 
-/* Reads a body of at most RETRY_BODY_MAX into memory so that it can be sent
- * again. Returns 0, or -1 (client gone or short body). */
+/* Reads the body into memory so that it can be sent again (retries,
+ * redirects): all of it when its length is known, or, when it is not (plain
+ * CGI: read to the end), up to RETRY_BODY_MAX; a longer one keeps only its
+ * start (replay_prefix) and the rest streams from the client, once. Returns
+ * 0, or -1 (client gone or too slow: f->client_slow, or a short body). */
 static int keep_body(struct fwd *f)
 {
 	struct request *req = f->req;
-	size_t len = (size_t)req->content_length;
+	size_t cap = req->content_length > 0 ? (size_t)req->content_length : RETRY_BODY_MAX;
 
-	f->replay = malloc(len ? len : 1);
+	f->replay = malloc(cap ? cap : 1);
 	if (!f->replay)
 		return -1;
-	while (f->replay_len < len) {
-		long n = req->io->read(req->io, f->replay + f->replay_len, len - f->replay_len);
+	while (f->replay_len < cap) {
+		long n = req->io->read(req->io, f->replay + f->replay_len, cap - f->replay_len);
 
-		if (n <= 0)
+		if (n < 0 && req->io->timed_out)
+			f->client_slow = 1;
+		if (n < 0 || (n == 0 && req->content_length > 0))
 			return -1;
+		if (n == 0) {
+			f->upload_done = 1;
+			break;
+		}
 		f->replay_len += (size_t)n;
+		f->body_read += n;
+		req->bytes_in += n;
+		if (f->body_read > f->body_limit) {
+			f->body_too_large = 1;
+			return -1;
+		}
 	}
-	req->bytes_in += (int64_t)len;
+	if (req->content_length > 0)
+		f->upload_done = 1;
+	else if (!f->upload_done)
+		f->replay_prefix = 1;
 	return 0;
 }
 
@@ -792,6 +1128,23 @@ static int connect_error(CURLcode rc)
 	       rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
 }
 
+/* The time libcurl may take for this hop: what the backend's timeout leaves
+ * of this attempt, never past the request's deadline. Sets *by_deadline when
+ * the deadline is the nearer bound. */
+static long hop_timeout_ms(const struct fwd *f, int64_t attempt_t0, int *by_deadline)
+{
+	int64_t now = mono_ms();
+	int64_t left = (int64_t)f->call->timeout_ms - (now - attempt_t0);
+
+	*by_deadline = 0;
+	if (f->req->deadline_ms > 0 && f->req->deadline_ms - now < left) {
+		left = f->req->deadline_ms - now;
+		*by_deadline = 1;
+	}
+	/* 0 would mean no timeout to libcurl */
+	return left < 1 ? 1L : (long)left;
+}
+
 void forward(struct app *app, struct request *req, struct pol_call *c)
 {
 	CURL *h = app->curl;
@@ -799,6 +1152,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 	struct fwd *f = &fwd_state;
 	CURLcode rc = CURLE_OK;
 	int64_t t0;
+	int by_deadline = 0, body = 0, client_fault;
 
 	/* one request at a time per process: the buffers are reused, not zeroed */
 	memset(f, 0, offsetof(struct fwd, hdr));
@@ -809,28 +1163,55 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		(void)engine_on_error(c, 414, "request target too long");
 		goto answer;
 	}
-	if (build_headers(req, c, &headers) != 0) {
-		(void)engine_on_error(c, 400, "malformed request header");
-		goto answer;
-	}
-	/* a retried request needs its body again: keep a small one */
-	if (c->retry.count && req->content_length > 0) {
-		if (req->content_length > RETRY_BODY_MAX)
-			c->retry.count = 0;
-		else if (keep_body(f) != 0) {
-			req->error = "client went away";
-			req->io->aborted = 1;
+	/* HEAD never carries a body upstream (libcurl sends none): neither may
+	 * its head announce one */
+	body = req->content_length != 0 && strcmp(c->method, "HEAD") != 0;
+	/* a retried or redirected request needs its body again: keep a small
+	 * one; a body of unknown length is kept up to the same cap */
+	if (body && (c->retry.count || c->follow_redirects) &&
+	    req->content_length <= RETRY_BODY_MAX) {
+		if (keep_body(f) != 0) {
+			if (f->body_too_large) {
+				respond_error(req, 413, "request body too large");
+			} else if (f->client_slow) {
+				req->error = "client too slow";
+				respond_error(req, 408, "client too slow");
+			} else {
+				req->error = "client went away";
+				req->io->aborted = 1;
+			}
 			goto out;
 		}
+		if (f->replay_prefix)
+			c->retry.count = 0;
+	} else if (body && req->content_length > RETRY_BODY_MAX) {
+		c->retry.count = 0;
 	}
 
 	t0 = mono_ms();
 	for (f->attempt = 0;; f->attempt++) {
-		f->replay_pos = 0;
-		f->held = f->discard = 0;
-		setup_request(h, f, url_buf, headers);
-		rc = curl_easy_perform(h);
-		if (req->headers_sent || f->client_gone || f->body_too_large)
+		int64_t attempt_t0 = mono_ms();
+
+		f->method = c->method;
+		f->send_body = body;
+		f->hop_url = url_buf;
+		f->hops = 0;
+		for (;;) {
+			f->replay_pos = 0;
+			f->held = f->discard = f->redirect = 0;
+			curl_slist_free_all(headers);
+			headers = NULL;
+			if (build_headers(c, f->send_body, body_length(f), &headers) != 0) {
+				(void)engine_on_error(c, 400, "malformed request header");
+				goto answer;
+			}
+			setup_request(h, f, headers, hop_timeout_ms(f, attempt_t0, &by_deadline));
+			rc = curl_easy_perform(h);
+			if (!f->redirect || req->headers_sent || f->client_gone ||
+			    f->client_slow || f->body_too_large)
+				break;
+		}
+		if (req->headers_sent || f->client_gone || f->client_slow || f->body_too_large)
 			break;
 		if (f->attempt >= c->retry.count)
 			break;
@@ -842,6 +1223,9 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 			int64_t ms = retry_wait_ms(&c->retry, f->attempt + 1);
 			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
 
+			/* no wait, nor attempt, past the request's deadline */
+			if (req->deadline_ms > 0 && mono_ms() + ms >= req->deadline_ms)
+				break;
 			while (nanosleep(&ts, &ts) != 0)
 				;
 		}
@@ -852,7 +1236,16 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		if (send_headers(f) != 0)
 			f->client_gone = 1;
 	}
-	c->backend_failed = rc != CURLE_OK || f->status >= 500;
+	/* the circuit breaker counts what the backend did, never what a client
+	 * did: a body over the limit, a client gone or too slow while we read
+	 * its body (libcurl's timeout while the upload is unfinished included),
+	 * nor the request's deadline running out first */
+	client_fault = f->client_gone || f->client_slow || f->body_too_large ||
+		       (rc == CURLE_OPERATION_TIMEDOUT &&
+			(by_deadline || (f->send_body && !f->upload_done &&
+					 !(f->replay && !f->replay_prefix))));
+	c->backend_failed = f->status >= 500 || f->bad_length || f->too_many_redirects ||
+			    (rc != CURLE_OK && !client_fault);
 	if (req->headers_sent) {
 		if (rc != CURLE_OK && !f->discard) {
 			/* the answer broke off: the client must see it cut short */
@@ -860,6 +1253,12 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				log_warn("request '%s': backend '%s': answer cut short: %s",
 					 req->request_id, c->backend->id, curl_easy_strerror(rc));
 			req->error = f->client_gone ? "client went away" : "backend answer cut short";
+			req->io->aborted = 1;
+		} else if (rc == CURLE_OK && !f->discard && f->resp_length >= 0 &&
+			   f->resp_written < f->resp_length && strcmp(req->method, "HEAD") != 0 &&
+			   req->status != 204 && req->status != 304) {
+			/* fewer bytes than the Content-Length we passed on */
+			req->error = "backend answer cut short";
 			req->io->aborted = 1;
 		}
 		goto out;
@@ -873,10 +1272,23 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		respond_error(req, 413, "request body too large");
 		goto out;
 	}
+	if (f->client_slow) {
+		req->error = "client too slow";
+		respond_error(req, 408, "client too slow");
+		goto out;
+	}
 	if (rc == CURLE_OPERATION_TIMEDOUT) {
 		(void)engine_on_error(c, 504, "backend timed out");
 	} else if (f->headers_too_large) {
 		(void)engine_on_error(c, 502, "backend response headers too large");
+	} else if (f->bad_length) {
+		log_warn("request '%s': backend '%s': conflicting or malformed Content-Length",
+			 req->request_id, c->backend->id);
+		(void)engine_on_error(c, 502, "backend sent a bad answer");
+	} else if (f->too_many_redirects) {
+		log_warn("request '%s': backend '%s': more than %d redirects",
+			 req->request_id, c->backend->id, MAX_REDIRECTS);
+		(void)engine_on_error(c, 502, "backend redirected too many times");
 	} else {
 		if (rc != CURLE_OK)
 			log_warn("request '%s': backend '%s': %s", req->request_id, c->backend->id,

@@ -7,12 +7,32 @@
  *   forward_init() once per process; forward(app, req) per request.
  *
  * Upstream request: backend URL + the raw path below the API's path + the raw
- * query (+ credential query parameters); the client's headers minus hop-by-hop
- * ones (RFC 9110 §7.6.1 and those named in Connection); Host is the backend's;
- * X-Forwarded-For/-Proto/-Host per gateway.forwarded_headers and
- * trusted_proxies; backend credentials replace the client's.
+ * query, less any client parameter that could be read as a credential query
+ * parameter (its once-decoded name is one ignoring case, or starts with one
+ * followed by a non-alphanumeric byte), + the credential query parameters,
+ * once each; the client's headers minus hop-by-hop ones (RFC 9110 §7.6.1 and
+ * those named in Connection) and names that are not tokens; Host is the
+ * backend's; X-Forwarded-For/-Proto/-Host per gateway.forwarded_headers and
+ * trusted_proxies; backend credentials replace the client's. A body goes with
+ * its Content-Length, or chunked when its length is unknown, never a chunked
+ * header without a body; a body needed again (retry, redirect) is kept in
+ * memory up to 1 MiB, also when its length is unknown.
+ *
+ * follow-redirects: only to the first URL's origin (scheme, host, port),
+ * at most 5 hops (then 502), RFC 9110 method rules; any other 3xx is the
+ * answer. The client always gets exactly one response.
+ *
+ * Response: the backend's headers minus hop-by-hop ones and those a web
+ * server would act on (Status, X-Sendfile*, X-LIGHTTPD-*, X-Accel-*,
+ * Variable-*, Location outside 201/3xx); Content-Length dropped when the
+ * backend sent chunked, 502 when its lengths conflict or are malformed.
+ *
  * Failures before the answer started become 502 (connect, TLS, bad answer),
- * 504 (timeout) or 413 (body over the limit); after it started, an abort.
+ * 504 (timeout), 413 (body over the limit) or 408 (a client read timed out,
+ * io->timed_out); after it started, an abort. libcurl's timeout and retry
+ * waits never run past req->deadline_ms. c->backend_failed (the circuit
+ * breaker) is set only for what the backend did: connect errors, backend
+ * timeouts, bad answers, 5xx — never for a client's fault.
  */
 #ifndef HOSTGATE_FORWARD_H
 #define HOSTGATE_FORWARD_H
