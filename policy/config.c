@@ -31,6 +31,7 @@
 #include "policy/json_scan.h"
 #include "policy/loader.h"
 #include "policy/route.h"
+#include "policy/template.h"
 
 #define LD_NAME_SHOWN 64	/* longer names are cut in paths and messages */
 #define LD_VALUE_SHOWN 100	/* longer values are cut in messages */
@@ -1103,8 +1104,9 @@ static void parse_cred_map(struct loader *ld, json_object *m, int is_header, str
 			}
 		}
 		if (ld_string(ld, v, STR_SUBST, &s, &secret) == 0 && is_header &&
-		    (strchr(s, '\r') || strchr(s, '\n'))) {
-			ld_err_value(ld, s, secret, "must not contain CR or LF");
+		    tpl_header_check(s, strlen(s)) != 0) {
+			ld_err_value(ld, s, secret, "must not contain a control character "
+				     "(only tab is allowed)");
 			ok = 0;
 		}
 		if (s && ok) {
