@@ -120,3 +120,11 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# Long runs, for the end of a change (see docs/security-notes/hostile.md):
+# every fuzz target FUZZ_SECONDS each, and the soak for SOAK_SECONDS.
+.PHONY: fuzz-long soak
+fuzz-long:
+	tests/fuzz/run-long $(FUZZ_SECONDS)
+soak: all
+	bench/soak $(SOAK_SECONDS)
