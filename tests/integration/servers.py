@@ -177,7 +177,9 @@ http {{
         return "http://127.0.0.1:%d%s" % (self.port, path)
 
     def _log(self, path):
-        with open(path) as f:
+        # nginx writes bytes 0x80-0xff of a request as they came: one such
+        # byte must not make every later look-up fail
+        with open(path, encoding="utf-8", errors="replace") as f:
             return [json.loads(line) for line in f if line.strip()]
 
     def requests_with(self, token, timeout=5.0, expect=True):
