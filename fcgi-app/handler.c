@@ -216,8 +216,11 @@ static long strip_mount(const char *path, size_t len, const char *mount)
 }
 
 /* Sets req->path/query from REQUEST_URI (the only variable that keeps the
- * client's percent-encoding) minus the mount point. Returns 0, or -1 when the
- * target is unusable. */
+ * client's percent-encoding) minus the mount point. Returns 0, -1 when the
+ * target is unusable, or -2 when it is not below the mount point at all: a
+ * server that matches the mount as a plain string prefix (lighttpd's
+ * fastcgi.server "/api" takes "/apix" and "/api;x" too) must not get such a
+ * request served as if it were under the mount. */
 static int request_target(struct app *app, struct request *req, char *fallback, size_t cap)
 {
 	const char *uri = io_param(req->io, "REQUEST_URI");
@@ -252,14 +255,14 @@ static int request_target(struct app *app, struct request *req, char *fallback, 
 		req->query_len = strlen(q + 1);
 	}
 	off = strip_mount(path, len, mount);
-	if (off >= 0) {
-		req->path = path + off;
-		req->path_len = len - (size_t)off;
-		return 0;
-	}
+	if (off < 0)
+		return -2;
+	req->path = path + off;
+	req->path_len = len - (size_t)off;
+	return 0;
 from_path_info:
-	/* the server rewrote the path (merged slashes, an alias): fall back to the
-	 * decoded PATH_INFO, encoded again; encoded slashes are lost */
+	/* a server that sends no REQUEST_URI: the decoded PATH_INFO, encoded
+	 * again; encoded slashes are lost */
 	path = io_param(req->io, "PATH_INFO");
 	if (!path)
 		path = "";
@@ -518,7 +521,13 @@ void handle_request(struct app *app, struct io *io)
 	request_id_make(app, &req);
 	req.gw = reload_current(&app->reload, started);
 
-	if (request_target(app, &req, fallback, sizeof(fallback)) != 0) {
+	switch (request_target(app, &req, fallback, sizeof(fallback))) {
+	case 0:
+		break;
+	case -2:
+		respond_error(&req, 404, "no API matches the request");
+		goto out;
+	default:
 		respond_error(&req, 400, "malformed request target");
 		goto out;
 	}

@@ -539,26 +539,17 @@ def test_two_request_ids(hgw):
     assert b'"requestId":"%s"' % ids[0].encode() in r.body.replace(b" ", b""), r
 
 
-# Open hostgate-fcgi defect (fcgi-app/handler.c, request_target): when the raw
-# REQUEST_URI does not start with the mount point as whole segments,
-# strip_mount() fails and hostgate falls back to the server's PATH_INFO, which
-# lighttpd fills in for any URL its fastcgi.server "/api" prefix matches as a
-# string: /apix/echo/T, /api%zz/echo/T, /api%2f/echo/T... are served as
-# /api/echo/T. A front-end rule on /api/... (auth, deny) is bypassed that way.
-# The fix: a REQUEST_URI that does not start with the mount is a 404, not a
-# reason to trust PATH_INFO (keep the fallback for a REQUEST_URI-less server).
-MOUNT_BUG = ("hostgate serves a path outside its mount (lighttpd prefix-matches "
-             "'/api' against '/apix'; request_target falls back to PATH_INFO)")
-MOUNT_BUG_SETUPS = ("lighttpd-binpath", "lighttpd-socket")
+# lighttpd's fastcgi.server "/api" matches "/apix", "/api;x"... as a string
+# prefix and fills in PATH_INFO as if they were under /api: hostgate routes on
+# the raw REQUEST_URI, and one not below the mount point is a 404 (before the
+# fix it fell back to PATH_INFO and served /apix/echo/T as /api/echo/T).
 
 
 @pytest.mark.parametrize("prefix", ["/apix", "/api.", "/api;x", "/api%20", "/ap%69"])
-def test_mount_is_a_whole_segment(hgw, nginx, known_bug, prefix):
+def test_mount_is_a_whole_segment(hgw, nginx, prefix):
     """Only the mount point itself, as a whole path segment, leads to the APIs
     (/ap%69 is /api spelt with an escape: either answer is right, but it must
     be one response and reach the echo API at most under its base path)."""
-    if prefix != "/ap%69":
-        known_bug(hgw, MOUNT_BUG_SETUPS, MOUNT_BUG)
     t = tok()
     r = one_response(hgw.port, _get(("%s/echo/%s" % (prefix, t)).encode(), []))
     if prefix == "/ap%69":
@@ -586,10 +577,6 @@ BAD = {
     "raw-ff": b"\xff",
 }
 MALFORMED = ("pct-zz", "pct-alone", "pct-short", "pct-nul")
-# what lighttpd lets through to hostgate after "/api" (it refuses the others
-# itself): each then meets the mount defect above
-MOUNT_BUG_FRAGMENTS = ("pct-zz", "pct-alone", "pct-short", "pct-slash", "overlong-dot-3",
-                       "raw-80")
 
 # where: (target template or header builder, what the answer must be for a
 # malformed escape, for anything else)
@@ -608,9 +595,7 @@ WHERE = {
 
 @pytest.mark.parametrize("bad", sorted(BAD))
 @pytest.mark.parametrize("where", sorted(WHERE))
-def test_bad_encoding(hgw, nginx, known_bug, where, bad):
-    if where == "mount" and bad in MOUNT_BUG_FRAGMENTS:
-        known_bug(hgw, MOUNT_BUG_SETUPS, MOUNT_BUG)
+def test_bad_encoding(hgw, nginx, where, bad):
     t = tok()
     frag = BAD[bad]
     tmpl, if_malformed, otherwise = WHERE[where]
