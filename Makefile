@@ -86,6 +86,11 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS)
 
+# the app's NPH framing is tested apart from the app
+$(BUILD)/tests/test_nph: $(BUILD)/obj/tests/unit/test_nph.o $(BUILD)/obj/fcgi-app/nph.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ -lcmocka $(LIBS)
+
 # The fuzz targets, built with the ordinary compiler and a main() that replays
 # their corpus, so `make test` runs every corpus file through them.
 $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuzz/replay.o $(LIBPOLICY) $(LIBCOMMON)
