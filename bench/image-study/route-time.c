@@ -5,7 +5,10 @@
  * ("/svc%05d/items/ID", API chosen by a fixed pseudo-random sequence, so every
  * size sees the same kind of spread) and of a path no API serves ("/nope").
  *
- *   route-time DOC N_APIS [LOOKUPS]
+ *   route-time DOC N_APIS [LOOKUPS [HOSTS]]
+ *
+ * HOSTS=1: the document has gen-doc --hostnames, so each lookup sends the
+ * first hostname of its API ("h%d-0.example") as Host.
  *
  * Prints one line: "load_ms=… hit_ns=… miss_ns=…" (median of 5 rounds each).
  * Built by bench/scale against build/libpolicy.a; benchmark code, not product.
@@ -49,7 +52,8 @@ int main(int argc, char **argv)
 	struct gateway *gw;
 	double t0, load_ms, hit[5], miss[5];
 	unsigned long n_apis, lookups = 200000;
-	char (*paths)[64];
+	char (*paths)[64], (*hosts)[32];
+	int with_hosts = argc > 4 && !strcmp(argv[4], "1");
 	volatile unsigned long sink = 0;
 
 	if (argc < 3) {
@@ -71,18 +75,23 @@ int main(int argc, char **argv)
 	}
 	/* the paths are made before timing, so only matching is measured */
 	paths = malloc(lookups * sizeof(*paths));
-	if (!paths)
+	hosts = malloc(lookups * sizeof(*hosts));
+	if (!paths || !hosts)
 		return 1;
 	uint64_t s = 0x9e3779b97f4a7c15ull;
-	for (unsigned long i = 0; i < lookups; i++)
-		snprintf(paths[i], sizeof(paths[i]), "/svc%05lu/items/%lu",
-			 (unsigned long)(next_rand(&s) % n_apis), i);
+	for (unsigned long i = 0; i < lookups; i++) {
+		unsigned long api = (unsigned long)(next_rand(&s) % n_apis);
+
+		snprintf(paths[i], sizeof(paths[i]), "/svc%05lu/items/%lu", api, i);
+		snprintf(hosts[i], sizeof(hosts[i]), "h%lu-0.example", api);
+	}
 	for (int round = 0; round < 5; round++) {
 		struct route_match m;
 
 		t0 = now_ns();
 		for (unsigned long i = 0; i < lookups; i++) {
-			if (route_match(gw, paths[i], strlen(paths[i]), NULL, "GET", &m) == ROUTE_OK)
+			if (route_match(gw, paths[i], strlen(paths[i]),
+					with_hosts ? hosts[i] : NULL, "GET", &m) == ROUTE_OK)
 				sink++;
 		}
 		hit[round] = (now_ns() - t0) / (double)lookups;
@@ -102,6 +111,7 @@ int main(int argc, char **argv)
 	qsort(miss, 5, sizeof(double), cmp_double);
 	printf("load_ms=%.1f hit_ns=%.1f miss_ns=%.1f\n", load_ms, hit[2], miss[2]);
 	free(paths);
+	free(hosts);
 	gw_free(gw);
 	cfg_errors_release(&errs);
 	return 0;
