@@ -50,6 +50,7 @@ void io_start(struct io *io)
 	io->limits = def;
 	io->body_read = 0;
 	io->timed_out = 0;
+	io->write_failed = 0;
 }
 
 void io_set_limits(struct io *io, const struct io_limits *limits)

@@ -42,6 +42,8 @@ struct io {
 	void *ctx;
 	int aborted;		/* set by the handler: cut the response short */
 	int timed_out;		/* set by the front: a client read/write passed its deadline */
+	int write_failed;	/* the front's: a write failed, later ones are no-ops (a read
+				 * that timed out still lets the 408 go out) */
 	int64_t started_ms;	/* io_start: when the front took the request */
 	struct io_limits limits;
 	int64_t body_read;	/* body bytes the front has delivered */

@@ -168,16 +168,20 @@ static int fcgx_bounded(struct io *io, FCGX_Stream *s, int (*fn)(FCGX_Stream *s,
 	int64_t deadline = io_write_deadline(io, io_now_ms());
 	int rc;
 
-	if (wait_fd(io, r->ipcFd, POLLOUT, deadline) != 0)
+	if (wait_fd(io, r->ipcFd, POLLOUT, deadline) != 0) {
+		io->write_failed = 1;
 		return -1;
+	}
 	fcgx_sock_timeout(r, SO_SNDTIMEO, deadline - io_now_ms());
 	rc = fn(s, arg);
 	/* write(2) cut short by the socket timeout reports the bytes it sent,
 	 * and libfcgi takes that for success: the clock tells */
 	if (fcgx_timed_out(s) || io_now_ms() >= deadline) {
 		io->timed_out = 1;
-		return -1;
+		rc = -1;
 	}
+	if (rc != 0)
+		io->write_failed = 1;
 	return rc;
 }
 
@@ -205,7 +209,7 @@ static int fcgx_write(struct io *io, const char *buf, size_t n)
 	FCGX_Request *r = io->ctx;
 	FCGX_Stream *out = r->out;
 
-	if (io->timed_out || FCGX_GetError(out))
+	if (io->write_failed || FCGX_GetError(out))
 		return -1;
 	while (n) {
 		size_t room = (size_t)(out->stop - out->wrNext);
@@ -231,10 +235,14 @@ static int fcgx_flush(struct io *io)
 {
 	FCGX_Request *r = io->ctx;
 
-	if (io->timed_out || FCGX_GetError(r->out))
+	if (io->write_failed || FCGX_GetError(r->out))
 		return -1;
 	return fcgx_bounded(io, r->out, flush_out, NULL);
 }
+
+/* How long a body that ran out of time is still drained once the answer is
+ * out. */
+#define FCGX_LINGER_MS 250
 
 /* Ends the request: the answer first (what is buffered and libfcgi's
  * end-of-request record), then whatever of the body nobody read. libfcgi's own
@@ -242,11 +250,11 @@ static int fcgx_flush(struct io *io)
  * ours stops at the body's deadline and then drops the connection. */
 static void fcgx_finish(FCGX_Request *r, struct io *io)
 {
-	struct io answer = *io;
+	struct io answer = *io, *drain;
 	char buf[4096];
 	long n = 0;
 
-	if (io->aborted) {
+	if (io->aborted || io->write_failed) {
 		/* no FCGI_END_REQUEST: the web server sees the answer cut short */
 		shutdown(r->ipcFd, SHUT_RDWR);
 		FCGX_Finish_r(r);
@@ -255,6 +263,7 @@ static void fcgx_finish(FCGX_Request *r, struct io *io)
 	/* the answer gets one idle period of its own, even when the read that
 	 * ran out of time used up the request's: a 408 must still go out */
 	answer.timed_out = 0;
+	answer.write_failed = 0;
 	answer.started_ms = io_now_ms();
 	answer.limits.request_ms = answer.limits.idle_ms;
 	if (fcgx_bounded(&answer, r->err, close_out, NULL) != 0 ||
@@ -263,7 +272,19 @@ static void fcgx_finish(FCGX_Request *r, struct io *io)
 		FCGX_Finish_r(r);
 		return;
 	}
-	while (!r->in->isClosed && (n = fcgx_read(io, buf, sizeof(buf))) > 0)
+	/* The rest of the body, within its own deadline: Apache's mod_proxy_fcgi
+	 * passes the answer on only once it has sent us the whole body, so an
+	 * honest upload refused with 413 must still be taken. A body that ran
+	 * out of time gets FCGX_LINGER_MS, for a web server in the middle of
+	 * writing a record; lighttpd hangs up as soon as the answer is complete,
+	 * which ends this at once. */
+	answer.started_ms = io_now_ms();
+	answer.body_read = 0;
+	answer.limits.request_ms = FCGX_LINGER_MS;
+	answer.limits.body_ms = FCGX_LINGER_MS;
+	drain = io_read_deadline(io, answer.started_ms) > answer.started_ms + FCGX_LINGER_MS ?
+		io : &answer;
+	while (!r->in->isClosed && (n = fcgx_read(drain, buf, sizeof(buf))) > 0)
 		;
 	if (n < 0)
 		shutdown(r->ipcFd, SHUT_RDWR);
@@ -284,7 +305,7 @@ static void log_to_request(void *ctx, const char *line, size_t len)
 	struct io *io = ctx;
 	FCGX_Request *r = io->ctx;
 
-	if (io->timed_out || (size_t)(r->err->stop - r->err->wrNext) < len)
+	if (io->write_failed || (size_t)(r->err->stop - r->err->wrNext) < len)
 		return;	/* a line that does not fit would block unbounded: drop it */
 	FCGX_PutStr(line, (int)len, r->err);
 	(void)fcgx_bounded(io, r->err, flush_out, NULL);
@@ -352,7 +373,7 @@ static long cgi_read(struct io *io, char *buf, size_t n)
 
 static int cgi_write(struct io *io, const char *buf, size_t n)
 {
-	if (io->timed_out)
+	if (io->write_failed)
 		return -1;
 	while (n) {
 		ssize_t w = write(STDOUT_FILENO, buf, n);
@@ -361,12 +382,16 @@ static int cgi_write(struct io *io, const char *buf, size_t n)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (wait_fd(io, STDOUT_FILENO, POLLOUT,
-				    io_write_deadline(io, io_now_ms())) != 0)
+				    io_write_deadline(io, io_now_ms())) != 0) {
+				io->write_failed = 1;
 				return -1;
+			}
 			continue;
 		}
-		if (w <= 0)
+		if (w <= 0) {
+			io->write_failed = 1;
 			return -1;
+		}
 		buf += w;
 		n -= (size_t)w;
 	}

@@ -39,7 +39,7 @@
  * even before a document is loaded, so they live here. */
 #define GW_DEFAULT_CLIENT_REQUEST_TIMEOUT_MS 120000
 #define GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS 10000
-#define GW_DEFAULT_CLIENT_BODY_TIMEOUT_MS 2000
+#define GW_DEFAULT_CLIENT_BODY_TIMEOUT_MS 1000
 #define GW_DEFAULT_CLIENT_BODY_MIN_RATE 500
 
 /* ---- errors ------------------------------------------------------------ */

@@ -439,7 +439,7 @@ static void test_defaults(void **state)
 	assert_int_equal(gw->n_metrics_allow, 0);
 	assert_int_equal(gw->client_request_timeout_ms, 120000);
 	assert_int_equal(gw->client_idle_timeout_ms, 10000);
-	assert_int_equal(gw->client_body_timeout_ms, 2000);
+	assert_int_equal(gw->client_body_timeout_ms, 1000);
 	assert_int_equal(gw->client_body_min_rate, 500);
 	assert_int_equal(gw->n_named_values, 0);
 	assert_int_equal(gw->n_backends, 0);
