@@ -356,7 +356,15 @@ static void serve_fastcgi(int sock)
 static long cgi_read(struct io *io, char *buf, size_t n)
 {
 	for (;;) {
-		ssize_t got = read(STDIN_FILENO, buf, n);
+		ssize_t got;
+
+		/* also when data is there: a fast sender must not keep a drain
+		 * going past the body's deadline */
+		if (io_read_deadline(io, io_now_ms()) <= io_now_ms()) {
+			io->timed_out = 1;
+			return -1;
+		}
+		got = read(STDIN_FILENO, buf, n);
 
 		if (got >= 0) {
 			io->body_read += got;
