@@ -31,6 +31,62 @@ const char *io_param(const struct io *io, const char *name)
 	return NULL;
 }
 
+int64_t io_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void io_start(struct io *io)
+{
+	const struct io_limits def = {
+		GW_DEFAULT_CLIENT_REQUEST_TIMEOUT_MS, GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS,
+		GW_DEFAULT_CLIENT_BODY_TIMEOUT_MS, GW_DEFAULT_CLIENT_BODY_MIN_RATE,
+	};
+
+	io->started_ms = io_now_ms();
+	io->limits = def;
+	io->body_read = 0;
+	io->timed_out = 0;
+	io->write_failed = 0;
+}
+
+void io_set_limits(struct io *io, const struct io_limits *limits)
+{
+	io->limits = *limits;
+}
+
+int64_t io_request_deadline(const struct io *io)
+{
+	return io->started_ms + io->limits.request_ms;
+}
+
+int64_t io_read_deadline(const struct io *io, int64_t now)
+{
+	const struct io_limits *l = &io->limits;
+	int64_t d = now + l->idle_ms, rate = l->body_min_rate > 0 ? l->body_min_rate : 1;
+	/* mod_reqtimeout's MinRate: each min_rate bytes received buy one more
+	 * second, so a fast upload of any size goes through while a trickle runs
+	 * out of time after the grace period, however steady it is */
+	int64_t body = io->started_ms + l->body_ms +
+		       (io->body_read > INT64_MAX / 1000 ? INT64_MAX / 2 : io->body_read * 1000 / rate);
+
+	if (body < d)
+		d = body;
+	if (io_request_deadline(io) < d)
+		d = io_request_deadline(io);
+	return d;
+}
+
+int64_t io_write_deadline(const struct io *io, int64_t now)
+{
+	int64_t d = now + io->limits.idle_ms;
+
+	return io_request_deadline(io) < d ? io_request_deadline(io) : d;
+}
+
 static int64_t now_us(void)
 {
 	struct timespec ts;
@@ -100,6 +156,7 @@ const char *http_reason(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
 	case 429: return "Too Many Requests";
@@ -317,19 +374,34 @@ static int sync_is_stale(json_object *st)
 	return age > 3 * interval;
 }
 
+/* The client may see the health path's details: its own address (never a
+ * header it can write) is one of gateway.metrics.allow. */
+static int health_details_allowed(const struct request *req)
+{
+	const struct gateway *gw = req->gw;
+
+	return gw && req->client_ip && *req->client_ip &&
+	       cidr_list_contains(gw->metrics_allow, gw->n_metrics_allow, req->client_ip);
+}
+
+/* Anyone may ask whether the gateway is up, so the public answer holds only
+ * the status, the generation and the configuration's age: the agent's last
+ * error names the management URL and the gateway id, which help an attacker
+ * and nobody else on the public side. */
 static void respond_health(struct app *app, struct request *req)
 {
 	json_object *o = json_object_new_object();
 	json_object *st = sync_status(app);
 	json_object *last = NULL;
 	const char *status = "ok";
+	int details = health_details_allowed(req);
 
 	if (!req->gw) {
 		status = "no-config";
 	} else if (st && sync_is_stale(st)) {
 		status = "stale";
 	}
-	if (st) {
+	if (st && details) {
 		json_object *v;
 
 		last = json_object_new_object();
@@ -340,7 +412,8 @@ static void respond_health(struct app *app, struct request *req)
 	json_object_object_add(o, "status", json_object_new_string(status));
 	json_object_object_add(o, "generation", req->gw ? json_object_new_int64(req->gw->generation) : NULL);
 	json_object_object_add(o, "config_age_s", req->gw ? json_object_new_int64(reload_config_age(&app->reload)) : NULL);
-	json_object_object_add(o, "last_sync", last);
+	if (details)
+		json_object_object_add(o, "last_sync", last);
 	respond_json(req, req->gw ? 200 : 503, o);
 	json_object_put(o);
 	json_object_put(st);
@@ -520,6 +593,17 @@ void handle_request(struct app *app, struct io *io)
 	req.https = io_param(io, "HTTPS");
 	request_id_make(app, &req);
 	req.gw = reload_current(&app->reload, started);
+	if (!io->started_ms)
+		io_start(io);	/* a front that did not: the defaults, from now */
+	if (req.gw) {
+		const struct io_limits l = {
+			req.gw->client_request_timeout_ms, req.gw->client_idle_timeout_ms,
+			req.gw->client_body_timeout_ms, req.gw->client_body_min_rate,
+		};
+
+		io_set_limits(io, &l);
+	}
+	req.deadline_ms = io_request_deadline(io);
 
 	switch (request_target(app, &req, fallback, sizeof(fallback))) {
 	case 0:
@@ -573,8 +657,16 @@ void handle_request(struct app *app, struct io *io)
 	}
 	serve_call(app, &req);
 out:
-	if (!req.headers_sent)
+	if (!req.headers_sent && io->timed_out) {
+		/* a read ran out of time before anything went out (the forwarder
+		 * gives up on the body as on a client gone): the client can still be
+		 * told why, as long as its connection takes the answer in time */
+		io->aborted = 0;
+		req.error = NULL;
+		respond_error(&req, 408, "the client sent the request too slowly");
+	} else if (!req.headers_sent) {
 		respond_error(&req, 500, "internal error");
+	}
 	if (app->metrics)
 		record_metrics(app, &req, started_us);
 	if (app->access_log)

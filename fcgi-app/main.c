@@ -8,8 +8,10 @@
  * --check FILE validates a configuration document; --version prints the version.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -65,24 +68,166 @@ static int check_file(const char *path)
 	return rc;
 }
 
+/* ---- deadlines --------------------------------------------------------- */
+
+/* Waits until fd is ready for events or the deadline passes. Returns 0 when it
+ * is ready (or broken: the read or write that follows says so), -1 when the
+ * deadline passed (timed_out set) or poll failed. */
+static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int64_t left = deadline - io_now_ms();
+		int rc;
+
+		if (left <= 0) {
+			io->timed_out = 1;
+			return -1;
+		}
+		rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
 /* ---- the FastCGI front ------------------------------------------------- */
 
+/* libfcgi reads and writes its socket with plain blocking read(2) and
+ * write(2), and may call them more than once for one of our calls (a record
+ * header split across reads, a flush per buffer). A socket timeout set to the
+ * time left before each call that can block bounds every one of them; writes
+ * poll(2) first, so that the common case is exact. */
+static void fcgx_sock_timeout(FCGX_Request *r, int opt, int64_t ms)
+{
+	struct timeval tv;
+
+	if (ms < 1)
+		ms = 1;		/* 0 would mean "no timeout" */
+	tv.tv_sec = (time_t)(ms / 1000);
+	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
+	(void)setsockopt(r->ipcFd, SOL_SOCKET, opt, &tv, sizeof(tv));
+}
+
+static int fcgx_timed_out(FCGX_Stream *s)
+{
+	int e = FCGX_GetError(s);
+
+	return e == EAGAIN || e == EWOULDBLOCK;
+}
+
+/* Reads what libfcgi has buffered, or waits (within the read deadline) for the
+ * web server to send more and takes one buffer's worth. Never asks libfcgi
+ * for more than it holds: FCGX_GetStr loops until it has all n bytes, so a
+ * client sending a byte every second would keep it going forever. */
 static long fcgx_read(struct io *io, char *buf, size_t n)
 {
 	FCGX_Request *r = io->ctx;
-	int got = FCGX_GetStr(buf, n > INT_MAX ? INT_MAX : (int)n, r->in);
+	FCGX_Stream *in = r->in;
+	int want = n > INT_MAX ? INT_MAX : (int)n;
+	int got = 0, avail;
 
-	if (got <= 0 && FCGX_GetError(r->in))
-		return -1;
+	if (want == 0)
+		return 0;
+	if (in->rdNext == in->stop) {
+		int64_t deadline = io_read_deadline(io, io_now_ms());
+		int c;
+
+		if (in->isClosed)
+			return FCGX_GetError(in) ? -1 : 0;
+		/* no poll(2) here: libfcgi may already hold the next record in a
+		 * buffer we cannot see, and the socket then has nothing to say */
+		if (deadline <= io_now_ms()) {
+			io->timed_out = 1;
+			return -1;
+		}
+		fcgx_sock_timeout(r, SO_RCVTIMEO, deadline - io_now_ms());
+		c = FCGX_GetChar(in);	/* one fill of libfcgi's buffer */
+		if (c == EOF) {
+			if (fcgx_timed_out(in))
+				io->timed_out = 1;
+			return FCGX_GetError(in) ? -1 : 0;
+		}
+		buf[got++] = (char)c;
+	}
+	avail = (int)(in->stop - in->rdNext);
+	if (avail > want - got)
+		avail = want - got;
+	got += FCGX_GetStr(buf + got, avail, in);	/* buffered: no read(2) */
+	io->body_read += got;
 	return got;
 }
 
+/* Runs fn (a libfcgi call that writes the socket) within the write deadline.
+ * Returns 0, or -1 (timed_out set when the client was too slow). */
+static int fcgx_bounded(struct io *io, FCGX_Stream *s, int (*fn)(FCGX_Stream *s, const void *arg),
+			const void *arg)
+{
+	FCGX_Request *r = io->ctx;
+	int64_t deadline = io_write_deadline(io, io_now_ms());
+	int rc;
+
+	if (wait_fd(io, r->ipcFd, POLLOUT, deadline) != 0) {
+		io->write_failed = 1;
+		return -1;
+	}
+	fcgx_sock_timeout(r, SO_SNDTIMEO, deadline - io_now_ms());
+	rc = fn(s, arg);
+	/* write(2) cut short by the socket timeout reports the bytes it sent,
+	 * and libfcgi takes that for success: the clock tells */
+	if (fcgx_timed_out(s) || io_now_ms() >= deadline) {
+		io->timed_out = 1;
+		rc = -1;
+	}
+	if (rc != 0)
+		io->write_failed = 1;
+	return rc;
+}
+
+static int put_one(FCGX_Stream *s, const void *arg)
+{
+	return FCGX_PutChar(*(const char *)arg, s) == EOF ? -1 : 0;
+}
+
+static int flush_out(FCGX_Stream *s, const void *arg)
+{
+	(void)arg;
+	return FCGX_FFlush(s) == 0 ? 0 : -1;
+}
+
+static int close_out(FCGX_Stream *s, const void *arg)
+{
+	(void)arg;
+	return FCGX_FClose(s) == 0 ? 0 : -1;
+}
+
+/* Copies into libfcgi's buffer while it has room; a full buffer is written out
+ * by the next put, one buffer at a time, each within the write deadline. */
 static int fcgx_write(struct io *io, const char *buf, size_t n)
 {
 	FCGX_Request *r = io->ctx;
+	FCGX_Stream *out = r->out;
 
-	if (FCGX_PutStr(buf, (int)n, r->out) != (int)n)
+	if (io->write_failed || FCGX_GetError(out))
 		return -1;
+	while (n) {
+		size_t room = (size_t)(out->stop - out->wrNext);
+
+		if (room == 0) {
+			if (fcgx_bounded(io, out, put_one, buf) != 0)
+				return -1;
+			buf++;
+			n--;
+			continue;
+		}
+		if (room > n)
+			room = n;
+		if (FCGX_PutStr(buf, (int)room, out) != (int)room)
+			return -1;
+		buf += room;
+		n -= room;
+	}
 	return 0;
 }
 
@@ -90,15 +235,80 @@ static int fcgx_flush(struct io *io)
 {
 	FCGX_Request *r = io->ctx;
 
-	return FCGX_FFlush(r->out) == 0 ? 0 : -1;
+	if (io->write_failed || FCGX_GetError(r->out))
+		return -1;
+	return fcgx_bounded(io, r->out, flush_out, NULL);
 }
 
+/* How long a body that ran out of time is still drained once the answer is
+ * out. */
+#define FCGX_LINGER_MS 250
+
+/* Ends the request: the answer first (what is buffered and libfcgi's
+ * end-of-request record), then whatever of the body nobody read. libfcgi's own
+ * drain (in FCGX_Finish_r) reads on as long as a byte comes every two seconds;
+ * ours stops at the body's deadline and then drops the connection. */
+static void fcgx_finish(FCGX_Request *r, struct io *io)
+{
+	struct io answer = *io, *drain;
+	char buf[4096];
+	long n = 0;
+
+	if (io->aborted || io->write_failed) {
+		/* no FCGI_END_REQUEST: the web server sees the answer cut short */
+		shutdown(r->ipcFd, SHUT_RDWR);
+		FCGX_Finish_r(r);
+		return;
+	}
+	/* the answer gets one idle period of its own, even when the read that
+	 * ran out of time used up the request's: a 408 must still go out */
+	answer.timed_out = 0;
+	answer.write_failed = 0;
+	answer.started_ms = io_now_ms();
+	answer.limits.request_ms = answer.limits.idle_ms;
+	if (fcgx_bounded(&answer, r->err, close_out, NULL) != 0 ||
+	    fcgx_bounded(&answer, r->out, close_out, NULL) != 0) {
+		shutdown(r->ipcFd, SHUT_RDWR);
+		FCGX_Finish_r(r);
+		return;
+	}
+	/* The rest of the body, within its own deadline: Apache's mod_proxy_fcgi
+	 * passes the answer on only once it has sent us the whole body, so an
+	 * honest upload refused with 413 must still be taken. A body that ran
+	 * out of time gets FCGX_LINGER_MS, for a web server in the middle of
+	 * writing a record; lighttpd hangs up as soon as the answer is complete,
+	 * which ends this at once. */
+	answer.started_ms = io_now_ms();
+	answer.body_read = 0;
+	answer.limits.request_ms = FCGX_LINGER_MS;
+	answer.limits.body_ms = FCGX_LINGER_MS;
+	drain = io_read_deadline(io, answer.started_ms) > answer.started_ms + FCGX_LINGER_MS ?
+		io : &answer;
+	while (!r->in->isClosed && (n = fcgx_read(drain, buf, sizeof(buf))) > 0)
+		;
+	if (n < 0)
+		shutdown(r->ipcFd, SHUT_RDWR);
+	else if (r->keepConnection) {
+		/* the next request on this connection may be a while coming */
+		struct timeval none = { 0, 0 };
+
+		(void)setsockopt(r->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+		(void)setsockopt(r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+	}
+	FCGX_Finish_r(r);
+}
+
+/* The web server reads this on the request's own connection: a client that
+ * stops reading blocks it like the answer, so it has the same deadline. */
 static void log_to_request(void *ctx, const char *line, size_t len)
 {
-	FCGX_Request *r = ctx;
+	struct io *io = ctx;
+	FCGX_Request *r = io->ctx;
 
+	if (io->write_failed || (size_t)(r->err->stop - r->err->wrNext) < len)
+		return;	/* a line that does not fit would block unbounded: drop it */
 	FCGX_PutStr(line, (int)len, r->err);
-	FCGX_FFlush(r->err);
+	(void)fcgx_bounded(io, r->err, flush_out, NULL);
 }
 
 static void on_stop(int sig)
@@ -129,40 +339,67 @@ static void serve_fastcgi(int sock)
 			.flush = fcgx_flush, .ctx = &req,
 		};
 
-		log_set_hook(log_to_request, &req);
+		io_start(&io);
+		log_set_hook(log_to_request, &io);
 		handle_request(&app, &io);
 		log_set_hook(NULL, NULL);
-		if (io.aborted)
-			/* no FCGI_END_REQUEST: the web server sees the answer cut short */
-			shutdown(req.ipcFd, SHUT_RDWR);
-		FCGX_Finish_r(&req);
+		fcgx_finish(&req, &io);
 	}
 	app_release(&app);
 }
 
 /* ---- the CGI front ----------------------------------------------------- */
 
+/* stdin and stdout are made non-blocking (serve_cgi), so that every wait is a
+ * poll(2) with the time left: a blocking write(2) of a large buffer to a pipe
+ * would wait for all of it, however long the client takes to read. */
 static long cgi_read(struct io *io, char *buf, size_t n)
 {
-	ssize_t got;
+	for (;;) {
+		ssize_t got;
 
-	(void)io;
-	do
+		/* also when data is there: a fast sender must not keep a drain
+		 * going past the body's deadline */
+		if (io_read_deadline(io, io_now_ms()) <= io_now_ms()) {
+			io->timed_out = 1;
+			return -1;
+		}
 		got = read(STDIN_FILENO, buf, n);
-	while (got < 0 && errno == EINTR);
-	return got < 0 ? -1 : (long)got;
+
+		if (got >= 0) {
+			io->body_read += got;
+			return (long)got;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (wait_fd(io, STDIN_FILENO, POLLIN, io_read_deadline(io, io_now_ms())) != 0)
+			return -1;
+	}
 }
 
 static int cgi_write(struct io *io, const char *buf, size_t n)
 {
-	(void)io;
+	if (io->write_failed)
+		return -1;
 	while (n) {
 		ssize_t w = write(STDOUT_FILENO, buf, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w <= 0)
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_fd(io, STDOUT_FILENO, POLLOUT,
+				    io_write_deadline(io, io_now_ms())) != 0) {
+				io->write_failed = 1;
+				return -1;
+			}
+			continue;
+		}
+		if (w <= 0) {
+			io->write_failed = 1;
 			return -1;
+		}
 		buf += w;
 		n -= (size_t)w;
 	}
@@ -175,6 +412,14 @@ static int cgi_flush(struct io *io)
 	return 0;
 }
 
+static void set_nonblocking(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl >= 0)
+		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+}
+
 static int serve_cgi(void)
 {
 	struct app app;
@@ -185,13 +430,17 @@ static int serve_cgi(void)
 	const char *cl = getenv("CONTENT_LENGTH"), *te = getenv("HTTP_TRANSFER_ENCODING");
 	char buf[65536];
 
+	set_nonblocking(STDIN_FILENO);
+	set_nonblocking(STDOUT_FILENO);
+	io_start(&io);
 	if (app_init(&app, environ) != 0)
 		fatal("cannot initialise libcurl");
 	handle_request(&app, &io);
 	app_release(&app);
 	/* a CGI server writes the whole body before it reads the answer: one
 	 * refused unread (404, 413, a policy) must still be taken, or the server
-	 * fails writing it and the client never sees the answer */
+	 * fails writing it and the client never sees the answer; but only within
+	 * the body's deadline, or a trickling client holds the process for good */
 	if ((cl && *cl && strcmp(cl, "0") != 0) || te)
 		while (cgi_read(&io, buf, sizeof(buf)) > 0)
 			;

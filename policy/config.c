@@ -977,7 +977,8 @@ static void parse_metrics(struct loader *ld, json_object *m)
 static void parse_gateway(struct loader *ld, json_object *root)
 {
 	static const char *const known[] = { "trusted_proxies", "max_request_body_bytes",
-		"forwarded_headers", "health_path", "metrics", NULL };
+		"forwarded_headers", "health_path", "metrics", "client_request_timeout_ms",
+		"client_idle_timeout_ms", "client_body_timeout_ms", "client_body_min_rate", NULL };
 	struct gateway *gw = ld->gw;
 	json_object *g = ld_get(ld, root, "gateway", 0), *v;
 	size_t mark, m2;
@@ -996,6 +997,13 @@ static void parse_gateway(struct loader *ld, json_object *root)
 	}
 	ld_member_int(ld, g, "max_request_body_bytes", 0, INT64_MAX, &gw->max_request_body_bytes);
 	ld_member_bool(ld, g, "forwarded_headers", &gw->forwarded_headers);
+	/* below 100 ms a busy machine cuts honest clients; above a day a
+	 * deadline protects nothing */
+	ld_member_int(ld, g, "client_request_timeout_ms", 100, 86400000,
+		      &gw->client_request_timeout_ms);
+	ld_member_int(ld, g, "client_idle_timeout_ms", 100, 86400000, &gw->client_idle_timeout_ms);
+	ld_member_int(ld, g, "client_body_timeout_ms", 100, 86400000, &gw->client_body_timeout_ms);
+	ld_member_int(ld, g, "client_body_min_rate", 1, 1000000000, &gw->client_body_min_rate);
 	v = ld_get(ld, g, "health_path", 0);
 	if (v) {
 		char *s;
@@ -1875,6 +1883,10 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 	}
 	gw->max_request_body_bytes = DEFAULT_BODY_BYTES;
 	gw->forwarded_headers = 1;
+	gw->client_request_timeout_ms = GW_DEFAULT_CLIENT_REQUEST_TIMEOUT_MS;
+	gw->client_idle_timeout_ms = GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS;
+	gw->client_body_timeout_ms = GW_DEFAULT_CLIENT_BODY_TIMEOUT_MS;
+	gw->client_body_min_rate = GW_DEFAULT_CLIENT_BODY_MIN_RATE;
 	ld.gw = gw;
 	if (parse_top(&ld, root) != 0)
 		goto out;

@@ -30,6 +30,18 @@
 #define GW_MAX_DOCUMENT_BYTES (64u * 1024 * 1024)
 #define GW_MAX_JSON_DEPTH 64
 
+/* How long a client may take (config-v1.md, gateway; docs/configuration.md
+ * says why these values). A request body must arrive within
+ * GW_DEFAULT_CLIENT_BODY_TIMEOUT_MS plus one second for every
+ * GW_DEFAULT_CLIENT_BODY_MIN_RATE bytes received, as Apache's mod_reqtimeout
+ * does; no single read or write may wait longer than the idle timeout; no
+ * request may last longer than the request timeout. The front applies them
+ * even before a document is loaded, so they live here. */
+#define GW_DEFAULT_CLIENT_REQUEST_TIMEOUT_MS 120000
+#define GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS 10000
+#define GW_DEFAULT_CLIENT_BODY_TIMEOUT_MS 1000
+#define GW_DEFAULT_CLIENT_BODY_MIN_RATE 500
+
 /* ---- errors ------------------------------------------------------------ */
 
 #define CFG_ERRORS_MAX 100	/* more are counted in 'dropped', not kept */
@@ -168,6 +180,10 @@ struct gateway {
 	char *metrics_path;	/* NULL: metrics off */
 	struct gw_cidr *metrics_allow;
 	size_t n_metrics_allow;
+	int64_t client_request_timeout_ms;	/* whole request; GW_DEFAULT_CLIENT_* */
+	int64_t client_idle_timeout_ms;	/* each client read and write */
+	int64_t client_body_timeout_ms;	/* grace for the body... */
+	int64_t client_body_min_rate;	/* ...plus 1 s per this many bytes received */
 	/* collections */
 	struct gw_kv *named_values;	/* kept for secret redaction; values substituted already */
 	size_t n_named_values;

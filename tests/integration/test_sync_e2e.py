@@ -48,7 +48,9 @@ def document(nginx, generation, extra_apis=()):
     ]
     for name in extra_apis:
         apis.append({"id": name, "path": name, "backend": "echo", "subscription_required": False})
+    # the health path shows last_sync only to metrics.allow (issue 8, item 8)
     return {"format": 1, "generation": generation,
+            "gateway": {"metrics": {"path": "/prom", "allow": ["127.0.0.1/32"]}},
             "backends": {"echo": {"url": nginx.url("/echo/base")},
                          # nginx answers 404 to anything outside its upstream paths
                          "nf": {"url": nginx.url("/nothing")}},

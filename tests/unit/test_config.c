@@ -258,6 +258,14 @@ static const struct bad_case bad_cases[] = {
 	{ GW("'metrics':{'path':'/m','allow':{}}"), "gateway.metrics.allow", "must be an array" },
 	{ GW("'metrics':{'path':'/m','deny':[]}"), "gateway.metrics.deny", "unknown member" },
 	{ GW("'health_path':'/h','metrics':{'path':'/h'}"), "gateway.metrics.path", "must differ from health_path" },
+	{ GW("'client_request_timeout_ms':99"), "gateway.client_request_timeout_ms", "must be an integer from 100 to 86400000, not 99" },
+	{ GW("'client_request_timeout_ms':'5s'"), "gateway.client_request_timeout_ms", "must be an integer, not a string" },
+	{ GW("'client_idle_timeout_ms':0"), "gateway.client_idle_timeout_ms", "must be an integer from 100 to 86400000, not 0" },
+	{ GW("'client_idle_timeout_ms':86400001"), "gateway.client_idle_timeout_ms", "must be an integer from 100 to 86400000, not 86400001" },
+	{ GW("'client_body_timeout_ms':-1"), "gateway.client_body_timeout_ms", "must be an integer from 100 to 86400000, not -1" },
+	{ GW("'client_body_timeout_ms':1.5"), "gateway.client_body_timeout_ms", "must be an integer, not a fractional number" },
+	{ GW("'client_body_min_rate':0"), "gateway.client_body_min_rate", "must be an integer from 1 to 1000000000, not 0" },
+	{ GW("'client_body_min_rate':null"), "gateway.client_body_min_rate", "must not be null" },
 
 	/* backends */
 	{ HEAD "'backends':[]}", "backends", "must be an object, not an array" },
@@ -431,6 +439,10 @@ static void test_defaults(void **state)
 	assert_string_equal(gw->health_path, "/status-0123456789abcdef");
 	assert_null(gw->metrics_path);
 	assert_int_equal(gw->n_metrics_allow, 0);
+	assert_int_equal(gw->client_request_timeout_ms, 120000);
+	assert_int_equal(gw->client_idle_timeout_ms, 10000);
+	assert_int_equal(gw->client_body_timeout_ms, 1000);
+	assert_int_equal(gw->client_body_min_rate, 500);
 	assert_int_equal(gw->n_named_values, 0);
 	assert_int_equal(gw->n_backends, 0);
 	assert_int_equal(gw->n_apis, 0);
@@ -564,6 +576,14 @@ static void test_gateway_section(void **state)
 
 	gw = load_ok(HEAD "'gateway':{'max_request_body_bytes':9223372036854775807}}");
 	assert_true(gw->max_request_body_bytes == INT64_MAX);
+	gw_free(gw);
+
+	gw = load_ok(HEAD "'gateway':{'client_request_timeout_ms':100,'client_idle_timeout_ms':86400000,"
+		     "'client_body_timeout_ms':1500,'client_body_min_rate':1}}");
+	assert_int_equal(gw->client_request_timeout_ms, 100);
+	assert_int_equal(gw->client_idle_timeout_ms, 86400000);
+	assert_int_equal(gw->client_body_timeout_ms, 1500);
+	assert_int_equal(gw->client_body_min_rate, 1);
 	gw_free(gw);
 }
 
