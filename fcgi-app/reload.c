@@ -11,6 +11,21 @@
 
 #define RELOAD_CHECK_MS 1000
 
+/* The directory of path, stat(2)ed into st (zeroed when it cannot be). */
+static void stat_dir_of(const char *path, struct stat *st)
+{
+	char dir[RELOAD_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int n;
+
+	if (!slash)
+		n = snprintf(dir, sizeof(dir), ".");
+	else
+		n = snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (n < 0 || (size_t)n >= sizeof(dir) || stat(dir, st) != 0)
+		memset(st, 0, sizeof(*st));
+}
+
 static int same_file(const struct stat *a, const struct stat *b)
 {
 	return a->st_dev == b->st_dev && a->st_ino == b->st_ino &&
@@ -135,6 +150,7 @@ static void reload_try(struct reload *r, const struct stat *lst)
 		/* what was looked at by path: a file that could not even be
 		 * opened has no other identity */
 		r->failed = *lst;
+		stat_dir_of(r->path, &r->failed_dir);
 		cfg_errors_release(&errs);
 		fall_back(r);
 		return;
@@ -165,8 +181,15 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 	}
 	if (r->gw && same_file(&st, &r->loaded))
 		return r->gw;
-	if (same_file(&st, &r->failed))
-		return r->gw;
+	if (same_file(&st, &r->failed)) {
+		struct stat dst;
+
+		stat_dir_of(r->path, &dst);
+		/* not its ctime: every file the agent writes there changes that */
+		if (dst.st_mode == r->failed_dir.st_mode && dst.st_uid == r->failed_dir.st_uid &&
+		    dst.st_gid == r->failed_dir.st_gid)
+			return r->gw;
+	}
 	reload_try(r, &st);
 	return r->gw;
 }

@@ -6,7 +6,8 @@
  *   per request: gw = reload_current(&r, now_ms);   NULL: no configuration yet
  *
  * A file that fails to load is logged once (with every error's JSON path) and
- * the last good gateway stays; it is tried again when the file changes again.
+ * the last good gateway stays; it is tried again when the file or its
+ * directory's mode or owner changes (so fixing a refused mode takes effect).
  *
  * Trust (docs/deploying.md, "File permissions"): the configuration directory
  * is written only by the agent or an admin; the app never writes there and
@@ -42,6 +43,7 @@ struct reload {
 	struct gateway *gw;
 	struct stat loaded;	/* identity of the file gw came from */
 	struct stat failed;	/* identity of the last file that failed */
+	struct stat failed_dir;	/* its directory then: a chmod there retries it */
 	int warned_own;		/* the "own user can replace it" warning was logged */
 	int64_t last_check_ms;
 };
