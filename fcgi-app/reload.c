@@ -120,8 +120,11 @@ static void fall_back(struct reload *r)
 		return;
 	gw = load(r, r->prev, &st, &errs);
 	if (!gw) {
-		log_err("cannot load the previous configuration '%s' either", r->prev);
-		log_errors(r->prev, &errs);
+		/* with a gateway of our own, nothing is lost: no more noise */
+		if (!r->gw) {
+			log_err("cannot load the previous configuration '%s' either", r->prev);
+			log_errors(r->prev, &errs);
+		}
 		goto out;
 	}
 	if (r->gw && gw->generation <= r->gw->generation) {

@@ -21,6 +21,7 @@ import os
 import pathlib
 import stat
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -219,8 +220,7 @@ def test_check_warns_about_unsafe_modes(gw, binary, base, workroot):
     if gw.setup != "lighttpd-binpath":
         pytest.skip("--check is the same binary whatever serves it")
     # under workroot (0755): www-data must reach it
-    d = pathlib.Path(workroot) / "check-conf"
-    d.mkdir()
+    d = pathlib.Path(tempfile.mkdtemp(prefix="check-conf-", dir=workroot))
     d.chmod(0o750)
     path = d / "config.json"
     path.write_text(json.dumps(dict(base, generation=1)))
