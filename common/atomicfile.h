@@ -4,10 +4,10 @@
  * and never no file at all. git's lockfile.h pattern: write a temporary file in
  * the target's directory, fsync it, rename it over the target, fsync the
  * directory. There is no lock here: writers that can race hold their own (the
- * agent holds {state_dir}/sync.lock).
+ * agent holds sync.lock beside the configuration).
  *
  *   struct atomicfile af = ATOMICFILE_INIT;
- *   if (atomicfile_begin(&af, "/var/lib/hostgate/config.json", 0640,
+ *   if (atomicfile_begin(&af, "/var/lib/hostgate/config/config.json", 0640,
  *                        ATOMICFILE_DIR_GROUP | ATOMICFILE_KEEP_PREV) < 0)
  *           log_err("cannot install '%s': %s: %s", path, af.step, strerror(errno));
  *   atomicfile_write(&af, buf, len);           any number of times

@@ -110,9 +110,9 @@ int app_init(struct app *app, char **envp)
 
 	memset(app, 0, sizeof(*app));
 	v = io_param(&env, "HOSTGATE_CONFIG");
-	app->config_path = v && *v ? v : "/var/lib/hostgate/config.json";
+	app->config_path = v && *v ? v : "/var/lib/hostgate/config/config.json";
 	v = io_param(&env, "HOSTGATE_STATE_DIR");
-	app->state_dir = v && *v ? v : "/var/lib/hostgate";
+	app->state_dir = v && *v ? v : "/var/lib/hostgate/state";
 	v = io_param(&env, "HOSTGATE_ACCESS_LOG");
 	app->access_log = v && *v ? v : NULL;
 	v = io_param(&env, "HOSTGATE_MOUNT");
@@ -121,7 +121,7 @@ int app_init(struct app *app, char **envp)
 	if (getrandom(&app->rid_state, sizeof(app->rid_state), 0) != sizeof(app->rid_state))
 		app->rid_state = (uint64_t)now_ms(CLOCK_REALTIME) ^ (uint64_t)getpid() << 32;
 	app->rid_state |= 1;
-	reload_init(&app->reload, app->config_path, app->state_dir);
+	reload_init(&app->reload, app->config_path);
 	app->metrics = metrics_open(app->state_dir, 0);
 	app->counters = counter_open(app->state_dir, 0);
 	return forward_init(app);
@@ -340,14 +340,24 @@ from_path_info:
 
 /* ---- health ------------------------------------------------------------ */
 
-/* The agent's last sync ({state_dir}/sync-status.json), or NULL. */
+/* The agent's last sync, or NULL: beside the configuration, where only the
+ * agent writes (a copy in the state directory could be forged by the web
+ * server's user), read like it (reload.h). */
 static json_object *sync_status(struct app *app)
 {
-	char path[4096];
+	json_object *o = NULL;
+	char *buf = NULL;
+	size_t len = 0;
 
-	if (snprintf(path, sizeof(path), "%s/sync-status.json", app->state_dir) >= (int)sizeof(path))
+	if (reload_read_beside(&app->reload, "sync-status.json", 64 * 1024, &buf, &len) < 0)
 		return NULL;
-	return json_object_from_file(path);
+	o = json_tokener_parse(buf);
+	free(buf);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+	return o;
 }
 
 static int sync_is_stale(json_object *st)

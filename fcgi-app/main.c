@@ -25,6 +25,7 @@
 
 #include <fcgiapp.h>
 
+#include "common/fileread.h"
 #include "common/log.h"
 #include "fcgi-app/handler.h"
 
@@ -47,6 +48,34 @@ static void usage(void)
 
 /* ---- --check ----------------------------------------------------------- */
 
+/* Says on stderr why the running app would refuse path, or warn about it
+ * (fcgi-app/reload.h): --check runs as an admin, who may not notice that
+ * the web server's user can swap the file. */
+static void check_trust(const char *path)
+{
+	char why[4096 + 128];
+	struct stat st;
+
+	if (lstat(path, &st) != 0)
+		return;		/* gw_load_file says why */
+	if (S_ISLNK(st.st_mode)) {
+		fprintf(stderr, "%s: warning: a symbolic link: hostgate-fcgi refuses to follow it\n",
+			path);
+		return;
+	}
+	switch (file_trust(path, &st, why, sizeof(why))) {
+	case FILE_UNSAFE:
+		fprintf(stderr, "%s: warning: %s: hostgate-fcgi refuses it\n", path, why);
+		break;
+	case FILE_OWN:
+		fprintf(stderr, "%s: warning: %s: run as the web server's user, hostgate-fcgi "
+			"loads it but warns (docs/deploying.md)\n", path, why);
+		break;
+	case FILE_TRUSTED:
+		break;
+	}
+}
+
 static int check_file(const char *path)
 {
 	struct cfg_errors errs = CFG_ERRORS_INIT;
@@ -63,6 +92,9 @@ static int check_file(const char *path)
 			printf("%s: %zu more errors not shown\n", path, errs.dropped);
 		rc = 1;
 	}
+	/* a warning, not a failure: the document itself is valid */
+	fflush(stdout);
+	check_trust(path);
 	gw_free(gw);
 	cfg_errors_release(&errs);
 	return rc;

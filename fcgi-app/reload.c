@@ -6,11 +6,25 @@
 #include <string.h>
 #include <time.h>
 
-#include "common/atomicfile.h"
 #include "common/fileread.h"
 #include "common/log.h"
 
 #define RELOAD_CHECK_MS 1000
+
+/* The directory of path, stat(2)ed into st (zeroed when it cannot be). */
+static void stat_dir_of(const char *path, struct stat *st)
+{
+	char dir[RELOAD_PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	int n;
+
+	if (!slash)
+		n = snprintf(dir, sizeof(dir), ".");
+	else
+		n = snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	if (n < 0 || (size_t)n >= sizeof(dir) || stat(dir, st) != 0)
+		memset(st, 0, sizeof(*st));
+}
 
 static int same_file(const struct stat *a, const struct stat *b)
 {
@@ -22,95 +36,134 @@ static int same_file(const struct stat *a, const struct stat *b)
 	       a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
 }
 
-void reload_init(struct reload *r, const char *path, const char *state_dir)
+void reload_init(struct reload *r, const char *path)
 {
 	memset(r, 0, sizeof(*r));
 	r->path = path;
-	if (snprintf(r->last_good, sizeof(r->last_good), "%s/config.last-good.json",
-		     state_dir) >= (int)sizeof(r->last_good))
-		r->last_good[0] = '\0';
+	if (snprintf(r->prev, sizeof(r->prev), "%s.prev", path) >= (int)sizeof(r->prev))
+		r->prev[0] = '\0';
 	r->last_check_ms = -1;	/* never checked */
 }
 
-/* Keeps buf as the last good document unless the copy there is already it
- * (same size, written after the configuration file). */
-static void save_last_good(struct reload *r, const struct stat *st, const char *buf, size_t len)
+/* Reads path under the trust rule (reload.h). Returns the file's contents
+ * (the caller zeroes and frees them) with *st its identity, or NULL with the
+ * reason in errs (when not NULL). The "own user" warning is logged once, when
+ * warned_own is not NULL. */
+static char *read_trusted(int *warned_own, const char *path, size_t max, size_t *len,
+			  struct stat *st, struct cfg_errors *errs)
 {
-	struct stat lg;
-	const char *step = "";
+	char *buf = NULL, why[RELOAD_PATH_MAX + 128];
 
-	if (!r->last_good[0])
-		return;
-	if (stat(r->last_good, &lg) == 0 && lg.st_size == (off_t)len &&
-	    (lg.st_mtim.tv_sec > st->st_mtim.tv_sec ||
-	     (lg.st_mtim.tv_sec == st->st_mtim.tv_sec && lg.st_mtim.tv_nsec >= st->st_mtim.tv_nsec)))
-		return;
-	if (atomicfile_replace(r->last_good, buf, len, 0640, ATOMICFILE_DIR_GROUP, &step) != 0)
-		log_warn("cannot keep the last good configuration in '%s': %s: %s", r->last_good,
-			 step, strerror(errno));
-}
-
-static struct gateway *load(const char *path, struct cfg_errors *errs, int keep,
-			    struct reload *r, const struct stat *st)
-{
-	size_t len = 0;
-	char *buf = NULL;
-	struct gateway *gw;
-
-	if (file_read(path, GW_MAX_DOCUMENT_BYTES, &buf, &len) < 0) {
-		cfg_error(errs, "$", "cannot read '%s': %s", path, strerror(errno));
+	if (file_read_stat(path, max, &buf, len, st) < 0) {
+		if (errs)
+			cfg_error(errs, "$", "cannot read '%s': %s", path,
+				  errno == ELOOP ? "a symbolic link (refused: the link's "
+				  "owner could point it anywhere)" : strerror(errno));
 		return NULL;
 	}
+	switch (file_trust(path, st, why, sizeof(why))) {
+	case FILE_UNSAFE:
+		if (errs)
+			cfg_error(errs, "$", "refusing '%s': %s: another user could replace it",
+				  path, why);
+		explicit_bzero(buf, *len);
+		free(buf);
+		errno = EPERM;
+		return NULL;
+	case FILE_OWN:
+		if (warned_own && !*warned_own) {
+			log_warn("'%s' is not protected from the web server's user: %s; "
+				 "keep the configuration in a directory only the agent writes "
+				 "(docs/deploying.md)", path, why);
+			*warned_own = 1;
+		}
+		break;
+	case FILE_TRUSTED:
+		break;
+	}
+	return buf;
+}
+
+static struct gateway *load(struct reload *r, const char *path, struct stat *st,
+			    struct cfg_errors *errs)
+{
+	size_t len = 0;
+	char *buf = read_trusted(&r->warned_own, path, GW_MAX_DOCUMENT_BYTES, &len, st, errs);
+	struct gateway *gw;
+
+	if (!buf)
+		return NULL;
 	gw = gw_load_buffer(buf, len, errs);
-	if (gw && keep)
-		save_last_good(r, st, buf, len);
 	explicit_bzero(buf, len);	/* it may hold secrets */
 	free(buf);
 	return gw;
 }
 
-static void reload_try(struct reload *r, const struct stat *st)
+static void log_errors(const char *path, const struct cfg_errors *errs)
+{
+	for (size_t i = 0; i < errs->n; i++)
+		log_err("'%s': %s", path, errs->msg[i]);
+	if (errs->dropped)
+		log_err("'%s': %zu more errors", path, errs->dropped);
+}
+
+/* The configuration failed to load: the agent's previous document, when this
+ * process has nothing newer. */
+static void fall_back(struct reload *r)
 {
 	struct cfg_errors errs = CFG_ERRORS_INIT;
-	struct gateway *gw = load(r->path, &errs, 1, r, st);
-	struct stat lg;
+	struct gateway *gw;
+	struct stat st;
+
+	if (!r->prev[0] || lstat(r->prev, &st) != 0 ||
+	    (r->gw && same_file(&st, &r->loaded)))
+		return;
+	gw = load(r, r->prev, &st, &errs);
+	if (!gw) {
+		/* with a gateway of our own, nothing is lost: no more noise */
+		if (!r->gw) {
+			log_err("cannot load the previous configuration '%s' either", r->prev);
+			log_errors(r->prev, &errs);
+		}
+		goto out;
+	}
+	if (r->gw && gw->generation <= r->gw->generation) {
+		gw_free(gw);	/* ours is as new: never go back */
+		goto out;
+	}
+	log_warn("serving the previous configuration '%s', generation %lld, until '%s' loads",
+		 r->prev, (long long)gw->generation, r->path);
+	gw_free(r->gw);
+	r->gw = gw;
+	r->loaded = st;
+out:
+	cfg_errors_release(&errs);
+}
+
+static void reload_try(struct reload *r, const struct stat *lst)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct stat st;
+	struct gateway *gw = load(r, r->path, &st, &errs);
 
 	if (!gw) {
 		log_err("cannot load '%s'%s", r->path,
 			r->gw ? ": keeping the configuration loaded before" : "");
-		for (size_t i = 0; i < errs.n; i++)
-			log_err("'%s': %s", r->path, errs.msg[i]);
-		if (errs.dropped)
-			log_err("'%s': %zu more errors", r->path, errs.dropped);
-		r->failed = *st;
+		log_errors(r->path, &errs);
+		/* what was looked at by path: a file that could not even be
+		 * opened has no other identity */
+		r->failed = *lst;
+		stat_dir_of(r->path, &r->failed_dir);
 		cfg_errors_release(&errs);
-		/* the last good document any process loaded: newer than ours when
-		 * this process missed a change, and better than a 503 when it has
-		 * loaded nothing yet */
-		if (!r->last_good[0] || stat(r->last_good, &lg) != 0 ||
-		    (r->gw && same_file(&lg, &r->loaded)))
-			return;
-		gw = load(r->last_good, &errs, 0, r, &lg);
-		if (!gw)
-			goto out;
-		if (r->gw && gw->generation < r->gw->generation) {
-			gw_free(gw);	/* ours is newer: keep it */
-			goto out;
-		}
-		log_warn("serving the last good configuration, generation %lld, from '%s'",
-			 (long long)gw->generation, r->last_good);
-		gw_free(r->gw);
-		r->gw = gw;
-		r->loaded = lg;
-		goto out;
+		fall_back(r);
+		return;
 	}
 	if (r->gw)
 		log_info("loaded '%s' generation %lld (was %lld)", r->path,
 			 (long long)gw->generation, (long long)r->gw->generation);
 	gw_free(r->gw);
 	r->gw = gw;
-	r->loaded = *st;
-out:
+	r->loaded = st;
 	cfg_errors_release(&errs);
 }
 
@@ -121,16 +174,25 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 	if (r->last_check_ms >= 0 && now_ms - r->last_check_ms < RELOAD_CHECK_MS)
 		return r->gw;
 	r->last_check_ms = now_ms;
-	if (stat(r->path, &st) != 0) {
+	if (lstat(r->path, &st) != 0) {
 		/* the file went away: keep serving what we have */
 		if (!r->gw && errno != ENOENT)
 			log_err("cannot stat '%s': %s", r->path, strerror(errno));
+		if (!r->gw)
+			fall_back(r);
 		return r->gw;
 	}
 	if (r->gw && same_file(&st, &r->loaded))
 		return r->gw;
-	if (same_file(&st, &r->failed))
-		return r->gw;
+	if (same_file(&st, &r->failed)) {
+		struct stat dst;
+
+		stat_dir_of(r->path, &dst);
+		/* not its ctime: every file the agent writes there changes that */
+		if (dst.st_mode == r->failed_dir.st_mode && dst.st_uid == r->failed_dir.st_uid &&
+		    dst.st_gid == r->failed_dir.st_gid)
+			return r->gw;
+	}
 	reload_try(r, &st);
 	return r->gw;
 }
@@ -145,6 +207,27 @@ int64_t reload_config_age(const struct reload *r)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	age = (int64_t)ts.tv_sec - (int64_t)r->loaded.st_mtim.tv_sec;
 	return age < 0 ? 0 : age;
+}
+
+int reload_read_beside(const struct reload *r, const char *name, size_t max, char **buf,
+		       size_t *len)
+{
+	char path[RELOAD_PATH_MAX];
+	const char *slash = strrchr(r->path, '/');
+	struct stat st;
+	int n;
+
+	if (slash)
+		n = snprintf(path, sizeof(path), "%.*s/%s", (int)(slash - r->path), r->path, name);
+	else
+		n = snprintf(path, sizeof(path), "%s", name);
+	if (n < 0 || (size_t)n >= sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	/* no errors and no warning: the configuration's own load reports them */
+	*buf = read_trusted(NULL, path, max, len, &st, NULL);
+	return *buf ? 0 : -1;
 }
 
 void reload_release(struct reload *r)

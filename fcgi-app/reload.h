@@ -1,41 +1,64 @@
 /*
  * reload — the current configuration of this process, re-read when its file
- * changes (checked at most once a second, on the request path, by stat(2)).
+ * changes (checked at most once a second, on the request path, by lstat(2)).
  *
  *   reload_init(&r, path);
  *   per request: gw = reload_current(&r, now_ms);   NULL: no configuration yet
  *
  * A file that fails to load is logged once (with every error's JSON path) and
- * the last good gateway stays; it is tried again when the file changes again.
- * The last good document is also kept, byte for byte, in
- * "{state_dir}/config.last-good.json": a process that never loaded a good one
- * (a CGI request, a process started after a bad file landed) serves that
- * instead of answering 503.
+ * the last good gateway stays; it is tried again when the file or its
+ * directory's mode or owner changes (so fixing a refused mode takes effect).
+ *
+ * Trust (docs/deploying.md, "File permissions"): the configuration directory
+ * is written only by the agent or an admin; the app never writes there and
+ * reads nothing from its own state directory that decides what it serves. A
+ * file is opened without following symbolic links and without blocking
+ * (common/fileread.h), and refused when it is not a regular file or it or
+ * its directory is group- or world-writable. One that this process's own
+ * non-root user could replace is loaded, with a warning once per process.
+ *
+ * Fallback: when the file fails to load, "{path}.prev" — the document the
+ * agent replaced, kept in the same trusted directory (commands-and-files.md)
+ * — is loaded under the same rules and used if this process has no gateway
+ * (a CGI request, a worker started after a bad file landed) or only an older
+ * generation than it. A process never moves to an older generation this way.
+ *
  * The returned gateway stays valid until the next reload_current() call (one
  * request at a time per process), which may free it.
  */
 #ifndef HOSTGATE_RELOAD_H
 #define HOSTGATE_RELOAD_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "policy/gateway.h"
 
+#define RELOAD_PATH_MAX 4096
+
 struct reload {
 	const char *path;
-	char last_good[4096];	/* "{state_dir}/config.last-good.json", "" when too long */
+	char prev[RELOAD_PATH_MAX];	/* "{path}.prev", "" when too long */
 	struct gateway *gw;
 	struct stat loaded;	/* identity of the file gw came from */
 	struct stat failed;	/* identity of the last file that failed */
+	struct stat failed_dir;	/* its directory then: a chmod there retries it */
+	int warned_own;		/* the "own user can replace it" warning was logged */
 	int64_t last_check_ms;
 };
 
-void reload_init(struct reload *r, const char *path, const char *state_dir);
+void reload_init(struct reload *r, const char *path);
 /* Returns the gateway to use for a request starting at now_ms (monotonic). */
 const struct gateway *reload_current(struct reload *r, int64_t now_ms);
 /* Seconds since the loaded file was written (its mtime), or -1. */
 int64_t reload_config_age(const struct reload *r);
+/* Reads "{the configuration's directory}/name", at most max bytes, under the
+ * configuration's trust rule: for what the agent writes there for the app
+ * (sync-status.json). Returns 0 with *buf (NUL-terminated, the caller frees),
+ * or -1 with errno (EPERM: refused by the trust rule). */
+int reload_read_beside(const struct reload *r, const char *name, size_t max, char **buf,
+		       size_t *len);
 void reload_release(struct reload *r);
 
 #endif

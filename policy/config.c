@@ -1924,6 +1924,7 @@ out:
 static int read_document(int fd, char **buf, size_t *len, size_t *cap)
 {
 	struct stat st;
+	int flags;
 
 	if (fstat(fd, &st) != 0)
 		return -1;
@@ -1931,6 +1932,9 @@ static int read_document(int fd, char **buf, size_t *len, size_t *cap)
 		errno = EISDIR;
 		return -1;
 	}
+	flags = fcntl(fd, F_GETFL);
+	if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) < 0)
+		return -1;
 	/* st_size is only a hint: pipes and /proc report 0, files grow */
 	*cap = st.st_size > 0 && (uint64_t)st.st_size <= GW_MAX_DOCUMENT_BYTES ?
 		(size_t)st.st_size + 1 : 65536;
@@ -1975,7 +1979,9 @@ struct gateway *gw_load_file(const char *path, struct cfg_errors *errs)
 	size_t len = 0, cap = 0;
 	int fd, rc = -1;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: a FIFO nobody writes must not hang the open (the reads
+	 * block again, read_document, so a pipe with a writer still works) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd >= 0)
 		rc = read_document(fd, &buf, &len, &cap);
 	if (rc < 0) {

@@ -1,7 +1,13 @@
 /*
  * agent — what one hostgate-sync process carries between syncs, shared by its
  * parts: main.c (command line, lock, loop), sync.c (one configuration sync),
- * state.c (the files in state_dir), heartbeat.c, ship.c (metrics).
+ * state.c (the agent's own files), heartbeat.c, ship.c (metrics).
+ *
+ * Files: the agent writes only the directory that holds config_path (the
+ * configuration directory: its own user, the web server's group, 0750), where
+ * the web server's user cannot forge what the agent or the app later trust
+ * (docs/deploying.md). From state_dir (the app's, written by the web server's
+ * user) it only reads the metrics the app records.
  *
  *   agent_url(a, "configuration", url, sizeof(url));
  *           -> "{endpoint}/gateways/{gateway_id}/configuration"
@@ -48,6 +54,9 @@ struct agent {
 /* Writes "{endpoint}/gateways/{gateway_id}/{leaf}" into buf. Returns 0 or -1
  * (too long). */
 int agent_url(const struct agent *a, const char *leaf, char *buf, size_t len);
+/* Writes "{the directory of config_path}/{name}" into buf: where the agent
+ * keeps its own files. Returns 0 or -1 (too long). */
+int agent_file(const struct agent *a, const char *name, char *buf, size_t len);
 /* Formats t as RFC 3339 UTC ("2025-01-31T12:00:00Z"); buf of at least 32. */
 void agent_rfc3339(time_t t, char *buf, size_t len);
 

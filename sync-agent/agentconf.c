@@ -80,9 +80,18 @@ static char *read_small_file(const char *path, size_t *len)
 	size_t n = 0;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+
+	/* no link followed, no FIFO waited on (a regular file reads the same) */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0)
 		return NULL;
+	if (fstat(fd, &st) < 0)
+		goto fail;
+	if (!S_ISREG(st.st_mode)) {
+		errno = EINVAL;
+		goto fail;
+	}
 	buf = malloc(AGENTCONF_FILE_MAX + 1);
 	if (!buf)
 		goto fail;
@@ -204,9 +213,9 @@ static int finish(struct agent_conf *conf, int report_set, char *err, size_t err
 		return -1;
 	}
 	if (!conf->config_path)
-		conf->config_path = strdup("/var/lib/hostgate/config.json");
+		conf->config_path = strdup("/var/lib/hostgate/config/config.json");
 	if (!conf->state_dir)
-		conf->state_dir = strdup("/var/lib/hostgate");
+		conf->state_dir = strdup("/var/lib/hostgate/state");
 	if (!conf->config_path || !conf->state_dir) {
 		set_err(err, errlen, "out of memory");
 		return -1;
@@ -372,7 +381,7 @@ int agentconf_read_token(struct agent_conf *conf, char *err, size_t errlen)
 	size_t n = 0;
 	int fd, rc = -1;
 
-	fd = open(conf->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	fd = open(conf->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		set_err(err, errlen, "cannot open 'token_file' '%s': %s", conf->token_file,
 			strerror(errno));

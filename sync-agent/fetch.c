@@ -121,7 +121,9 @@ static int read_file_url(const char *url, size_t max, struct fetch_response *r)
 
 	if (strncmp(path, "localhost/", 10) == 0)
 		path += 9;
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* O_NONBLOCK: a FIFO there must not hang the agent (regular files
+	 * read the same); O_NOFOLLOW: the document is the file, not a link */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
 		if (errno == ENOENT || errno == ENOTDIR) {
 			r->status = 404;

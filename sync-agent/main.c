@@ -225,7 +225,7 @@ int main(int argc, char **argv)
 			 strerror(errno));
 		die(err);
 	}
-	lock_fd = state_lock(agent.conf.state_dir, err, sizeof(err));
+	lock_fd = state_lock(&agent, err, sizeof(err));
 	if (lock_fd < 0)
 		die(err);
 	/* with the lock held, temporaries of a killed agent can go */

@@ -18,7 +18,8 @@
 
 /*
  * One flush: drain the store's deltas into a document, put it in the outbox
- * ({state_dir}/metrics-outbox/), then POST every document of the outbox, oldest
+ * (metrics-outbox/ beside config_path: the agent's own directory, agent.h),
+ * then POST every document of the outbox, oldest
  * first, removing each one the endpoint acknowledges with 2xx; stop at the
  * first failure (the rest waits for the next flush).
  *
@@ -27,6 +28,12 @@
  * the oldest documents are removed and their series-windows (series, plus the
  * drops they were reporting) added to {outbox}/dropped, which the next document
  * reports and then resets.
+ *
+ * Links: what the agent reads from the outbox it POSTs to the endpoint, and
+ * what it removes there it deletes, so nothing in it is followed: the
+ * directory must be a real directory of the agent's own user, and an entry
+ * that is a symbolic link (or anything but a regular file) is skipped
+ * (file_read opens with O_NOFOLLOW; unlink removes a link, never its target).
  *
  * Order: the document is in the outbox (fsynced) before the store's deltas are
  * committed, so a crash in between ships those counts twice at worst (the next
@@ -57,10 +64,14 @@ static int outbox_path(char *buf, size_t len, const struct agent *a, const char 
 {
 	int n;
 
+	char dir[4096];
+
+	if (agent_file(a, OUTBOX_DIR, dir, sizeof(dir)) < 0)
+		return -1;
 	if (leaf)
-		n = snprintf(buf, len, "%s/%s/%s", a->conf.state_dir, OUTBOX_DIR, leaf);
+		n = snprintf(buf, len, "%s/%s", dir, leaf);
 	else
-		n = snprintf(buf, len, "%s/%s", a->conf.state_dir, OUTBOX_DIR);
+		n = snprintf(buf, len, "%s", dir);
 	return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
@@ -101,8 +112,8 @@ static int outbox_list(const struct agent *a, struct outbox_file **out, size_t *
 		    used == 0 || de->d_name[used] != '\0')
 			continue;
 		if (snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= (int)sizeof(path) ||
-		    stat(path, &st) < 0 || !S_ISREG(st.st_mode))
-			continue;
+		    lstat(path, &st) < 0 || !S_ISREG(st.st_mode))
+			continue;	/* a link is never followed (above) */
 		if (cnt == OUTBOX_FILES_MAX)
 			break;
 		if (cnt == cap) {
@@ -292,14 +303,21 @@ out:
 int metrics_flush(struct agent *a)
 {
 	char dir[4096];
+	struct stat st;
 	int rc = 0;
 
 	if (outbox_path(dir, sizeof(dir), a, NULL) < 0) {
 		log_warn("cannot ship metrics: state directory name too long");
 		return -1;
 	}
-	if (mkdir(dir, 0770) < 0 && errno != EEXIST) {
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 		log_warn("cannot create '%s': %s", dir, strerror(errno));
+		return -1;
+	}
+	/* a link here would send the agent's reads, writes and removals elsewhere */
+	if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid()) {
+		log_warn("refusing the metrics outbox '%s': not a directory of this user "
+			 "(a symbolic link?)", dir);
 		return -1;
 	}
 	if (outbox_add(a) < 0)

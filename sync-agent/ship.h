@@ -8,8 +8,10 @@
  * Called only when a->conf.report is true. What the flush may use: a->fetch
  * (fetch_post_json: Authorization and User-Agent already set, the reused curl
  * handle), agent_url(a, "metrics", ...), a->instance_id, a->conf.state_dir
- * (for the store and an outbox of unsent windows, e.g. {state_dir}/metrics-outbox/,
- * bounded at 16 MiB, oldest dropped first and counted in "dropped").
+ * (for the store, which it only reads and commits) and an outbox of unsent
+ * windows in the agent's own directory (agent_file: metrics-outbox/ beside
+ * config_path, bounded at 16 MiB, oldest dropped first and counted in
+ * "dropped"), never followed through a symbolic link.
  *
  * Errors: -1 when something could not be shipped (logged as a warning, kept for
  * the next flush); never fatal. 0 otherwise.

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/atomicfile.h"
@@ -21,22 +22,20 @@
 
 static int state_path(const struct agent *a, const char *name, char *buf, size_t len)
 {
-	int n = snprintf(buf, len, "%s/%s", a->conf.state_dir, name);
-
-	return n < 0 || (size_t)n >= len ? -1 : 0;
+	return agent_file(a, name, buf, len);
 }
 
-int state_lock(const char *state_dir, char *err, size_t errlen)
+int state_lock(const struct agent *a, char *err, size_t errlen)
 {
 	char path[STATE_PATH_MAX];
-	int fd, n;
+	struct stat st;
+	int fd;
 
-	n = snprintf(path, sizeof(path), "%s/sync.lock", state_dir);
-	if (n < 0 || (size_t)n >= sizeof(path)) {
-		snprintf(err, errlen, "'state_dir' is too long");
+	if (state_path(a, "sync.lock", path, sizeof(path)) < 0) {
+		snprintf(err, errlen, "'config_path' is too long");
 		return -1;
 	}
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK, 0600);
 	if (fd < 0) {
 		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
 		return -1;
@@ -49,6 +48,18 @@ int state_lock(const char *state_dir, char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
+	/* the app refuses a configuration whose directory others may write:
+	 * say so where the admin looks first */
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "'%s' is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	if (state_path(a, ".", path, sizeof(path)) == 0 && stat(path, &st) == 0 &&
+	    (st.st_mode & (S_IWGRP | S_IWOTH)))
+		log_warn("'%s' is group- or world-writable (mode %04o): hostgate-fcgi refuses "
+			 "a configuration there (make it 0750, the web server's group)", path,
+			 (unsigned)(st.st_mode & 07777));
 	return fd;
 }
 
@@ -84,7 +95,7 @@ int state_instance_id(struct agent *a, char *err, size_t errlen)
 	size_t len = 0;
 
 	if (state_path(a, "instance-id", path, sizeof(path)) < 0) {
-		snprintf(err, errlen, "'state_dir' is too long");
+		snprintf(err, errlen, "'config_path' is too long");
 		return -1;
 	}
 	if (file_read(path, 256, &buf, &len) == 0) {
@@ -260,7 +271,7 @@ out:
 	free(buf);
 }
 
-/* Writes obj to {state_dir}/name atomically. Returns 0 or -1 (logged). */
+/* Writes obj to name (beside config_path) atomically. Returns 0 or -1 (logged). */
 static int write_json(const struct agent *a, const char *name, struct json_object *obj,
 		      mode_t mode)
 {

@@ -1,8 +1,11 @@
 /*
- * state — the agent's files in state_dir (the app's HOSTGATE_STATE_DIR):
+ * state — the agent's own files, beside config_path in the configuration
+ * directory (agent.h: the web server's user cannot write there, so it can
+ * neither forge the status the app's health path shows nor the record that
+ * decides what counts as a rollback, nor hold the lock):
  *
  *   sync.lock          flock(LOCK_EX|LOCK_NB) for the life of the process: one
- *                      agent per state directory (a dead process releases it)
+ *                      agent per configuration (a dead process releases it)
  *   instance-id        32 lower-case hex digits, random, created once
  *   sync-status.json   rewritten (atomically) after every sync attempt; read by
  *                      the app's health path: {"time", "result", "error",
@@ -11,7 +14,7 @@
  *                      installed document, so that a restart (or the next cron
  *                      run) can send If-None-Match without re-parsing it
  *
- *   fd = state_lock(dir, err, errlen);          keep fd open until exit
+ *   fd = state_lock(a, err, errlen);            keep fd open until exit
  *   state_instance_id(a, err, errlen);
  *   state_load(a);                              what is installed, last success
  *   ... after a sync: state_save(a) when the installed document or its ETag
@@ -30,11 +33,11 @@
 
 /* Returns the locked descriptor, or -1 ("another agent holds '...'" when
  * another process has it). */
-int state_lock(const char *state_dir, char *err, size_t errlen);
+int state_lock(const struct agent *a, char *err, size_t errlen);
 /* Removes temporaries that a killed agent left next to config_path and the
  * state files. Only with the lock held. */
 void state_clean(const struct agent *a);
-/* Reads {state_dir}/instance-id into a->instance_id, creating it if absent or
+/* Reads instance-id into a->instance_id, creating it if absent or
  * malformed. Returns 0 or -1. */
 int state_instance_id(struct agent *a, char *err, size_t errlen);
 /* Sets a->installed, generation, sha256, etag from config_path (parsed with

@@ -1,10 +1,13 @@
 #include "sync-agent/verify.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SIG_PREFIX "ed25519="
 #define ED25519_SIG_LEN 64
@@ -13,12 +16,23 @@
 struct evp_pkey_st *verify_load_key(const char *path, char *err, size_t errlen)
 {
 	EVP_PKEY *key = NULL;
+	struct stat st;
 	FILE *fp;
+	int fd;
 
-	fp = fopen(path, "re");
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "cannot open 'public_key_file' '%s': %s", path,
+			 fd < 0 ? strerror(errno) : "not a regular file");
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	fp = fdopen(fd, "r");
 	if (!fp) {
 		snprintf(err, errlen, "cannot open 'public_key_file' '%s': %s", path,
 			 strerror(errno));
+		close(fd);
 		return NULL;
 	}
 	key = PEM_read_PUBKEY(fp, NULL, NULL, NULL);

@@ -405,23 +405,30 @@ def _read_response(f, method, sink, t0):
 # ---- the gateway's configuration document --------------------------------
 
 class ConfigFile:
-    """The configuration document one gateway reads (HOSTGATE_CONFIG).
-    Written atomically: a temporary file in the same directory, fsync,
-    rename; readable by the web server's user."""
+    """The configuration document one gateway reads (HOSTGATE_CONFIG), in a
+    directory only root writes. Installed as hostgate-sync installs it
+    (commands-and-files.md): a temporary file in the same directory, fsync,
+    the old document hard-linked to "{path}.prev", rename; mode 0640 with the
+    directory's group (the web server's)."""
 
     def __init__(self, path):
         self.path = path
         self.generation = 0
         self.written_at = 0.0
 
-    def write_bytes(self, data):
+    def write_bytes(self, data, mode=0o640):
         d = os.path.dirname(self.path)
         tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(self.path), os.getpid()))
         with open(tmp, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
+        os.chown(tmp, -1, os.stat(d).st_gid)
+        os.chmod(tmp, mode)
+        if os.path.lexists(self.path):
+            prev_tmp = tmp + ".prev"
+            os.link(self.path, prev_tmp, follow_symlinks=False)
+            os.rename(prev_tmp, self.path + ".prev")
         os.rename(tmp, self.path)
         self.written_at = time.monotonic()
 
@@ -433,10 +440,12 @@ class ConfigFile:
         return self.generation
 
     def remove(self):
-        try:
-            os.unlink(self.path)
-        except FileNotFoundError:
-            pass
+        """No configuration at all: the document and the previous one."""
+        for p in (self.path, self.path + ".prev"):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
 
 
 # A hostgate process checks its file at most once a second, on the request

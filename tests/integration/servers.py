@@ -248,9 +248,11 @@ def template_lighttpd(src, values):
 class Gateway:
     """hostgate-fcgi behind one web-server set-up, in its own directory:
       bin/hostgate-fcgi  a copy www-data can execute
-      conf/config.json   the configuration document (ConfigFile)
+      conf/              the configuration directory, as docs/deploying.md lays
+                         it out: root:www-data 0750, written only by root (the
+                         agent, the test); config.json 0640 (ConfigFile)
       etc/               web-server configuration (the example, unchanged)
-      log/ run/ state/   owned by www-data
+      log/ run/ state/   owned by www-data (state: the app's counters, metrics)
     """
 
     def __init__(self, root, setup, binary, config_name="config.json", tag=""):
@@ -260,7 +262,8 @@ class Gateway:
         shutil.copy2(binary, self.bin)
         os.chmod(self.bin, 0o755)
         self.etc = mkdir(os.path.join(self.dir, "etc"))
-        self.conf_dir = mkdir(os.path.join(self.dir, "conf"))
+        self.conf_dir = mkdir(os.path.join(self.dir, "conf"), mode=0o750)
+        os.chown(self.conf_dir, 0, www_ids()[1])
         self.log_dir = mkdir(os.path.join(self.dir, "log"), www=True)
         self.run_dir = mkdir(os.path.join(self.dir, "run"), www=True)
         self.state_dir = mkdir(os.path.join(self.dir, "state"), www=True)

@@ -301,7 +301,9 @@ class AgentDaemon:
         return p.returncode, (p.stdout + p.stderr).decode("utf-8", "replace")
 
     def status(self):
-        with open(os.path.join(self.state_dir, "sync-status.json")) as f:
+        # beside the configuration: the agent's own directory (state.h)
+        with open(os.path.join(os.path.dirname(self.conf["config_path"]),
+                               "sync-status.json")) as f:
             return json.load(f)
 
     def log_text(self):
@@ -314,7 +316,8 @@ class AgentDaemon:
 
 
 def share_with_www(path):
-    """root:www-data 2770, as docs/deploying.md says for /var/lib/hostgate."""
+    """root:www-data 2770: a state directory both the app (www-data) and
+    a root agent write (the agent only reads the metrics there)."""
     os.chown(path, 0, grp.getgrnam("www-data").gr_gid)
     os.chmod(path, 0o2770)
 

@@ -118,10 +118,13 @@ def watch_bad_file(gw, doc, good_gens):
 
 
 def test_bad_config_ignored_old_one_keeps_serving(gw, base):
-    gen = gw.config.generation      # every process serves it (gw.apply)
     try:
         with Load(gw) as load:
             for doc in BAD_DOCUMENTS:
+                # each bad file replaces a good one (the agent never installs a
+                # bad one): config.json.prev, what a process with nothing
+                # loaded falls back to (every CGI request), is that good one
+                gen = gw.apply(base)
                 watch_bad_file(gw, doc, {gen})
         assert load.failures == [], "%d requests failed with a bad file: %r" % (
             len(load.failures), load.failures[:5])

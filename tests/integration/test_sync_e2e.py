@@ -1,7 +1,9 @@
 """The management loop end to end: hostgate-sync as a daemon (interval_s = 1,
 heartbeat_s = 1) against a management endpoint, hostgate-fcgi under lighttpd
 (bin-path) and under Apache (mod_proxy_fcgi), both sharing the agent's
-config_path and state_dir (root:www-data 2770, docs/deploying.md).
+config_path (the configuration directory, root:www-data 0750: the agent's
+alone, as the Gateway lays it out) and state_dir (written by www-data),
+docs/deploying.md.
 
   1. a configuration change under a bounded load: the new route is served
      within ~3 s, and no request of the load fails;
@@ -117,7 +119,6 @@ def stack(request, workroot, binary, nginx, keys):
     mgmt = MgmtEndpoint(*keys)
     body = mgmt.publish(document(nginx, FIRST_GENERATION))
     gw = CountingGateway(workroot, request.param, binary, tag="-sync", classify=classify)
-    share_with_www(gw.conf_dir)
     share_with_www(gw.state_dir)
     agent = AgentDaemon(os.path.join(gw.dir, "agent"), mgmt.url, gw.config.path, gw.state_dir,
                         public_key_file=str(keys[0].pub))
@@ -259,7 +260,7 @@ def test_heartbeat_has_generation_and_last_sync(stack):
     assert hb["last_sync"] == st["last_success"] or hb["last_sync"] <= st["last_success"], (hb, st)
     assert hb["last_error"] is None, hb
     assert re.match(r"^[0-9a-f]{32}$", hb["instance"]), hb
-    with open(os.path.join(stack.gw.state_dir, "instance-id")) as f:
+    with open(os.path.join(stack.gw.conf_dir, "instance-id")) as f:
         assert f.read().strip() == hb["instance"]
     req = stack.mgmt.got("POST", "heartbeat", since=t0)[-1]
     assert req["headers"].get("Authorization") == "GatewayKey " + TOKEN
@@ -382,7 +383,6 @@ def test_metrics_flushes_within_one_second_have_distinct_from(workroot, binary, 
                           r'(\d+)', text, re.M)
             return m and int(m.group(1)) >= n
         wait_until(seen, 5, "the store to hold %d echo requests" % n, interval=0.01)
-    share_with_www(gw.conf_dir)
     share_with_www(gw.state_dir)
     agent = AgentDaemon(os.path.join(gw.dir, "agent"), mgmt.url, gw.config.path, gw.state_dir,
                         public_key_file=str(keys[0].pub))
@@ -446,7 +446,6 @@ def test_static_https_endpoint_with_sig_file(workroot, binary, nginx, keys, tls_
     first = document(nginx, 100 + E2E_SETUPS.index(setup) * 10)
     body = ep.publish(key, first)
     gw = CountingGateway(workroot, setup, binary, tag="-https", classify=classify)
-    share_with_www(gw.conf_dir)
     share_with_www(gw.state_dir)
     agent = AgentDaemon(os.path.join(gw.dir, "agent"), "https://127.0.0.1:%d" % ep.port,
                         gw.config.path, gw.state_dir, public_key_file=str(key.pub),

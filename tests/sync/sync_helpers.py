@@ -251,13 +251,18 @@ def mgmt():
 # ---- the agent -------------------------------------------------------------
 
 class Agent:
-    """One agent set-up in its own directory: token, agent.conf, state dir."""
+    """One agent set-up in its own directory: token, agent.conf, and the
+    layout of docs/deploying.md: the configuration directory (config.json and
+    every file of the agent's own, 0750) apart from the app's state dir."""
 
     def __init__(self, base, endpoint, **conf):
         self.base = base
+        self.conf_dir = base / "config"
+        self.conf_dir.mkdir()
+        self.conf_dir.chmod(0o750)
         self.state = base / "state"
         self.state.mkdir()
-        self.config = self.state / "config.json"
+        self.config = self.conf_dir / "config.json"
         self.token_file = base / "token"
         self.token_file.write_text(TOKEN + "\n")
         self.token_file.chmod(0o600)
@@ -294,7 +299,7 @@ class Agent:
         return (self.base / "daemon.log").read_text(errors="replace")
 
     def status(self):
-        return json.loads((self.state / "sync-status.json").read_text())
+        return json.loads((self.conf_dir / "sync-status.json").read_text())
 
     def installed(self):
         return self.config.read_bytes()

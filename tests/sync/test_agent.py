@@ -170,7 +170,7 @@ def test_token_not_in_argv_or_environment(make_agent, mgmt):
 def test_lock_held_is_exit_2(make_agent, mgmt):
     mgmt.serve(doc(1))
     a = make_agent(mgmt.url)
-    lock = a.state / "sync.lock"
+    lock = a.conf_dir / "sync.lock"
     with open(lock, "w") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         rc, out = a.run()
@@ -186,7 +186,7 @@ def test_second_daemon_refused_while_first_runs(make_agent, mgmt):
     a = make_agent(mgmt.url, report="false")
     p = a.start()
     try:
-        wait_for(lambda: (a.state / "sync-status.json").exists(), what="first sync")
+        wait_for(lambda: (a.conf_dir / "sync-status.json").exists(), what="first sync")
         rc, out = a.run()
         assert rc == 2
         assert "another agent holds" in out
@@ -206,7 +206,7 @@ def test_install_status_and_silence(make_agent, mgmt):
     assert out == "", "--once must be silent on success"
     assert a.installed() == body
     assert stat.S_IMODE(a.config.stat().st_mode) == 0o640
-    assert a.config.stat().st_gid == a.state.stat().st_gid
+    assert a.config.stat().st_gid == a.conf_dir.stat().st_gid
     st = a.status()
     assert set(st) == STATUS_KEYS
     assert st["result"] == "ok" and st["error"] is None
@@ -214,10 +214,10 @@ def test_install_status_and_silence(make_agent, mgmt):
     assert RFC3339.match(st["time"]) and RFC3339.match(st["last_success"])
     assert abs(time.time() - time.mktime(time.strptime(st["time"], "%Y-%m-%dT%H:%M:%SZ"))
                + time.timezone) < 120
-    assert stat.S_IMODE((a.state / "sync-status.json").stat().st_mode) == 0o640
-    iid = (a.state / "instance-id").read_text()
+    assert stat.S_IMODE((a.conf_dir / "sync-status.json").stat().st_mode) == 0o640
+    iid = (a.conf_dir / "instance-id").read_text()
     assert re.fullmatch(r"[0-9a-f]{32}\n", iid)
-    assert not list(a.state.glob("*.tmp.*"))
+    assert not list(a.conf_dir.glob("*.tmp.*"))
 
 
 def test_etag_and_304(make_agent, mgmt):
@@ -232,7 +232,7 @@ def test_etag_and_304(make_agent, mgmt):
     second = mgmt.got("GET", "configuration")[1]["headers"]
     assert second["If-None-Match"] == '"one"'
     assert a.config.stat().st_mtime_ns == mtime
-    assert not (a.state / "config.json.prev").exists()
+    assert not (a.conf_dir / "config.json.prev").exists()
     assert a.status()["result"] == "ok"
 
 
@@ -244,7 +244,7 @@ def test_same_bytes_without_etag_is_unchanged(make_agent, mgmt):
     rc, out = a.run()
     assert rc == 0, out
     assert a.config.stat().st_ino == ino, "the same bytes must not be re-installed"
-    assert not (a.state / "config.json.prev").exists()
+    assert not (a.conf_dir / "config.json.prev").exists()
 
 
 def test_prev_is_kept(make_agent, mgmt):
@@ -254,7 +254,7 @@ def test_prev_is_kept(make_agent, mgmt):
         mgmt.serve(d)
         assert a.run()[0] == 0
     assert a.installed() == three
-    assert (a.state / "config.json.prev").read_bytes() == two
+    assert (a.conf_dir / "config.json.prev").read_bytes() == two
     assert a.status()["generation"] == 3
 
 
@@ -273,11 +273,11 @@ def test_hand_edited_config_is_not_trusted_by_etag(make_agent, mgmt):
 def test_stale_temporaries_removed(make_agent, mgmt):
     mgmt.serve(doc(1))
     a = make_agent(mgmt.url)
-    junk = [a.state / n for n in ("config.json.tmp.AbC123", "config.json.tmp.p0011223344556677",
+    junk = [a.conf_dir / n for n in ("config.json.tmp.AbC123", "config.json.tmp.p0011223344556677",
                                   "sync-status.json.tmp.Zz9Zz9", "instance-id.tmp.q1w2e3")]
     for j in junk:
         j.write_text("torn")
-    keep = a.state / "config.json.tmpfoo"
+    keep = a.conf_dir / "config.json.tmpfoo"
     keep.write_text("not ours")
     assert a.run()[0] == 0
     assert not [j for j in junk if j.exists()]
@@ -430,7 +430,7 @@ def test_rollback_refused_then_allowed(make_agent, mgmt):
     assert rc == 0, out
     assert a.installed() == doc(4)
     assert a.status()["generation"] == 4
-    assert (a.state / "config.json.prev").read_bytes() == doc(5)
+    assert (a.conf_dir / "config.json.prev").read_bytes() == doc(5)
 
 
 def test_same_generation_other_bytes_refused(make_agent, mgmt):
@@ -596,7 +596,7 @@ def test_heartbeat_body(make_agent, mgmt):
     body = json.loads(hb["body"])
     assert set(body) == {"instance", "hostname", "version", "config_generation", "config_etag",
                          "last_sync", "last_error", "uptime_s"}
-    assert body["instance"] == (a.state / "instance-id").read_text().strip()
+    assert body["instance"] == (a.conf_dir / "instance-id").read_text().strip()
     assert body["hostname"] == os.uname().nodename
     assert body["version"] == version()
     assert body["config_generation"] == 8 and body["config_etag"] == '"e8"'

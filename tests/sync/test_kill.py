@@ -61,10 +61,10 @@ def test_sigkill_never_leaves_a_torn_document(make_agent, mgmt):
         now = a.installed()
         assert now in served.served, "kill %d left a document that was never served" % i
         json.loads(now)
-        prev = a.state / "config.json.prev"
+        prev = a.conf_dir / "config.json.prev"
         if prev.exists():
             assert prev.read_bytes() in served.served, "kill %d tore config.json.prev" % i
-        status = a.state / "sync-status.json"
+        status = a.conf_dir / "sync-status.json"
         if status.exists():
             json.loads(status.read_text())
         if now == before:
@@ -80,4 +80,4 @@ def test_sigkill_never_leaves_a_torn_document(make_agent, mgmt):
     assert p.returncode == 0, p.stderr
     assert a.installed() in served.served
     assert served.served[a.installed()] == served.generation
-    assert not list(a.state.glob("config.json.tmp.*"))
+    assert not list(a.conf_dir.glob("config.json.tmp.*"))
