@@ -1423,7 +1423,8 @@ void pol_parse_scope(struct loader *ld, json_object *v, struct pol_scope **out)
 /* ---- compilation ---------------------------------------------------------- */
 
 /* Appends scope chain[level]'s section s, its base replaced by the enclosing
- * scopes' (recursively). Returns 0 or -1 (too long). */
+ * scopes' (recursively); with out->v NULL it only counts, so that a plan can
+ * be allocated to its exact size. Returns 0 or -1 (too long). */
 static int flatten(struct pol_scope *const *chain, int level, int s, struct pol_section *out)
 {
 	const struct pol_scope *sc;
@@ -1441,7 +1442,9 @@ static int flatten(struct pol_scope *const *chain, int level, int s, struct pol_
 		}
 		if (out->n == POL_MAX_PLAN)
 			return -1;
-		out->v[out->n++] = sc->s[s][i];
+		if (out->v)
+			out->v[out->n] = sc->s[s][i];
+		out->n++;
 	}
 	return 0;
 }
@@ -1464,25 +1467,26 @@ static struct pol_plan *plan_build(struct loader *ld, struct pol_scope *const ch
 		ld_err(ld, "out of memory");
 		return NULL;
 	}
+	/* exactly what each section holds: a plan per operation and product adds
+	 * up over 10k APIs (POL_MAX_PLAN slots a section cost ~874 MiB there) */
 	for (int s = 0; s < POL_N_SECTIONS; s++) {
-		const struct pol_policy **v = calloc(POL_MAX_PLAN, sizeof(*v));
+		struct pol_section count = { NULL, 0 };
+		const struct pol_policy **v;
 
-		pl->s[s].v = v;
-		if (!v) {
-			ld_err(ld, "out of memory");
-			goto fail;
-		}
-		if (flatten(chain, 3, s, &pl->s[s]) != 0) {
+		if (flatten(chain, 3, s, &count) != 0) {
 			ld_err(ld, "the '%s' pipeline has more than %d policies once scopes are "
 			       "combined", section_names[s], POL_MAX_PLAN);
 			goto fail;
 		}
-		/* keep only what is used */
-		if (pl->s[s].n > 0) {
-			v = realloc(pl->s[s].v, pl->s[s].n * sizeof(*v));
-			if (v)
-				pl->s[s].v = v;
+		if (count.n == 0)
+			continue;
+		v = calloc(count.n, sizeof(*v));
+		if (!v) {
+			ld_err(ld, "out of memory");
+			goto fail;
 		}
+		pl->s[s].v = v;
+		(void)flatten(chain, 3, s, &pl->s[s]);
 	}
 	for (size_t i = 0; i < pl->s[POL_INBOUND].n; i++) {
 		enum pol_kind k = pl->s[POL_INBOUND].v[i]->kind;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "policy/gateway.h"
 #include "policy/policies.h"
@@ -267,6 +268,31 @@ static void test_base_rule(void **state)
 #undef SH
 }
 
+/* A plan holds exactly what its sections hold: a plan per operation and
+ * product adds up (issue 9: POL_MAX_PLAN slots a section made a 10k-API
+ * document cost ~874 MiB). */
+static void test_plan_sizes(void **state)
+{
+	struct gateway *gw;
+	const struct pol_plan *pl;
+	const struct gw_api *api;
+
+	(void)state;
+	gw = load_ok(HEAD "'apis':[{'id':'a','path':'a','backend':'w',"
+		     "'policies':{'inbound':[{'set-header':{'name':'A','value':'v'}},{'base':{}}]},"
+		     "'operations':[{'id':'o1','method':'GET','url_template':'/1'}]}],"
+		     "'policies':{'inbound':[{'set-header':{'name':'G','value':'v'}}]}}");
+	api = &gw->apis[0];
+	pl = pol_plan_for(api, &api->operations[0], NULL);
+	assert_int_equal(pl->s[POL_INBOUND].n, 2);
+	assert_true(malloc_usable_size((void *)(uintptr_t)pl->s[POL_INBOUND].v) < 8 * sizeof(void *));
+	for (int s = POL_BACKEND; s < POL_N_SECTIONS; s++) {
+		assert_int_equal(pl->s[s].n, 0);
+		assert_null(pl->s[s].v);
+	}
+	gw_free(gw);
+}
+
 static void test_times(void **state)
 {
 	int64_t t;
@@ -346,6 +372,7 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_every_policy_loads),
 		cmocka_unit_test(test_base_rule),
+		cmocka_unit_test(test_plan_sizes),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_header_bytes),
