@@ -3,6 +3,7 @@
  */
 #include "policy/engine.h"
 #include "policy/path.h"
+#include "policy/polmod.h"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -19,8 +20,8 @@
 #define MSG_INVALID_KEY "Access denied due to invalid subscription key. Make sure to provide " \
 	"a valid key for an active subscription."
 
-/* what one policy did */
-enum step { STEP_NEXT, STEP_RESPOND, STEP_ERROR };
+/* what one policy did: polmod.h's steps, which modules return */
+enum step { STEP_NEXT = POL_STEP_NEXT, STEP_RESPOND = POL_STEP_RESPOND, STEP_ERROR = POL_STEP_ERROR };
 
 /* ---- header lists ------------------------------------------------------------ */
 
@@ -195,17 +196,6 @@ static size_t query_del(char *q, const char *name)
 	return removed;
 }
 
-static int str_replace(char **dst, const char *s)
-{
-	char *n = strdup(s);
-
-	if (!n)
-		return -1;
-	free(*dst);
-	*dst = n;
-	return 0;
-}
-
 /* JSON string escaping into b. */
 static enum tpl_status json_put(struct tpl_buf *b, const char *s)
 {
@@ -378,6 +368,16 @@ static enum step fail_tpl(struct pol_call *c, enum tpl_status st)
 static enum step oom(struct pol_call *c)
 {
 	return fail(c, 500, "Internal server error.", "out of memory");
+}
+
+enum pol_step pol_fail(struct pol_call *c, int status, const char *message, const char *why)
+{
+	return (enum pol_step)fail(c, status, message, why);
+}
+
+enum pol_step pol_oom(struct pol_call *c)
+{
+	return (enum pol_step)oom(c);
 }
 
 /* Adds the pending headers (cors, limit counts) to the response. */
@@ -1034,6 +1034,8 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 	int response_side = sec == POL_OUTBOUND || sec == POL_ON_ERROR;
 
 	switch (p->kind) {
+	case POL_MODULE:
+		return (enum step)p->mod->run(c, p->conf, sec);
 	case POL_BASE:
 	case POL_N_KINDS:
 		return STEP_NEXT;
@@ -1056,12 +1058,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		if (c->backend)
 			c->timeout_ms = c->backend->timeout_ms;
 		return STEP_NEXT;
-	case POL_FORWARD_REQUEST:
-		if (p->u.forward.timeout_ms >= 0)
-			c->timeout_ms = p->u.forward.timeout_ms;
-		if (p->u.forward.follow_redirects >= 0)
-			c->follow_redirects = p->u.forward.follow_redirects;
-		return STEP_NEXT;
 	case POL_RETRY:
 		c->retry.conditions = p->u.retry.conditions;
 		c->retry.statuses = p->u.retry.statuses;
@@ -1080,13 +1076,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		return do_set_query(c, p);
 	case POL_REWRITE_URI:
 		return do_rewrite(c, p);
-	case POL_SET_METHOD:
-		return str_replace(&c->method, p->u.method.method) == 0 ? STEP_NEXT : oom(c);
-	case POL_SET_STATUS:
-		c->status = p->u.status.code;
-		free(c->reason);
-		c->reason = p->u.status.reason ? strdup(p->u.status.reason) : NULL;
-		return STEP_NEXT;
 	case POL_RETURN_RESPONSE:
 	case POL_MOCK_RESPONSE:
 		return do_response(c, p);

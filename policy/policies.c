@@ -15,6 +15,7 @@
 #include "policy/jose.h"
 #include "policy/loader.h"
 #include "policy/path.h"
+#include "policy/polmod.h"
 #include "policy/products.h"
 
 #define POL_NAME_MAX 256
@@ -31,17 +32,15 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
-	[POL_FORWARD_REQUEST] = "forward-request",
 	[POL_RETRY] = "retry",
 	[POL_AUTHENTICATION_BASIC] = "authentication-basic",
 	[POL_SET_HEADER] = "set-header",
 	[POL_SET_QUERY_PARAMETER] = "set-query-parameter",
 	[POL_REWRITE_URI] = "rewrite-uri",
-	[POL_SET_METHOD] = "set-method",
-	[POL_SET_STATUS] = "set-status",
 	[POL_RETURN_RESPONSE] = "return-response",
 	[POL_MOCK_RESPONSE] = "mock-response",
 	[POL_CORS] = "cors",
+	[POL_MODULE] = "module",
 };
 
 #define IN (1u << POL_INBOUND)
@@ -60,14 +59,11 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
-	[POL_FORWARD_REQUEST] = BK,
 	[POL_RETRY] = BK,
 	[POL_AUTHENTICATION_BASIC] = IN,
 	[POL_SET_HEADER] = IN | BK | OUT | ERR,
 	[POL_SET_QUERY_PARAMETER] = IN | BK,
 	[POL_REWRITE_URI] = IN,
-	[POL_SET_METHOD] = IN | BK,
-	[POL_SET_STATUS] = OUT | ERR,
 	[POL_RETURN_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_MOCK_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_CORS] = IN,
@@ -85,6 +81,23 @@ const char *pol_kind_name(enum pol_kind kind)
 unsigned pol_kind_sections(enum pol_kind kind)
 {
 	return (unsigned)kind < POL_N_KINDS ? kind_sections[kind] : 0;
+}
+
+const char *pol_policy_name(const struct pol_policy *p)
+{
+	return p->kind == POL_MODULE ? p->mod->name : pol_kind_name(p->kind);
+}
+
+static const struct pol_module *const modules[] = {
+#define POL_MODULE(id) &pol_mod_##id,
+#include "policy/pol_list.h"
+#undef POL_MODULE
+	NULL
+};
+
+const struct pol_module *const *pol_modules(void)
+{
+	return modules;
 }
 
 const char *pol_section_name(enum pol_section_id s)
@@ -397,6 +410,121 @@ static int attr_enum(struct loader *ld, json_object *o, const char *name, int re
 	}
 	ld_pop(ld, mark);
 	return rc;
+}
+
+/* ---- attributes from a module's table (polmod.h) ------------------------- */
+
+static void *field(void *conf, const struct pol_attr *a)
+{
+	return (char *)conf + a->off;
+}
+
+/* Validates o against attrs and stores every value into conf; every problem
+ * is reported at its member's path. */
+static void attrs_parse(struct loader *ld, json_object *o, const struct pol_attr *attrs,
+			void *conf)
+{
+	const char *known[POL_MAX_ATTRS + 1];
+	size_t n = 0;
+
+	for (const struct pol_attr *a = attrs; a->name && n < POL_MAX_ATTRS; a++)
+		known[n++] = a->name;
+	known[n] = NULL;
+	ld_check_members(ld, o, known);
+	for (const struct pol_attr *a = attrs; a->name; a++) {
+		int req = (a->flags & POL_A_REQUIRED) != 0, secret, rc;
+		char **str = field(conf, a);
+
+		switch (a->type) {
+		case POL_A_INT:
+			*(int64_t *)field(conf, a) = a->def;
+			attr_int(ld, o, a->name, req, a->min, a->max, field(conf, a));
+			break;
+		case POL_A_BOOL:
+			*(int *)field(conf, a) = (int)a->def;
+			attr_bool(ld, o, a->name, req, field(conf, a));
+			break;
+		case POL_A_ENUM:
+			*(int *)field(conf, a) = (int)a->def;
+			attr_enum(ld, o, a->name, req, a->names, field(conf, a));
+			break;
+		case POL_A_STR:
+		case POL_A_HEADER_NAME:
+			rc = a->type == POL_A_STR ? attr_str(ld, o, a->name, req, str, &secret) :
+				attr_header_name(ld, o, a->name, req, str);
+			if (rc == 1 && a->def_str && !(*str = strdup(a->def_str)))
+				ld_err(ld, "out of memory");
+			break;
+		case POL_A_TPL:
+			attr_tpl(ld, o, a->name, req, a->flags & POL_A_BRACES ? TPL_PARSE_BRACES : 0,
+				 field(conf, a));
+			break;
+		case POL_A_STR_LIST:
+			attr_list(ld, o, a->name, req, 0, NULL, field(conf, a));
+			break;
+		case POL_A_TPL_LIST:
+			attr_list(ld, o, a->name, req, 1, field(conf, a), NULL);
+			break;
+		case POL_A_RAW:
+			/* compile reads it; only "missing" is generic */
+			if (req && !ld_present(o, a->name))
+				(void)ld_get(ld, o, a->name, 1);
+			break;
+		}
+	}
+}
+
+/* Frees what attrs_parse stored into conf. */
+static void attrs_release(const struct pol_attr *attrs, void *conf)
+{
+	for (const struct pol_attr *a = attrs; a->name; a++) {
+		char **str = field(conf, a);
+
+		switch (a->type) {
+		case POL_A_STR:
+		case POL_A_HEADER_NAME:
+			if (a->flags & POL_A_SECRET)
+				free_secret(*str);
+			else
+				free(*str);
+			*str = NULL;
+			break;
+		case POL_A_TPL:
+			tpl_free(*(struct tpl **)field(conf, a));
+			*(struct tpl **)field(conf, a) = NULL;
+			break;
+		case POL_A_STR_LIST:
+			strings_free(field(conf, a));
+			break;
+		case POL_A_TPL_LIST:
+			tpls_free(field(conf, a));
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+static const struct pol_module *module_find(const char *name)
+{
+	for (size_t i = 0; modules[i]; i++)
+		if (strcmp(modules[i]->name, name) == 0)
+			return modules[i];
+	return NULL;
+}
+
+/* A module's element (current path at its name): its conf from the table,
+ * then its own compile. */
+static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p)
+{
+	p->conf = calloc(1, p->mod->conf_size ? p->mod->conf_size : 1);
+	if (!p->conf) {
+		ld_err(ld, "out of memory");
+		return;
+	}
+	attrs_parse(ld, o, p->mod->attrs, p->conf);
+	if (p->mod->compile)
+		p->mod->compile(ld, o, p->conf);
 }
 
 /* ---- the policies -------------------------------------------------------- */
@@ -824,20 +952,6 @@ static void parse_set_backend(struct loader *ld, json_object *o, struct pol_poli
 		ld_pop(ld, mark);
 }
 
-static void parse_forward(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "timeout", "follow-redirects", NULL };
-	int64_t t = -1;
-
-	ld_check_members(ld, o, known);
-	if (attr_int(ld, o, "timeout", 0, 1, 3600, &t) == 0)
-		p->u.forward.timeout_ms = (long)t * 1000;
-	else
-		p->u.forward.timeout_ms = -1;
-	p->u.forward.follow_redirects = -1;
-	attr_bool(ld, o, "follow-redirects", 0, &p->u.forward.follow_redirects);
-}
-
 static void parse_retry(struct loader *ld, json_object *o, struct pol_policy *p)
 {
 	static const char *const known[] = { "condition", "count", "interval", "max-interval",
@@ -1011,41 +1125,12 @@ static void parse_rewrite(struct loader *ld, json_object *o, struct pol_policy *
 	attr_bool(ld, o, "copy-unmatched-params", 0, &p->u.rewrite.copy_unmatched);
 }
 
-static void parse_set_method(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "method", NULL };
-
-	ld_check_members(ld, o, known);
-	if (attr_header_name(ld, o, "method", 1, &p->u.method.method) == 0)
-		for (char *c = p->u.method.method; *c; c++)
-			if (*c >= 'a' && *c <= 'z')
-				*c = (char)(*c - 'a' + 'A');
-}
-
 static int good_reason(const char *s)
 {
 	for (; *s; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return 0;
 	return 1;
-}
-
-static void parse_set_status(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "code", "reason", NULL };
-	int64_t code = 200;
-
-	ld_check_members(ld, o, known);
-	attr_int(ld, o, "code", 1, 100, 599, &code);
-	p->u.status.code = (int)code;
-	if (attr_str(ld, o, "reason", 0, &p->u.status.reason, NULL) == 0 &&
-	    (!good_reason(p->u.status.reason) || strlen(p->u.status.reason) > POL_NAME_MAX)) {
-		size_t mark = ld_push_member(ld, "reason");
-
-		ld_err(ld, "must be at most %d characters without control characters",
-		       POL_NAME_MAX);
-		ld_pop(ld, mark);
-	}
 }
 
 static void parse_response(struct loader *ld, json_object *o, struct pol_policy *p)
@@ -1161,6 +1246,12 @@ static void policy_free(struct pol_policy *p)
 	if (!p)
 		return;
 	free(p->counter_prefix);
+	if (p->kind == POL_MODULE && p->conf) {
+		if (p->mod->release)
+			p->mod->release(p->conf);
+		attrs_release(p->mod->attrs, p->conf);
+		free(p->conf);
+	}
 	switch (p->kind) {
 	case POL_CHECK_HEADER:
 		free(p->u.check_header.name);
@@ -1217,12 +1308,6 @@ static void policy_free(struct pol_policy *p)
 	case POL_REWRITE_URI:
 		tpl_free(p->u.rewrite.tmpl);
 		break;
-	case POL_SET_METHOD:
-		free(p->u.method.method);
-		break;
-	case POL_SET_STATUS:
-		free(p->u.status.reason);
-		break;
 	case POL_RETURN_RESPONSE:
 	case POL_MOCK_RESPONSE:
 		for (size_t i = 0; i < p->u.response.n_headers; i++) {
@@ -1251,6 +1336,7 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 					enum pol_section_id sec)
 {
 	struct pol_policy *p = NULL;
+	const struct pol_module *mod = NULL;
 	const char *name = NULL;
 	json_object *attrs = NULL;
 	size_t mark;
@@ -1266,15 +1352,18 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		name = k;
 		attrs = v;
 	}
-	for (int i = 0; i < POL_N_KINDS; i++)
+	mod = module_find(name);
+	for (int i = 0; !mod && i < POL_MODULE; i++)
 		if (strcmp(name, kind_names[i]) == 0)
 			kind = i;
+	if (mod)
+		kind = POL_MODULE;
 	mark = ld_push_key(ld, name);
 	if (kind < 0) {
 		ld_err(ld, "unknown policy");
 		goto out;
 	}
-	if (!(kind_sections[kind] & (1u << sec))) {
+	if (!((mod ? mod->sections : kind_sections[kind]) & (1u << sec))) {
 		ld_err(ld, "'%s' is not allowed in the '%s' section", name, section_names[sec]);
 		goto out;
 	}
@@ -1289,6 +1378,7 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		goto out;
 	}
 	p->kind = (enum pol_kind)kind;
+	p->mod = mod;
 	switch (p->kind) {
 	case POL_BASE: {
 		static const char *const none[] = { NULL };
@@ -1317,9 +1407,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 	case POL_SET_BACKEND_SERVICE:
 		parse_set_backend(ld, attrs, p);
 		break;
-	case POL_FORWARD_REQUEST:
-		parse_forward(ld, attrs, p);
-		break;
 	case POL_RETRY:
 		parse_retry(ld, attrs, p);
 		break;
@@ -1333,18 +1420,15 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 	case POL_REWRITE_URI:
 		parse_rewrite(ld, attrs, p);
 		break;
-	case POL_SET_METHOD:
-		parse_set_method(ld, attrs, p);
-		break;
-	case POL_SET_STATUS:
-		parse_set_status(ld, attrs, p);
-		break;
 	case POL_RETURN_RESPONSE:
 	case POL_MOCK_RESPONSE:
 		parse_response(ld, attrs, p);
 		break;
 	case POL_CORS:
 		parse_cors(ld, attrs, p);
+		break;
+	case POL_MODULE:
+		module_parse(ld, attrs, p);
 		break;
 	case POL_N_KINDS:
 		break;

@@ -52,17 +52,15 @@ enum pol_kind {
 	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
-	POL_FORWARD_REQUEST,
 	POL_RETRY,
 	POL_AUTHENTICATION_BASIC,
 	POL_SET_HEADER,
 	POL_SET_QUERY_PARAMETER,
 	POL_REWRITE_URI,
-	POL_SET_METHOD,
-	POL_SET_STATUS,
 	POL_RETURN_RESPONSE,
 	POL_MOCK_RESPONSE,
 	POL_CORS,
+	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
 	POL_N_KINDS
 };
 
@@ -89,8 +87,13 @@ struct pol_tpls {
 	size_t n;
 };
 
+struct pol_module;
+
 struct pol_policy {
 	enum pol_kind kind;
+	/* POL_MODULE: the module's descriptor and its private conf (polmod.h) */
+	const struct pol_module *mod;
+	void *conf;
 	/* counter key prefix ("rl:api:weather:inbound#1"), set by pol_compile()
 	 * for rate limits, quotas and limit-concurrency */
 	char *counter_prefix;
@@ -141,10 +144,6 @@ struct pol_policy {
 			const char *base_url;	/* borrowed from a backend or pool member */
 		} backend;
 		struct {
-			long timeout_ms;	/* -1: unchanged */
-			int follow_redirects;	/* -1: unchanged */
-		} forward;
-		struct {
 			unsigned conditions;	/* POL_RETRY_* */
 			int *statuses;
 			size_t n_statuses;
@@ -163,13 +162,6 @@ struct pol_policy {
 			struct tpl *tmpl;	/* "{param}" and "${...}" */
 			int copy_unmatched;
 		} rewrite;
-		struct {
-			char *method;
-		} method;
-		struct {
-			int code;
-			char *reason;	/* NULL: the standard phrase */
-		} status;
 		struct {	/* return-response, mock-response */
 			int code;
 			char **header_names;
@@ -205,6 +197,8 @@ struct pol_plan {
 
 /* Returns the APIM name of kind ("rate-limit-by-key"). */
 const char *pol_kind_name(enum pol_kind kind);
+/* Returns the name of p as written ("set-status"), module or not. */
+const char *pol_policy_name(const struct pol_policy *p);
 /* Returns the sections (bit 1 << pol_section_id) where kind may appear. */
 unsigned pol_kind_sections(enum pol_kind kind);
 /* Returns the name of a section ("on-error"). */

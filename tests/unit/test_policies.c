@@ -102,6 +102,24 @@ static const struct bad_case bad_cases[] = {
 	  "apis[0].policies.backend[0][\"retry\"].condition[0]", "not a retry condition" },
 	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','policies':{'inbound':[{'nope':{}}]}}]", ""),
 	  "apis[0].operations[0].policies.inbound[0][\"nope\"]", "unknown policy" },
+	/* modules (polmod.h): the generic attribute checks say the same as above */
+#define PB "apis[0].policies.backend[0]"
+#define PO "apis[0].policies.outbound[0]"
+#define BK(P) API(",'policies':{'backend':[" P "]}", "")
+#define OUTB(P) API(",'policies':{'outbound':[" P "]}", "")
+	{ OUTB("{'set-status':{'code':200,'reson':'x'}}"), PO "[\"set-status\"].reson", "unknown member" },
+	{ OUTB("{'set-status':{'reason':'x'}}"), PO "[\"set-status\"]", "missing required member 'code'" },
+	{ OUTB("{'set-status':{'code':'2oo'}}"), PO "[\"set-status\"].code", "must be an integer" },
+	{ OUTB("{'set-status':{'code':600}}"), PO "[\"set-status\"].code", "from 100 to 599, not 600" },
+	{ OUTB("{'set-status':{'code':200,'reason':'a\\u0001'}}"), PO "[\"set-status\"].reason", "without control characters" },
+	{ OUTB("{'set-status':{'code':200,'reason':7}}"), PO "[\"set-status\"].reason", "must be a string" },
+	{ IN("{'set-status':{'code':200}}"), PI "[\"set-status\"]", "not allowed in the 'inbound' section" },
+	{ BK("{'forward-request':{'timeout':0}}"), PB "[\"forward-request\"].timeout", "from 1 to 3600" },
+	{ BK("{'forward-request':{'follow-redirects':'yes'}}"), PB "[\"forward-request\"].follow-redirects", "must be a boolean" },
+	{ IN("{'set-method':{'method':'GE T'}}"), PI "[\"set-method\"].method", "not a valid header name" },
+	{ IN("{'set-method':{'method':'${request.method}'}}"), PI "[\"set-method\"].method", "'${' is not allowed" },
+	{ IN("{'set-method':{}}"), PI "[\"set-method\"]", "missing required member 'method'" },
+	{ IN("{'set-method':null}"), PI "[\"set-method\"]", "not null" },
 	/* products and subscriptions */
 	{ API("", ",'products':[{'id':'p','apis':['zz']}]"), "products[0].apis[0]", "'zz' is not an API" },
 	{ API("", ",'products':[{'id':'p','apis':[]},{'id':'p','apis':[]}]"), "products[1].id", "duplicate id" },

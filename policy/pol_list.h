@@ -1,0 +1,8 @@
+/*
+ * pol_list — the policy modules (polmod.h), one line each. Adding a policy is
+ * its file policy/pol_NAME.c, one line here and its row in docs/policies.md.
+ * Included several times with POL_MODULE defined differently: no guard.
+ */
+POL_MODULE(forward_request)
+POL_MODULE(set_method)
+POL_MODULE(set_status)

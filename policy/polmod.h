@@ -1,0 +1,125 @@
+/*
+ * polmod — what a policy module is: one file per policy (policy/pol_*.c)
+ * that declares itself as data, the way an nginx module's ngx_command_t table
+ * or an APISIX plugin's schema does, and the few engine services its run
+ * function may call. The generic code (policies.c, engine.c) never names a
+ * module; it reads the descriptor.
+ *
+ * A module:
+ *   struct conf { int64_t code; char *reason; };       private to its file
+ *   static const struct pol_attr attrs[] = {
+ *       { "code", POL_A_INT, POL_A_REQUIRED, 100, 599, 200, NULL, NULL,
+ *         offsetof(struct conf, code) },
+ *       { "reason", POL_A_STR, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, reason) },
+ *       POL_ATTRS_END };
+ *   const struct pol_module pol_mod_set_status = { "set-status",
+ *       POL_SEC_OUT | POL_SEC_ERR, attrs, sizeof(struct conf), compile, run, NULL };
+ * plus one line POL_MODULE(set_status) in policy/pol_list.h, and its row in
+ * docs/policies.md (test_policies checks the tables against it).
+ *
+ * Calling sequence:
+ *   loader (policies.c): conf = calloc(1, conf_size); every attribute of the
+ *     table is validated and stored at its offset — unknown member, wrong
+ *     type, missing required, out of bounds, "${...}" where not allowed are
+ *     reported the same for every policy, at the JSON path of the member;
+ *     an absent optional attribute gets its default. Then compile(ld, o,
+ *     conf), if any, for what a table cannot say (one attribute or another,
+ *     a value that must name a backend, derived fields); it reports with
+ *     ld_err()/ld_err_value() at the path of the policy's attribute object
+ *     (loader.h) and goes on.
+ *   engine (engine.c): run(c, conf, section) per request, in plan order.
+ *   gw_free: release(conf), if any, frees what compile added; the generic
+ *     code then frees what the table stored (strings, templates, lists) and
+ *     conf itself. Secrets (POL_A_SECRET) are zeroed first.
+ *
+ * Ownership: conf belongs to the policy, which belongs to its scope, which
+ * belongs to the gateway; everything is immutable once loaded, so run gets
+ * it const. Errors: run returns a pol_step; POL_STEP_ERROR only through
+ * pol_fail()/pol_oom(), which set the error answer.
+ */
+#ifndef HOSTGATE_POLMOD_H
+#define HOSTGATE_POLMOD_H
+
+#include <json-c/json.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy/policies.h"
+
+struct loader;
+struct pol_call;
+
+/* sections a policy may appear in (bits of pol_module.sections) */
+#define POL_SEC_IN (1u << POL_INBOUND)
+#define POL_SEC_BK (1u << POL_BACKEND)
+#define POL_SEC_OUT (1u << POL_OUTBOUND)
+#define POL_SEC_ERR (1u << POL_ON_ERROR)
+#define POL_SEC_ALL (POL_SEC_IN | POL_SEC_BK | POL_SEC_OUT | POL_SEC_ERR)
+
+/* Attribute types, with what the generic code stores at the offset. Only the
+ * template types accept "${...}" (request values); every string type
+ * substitutes {{named values}}. */
+enum pol_attr_type {
+	POL_A_INT,		/* int64_t in [min, max]; a JSON integer or a string of digits */
+	POL_A_BOOL,		/* int 0/1; true/false or "true"/"false" */
+	POL_A_STR,		/* char *, NULL when absent without a default */
+	POL_A_HEADER_NAME,	/* char *, an HTTP token, no secret named values */
+	POL_A_ENUM,		/* int: the index of the value in names */
+	POL_A_TPL,		/* struct tpl *: "${...}" allowed */
+	POL_A_STR_LIST,		/* struct pol_strings: a string or an array of them */
+	POL_A_TPL_LIST,		/* struct pol_tpls: the same, as templates */
+	POL_A_RAW,		/* nothing stored: compile reads the member itself */
+};
+
+/* pol_attr.flags */
+#define POL_A_REQUIRED 1u	/* absent: "missing required member 'NAME'" */
+#define POL_A_SECRET 2u		/* zeroed when freed (POL_A_STR) */
+#define POL_A_BRACES 4u		/* POL_A_TPL: also "{param}" (rewrite-uri) */
+
+struct pol_attr {
+	const char *name;
+	enum pol_attr_type type;
+	unsigned flags;
+	int64_t min, max;	/* POL_A_INT bounds */
+	int64_t def;		/* default of POL_A_INT, POL_A_BOOL, POL_A_ENUM */
+	const char *def_str;	/* default of POL_A_STR, POL_A_HEADER_NAME; NULL: none */
+	const char *const *names;	/* POL_A_ENUM: the values, NULL-terminated */
+	size_t off;		/* offsetof the field in the module's conf */
+};
+
+#define POL_ATTRS_END { NULL, POL_A_RAW, 0, 0, 0, 0, NULL, NULL, 0 }
+#define POL_MAX_ATTRS 32	/* attributes of one policy */
+
+/* what one policy did */
+enum pol_step { POL_STEP_NEXT, POL_STEP_RESPOND, POL_STEP_ERROR };
+
+struct pol_module {
+	const char *name;	/* as written in a document: "set-status" */
+	unsigned sections;	/* POL_SEC_* */
+	const struct pol_attr *attrs;	/* ends with POL_ATTRS_END */
+	size_t conf_size;
+	/* Checks and derives what the table cannot (may be NULL). */
+	void (*compile)(struct loader *ld, json_object *o, void *conf);
+	/* One request's step. */
+	enum pol_step (*run)(struct pol_call *c, const void *conf, enum pol_section_id sec);
+	/* Frees what compile allocated (may be NULL). */
+	void (*release)(void *conf);
+};
+
+/* Every module, from policy/pol_list.h. */
+#define POL_MODULE(id) extern const struct pol_module pol_mod_##id;
+#include "policy/pol_list.h"
+#undef POL_MODULE
+
+/* The modules, NULL-terminated, in pol_list.h order. */
+const struct pol_module *const *pol_modules(void);
+
+/* ---- engine services for run (engine.c) ---------------------------------- */
+
+/* Sets the gateway's JSON error answer status/message; why goes to the log.
+ * Returns POL_STEP_ERROR. */
+enum pol_step pol_fail(struct pol_call *c, int status, const char *message, const char *why);
+/* pol_fail() with 500 "Internal server error." for an allocation failure. */
+enum pol_step pol_oom(struct pol_call *c);
+
+#endif
