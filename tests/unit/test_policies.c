@@ -19,6 +19,7 @@
 
 #include "policy/gateway.h"
 #include "policy/policies.h"
+#include "policy/polmod.h"
 #include "policy/products.h"
 #include "policy/template.h"
 
@@ -311,6 +312,90 @@ static void test_plan_sizes(void **state)
 	gw_free(gw);
 }
 
+/* docs/policies.md against the modules' tables: every policy has its row in
+ * "The policies" table, every attribute of a module is named in its row as
+ * `name`, and every row is a policy the loader knows. Run from the tree's
+ * root (tests/run-unit). */
+static char *doc_row(const char *doc, const char *name)
+{
+	char head[128];
+	const char *r;
+	size_t n;
+
+	snprintf(head, sizeof(head), "\n| `%s` |", name);
+	r = strstr(doc, head);
+	if (!r)
+		return NULL;
+	r++;
+	n = strcspn(r, "\n");
+	return strndup(r, n);
+}
+
+static void test_docs_match_tables(void **state)
+{
+	const struct pol_module *const *mods = pol_modules();
+	FILE *f = fopen("docs/policies.md", "r");
+	char *doc, *row, *p;
+	size_t n, missing = 0;
+
+	(void)state;
+	assert_non_null(f);
+	doc = calloc(1, 1 << 20);
+	assert_non_null(doc);
+	n = fread(doc, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(n > 0);
+	for (size_t i = 0; mods[i]; i++) {
+		row = doc_row(doc, mods[i]->name);
+		if (!row) {
+			print_error("docs/policies.md: no row for '%s'\n", mods[i]->name);
+			missing++;
+			continue;
+		}
+		for (const struct pol_attr *a = mods[i]->attrs; a->name; a++) {
+			char quoted[128];
+
+			snprintf(quoted, sizeof(quoted), "`%s`", a->name);
+			if (!strstr(row, quoted)) {
+				print_error("docs/policies.md: '%s' row lacks attribute '%s'\n",
+					    mods[i]->name, a->name);
+				missing++;
+			}
+		}
+		free(row);
+	}
+	for (int k = POL_BASE + 1; k < POL_MODULE; k++) {
+		row = doc_row(doc, pol_kind_name((enum pol_kind)k));
+		if (!row) {
+			print_error("docs/policies.md: no row for '%s'\n",
+				    pol_kind_name((enum pol_kind)k));
+			missing++;
+		}
+		free(row);
+	}
+	/* the reverse: every row of the table names a policy */
+	for (p = strstr(doc, "\n| `"); p; p = strstr(p + 1, "\n| `")) {
+		char name[128];
+		size_t l = strcspn(p + 4, "`");
+		int known = 0;
+
+		if (l >= sizeof(name))
+			continue;
+		memcpy(name, p + 4, l);
+		name[l] = '\0';
+		for (size_t i = 0; mods[i]; i++)
+			known |= strcmp(mods[i]->name, name) == 0;
+		for (int k = POL_BASE + 1; k < POL_MODULE; k++)
+			known |= strcmp(pol_kind_name((enum pol_kind)k), name) == 0;
+		if (!known) {
+			print_error("docs/policies.md: row '%s' is not a policy\n", name);
+			missing++;
+		}
+	}
+	free(doc);
+	assert_int_equal(missing, 0);
+}
+
 static void test_times(void **state)
 {
 	int64_t t;
@@ -391,6 +476,7 @@ int main(void)
 		cmocka_unit_test(test_every_policy_loads),
 		cmocka_unit_test(test_base_rule),
 		cmocka_unit_test(test_plan_sizes),
+		cmocka_unit_test(test_docs_match_tables),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_header_bytes),
