@@ -16,7 +16,6 @@
 #include "policy/loader.h"
 #include "policy/path.h"
 #include "policy/polmod.h"
-#include "policy/products.h"
 
 #define POL_NAME_MAX 256
 #define POL_BODY_MAX (1024 * 1024)
@@ -1711,8 +1710,6 @@ int pol_compile(struct loader *ld)
 		}
 		ld_pop(ld, mark);
 	}
-	if (products_build_keytab(ld) != 0)
-		return -1;
 	return ld->n_errors == before ? 0 : -1;
 }
 
@@ -1740,7 +1737,6 @@ void pol_free_gateway(struct gateway *gw)
 		scope_free(gw->products[i].policies);
 	scope_free(gw->policies);
 	gw->policies = NULL;
-	products_free(gw);
 }
 
 const struct pol_plan *pol_plan_for(const struct gw_api *api, const struct gw_operation *op,

@@ -4,7 +4,7 @@
  * sections of a scope (struct pol_scope), and the flattened pipeline of one
  * (operation or API) x product (struct pol_plan) that the engine runs.
  *
- *   loader:  pol_parse_scope() per "policies" member   (loader.h)
+ *   loader:  pol_parse_scope() per "policies" member   (config.c, products.c)
  *            pol_compile() once everything parsed: plans and counter keys
  *   engine:  plan = pol_plan_for(api, op, product)      O(1) + O(log products of the API)
  *            for each p in plan->s[POL_INBOUND] ...
@@ -194,6 +194,20 @@ struct pol_section {
 struct pol_plan {
 	struct pol_section s[POL_N_SECTIONS];
 };
+
+struct loader;
+struct json_object;
+
+/* "policies" value v of a scope (the current path ends in ".policies"): the
+ * four sections. *out is set (owned by the gateway part that holds it) even
+ * when errors were reported, so that gw_free frees it. */
+void pol_parse_scope(struct loader *ld, struct json_object *v, struct pol_scope **out);
+/* Flattens every scope into plans and gives counters their keys. Returns 0
+ * or -1 (reported). */
+int pol_compile(struct loader *ld);
+/* Frees the scopes and plans pol_parse_scope and pol_compile added to gw;
+ * safe on a partly built gateway. Before products_free(). */
+void pol_free_gateway(struct gateway *gw);
 
 /* Returns the APIM name of kind ("rate-limit-by-key"). */
 const char *pol_kind_name(enum pol_kind kind);
