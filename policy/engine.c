@@ -380,6 +380,16 @@ enum pol_step pol_oom(struct pol_call *c)
 	return (enum pol_step)oom(c);
 }
 
+enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st)
+{
+	return (enum pol_step)fail_tpl(c, st);
+}
+
+enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out)
+{
+	return expand(c, t, enc, out);
+}
+
 /* Adds the pending headers (cors, limit counts) to the response. */
 static void add_extra(struct pol_call *c)
 {
@@ -389,33 +399,6 @@ static void add_extra(struct pol_call *c)
 }
 
 /* ---- the policies --------------------------------------------------------- */
-
-static enum step do_check_header(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *name = p->u.check_header.name;
-	int found = 0, ok = p->u.check_header.values.n == 0;
-
-	for (size_t i = 0; i < c->req_headers.n; i++) {
-		if (strcasecmp(c->req_headers.v[i].name, name) != 0)
-			continue;
-		found = 1;
-		for (size_t j = 0; !ok && j < p->u.check_header.values.n; j++) {
-			char *v;
-			enum tpl_status st = expand(c, p->u.check_header.values.v[j], TPL_ENC_RAW, &v);
-
-			if (st != TPL_OK)
-				return fail_tpl(c, st);
-			if (p->u.check_header.ignore_case ?
-			    strcasecmp(v, c->req_headers.v[i].value) == 0 :
-			    strcmp(v, c->req_headers.v[i].value) == 0)
-				ok = 1;
-			free(v);
-		}
-	}
-	if (found && ok)
-		return STEP_NEXT;
-	return fail(c, p->u.check_header.code, p->u.check_header.message, "check-header failed");
-}
 
 static enum step do_ip_filter(struct pol_call *c, const struct pol_policy *p)
 {
@@ -645,38 +628,6 @@ static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 	if (owned) {
 		explicit_bzero(owned, strlen(owned));
 		free(owned);
-	}
-	return r;
-}
-
-static enum step do_basic(struct pol_call *c, const struct pol_policy *p)
-{
-	size_t ul = strlen(p->u.basic.username), pl = strlen(p->u.basic.password);
-	size_t n = ul + 1 + pl, enc = 4 * ((n + 2) / 3) + 1;
-	unsigned char *raw = malloc(n + 1);
-	char *hdr = malloc(enc + 6);
-	enum step r = STEP_NEXT;
-
-	if (!raw || !hdr) {
-		r = oom(c);
-		goto out;
-	}
-	memcpy(raw, p->u.basic.username, ul);
-	raw[ul] = ':';
-	memcpy(raw + ul + 1, p->u.basic.password, pl);
-	memcpy(hdr, "Basic ", 6);
-	EVP_EncodeBlock((unsigned char *)hdr + 6, raw, (int)n);
-	pol_headers_del(&c->req_headers, "Authorization");
-	if (pol_headers_add(&c->req_headers, "Authorization", hdr) != 0)
-		r = oom(c);
-out:
-	if (raw) {
-		explicit_bzero(raw, n);
-		free(raw);
-	}
-	if (hdr) {
-		explicit_bzero(hdr, strlen(hdr));
-		free(hdr);
 	}
 	return r;
 }
@@ -1039,8 +990,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 	case POL_BASE:
 	case POL_N_KINDS:
 		return STEP_NEXT;
-	case POL_CHECK_HEADER:
-		return do_check_header(c, p);
 	case POL_IP_FILTER:
 		return do_ip_filter(c, p);
 	case POL_RATE_LIMIT:
@@ -1068,8 +1017,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		c->retry.delta = p->u.retry.delta;
 		c->retry.first_fast_retry = p->u.retry.first_fast_retry;
 		return STEP_NEXT;
-	case POL_AUTHENTICATION_BASIC:
-		return do_basic(c, p);
 	case POL_SET_HEADER:
 		return do_set_header(c, p, response_side ? &c->resp_headers : &c->req_headers);
 	case POL_SET_QUERY_PARAMETER:

@@ -3,6 +3,8 @@
  * its file policy/pol_NAME.c, one line here and its row in docs/policies.md.
  * Included several times with POL_MODULE defined differently: no guard.
  */
+POL_MODULE(authentication_basic)
+POL_MODULE(check_header)
 POL_MODULE(forward_request)
 POL_MODULE(set_method)
 POL_MODULE(set_status)

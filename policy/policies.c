@@ -22,7 +22,6 @@
 
 static const char *const kind_names[POL_N_KINDS] = {
 	[POL_BASE] = "base",
-	[POL_CHECK_HEADER] = "check-header",
 	[POL_IP_FILTER] = "ip-filter",
 	[POL_RATE_LIMIT] = "rate-limit",
 	[POL_RATE_LIMIT_BY_KEY] = "rate-limit-by-key",
@@ -32,7 +31,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
 	[POL_RETRY] = "retry",
-	[POL_AUTHENTICATION_BASIC] = "authentication-basic",
 	[POL_SET_HEADER] = "set-header",
 	[POL_SET_QUERY_PARAMETER] = "set-query-parameter",
 	[POL_REWRITE_URI] = "rewrite-uri",
@@ -49,7 +47,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 
 static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_BASE] = IN | BK | OUT | ERR,
-	[POL_CHECK_HEADER] = IN,
 	[POL_IP_FILTER] = IN,
 	[POL_RATE_LIMIT] = IN,
 	[POL_RATE_LIMIT_BY_KEY] = IN,
@@ -59,7 +56,6 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
 	[POL_RETRY] = BK,
-	[POL_AUTHENTICATION_BASIC] = IN,
 	[POL_SET_HEADER] = IN | BK | OUT | ERR,
 	[POL_SET_QUERY_PARAMETER] = IN | BK,
 	[POL_REWRITE_URI] = IN,
@@ -504,6 +500,16 @@ static void attrs_release(const struct pol_attr *attrs, void *conf)
 	}
 }
 
+const void *pol_attr_value(const struct pol_policy *p, const char *name)
+{
+	if (p->kind != POL_MODULE || !p->conf)
+		return NULL;
+	for (const struct pol_attr *a = p->mod->attrs; a->name; a++)
+		if (a->type != POL_A_RAW && strcmp(a->name, name) == 0)
+			return (const char *)p->conf + a->off;
+	return NULL;
+}
+
 static const struct pol_module *module_find(const char *name)
 {
 	for (size_t i = 0; modules[i]; i++)
@@ -527,23 +533,6 @@ static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p
 }
 
 /* ---- the policies -------------------------------------------------------- */
-
-static void parse_check_header(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "name", "failed-check-httpcode",
-		"failed-check-error-message", "ignore-case", "value", NULL };
-	int64_t code = 400;
-	int secret;
-
-	ld_check_members(ld, o, known);
-	attr_header_name(ld, o, "name", 1, &p->u.check_header.name);
-	attr_int(ld, o, "failed-check-httpcode", 1, 400, 599, &code);
-	p->u.check_header.code = (int)code;
-	attr_str(ld, o, "failed-check-error-message", 1, &p->u.check_header.message, &secret);
-	p->u.check_header.ignore_case = 0;
-	attr_bool(ld, o, "ignore-case", 1, &p->u.check_header.ignore_case);
-	attr_list(ld, o, "value", 0, 1, &p->u.check_header.values, NULL);
-}
 
 /* An address without prefix for address-range. */
 static int range_addr(struct loader *ld, json_object *o, const char *name, int *family,
@@ -1013,21 +1002,6 @@ out:
 		ld_pop(ld, mark);
 }
 
-static void parse_basic(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "username", "password", NULL };
-
-	ld_check_members(ld, o, known);
-	if (attr_str(ld, o, "username", 1, &p->u.basic.username, NULL) == 0 &&
-	    strchr(p->u.basic.username, ':')) {
-		size_t mark = ld_push_member(ld, "username");
-
-		ld_err(ld, "must not contain ':'");
-		ld_pop(ld, mark);
-	}
-	attr_str(ld, o, "password", 1, &p->u.basic.password, NULL);
-}
-
 /* Do the literal parts of every template of l fit a header value? The
  * engine would refuse them on every request (tpl_expand); say so at load. */
 static int literals_fit_header(const struct pol_tpls *l)
@@ -1252,11 +1226,6 @@ static void policy_free(struct pol_policy *p)
 		free(p->conf);
 	}
 	switch (p->kind) {
-	case POL_CHECK_HEADER:
-		free(p->u.check_header.name);
-		free(p->u.check_header.message);
-		tpls_free(&p->u.check_header.values);
-		break;
 	case POL_IP_FILTER:
 		free(p->u.ip_filter.cidrs);
 		free(p->u.ip_filter.ranges);
@@ -1294,10 +1263,6 @@ static void policy_free(struct pol_policy *p)
 		break;
 	case POL_RETRY:
 		free(p->u.retry.statuses);
-		break;
-	case POL_AUTHENTICATION_BASIC:
-		free_secret(p->u.basic.username);
-		free_secret(p->u.basic.password);
 		break;
 	case POL_SET_HEADER:
 	case POL_SET_QUERY_PARAMETER:
@@ -1385,9 +1350,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		ld_check_members(ld, attrs, none);
 		break;
 	}
-	case POL_CHECK_HEADER:
-		parse_check_header(ld, attrs, p);
-		break;
 	case POL_IP_FILTER:
 		parse_ip_filter(ld, attrs, p);
 		break;
@@ -1408,9 +1370,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_RETRY:
 		parse_retry(ld, attrs, p);
-		break;
-	case POL_AUTHENTICATION_BASIC:
-		parse_basic(ld, attrs, p);
 		break;
 	case POL_SET_HEADER:
 	case POL_SET_QUERY_PARAMETER:

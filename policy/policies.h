@@ -43,7 +43,6 @@ enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_
 
 enum pol_kind {
 	POL_BASE,
-	POL_CHECK_HEADER,
 	POL_IP_FILTER,
 	POL_RATE_LIMIT,
 	POL_RATE_LIMIT_BY_KEY,
@@ -53,7 +52,6 @@ enum pol_kind {
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
 	POL_RETRY,
-	POL_AUTHENTICATION_BASIC,
 	POL_SET_HEADER,
 	POL_SET_QUERY_PARAMETER,
 	POL_REWRITE_URI,
@@ -99,13 +97,6 @@ struct pol_policy {
 	char *counter_prefix;
 	union {
 		struct {
-			char *name;
-			int code;
-			char *message;
-			int ignore_case;
-			struct pol_tpls values;	/* none: the header need only be present */
-		} check_header;
-		struct {
 			int allow;	/* "allow" (else "forbid") */
 			struct gw_cidr *cidrs;
 			size_t n_cidrs;
@@ -150,9 +141,6 @@ struct pol_policy {
 			uint32_t count, interval, max_interval, delta;
 			int first_fast_retry;
 		} retry;
-		struct {
-			char *username, *password;	/* password zeroed when freed */
-		} basic;
 		struct {	/* set-header, set-query-parameter */
 			char *name;
 			enum pol_exists exists;

@@ -45,6 +45,7 @@
 #include <stdint.h>
 
 #include "policy/policies.h"
+#include "policy/template.h"
 
 struct loader;
 struct pol_call;
@@ -113,6 +114,9 @@ struct pol_module {
 
 /* The modules, NULL-terminated, in pol_list.h order. */
 const struct pol_module *const *pol_modules(void);
+/* Where a module policy's attribute name is stored (its type per the table),
+ * or NULL (not a module, or no such attribute). For tests and tools. */
+const void *pol_attr_value(const struct pol_policy *p, const char *name);
 
 /* ---- engine services for run (engine.c) ---------------------------------- */
 
@@ -121,5 +125,10 @@ const struct pol_module *const *pol_modules(void);
 enum pol_step pol_fail(struct pol_call *c, int status, const char *message, const char *why);
 /* pol_fail() with 500 "Internal server error." for an allocation failure. */
 enum pol_step pol_oom(struct pol_call *c);
+/* pol_fail() with the answer for a template that did not expand (st). */
+enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st);
+/* Expands t with c's request values, encoded as enc: TPL_OK with a new *out,
+ * or the failure (then *out is NULL). */
+enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out);
 
 #endif

@@ -121,6 +121,10 @@ static const struct bad_case bad_cases[] = {
 	{ IN("{'set-method':{'method':'${request.method}'}}"), PI "[\"set-method\"].method", "'${' is not allowed" },
 	{ IN("{'set-method':{}}"), PI "[\"set-method\"]", "missing required member 'method'" },
 	{ IN("{'set-method':null}"), PI "[\"set-method\"]", "not null" },
+	{ IN("{'authentication-basic':{'username':'a:b','password':'p'}}"), PI "[\"authentication-basic\"].username", "must not contain ':'" },
+	{ IN("{'authentication-basic':{'username':'a'}}"), PI "[\"authentication-basic\"]", "missing required member 'password'" },
+	{ IN("{'check-header':{'name':'X','failed-check-httpcode':200,'failed-check-error-message':'m','ignore-case':true}}"),
+	  PI "[\"check-header\"].failed-check-httpcode", "from 400 to 599" },
 	/* products and subscriptions */
 	{ API("", ",'products':[{'id':'p','apis':['zz']}]"), "products[0].apis[0]", "'zz' is not an API" },
 	{ API("", ",'products':[{'id':'p','apis':[]},{'id':'p','apis':[]}]"), "products[1].id", "duplicate id" },
@@ -214,9 +218,10 @@ static void test_every_policy_loads(void **state)
 	assert_int_equal(pl->s[POL_BACKEND].n, 2);
 	assert_int_equal(pl->s[POL_OUTBOUND].n, 2);
 	p = pl->s[POL_INBOUND].v[0];
-	assert_int_equal(p->u.check_header.code, 401);
-	assert_int_equal(p->u.check_header.ignore_case, 1);
-	assert_int_equal(p->u.check_header.values.n, 2);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "failed-check-httpcode"), 401);
+	assert_int_equal(*(const int *)pol_attr_value(p, "ignore-case"), 1);
+	assert_int_equal(((const struct pol_tpls *)pol_attr_value(p, "value"))->n, 2);
+	assert_null(pol_attr_value(p, "nope"));
 	p = pl->s[POL_INBOUND].v[1];
 	assert_int_equal(p->u.ip_filter.n_cidrs, 3);
 	assert_int_equal(p->u.ip_filter.n_ranges, 1);
