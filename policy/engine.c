@@ -385,6 +385,19 @@ enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st)
 	return (enum pol_step)fail_tpl(c, st);
 }
 
+int pol_query_has(const char *q, const char *name)
+{
+	const char *raw;
+	size_t len;
+
+	return query_find(q, name, &raw, &len);
+}
+
+size_t pol_query_del(char *q, const char *name)
+{
+	return query_del(q, name);
+}
+
 enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out)
 {
 	return expand(c, t, enc, out);
@@ -632,113 +645,6 @@ static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 	return r;
 }
 
-static enum step do_set_header(struct pol_call *c, const struct pol_policy *p,
-			       struct pol_headers *h)
-{
-	const char *name = p->u.set.name;
-	struct pol_headers vals = { 0 };
-	enum step r = STEP_NEXT;
-
-	if (p->u.set.exists == POL_EXISTS_DELETE) {
-		pol_headers_del(h, name);
-		return STEP_NEXT;
-	}
-	if (p->u.set.exists == POL_EXISTS_SKIP && pol_headers_get(h, name))
-		return STEP_NEXT;
-	/* every value before the old header goes: an override may read the
-	 * header it replaces (${request.header.NAME}) */
-	for (size_t i = 0; i < p->u.set.values.n; i++) {
-		char *v;
-		enum tpl_status st = expand(c, p->u.set.values.v[i], TPL_ENC_HEADER, &v);
-
-		if (st != TPL_OK) {
-			r = fail_tpl(c, st);
-			goto out;
-		}
-		if (pol_headers_add(&vals, name, v) != 0) {
-			free(v);
-			r = oom(c);
-			goto out;
-		}
-		free(v);
-	}
-	if (p->u.set.exists == POL_EXISTS_OVERRIDE)
-		pol_headers_del(h, name);
-	for (size_t i = 0; i < vals.n; i++) {
-		if (pol_headers_add(h, name, vals.v[i].value) != 0) {
-			r = fail(c, 400, "Too many headers.", "too many headers");
-			goto out;
-		}
-	}
-out:
-	pol_headers_release(&vals);
-	return r;
-}
-
-/* Appends "&name=value" (value URL-encoded) to the growing query b. */
-static enum tpl_status query_append(struct tpl_buf *b, const char *name, const char *value)
-{
-	enum tpl_status st = TPL_OK;
-
-	if (b->len > 0)
-		st = tpl_buf_put(b, "&", 1, TPL_ENC_RAW);
-	if (st == TPL_OK)
-		st = tpl_buf_put(b, name, strlen(name), TPL_ENC_URL);
-	if (st == TPL_OK)
-		st = tpl_buf_put(b, "=", 1, TPL_ENC_RAW);
-	if (st == TPL_OK)
-		st = tpl_buf_put(b, value, strlen(value), TPL_ENC_URL);
-	return st;
-}
-
-static enum step do_set_query(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *name = p->u.set.name, *raw;
-	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-	struct pol_headers vals = { 0 };
-	enum tpl_status st = TPL_OK;
-	enum step r = STEP_NEXT;
-	size_t len;
-	int exists = c->query && query_find(c->query, name, &raw, &len);
-
-	if (p->u.set.exists == POL_EXISTS_SKIP && exists)
-		return STEP_NEXT;
-	/* values before the old parameter goes, as in do_set_header */
-	for (size_t i = 0; p->u.set.exists != POL_EXISTS_DELETE && i < p->u.set.values.n; i++) {
-		char *v;
-
-		st = expand(c, p->u.set.values.v[i], TPL_ENC_RAW, &v);
-		if (st != TPL_OK) {
-			r = fail_tpl(c, st);
-			goto out;
-		}
-		if (pol_headers_add(&vals, name, v) != 0) {
-			free(v);
-			r = oom(c);
-			goto out;
-		}
-		free(v);
-	}
-	if (p->u.set.exists == POL_EXISTS_DELETE || p->u.set.exists == POL_EXISTS_OVERRIDE)
-		query_del(c->query, name);
-	if (p->u.set.exists == POL_EXISTS_DELETE)
-		goto out;
-	st = tpl_buf_put(&b, c->query, strlen(c->query), TPL_ENC_RAW);
-	for (size_t i = 0; st == TPL_OK && i < vals.n; i++)
-		st = query_append(&b, name, vals.v[i].value);
-	if (st != TPL_OK) {
-		r = fail_tpl(c, st);
-		goto out;
-	}
-	free(c->query);
-	c->query = b.p;
-	b.p = NULL;
-out:
-	tpl_buf_release(&b);
-	pol_headers_release(&vals);
-	return r;
-}
-
 static enum step do_rewrite(struct pol_call *c, const struct pol_policy *p)
 {
 	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
@@ -982,8 +888,6 @@ static enum step do_cors(struct pol_call *c, const struct pol_policy *p)
 
 static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	int response_side = sec == POL_OUTBOUND || sec == POL_ON_ERROR;
-
 	switch (p->kind) {
 	case POL_MODULE:
 		return (enum step)p->mod->run(c, p->conf, sec);
@@ -1017,10 +921,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		c->retry.delta = p->u.retry.delta;
 		c->retry.first_fast_retry = p->u.retry.first_fast_retry;
 		return STEP_NEXT;
-	case POL_SET_HEADER:
-		return do_set_header(c, p, response_side ? &c->resp_headers : &c->req_headers);
-	case POL_SET_QUERY_PARAMETER:
-		return do_set_query(c, p);
 	case POL_REWRITE_URI:
 		return do_rewrite(c, p);
 	case POL_RETURN_RESPONSE:

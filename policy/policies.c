@@ -31,8 +31,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
 	[POL_RETRY] = "retry",
-	[POL_SET_HEADER] = "set-header",
-	[POL_SET_QUERY_PARAMETER] = "set-query-parameter",
 	[POL_REWRITE_URI] = "rewrite-uri",
 	[POL_RETURN_RESPONSE] = "return-response",
 	[POL_MOCK_RESPONSE] = "mock-response",
@@ -56,8 +54,6 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
 	[POL_RETRY] = BK,
-	[POL_SET_HEADER] = IN | BK | OUT | ERR,
-	[POL_SET_QUERY_PARAMETER] = IN | BK,
 	[POL_REWRITE_URI] = IN,
 	[POL_RETURN_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_MOCK_RESPONSE] = IN | BK | OUT | ERR,
@@ -120,7 +116,7 @@ static int is_token(const char *s)
 	return 1;
 }
 
-static int is_query_name(const char *s)
+int pol_is_query_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -814,7 +810,7 @@ static void parse_jwt(struct loader *ld, json_object *o, struct pol_policy *p)
 	sources += attr_header_name(ld, o, "header-name", 0, &p->u.jwt.header_name) != 1;
 	if (attr_str(ld, o, "query-parameter-name", 0, &p->u.jwt.query_name, NULL) == 0) {
 		sources++;
-		if (!is_query_name(p->u.jwt.query_name)) {
+		if (!pol_is_query_name(p->u.jwt.query_name)) {
 			mark = ld_push_member(ld, "query-parameter-name");
 			ld_err(ld, "is not a valid query parameter name");
 			ld_pop(ld, mark);
@@ -1000,48 +996,6 @@ static void parse_retry(struct loader *ld, json_object *o, struct pol_policy *p)
 out:
 	if (v)
 		ld_pop(ld, mark);
-}
-
-/* Do the literal parts of every template of l fit a header value? The
- * engine would refuse them on every request (tpl_expand); say so at load. */
-static int literals_fit_header(const struct pol_tpls *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		for (size_t j = 0; j < l->v[i]->n; j++)
-			if (l->v[i]->v[j].root == TPL_LITERAL &&
-			    tpl_header_check(l->v[i]->v[j].text, l->v[i]->v[j].len) != 0)
-				return 0;
-	return 1;
-}
-
-static void parse_set(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "name", "exists-action", "value", NULL };
-	static const char *const actions[] = { "override", "skip", "append", "delete", NULL };
-	int action = POL_EXISTS_OVERRIDE;
-
-	ld_check_members(ld, o, known);
-	if (p->kind == POL_SET_HEADER) {
-		attr_header_name(ld, o, "name", 1, &p->u.set.name);
-	} else if (attr_str(ld, o, "name", 1, &p->u.set.name, NULL) == 0 &&
-		   !is_query_name(p->u.set.name)) {
-		size_t mark = ld_push_member(ld, "name");
-
-		ld_err_value(ld, p->u.set.name, 0, "is not a valid query parameter name");
-		ld_pop(ld, mark);
-	}
-	attr_enum(ld, o, "exists-action", 0, actions, &action);
-	p->u.set.exists = (enum pol_exists)action;
-	attr_list(ld, o, "value", 0, 1, &p->u.set.values, NULL);
-	if (p->kind == POL_SET_HEADER && !literals_fit_header(&p->u.set.values)) {
-		size_t mark = ld_push_member(ld, "value");
-
-		ld_err(ld, "has a control character (only tab is allowed in a header value)");
-		ld_pop(ld, mark);
-	}
-	if (p->u.set.exists != POL_EXISTS_DELETE && p->u.set.values.n == 0 &&
-	    !ld_present(o, "value"))
-		ld_err(ld, "missing required member 'value' (only 'delete' goes without)");
 }
 
 /* Does the path of t (up to its first literal '?') hold a dot segment of its
@@ -1264,11 +1218,6 @@ static void policy_free(struct pol_policy *p)
 	case POL_RETRY:
 		free(p->u.retry.statuses);
 		break;
-	case POL_SET_HEADER:
-	case POL_SET_QUERY_PARAMETER:
-		free(p->u.set.name);
-		tpls_free(&p->u.set.values);
-		break;
 	case POL_REWRITE_URI:
 		tpl_free(p->u.rewrite.tmpl);
 		break;
@@ -1370,10 +1319,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_RETRY:
 		parse_retry(ld, attrs, p);
-		break;
-	case POL_SET_HEADER:
-	case POL_SET_QUERY_PARAMETER:
-		parse_set(ld, attrs, p);
 		break;
 	case POL_REWRITE_URI:
 		parse_rewrite(ld, attrs, p);

@@ -52,8 +52,6 @@ enum pol_kind {
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
 	POL_RETRY,
-	POL_SET_HEADER,
-	POL_SET_QUERY_PARAMETER,
 	POL_REWRITE_URI,
 	POL_RETURN_RESPONSE,
 	POL_MOCK_RESPONSE,
@@ -141,11 +139,6 @@ struct pol_policy {
 			uint32_t count, interval, max_interval, delta;
 			int first_fast_retry;
 		} retry;
-		struct {	/* set-header, set-query-parameter */
-			char *name;
-			enum pol_exists exists;
-			struct pol_tpls values;
-		} set;
 		struct {
 			struct tpl *tmpl;	/* "{param}" and "${...}" */
 			int copy_unmatched;

@@ -131,4 +131,16 @@ enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st);
  * or the failure (then *out is NULL). */
 enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out);
 
+/* Is there a parameter decoded name in the raw query q? */
+int pol_query_has(const char *q, const char *name);
+/* Removes every parameter decoded name from the raw query q, in place.
+ * Returns how many went. */
+size_t pol_query_del(char *q, const char *name);
+
+/* ---- loader services for compile (policies.c) ---------------------------- */
+
+/* Is s a query parameter name we can put in a URL unencoded-ambiguity free
+ * (1..256 bytes, no control, space, & = # + % ?)? */
+int pol_is_query_name(const char *s);
+
 #endif

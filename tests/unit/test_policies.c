@@ -49,6 +49,15 @@ static struct gateway *load(const char *doc, struct cfg_errors *errs)
 	return gw;
 }
 
+/* The "name" attribute of a module policy (set-header). */
+static const char *name_of(const struct pol_policy *p)
+{
+	char *const *v = pol_attr_value(p, "name");
+
+	assert_non_null(v);
+	return *v;
+}
+
 struct bad_case {
 	const char *doc, *path, *msg;
 };
@@ -271,17 +280,17 @@ static void test_base_rule(void **state)
 	api = &gw->apis[0];
 	pl = pol_plan_for(api, &api->operations[0], NULL);
 	assert_int_equal(pl->s[POL_INBOUND].n, 4);	/* O A1 G A2 */
-	assert_string_equal(pl->s[POL_INBOUND].v[0]->u.set.name, "O");
-	assert_string_equal(pl->s[POL_INBOUND].v[1]->u.set.name, "A1");
-	assert_string_equal(pl->s[POL_INBOUND].v[2]->u.set.name, "G");
-	assert_string_equal(pl->s[POL_INBOUND].v[3]->u.set.name, "A2");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[0]), "O");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[1]), "A1");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[2]), "G");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[3]), "A2");
 	/* the API's outbound has no base: the global one does not run */
 	assert_int_equal(pl->s[POL_OUTBOUND].n, 1);
-	assert_string_equal(pl->s[POL_OUTBOUND].v[0]->u.set.name, "AO");
+	assert_string_equal(name_of(pl->s[POL_OUTBOUND].v[0]), "AO");
 	pl = pol_plan_for(api, &api->operations[0], &gw->products[0]);
 	assert_int_equal(pl->s[POL_INBOUND].n, 5);	/* O A1 P G A2 */
-	assert_string_equal(pl->s[POL_INBOUND].v[2]->u.set.name, "P");
-	assert_string_equal(pl->s[POL_INBOUND].v[3]->u.set.name, "G");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[2]), "P");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[3]), "G");
 	pl = pol_plan_for(api, &api->operations[1], &gw->products[0]);
 	assert_int_equal(pl->s[POL_INBOUND].n, 1);	/* O2 only */
 	/* absent section = base */
