@@ -911,16 +911,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		if (c->backend)
 			c->timeout_ms = c->backend->timeout_ms;
 		return STEP_NEXT;
-	case POL_RETRY:
-		c->retry.conditions = p->u.retry.conditions;
-		c->retry.statuses = p->u.retry.statuses;
-		c->retry.n_statuses = p->u.retry.n_statuses;
-		c->retry.count = p->u.retry.count;
-		c->retry.interval = p->u.retry.interval;
-		c->retry.max_interval = p->u.retry.max_interval;
-		c->retry.delta = p->u.retry.delta;
-		c->retry.first_fast_retry = p->u.retry.first_fast_retry;
-		return STEP_NEXT;
 	case POL_REWRITE_URI:
 		return do_rewrite(c, p);
 	case POL_RETURN_RESPONSE:

@@ -6,6 +6,7 @@
 POL_MODULE(authentication_basic)
 POL_MODULE(check_header)
 POL_MODULE(forward_request)
+POL_MODULE(retry)
 POL_MODULE(set_header)
 POL_MODULE(set_method)
 POL_MODULE(set_query_parameter)

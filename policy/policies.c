@@ -30,7 +30,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
-	[POL_RETRY] = "retry",
 	[POL_REWRITE_URI] = "rewrite-uri",
 	[POL_RETURN_RESPONSE] = "return-response",
 	[POL_MOCK_RESPONSE] = "mock-response",
@@ -53,7 +52,6 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
-	[POL_RETRY] = BK,
 	[POL_REWRITE_URI] = IN,
 	[POL_RETURN_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_MOCK_RESPONSE] = IN | BK | OUT | ERR,
@@ -171,7 +169,7 @@ static json_object *attr_get(struct loader *ld, json_object *o, const char *name
 	return v;
 }
 
-static int parse_decimal(const char *s, int64_t *out)
+int pol_parse_decimal(const char *s, int64_t *out)
 {
 	int64_t v = 0;
 	int neg = 0;
@@ -204,7 +202,7 @@ static int attr_int(struct loader *ld, json_object *o, const char *name, int req
 	if (json_object_is_type(v, json_type_string)) {
 		int64_t i;
 
-		if (parse_decimal(json_object_get_string(v), &i) != 0) {
+		if (pol_parse_decimal(json_object_get_string(v), &i) != 0) {
 			ld_err(ld, "must be an integer (a number or a string of digits)");
 		} else if (i < min || i > max) {
 			ld_err(ld, "must be an integer from %lld to %lld, not %lld", (long long)min,
@@ -936,68 +934,6 @@ static void parse_set_backend(struct loader *ld, json_object *o, struct pol_poli
 		ld_pop(ld, mark);
 }
 
-static void parse_retry(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "condition", "count", "interval", "max-interval",
-		"delta", "first-fast-retry", NULL };
-	int64_t count = 1, interval = 0, maxi = 0, delta = 0;
-	json_object *v;
-	size_t mark = 0, n;
-
-	ld_check_members(ld, o, known);
-	attr_int(ld, o, "count", 1, 1, 50, &count);
-	attr_int(ld, o, "interval", 1, 0, 3600, &interval);
-	attr_int(ld, o, "max-interval", 0, 0, 3600, &maxi);
-	attr_int(ld, o, "delta", 0, 0, 3600, &delta);
-	attr_bool(ld, o, "first-fast-retry", 0, &p->u.retry.first_fast_retry);
-	p->u.retry.count = (uint32_t)count;
-	p->u.retry.interval = (uint32_t)interval;
-	p->u.retry.max_interval = (uint32_t)maxi;
-	p->u.retry.delta = (uint32_t)delta;
-	v = attr_get(ld, o, "condition", 1, &mark);
-	if (!v || ld_is_array(ld, v) != 0)
-		goto out;
-	n = json_object_array_length(v);
-	if (n == 0 || n > POL_MAX_VALUES) {
-		ld_err(ld, "must hold 1 to %d conditions", POL_MAX_VALUES);
-		goto out;
-	}
-	p->u.retry.statuses = calloc(n, sizeof(int));
-	if (!p->u.retry.statuses) {
-		ld_err(ld, "out of memory");
-		goto out;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(v, i);
-		size_t m2 = ld_push_index(ld, i);
-		const char *s = json_object_is_type(c, json_type_string) ?
-			json_object_get_string(c) : NULL;
-		int64_t st;
-
-		if (json_object_is_type(c, json_type_int)) {
-			if (ld_int(ld, c, 100, 599, &st) == 0)
-				p->u.retry.statuses[p->u.retry.n_statuses++] = (int)st;
-		} else if (s && strcmp(s, "connect-error") == 0) {
-			p->u.retry.conditions |= POL_RETRY_CONNECT_ERROR;
-		} else if (s && strcmp(s, "timeout") == 0) {
-			p->u.retry.conditions |= POL_RETRY_TIMEOUT;
-		} else if (s && strcmp(s, "4xx") == 0) {
-			p->u.retry.conditions |= POL_RETRY_4XX;
-		} else if (s && strcmp(s, "5xx") == 0) {
-			p->u.retry.conditions |= POL_RETRY_5XX;
-		} else if (s && parse_decimal(s, &st) == 0 && st >= 100 && st <= 599) {
-			p->u.retry.statuses[p->u.retry.n_statuses++] = (int)st;
-		} else {
-			ld_err(ld, "is not a retry condition ('connect-error', 'timeout', '4xx', "
-			       "'5xx' or a status code)");
-		}
-		ld_pop(ld, m2);
-	}
-out:
-	if (v)
-		ld_pop(ld, mark);
-}
-
 /* Does the path of t (up to its first literal '?') hold a dot segment of its
  * own? Each value stands in as "x": the request-time check (engine.c,
  * do_rewrite) catches the values; this catches a template that would refuse
@@ -1215,9 +1151,6 @@ static void policy_free(struct pol_policy *p)
 		}
 		free(p->u.jwt.claims);
 		break;
-	case POL_RETRY:
-		free(p->u.retry.statuses);
-		break;
 	case POL_REWRITE_URI:
 		tpl_free(p->u.rewrite.tmpl);
 		break;
@@ -1316,9 +1249,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_SET_BACKEND_SERVICE:
 		parse_set_backend(ld, attrs, p);
-		break;
-	case POL_RETRY:
-		parse_retry(ld, attrs, p);
 		break;
 	case POL_REWRITE_URI:
 		parse_rewrite(ld, attrs, p);

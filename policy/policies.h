@@ -51,7 +51,6 @@ enum pol_kind {
 	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
-	POL_RETRY,
 	POL_REWRITE_URI,
 	POL_RETURN_RESPONSE,
 	POL_MOCK_RESPONSE,
@@ -132,13 +131,6 @@ struct pol_policy {
 			const struct gw_backend *backend;
 			const char *base_url;	/* borrowed from a backend or pool member */
 		} backend;
-		struct {
-			unsigned conditions;	/* POL_RETRY_* */
-			int *statuses;
-			size_t n_statuses;
-			uint32_t count, interval, max_interval, delta;
-			int first_fast_retry;
-		} retry;
 		struct {
 			struct tpl *tmpl;	/* "{param}" and "${...}" */
 			int copy_unmatched;

@@ -142,5 +142,7 @@ size_t pol_query_del(char *q, const char *name);
 /* Is s a query parameter name we can put in a URL unencoded-ambiguity free
  * (1..256 bytes, no control, space, & = # + % ?)? */
 int pol_is_query_name(const char *s);
+/* A decimal integer of at most 18 digits, '-' allowed: 0 or -1. */
+int pol_parse_decimal(const char *s, int64_t *out);
 
 #endif

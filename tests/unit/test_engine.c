@@ -622,7 +622,7 @@ static void test_pool_and_breaker(void **state)
 		"'apis':[{'id':'a','path':'a','backend':'w','subscription_required':false}]}";
 	const char *sbs = DOC(OPEN ",'policies':{'inbound':[{'set-backend-service':{'backend-id':'x'}}],"
 			      "'backend':[{'forward-request':{'timeout':7,'follow-redirects':'true'}},"
-			      "{'retry':{'condition':['5xx',429,'connect-error'],'count':3,'interval':1}}]}", "");
+			      "{'retry':{'condition':['5xx',429,'connect-error','timeout','503'],'count':3,'interval':1}}]}", "");
 	struct req q = { "GET", "/a/x", NULL, { NULL }, NULL };
 	struct run r;
 
@@ -663,9 +663,11 @@ static void test_pool_and_breaker(void **state)
 	assert_int_equal(r.c.timeout_ms, 7000);
 	assert_int_equal(r.c.follow_redirects, 1);
 	assert_int_equal(r.c.retry.count, 3);
-	assert_int_equal(r.c.retry.conditions, POL_RETRY_5XX | POL_RETRY_CONNECT_ERROR);
-	assert_int_equal(r.c.retry.n_statuses, 1);
+	assert_int_equal(r.c.retry.conditions,
+			 POL_RETRY_5XX | POL_RETRY_CONNECT_ERROR | POL_RETRY_TIMEOUT);
+	assert_int_equal(r.c.retry.n_statuses, 2);
 	assert_int_equal(r.c.retry.statuses[0], 429);
+	assert_int_equal(r.c.retry.statuses[1], 503);
 	stop(&r);
 }
 

@@ -130,6 +130,11 @@ static const struct bad_case bad_cases[] = {
 	{ IN("{'set-method':{'method':'${request.method}'}}"), PI "[\"set-method\"].method", "'${' is not allowed" },
 	{ IN("{'set-method':{}}"), PI "[\"set-method\"]", "missing required member 'method'" },
 	{ IN("{'set-method':null}"), PI "[\"set-method\"]", "not null" },
+	{ BK("{'retry':{'count':1,'interval':1}}"), PB "[\"retry\"]", "missing required member 'condition'" },
+	{ BK("{'retry':{'condition':null,'count':1,'interval':1}}"), PB "[\"retry\"].condition", "must not be null" },
+	{ BK("{'retry':{'condition':[],'count':1,'interval':1}}"), PB "[\"retry\"].condition", "1 to 64 conditions" },
+	{ BK("{'retry':{'condition':[99],'count':1,'interval':1}}"), PB "[\"retry\"].condition[0]", "from 100 to 599" },
+	{ BK("{'retry':{'condition':['5xx'],'count':51,'interval':1}}"), PB "[\"retry\"].count", "from 1 to 50" },
 	{ IN("{'authentication-basic':{'username':'a:b','password':'p'}}"), PI "[\"authentication-basic\"].username", "must not contain ':'" },
 	{ IN("{'authentication-basic':{'username':'a'}}"), PI "[\"authentication-basic\"]", "missing required member 'password'" },
 	{ IN("{'check-header':{'name':'X','failed-check-httpcode':200,'failed-check-error-message':'m','ignore-case':true}}"),
@@ -255,9 +260,10 @@ static void test_every_policy_loads(void **state)
 	assert_int_equal(p->u.cors.max_age, 60);
 	assert_int_equal(p->u.cors.terminate_unmatched, 0);
 	p = pl->s[POL_BACKEND].v[1];
-	assert_int_equal(p->u.retry.conditions, POL_RETRY_TIMEOUT | POL_RETRY_4XX);
-	assert_int_equal(p->u.retry.statuses[0], 503);
-	assert_int_equal(p->u.retry.first_fast_retry, 1);
+	/* the conditions are checked through the engine (test_engine, test_pool_and_breaker) */
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "count"), 2);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "delta"), 1);
+	assert_int_equal(*(const int *)pol_attr_value(p, "first-fast-retry"), 1);
 	gw_free(gw);
 }
 
