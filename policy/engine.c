@@ -393,6 +393,11 @@ int pol_query_has(const char *q, const char *name)
 	return query_find(q, name, &raw, &len);
 }
 
+char *pol_query_decode(const char *s, size_t n)
+{
+	return decode(s, n, 1);
+}
+
 size_t pol_query_del(char *q, const char *name)
 {
 	return query_del(q, name);
@@ -645,93 +650,6 @@ static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 	return r;
 }
 
-static enum step do_rewrite(struct pol_call *c, const struct pol_policy *p)
-{
-	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-	enum tpl_status st = tpl_expand(p->u.rewrite.tmpl, resolve, c, TPL_ENC_URL, &b);
-	char *q, *newq = NULL, *newp;
-
-	if (st != TPL_OK) {
-		tpl_buf_release(&b);
-		return fail_tpl(c, st);
-	}
-	/* the template's own '?' (a literal) splits path and query */
-	q = strchr(b.p, '?');
-	if (q)
-		*q++ = '\0';
-	/* Encoding each value keeps it from adding a '/', but a value of "..", or
-	 * "." next to a literal '.', still makes a whole dot segment, and encoding
-	 * its dots is no help: RFC 3986 makes %2E equal to '.', so a backend
-	 * resolves "/a/%2E%2E/b" to "/b" (and libcurl sends the path as is). So the
-	 * finished path is held to the same rule as a client's path (path_check),
-	 * here, the one place a template becomes the upstream path. */
-	if (path_check(b.p, strlen(b.p)) != 0) {
-		tpl_buf_release(&b);
-		return fail(c, 400, "A value put into the URL makes a '.' or '..' path segment.",
-			    "rewrite-uri made a dot segment");
-	}
-	newp = strdup(b.p);
-	if (q) {
-		newq = strdup(q);
-	} else {
-		newq = strdup("");
-	}
-	if (!newp || !newq) {
-		free(newp);
-		free(newq);
-		tpl_buf_release(&b);
-		return oom(c);
-	}
-	if (p->u.rewrite.copy_unmatched && c->query && *c->query) {
-		/* the client's parameters that the template does not set */
-		struct tpl_buf out = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-		const char *s = c->query;
-
-		st = tpl_buf_put(&out, newq, strlen(newq), TPL_ENC_RAW);
-		while (st == TPL_OK && *s) {
-			size_t seg = strcspn(s, "&");
-			const char *eq = memchr(s, '=', seg);
-			char *dn = decode(s, eq ? (size_t)(eq - s) : seg, 1);
-			const char *v;
-			size_t vl;
-
-			if (!dn) {
-				st = TPL_NOMEM;
-				break;
-			}
-			if (seg > 0 && !query_find(newq, dn, &v, &vl)) {
-				if (out.len > 0)
-					st = tpl_buf_put(&out, "&", 1, TPL_ENC_RAW);
-				if (st == TPL_OK)
-					st = tpl_buf_put(&out, s, seg, TPL_ENC_RAW);
-			}
-			free(dn);
-			s += seg;
-			if (*s == '&')
-				s++;
-		}
-		if (st != TPL_OK) {
-			tpl_buf_release(&out);
-			free(newp);
-			free(newq);
-			tpl_buf_release(&b);
-			return fail_tpl(c, st);
-		}
-		free(newq);
-		newq = out.p ? out.p : strdup("");
-	}
-	tpl_buf_release(&b);
-	if (!newq) {
-		free(newp);
-		return oom(c);
-	}
-	free(c->path);
-	c->path = newp;
-	free(c->query);
-	c->query = newq;
-	return STEP_NEXT;
-}
-
 static enum step do_response(struct pol_call *c, const struct pol_policy *p)
 {
 	char *body = NULL;
@@ -911,8 +829,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		if (c->backend)
 			c->timeout_ms = c->backend->timeout_ms;
 		return STEP_NEXT;
-	case POL_REWRITE_URI:
-		return do_rewrite(c, p);
 	case POL_RETURN_RESPONSE:
 	case POL_MOCK_RESPONSE:
 		return do_response(c, p);

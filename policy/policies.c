@@ -14,7 +14,6 @@
 #include "policy/cidr.h"
 #include "policy/jose.h"
 #include "policy/loader.h"
-#include "policy/path.h"
 #include "policy/polmod.h"
 
 #define POL_NAME_MAX 256
@@ -30,7 +29,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
-	[POL_REWRITE_URI] = "rewrite-uri",
 	[POL_RETURN_RESPONSE] = "return-response",
 	[POL_MOCK_RESPONSE] = "mock-response",
 	[POL_CORS] = "cors",
@@ -52,7 +50,6 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
-	[POL_REWRITE_URI] = IN,
 	[POL_RETURN_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_MOCK_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_CORS] = IN,
@@ -934,60 +931,6 @@ static void parse_set_backend(struct loader *ld, json_object *o, struct pol_poli
 		ld_pop(ld, mark);
 }
 
-/* Does the path of t (up to its first literal '?') hold a dot segment of its
- * own? Each value stands in as "x": the request-time check (engine.c,
- * do_rewrite) catches the values; this catches a template that would refuse
- * every request, when it is loaded. Returns 0 when clean, -1 otherwise (and
- * on an allocation failure, which the loader reports as the same error). */
-static int rewrite_literal_check(const struct tpl *t)
-{
-	struct tpl_buf b = TPL_BUF_INIT(1 << 20);
-	enum tpl_status st = TPL_OK;
-	int rc = -1;
-
-	for (size_t i = 0; st == TPL_OK && i < t->n; i++) {
-		const struct tpl_part *part = &t->v[i];
-		const char *q;
-
-		if (part->root != TPL_LITERAL) {
-			st = tpl_buf_put(&b, "x", 1, TPL_ENC_RAW);
-			continue;
-		}
-		q = memchr(part->text, '?', part->len);
-		st = tpl_buf_put(&b, part->text, q ? (size_t)(q - part->text) : part->len,
-				 TPL_ENC_RAW);
-		if (q)
-			break;
-	}
-	if (st == TPL_OK && b.p)
-		rc = path_check(b.p, b.len);
-	tpl_buf_release(&b);
-	return rc;
-}
-
-static void parse_rewrite(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "template", "copy-unmatched-params", NULL };
-
-	ld_check_members(ld, o, known);
-	if (attr_tpl(ld, o, "template", 1, TPL_PARSE_BRACES, &p->u.rewrite.tmpl) == 0 &&
-	    (p->u.rewrite.tmpl->n == 0 || p->u.rewrite.tmpl->v[0].root != TPL_LITERAL ||
-	     p->u.rewrite.tmpl->v[0].text[0] != '/')) {
-		size_t mark = ld_push_member(ld, "template");
-
-		ld_err(ld, "must start with '/'");
-		ld_pop(ld, mark);
-	} else if (p->u.rewrite.tmpl && rewrite_literal_check(p->u.rewrite.tmpl) != 0) {
-		size_t mark = ld_push_member(ld, "template");
-
-		ld_err(ld, "has a '.' or '..' path segment, a malformed escape or an encoded "
-		       "NUL, CR or LF");
-		ld_pop(ld, mark);
-	}
-	p->u.rewrite.copy_unmatched = 1;
-	attr_bool(ld, o, "copy-unmatched-params", 0, &p->u.rewrite.copy_unmatched);
-}
-
 static int good_reason(const char *s)
 {
 	for (; *s; s++)
@@ -1151,9 +1094,6 @@ static void policy_free(struct pol_policy *p)
 		}
 		free(p->u.jwt.claims);
 		break;
-	case POL_REWRITE_URI:
-		tpl_free(p->u.rewrite.tmpl);
-		break;
 	case POL_RETURN_RESPONSE:
 	case POL_MOCK_RESPONSE:
 		for (size_t i = 0; i < p->u.response.n_headers; i++) {
@@ -1249,9 +1189,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_SET_BACKEND_SERVICE:
 		parse_set_backend(ld, attrs, p);
-		break;
-	case POL_REWRITE_URI:
-		parse_rewrite(ld, attrs, p);
 		break;
 	case POL_RETURN_RESPONSE:
 	case POL_MOCK_RESPONSE:

@@ -51,7 +51,6 @@ enum pol_kind {
 	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
-	POL_REWRITE_URI,
 	POL_RETURN_RESPONSE,
 	POL_MOCK_RESPONSE,
 	POL_CORS,
@@ -131,10 +130,6 @@ struct pol_policy {
 			const struct gw_backend *backend;
 			const char *base_url;	/* borrowed from a backend or pool member */
 		} backend;
-		struct {
-			struct tpl *tmpl;	/* "{param}" and "${...}" */
-			int copy_unmatched;
-		} rewrite;
 		struct {	/* return-response, mock-response */
 			int code;
 			char **header_names;

@@ -136,6 +136,9 @@ int pol_query_has(const char *q, const char *name);
 /* Removes every parameter decoded name from the raw query q, in place.
  * Returns how many went. */
 size_t pol_query_del(char *q, const char *name);
+/* The %-decoded (and '+' as space) copy of s[0..n), a NUL inside turned to
+ * 0xff so it compares with no name; NULL when out of memory. */
+char *pol_query_decode(const char *s, size_t n);
 
 /* ---- loader services for compile (policies.c) ---------------------------- */
 

@@ -254,7 +254,7 @@ static void test_every_policy_loads(void **state)
 	p = pl->s[POL_INBOUND].v[8];
 	assert_ptr_equal(p->u.backend.backend, &gw->backends[0]);
 	p = pl->s[POL_INBOUND].v[12];
-	assert_int_equal(p->u.rewrite.copy_unmatched, 0);
+	assert_int_equal(*(const int *)pol_attr_value(p, "copy-unmatched-params"), 0);
 	p = pl->s[POL_INBOUND].v[15];
 	assert_int_equal(p->u.cors.any_origin, 1);
 	assert_int_equal(p->u.cors.max_age, 60);
