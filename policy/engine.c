@@ -393,6 +393,16 @@ int pol_query_has(const char *q, const char *name)
 	return query_find(q, name, &raw, &len);
 }
 
+void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *body)
+{
+	clear_response(c);
+	c->status = status;
+	c->resp_headers = *h;
+	memset(h, 0, sizeof(*h));
+	c->body = body;
+	c->body_len = body ? strlen(body) : 0;
+}
+
 char *pol_query_decode(const char *s, size_t n)
 {
 	return decode(s, n, 1);
@@ -650,42 +660,6 @@ static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 	return r;
 }
 
-static enum step do_response(struct pol_call *c, const struct pol_policy *p)
-{
-	char *body = NULL;
-	struct pol_headers h = { NULL, 0, 0 };
-
-	for (size_t i = 0; i < p->u.response.n_headers; i++) {
-		char *v;
-		enum tpl_status st = expand(c, p->u.response.header_values[i], TPL_ENC_HEADER, &v);
-
-		if (st != TPL_OK) {
-			pol_headers_release(&h);
-			return fail_tpl(c, st);
-		}
-		if (pol_headers_add(&h, p->u.response.header_names[i], v) != 0) {
-			free(v);
-			pol_headers_release(&h);
-			return oom(c);
-		}
-		free(v);
-	}
-	if (p->u.response.body) {
-		enum tpl_status st = expand(c, p->u.response.body, TPL_ENC_RAW, &body);
-
-		if (st != TPL_OK) {
-			pol_headers_release(&h);
-			return fail_tpl(c, st);
-		}
-	}
-	clear_response(c);
-	c->status = p->u.response.code;
-	c->resp_headers = h;
-	c->body = body;
-	c->body_len = body ? strlen(body) : 0;
-	return STEP_RESPOND;
-}
-
 static int list_has(const struct pol_strings *l, const char *s, int nocase)
 {
 	for (size_t i = 0; i < l->n; i++)
@@ -829,9 +803,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		if (c->backend)
 			c->timeout_ms = c->backend->timeout_ms;
 		return STEP_NEXT;
-	case POL_RETURN_RESPONSE:
-	case POL_MOCK_RESPONSE:
-		return do_response(c, p);
 	case POL_CORS:
 		return do_cors(c, p);
 	}

@@ -29,8 +29,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
-	[POL_RETURN_RESPONSE] = "return-response",
-	[POL_MOCK_RESPONSE] = "mock-response",
 	[POL_CORS] = "cors",
 	[POL_MODULE] = "module",
 };
@@ -50,8 +48,6 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
-	[POL_RETURN_RESPONSE] = IN | BK | OUT | ERR,
-	[POL_MOCK_RESPONSE] = IN | BK | OUT | ERR,
 	[POL_CORS] = IN,
 };
 
@@ -99,7 +95,7 @@ static int is_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static int is_token(const char *s)
+int pol_is_token(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -269,7 +265,7 @@ static int attr_header_name(struct loader *ld, json_object *o, const char *name,
 	if (!v)
 		return required ? -1 : 1;
 	rc = ld_string(ld, v, STR_SUBST | STR_NO_SECRET, out, &secret);
-	if (rc == 0 && !is_token(*out)) {
+	if (rc == 0 && !pol_is_token(*out)) {
 		ld_err_value(ld, *out, secret, "is not a valid header name");
 		free(*out);
 		*out = NULL;
@@ -280,7 +276,7 @@ static int attr_header_name(struct loader *ld, json_object *o, const char *name,
 }
 
 /* Parses one string value v (current path at it) as a template. */
-static int value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out)
+int pol_value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out)
 {
 	char *s, why[300];
 	int secret, rc = -1;
@@ -307,7 +303,7 @@ static int attr_tpl(struct loader *ld, json_object *o, const char *name, int req
 
 	if (!v)
 		return required ? -1 : 1;
-	rc = value_tpl(ld, v, tflags, out);
+	rc = pol_value_tpl(ld, v, tflags, out);
 	ld_pop(ld, mark);
 	return rc;
 }
@@ -348,7 +344,7 @@ static int attr_list(struct loader *ld, json_object *o, const char *name, int re
 		size_t m2 = single ? ld->plen : ld_push_index(ld, i);
 
 		if (as_tpl) {
-			if (value_tpl(ld, e, 0, &tl->v[tl->n]) == 0)
+			if (pol_value_tpl(ld, e, 0, &tl->v[tl->n]) == 0)
 				tl->n++;
 			else
 				rc = -1;
@@ -931,87 +927,6 @@ static void parse_set_backend(struct loader *ld, json_object *o, struct pol_poli
 		ld_pop(ld, mark);
 }
 
-static int good_reason(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
-static void parse_response(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "status-code", "headers", "body", NULL };
-	static const char *const mknown[] = { "status-code", "content-type", "headers", "body",
-		NULL };
-	int64_t code = 200;
-	json_object *v;
-	size_t mark = 0;
-
-	ld_check_members(ld, o, p->kind == POL_MOCK_RESPONSE ? mknown : known);
-	attr_int(ld, o, "status-code", p->kind == POL_RETURN_RESPONSE, 100, 599, &code);
-	p->u.response.code = (int)code;
-	attr_tpl(ld, o, "body", 0, 0, &p->u.response.body);
-	v = attr_get(ld, o, "headers", 0, &mark);
-	if (v && ld_is_object(ld, v) == 0) {
-		size_t n = (size_t)json_object_object_length(v) + 1;
-
-		if (n > POL_MAX_VALUES) {
-			ld_err(ld, "has more than %d headers", POL_MAX_VALUES);
-		} else {
-			p->u.response.header_names = calloc(n, sizeof(char *));
-			p->u.response.header_values = calloc(n, sizeof(struct tpl *));
-			if (!p->u.response.header_names || !p->u.response.header_values)
-				ld_err(ld, "out of memory");
-		}
-		if (p->u.response.header_values) {
-			json_object_object_foreach(v, k, e) {
-				size_t m2 = ld_push_key(ld, k);
-				size_t i = p->u.response.n_headers;
-
-				if (!is_token(k)) {
-					ld_err(ld, "is not a valid header name");
-				} else if (e && value_tpl(ld, e, 0, &p->u.response.header_values[i]) == 0) {
-					p->u.response.header_names[i] = strdup(k);
-					p->u.response.n_headers++;
-					if (!p->u.response.header_names[i])
-						ld_err(ld, "out of memory");
-				} else if (!e) {
-					ld_err(ld, "must be a string, not null");
-				}
-				ld_pop(ld, m2);
-			}
-		}
-	}
-	if (v)
-		ld_pop(ld, mark);
-	if (p->kind == POL_MOCK_RESPONSE && !p->u.response.header_values && ld_present(o, "content-type")) {
-		p->u.response.header_names = calloc(1, sizeof(char *));
-		p->u.response.header_values = calloc(1, sizeof(struct tpl *));
-	}
-	if (p->kind == POL_MOCK_RESPONSE) {
-		char *ct = NULL;
-		size_t i = p->u.response.n_headers;
-
-		if (attr_str(ld, o, "content-type", 0, &ct, NULL) == 0) {
-			if (!good_reason(ct) || !p->u.response.header_values) {
-				ld_err(ld, "'content-type' is not a valid header value");
-				free(ct);
-			} else {
-				char why[200];
-
-				if (tpl_parse(ct, strlen(ct), 0, &p->u.response.header_values[i], why,
-					      sizeof(why)) == 0 &&
-				    (p->u.response.header_names[i] = strdup("Content-Type")))
-					p->u.response.n_headers++;
-				else
-					ld_err(ld, "'content-type': %s", why);
-				free(ct);
-			}
-		}
-	}
-}
-
 static void parse_cors(struct loader *ld, json_object *o, struct pol_policy *p)
 {
 	static const char *const known[] = { "allowed-origins", "allowed-methods",
@@ -1093,16 +1008,6 @@ static void policy_free(struct pol_policy *p)
 			strings_free(&vals);
 		}
 		free(p->u.jwt.claims);
-		break;
-	case POL_RETURN_RESPONSE:
-	case POL_MOCK_RESPONSE:
-		for (size_t i = 0; i < p->u.response.n_headers; i++) {
-			free(p->u.response.header_names[i]);
-			tpl_free(p->u.response.header_values[i]);
-		}
-		free(p->u.response.header_names);
-		free(p->u.response.header_values);
-		tpl_free(p->u.response.body);
 		break;
 	case POL_CORS:
 		strings_free(&p->u.cors.origins);
@@ -1189,10 +1094,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_SET_BACKEND_SERVICE:
 		parse_set_backend(ld, attrs, p);
-		break;
-	case POL_RETURN_RESPONSE:
-	case POL_MOCK_RESPONSE:
-		parse_response(ld, attrs, p);
 		break;
 	case POL_CORS:
 		parse_cors(ld, attrs, p);

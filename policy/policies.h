@@ -51,8 +51,6 @@ enum pol_kind {
 	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
-	POL_RETURN_RESPONSE,
-	POL_MOCK_RESPONSE,
 	POL_CORS,
 	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
 	POL_N_KINDS
@@ -130,13 +128,6 @@ struct pol_policy {
 			const struct gw_backend *backend;
 			const char *base_url;	/* borrowed from a backend or pool member */
 		} backend;
-		struct {	/* return-response, mock-response */
-			int code;
-			char **header_names;
-			struct tpl **header_values;
-			size_t n_headers;
-			struct tpl *body;	/* NULL: empty */
-		} response;
 		struct {
 			struct pol_strings origins, methods, headers, expose;
 			int any_origin, any_method, any_header;

@@ -49,6 +49,7 @@
 
 struct loader;
 struct pol_call;
+struct pol_headers;
 
 /* sections a policy may appear in (bits of pol_module.sections) */
 #define POL_SEC_IN (1u << POL_INBOUND)
@@ -136,6 +137,9 @@ int pol_query_has(const char *q, const char *name);
 /* Removes every parameter decoded name from the raw query q, in place.
  * Returns how many went. */
 size_t pol_query_del(char *q, const char *name);
+/* Replaces c's answer with status, the headers h (moved into c, *h left
+ * empty) and body (owned by c from now; NULL: empty). */
+void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *body);
 /* The %-decoded (and '+' as space) copy of s[0..n), a NUL inside turned to
  * 0xff so it compares with no name; NULL when out of memory. */
 char *pol_query_decode(const char *s, size_t n);
@@ -145,6 +149,12 @@ char *pol_query_decode(const char *s, size_t n);
 /* Is s a query parameter name we can put in a URL unencoded-ambiguity free
  * (1..256 bytes, no control, space, & = # + % ?)? */
 int pol_is_query_name(const char *s);
+/* Is s an HTTP token (a header name, a method), 1..256 bytes? */
+int pol_is_token(const char *s);
+/* The string value v (current path at it) as a template: {{named values}}
+ * substituted, "${...}" allowed, at most 1 MiB; tflags as tpl_parse's.
+ * Returns 0 with a new *out, or -1 (reported). */
+int pol_value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out);
 /* A decimal integer of at most 18 digits, '-' allowed: 0 or -1. */
 int pol_parse_decimal(const char *s, int64_t *out);
 
