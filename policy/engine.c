@@ -403,6 +403,11 @@ void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *bo
 	c->body_len = body ? strlen(body) : 0;
 }
 
+struct pol_headers *pol_extra_headers(struct pol_call *c)
+{
+	return &c->priv.extra;
+}
+
 char *pol_query_decode(const char *s, size_t n)
 {
 	return decode(s, n, 1);
@@ -660,124 +665,6 @@ static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 	return r;
 }
 
-static int list_has(const struct pol_strings *l, const char *s, int nocase)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (nocase ? strcasecmp(l->v[i], s) == 0 : strcmp(l->v[i], s) == 0)
-			return 1;
-	return 0;
-}
-
-/* Joins l with ", " into a new string. */
-static char *join(const struct pol_strings *l)
-{
-	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-
-	tpl_buf_put(&b, "", 0, TPL_ENC_RAW);
-	for (size_t i = 0; i < l->n; i++) {
-		if ((i && tpl_buf_put(&b, ", ", 2, TPL_ENC_RAW) != TPL_OK) ||
-		    tpl_buf_put(&b, l->v[i], strlen(l->v[i]), TPL_ENC_RAW) != TPL_OK) {
-			tpl_buf_release(&b);
-			return NULL;
-		}
-	}
-	return b.p;
-}
-
-/* Are all the comma-separated headers of req allowed? */
-static int cors_headers_ok(const struct pol_policy *p, const char *req)
-{
-	char name[257];
-
-	if (!req || p->u.cors.any_header)
-		return 1;
-	while (*req) {
-		size_t n;
-
-		while (*req == ' ' || *req == ',')
-			req++;
-		n = strcspn(req, ", ");
-		if (n == 0)
-			break;
-		if (n >= sizeof(name))
-			return 0;
-		memcpy(name, req, n);
-		name[n] = '\0';
-		if (!list_has(&p->u.cors.headers, name, 1))
-			return 0;
-		req += n;
-	}
-	return 1;
-}
-
-static enum step do_cors(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *origin = pol_headers_get(&c->req_headers, "Origin");
-	const char *want = pol_headers_get(&c->req_headers, "Access-Control-Request-Method");
-	int preflight = c->method && strcmp(c->method, "OPTIONS") == 0 && want;
-	int ok = origin && (p->u.cors.any_origin || list_has(&p->u.cors.origins, origin, 0));
-	struct pol_headers *h = preflight ? &c->resp_headers : &c->priv.extra;
-	const char *ao = p->u.cors.any_origin && !p->u.cors.credentials ? "*" : origin;
-
-	if (!origin)
-		return STEP_NEXT;
-	if (ok && preflight) {
-		if (p->u.cors.any_method || p->u.cors.methods.n == 0 ?
-		    (p->u.cors.any_method || strcmp(want, "GET") == 0 ||
-		     strcmp(want, "POST") == 0) :
-		    list_has(&p->u.cors.methods, want, 0))
-			ok = cors_headers_ok(p, pol_headers_get(&c->req_headers,
-							       "Access-Control-Request-Headers"));
-		else
-			ok = 0;
-	}
-	if (!ok) {
-		if (!p->u.cors.terminate_unmatched)
-			return STEP_NEXT;
-		clear_response(c);
-		c->status = 200;
-		return STEP_RESPOND;
-	}
-	if (preflight)
-		clear_response(c);
-	pol_headers_add(h, "Access-Control-Allow-Origin", ao);
-	if (strcmp(ao, "*") != 0)
-		pol_headers_add(h, "Vary", "Origin");
-	if (p->u.cors.credentials)
-		pol_headers_add(h, "Access-Control-Allow-Credentials", "true");
-	if (preflight) {
-		const char *rh = pol_headers_get(&c->req_headers, "Access-Control-Request-Headers");
-		char *m = p->u.cors.any_method ? strdup(want) : join(&p->u.cors.methods);
-		char num[32];
-
-		if (m && *m)
-			pol_headers_add(h, "Access-Control-Allow-Methods", m);
-		else if (m)
-			pol_headers_add(h, "Access-Control-Allow-Methods", "GET, POST");
-		free(m);
-		if (rh) {
-			m = p->u.cors.any_header ? strdup(rh) : join(&p->u.cors.headers);
-			if (m && *m)
-				pol_headers_add(h, "Access-Control-Allow-Headers", m);
-			free(m);
-		}
-		if (p->u.cors.max_age >= 0) {
-			snprintf(num, sizeof(num), "%ld", p->u.cors.max_age);
-			pol_headers_add(h, "Access-Control-Max-Age", num);
-		}
-		c->status = 200;
-		return STEP_RESPOND;
-	}
-	if (p->u.cors.expose.n) {
-		char *e = join(&p->u.cors.expose);
-
-		if (e)
-			pol_headers_add(h, "Access-Control-Expose-Headers", e);
-		free(e);
-	}
-	return STEP_NEXT;
-}
-
 static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
 	switch (p->kind) {
@@ -803,8 +690,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		if (c->backend)
 			c->timeout_ms = c->backend->timeout_ms;
 		return STEP_NEXT;
-	case POL_CORS:
-		return do_cors(c, p);
 	}
 	return STEP_NEXT;
 }

@@ -5,6 +5,7 @@
  */
 POL_MODULE(authentication_basic)
 POL_MODULE(check_header)
+POL_MODULE(cors)
 POL_MODULE(forward_request)
 POL_MODULE(mock_response)
 POL_MODULE(retry)

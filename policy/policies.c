@@ -29,7 +29,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
-	[POL_CORS] = "cors",
 	[POL_MODULE] = "module",
 };
 
@@ -48,7 +47,6 @@ static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
 	[POL_SET_BACKEND_SERVICE] = IN | BK,
-	[POL_CORS] = IN,
 };
 
 static const char *const section_names[POL_N_SECTIONS] = {
@@ -927,41 +925,6 @@ static void parse_set_backend(struct loader *ld, json_object *o, struct pol_poli
 		ld_pop(ld, mark);
 }
 
-static void parse_cors(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "allowed-origins", "allowed-methods",
-		"allowed-headers", "expose-headers", "allow-credentials",
-		"preflight-result-max-age", "terminate-unmatched-request", NULL };
-	int64_t age = -1;
-
-	ld_check_members(ld, o, known);
-	attr_list(ld, o, "allowed-origins", 1, 0, NULL, &p->u.cors.origins);
-	attr_list(ld, o, "allowed-methods", 0, 0, NULL, &p->u.cors.methods);
-	attr_list(ld, o, "allowed-headers", 0, 0, NULL, &p->u.cors.headers);
-	attr_list(ld, o, "expose-headers", 0, 0, NULL, &p->u.cors.expose);
-	attr_bool(ld, o, "allow-credentials", 0, &p->u.cors.credentials);
-	attr_int(ld, o, "preflight-result-max-age", 0, 0, 86400 * 365, &age);
-	p->u.cors.max_age = (long)age;
-	p->u.cors.terminate_unmatched = 1;
-	attr_bool(ld, o, "terminate-unmatched-request", 0, &p->u.cors.terminate_unmatched);
-	for (size_t i = 0; i < p->u.cors.origins.n; i++)
-		if (strcmp(p->u.cors.origins.v[i], "*") == 0)
-			p->u.cors.any_origin = 1;
-	for (size_t i = 0; i < p->u.cors.methods.n; i++)
-		if (strcmp(p->u.cors.methods.v[i], "*") == 0)
-			p->u.cors.any_method = 1;
-	for (size_t i = 0; i < p->u.cors.headers.n; i++)
-		if (strcmp(p->u.cors.headers.v[i], "*") == 0)
-			p->u.cors.any_header = 1;
-	if (p->u.cors.origins.n == 0)
-		ld_err(ld, "'allowed-origins' must hold at least one origin");
-	if (p->u.cors.any_origin && p->u.cors.credentials)
-		ld_err(ld, "'allow-credentials' cannot be true with the origin '*' (browsers "
-		       "refuse it)");
-	if (p->u.cors.methods.n == 0 && !ld_present(o, "allowed-methods"))
-		p->u.cors.any_method = 0;
-}
-
 static void policy_free(struct pol_policy *p)
 {
 	if (!p)
@@ -1008,12 +971,6 @@ static void policy_free(struct pol_policy *p)
 			strings_free(&vals);
 		}
 		free(p->u.jwt.claims);
-		break;
-	case POL_CORS:
-		strings_free(&p->u.cors.origins);
-		strings_free(&p->u.cors.methods);
-		strings_free(&p->u.cors.headers);
-		strings_free(&p->u.cors.expose);
 		break;
 	default:
 		break;
@@ -1094,9 +1051,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_SET_BACKEND_SERVICE:
 		parse_set_backend(ld, attrs, p);
-		break;
-	case POL_CORS:
-		parse_cors(ld, attrs, p);
 		break;
 	case POL_MODULE:
 		module_parse(ld, attrs, p);

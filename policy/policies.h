@@ -51,7 +51,6 @@ enum pol_kind {
 	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
 	POL_SET_BACKEND_SERVICE,
-	POL_CORS,
 	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
 	POL_N_KINDS
 };
@@ -128,13 +127,6 @@ struct pol_policy {
 			const struct gw_backend *backend;
 			const char *base_url;	/* borrowed from a backend or pool member */
 		} backend;
-		struct {
-			struct pol_strings origins, methods, headers, expose;
-			int any_origin, any_method, any_header;
-			int credentials;
-			long max_age;	/* -1: not sent */
-			int terminate_unmatched;
-		} cors;
 	} u;
 };
 

@@ -140,6 +140,8 @@ size_t pol_query_del(char *q, const char *name);
 /* Replaces c's answer with status, the headers h (moved into c, *h left
  * empty) and body (owned by c from now; NULL: empty). */
 void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *body);
+/* The headers added to whatever answer goes out for c (cors, limit counts). */
+struct pol_headers *pol_extra_headers(struct pol_call *c);
 /* The %-decoded (and '+' as space) copy of s[0..n), a NUL inside turned to
  * 0xff so it compares with no name; NULL when out of memory. */
 char *pol_query_decode(const char *s, size_t n);

@@ -261,9 +261,9 @@ static void test_every_policy_loads(void **state)
 	p = pl->s[POL_INBOUND].v[12];
 	assert_int_equal(*(const int *)pol_attr_value(p, "copy-unmatched-params"), 0);
 	p = pl->s[POL_INBOUND].v[15];
-	assert_int_equal(p->u.cors.any_origin, 1);
-	assert_int_equal(p->u.cors.max_age, 60);
-	assert_int_equal(p->u.cors.terminate_unmatched, 0);
+	assert_int_equal(((const struct pol_strings *)pol_attr_value(p, "allowed-origins"))->n, 1);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "preflight-result-max-age"), 60);
+	assert_int_equal(*(const int *)pol_attr_value(p, "terminate-unmatched-request"), 0);
 	p = pl->s[POL_BACKEND].v[1];
 	/* the conditions are checked through the engine (test_engine, test_pool_and_breaker) */
 	assert_int_equal(*(const int64_t *)pol_attr_value(p, "count"), 2);
