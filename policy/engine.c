@@ -433,26 +433,6 @@ static void add_extra(struct pol_call *c)
 
 /* ---- the policies --------------------------------------------------------- */
 
-static enum step do_ip_filter(struct pol_call *c, const struct pol_policy *p)
-{
-	unsigned char addr[16];
-	int family, in = 0;
-
-	if (!c->client_ip || cidr_parse_addr(c->client_ip, &family, addr) != 0)
-		return fail(c, 403, "Forbidden.", "ip-filter: unparsable client address");
-	for (size_t i = 0; !in && i < p->u.ip_filter.n_cidrs; i++)
-		in = cidr_contains(&p->u.ip_filter.cidrs[i], family, addr);
-	for (size_t i = 0; !in && i < p->u.ip_filter.n_ranges; i++) {
-		const struct pol_range *r = &p->u.ip_filter.ranges[i];
-
-		in = r->family == family && memcmp(addr, r->from, 16) >= 0 &&
-		     memcmp(addr, r->to, 16) <= 0;
-	}
-	if (in == p->u.ip_filter.allow)
-		return STEP_NEXT;
-	return fail(c, 403, "Forbidden.", "ip-filter");
-}
-
 /* "<prefix>:<what>:<value>" into a new string. */
 static char *counter_key(const char *prefix, const char *what, const char *value)
 {
@@ -673,8 +653,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 	case POL_BASE:
 	case POL_N_KINDS:
 		return STEP_NEXT;
-	case POL_IP_FILTER:
-		return do_ip_filter(c, p);
 	case POL_RATE_LIMIT:
 	case POL_RATE_LIMIT_BY_KEY:
 	case POL_QUOTA:
@@ -684,12 +662,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 		return do_concurrency(c, p);
 	case POL_VALIDATE_JWT:
 		return do_jwt(c, p);
-	case POL_SET_BACKEND_SERVICE:
-		c->backend = p->u.backend.backend;
-		c->backend_url = p->u.backend.base_url;
-		if (c->backend)
-			c->timeout_ms = c->backend->timeout_ms;
-		return STEP_NEXT;
 	}
 	return STEP_NEXT;
 }

@@ -21,14 +21,12 @@
 
 static const char *const kind_names[POL_N_KINDS] = {
 	[POL_BASE] = "base",
-	[POL_IP_FILTER] = "ip-filter",
 	[POL_RATE_LIMIT] = "rate-limit",
 	[POL_RATE_LIMIT_BY_KEY] = "rate-limit-by-key",
 	[POL_QUOTA] = "quota",
 	[POL_QUOTA_BY_KEY] = "quota-by-key",
 	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
-	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
 	[POL_MODULE] = "module",
 };
 
@@ -39,14 +37,12 @@ static const char *const kind_names[POL_N_KINDS] = {
 
 static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_BASE] = IN | BK | OUT | ERR,
-	[POL_IP_FILTER] = IN,
 	[POL_RATE_LIMIT] = IN,
 	[POL_RATE_LIMIT_BY_KEY] = IN,
 	[POL_QUOTA] = IN,
 	[POL_QUOTA_BY_KEY] = IN,
 	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
-	[POL_SET_BACKEND_SERVICE] = IN | BK,
 };
 
 static const char *const section_names[POL_N_SECTIONS] = {
@@ -519,117 +515,6 @@ static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p
 
 /* ---- the policies -------------------------------------------------------- */
 
-/* An address without prefix for address-range. */
-static int range_addr(struct loader *ld, json_object *o, const char *name, int *family,
-		      unsigned char *addr)
-{
-	char *s;
-	int secret, rc = -1;
-
-	if (attr_str(ld, o, name, 1, &s, &secret) != 0)
-		return -1;
-	if (cidr_parse_addr(s, family, addr) == 0) {
-		rc = 0;
-	} else {
-		size_t mark = ld_push_member(ld, name);
-
-		ld_err_value(ld, s, secret, "is not an IP address");
-		ld_pop(ld, mark);
-	}
-	free(s);
-	return rc;
-}
-
-static void parse_ip_filter(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "action", "address", "address-range", NULL };
-	static const char *const actions[] = { "forbid", "allow", NULL };
-	struct pol_strings addrs = { NULL, 0 };
-	json_object *v;
-	size_t mark = 0;
-
-	ld_check_members(ld, o, known);
-	attr_enum(ld, o, "action", 1, actions, &p->u.ip_filter.allow);
-	if (!ld_present(o, "address") && !ld_present(o, "address-range"))
-		ld_err(ld, "needs 'address' or 'address-range'");
-	if (attr_list(ld, o, "address", 0, 0, NULL, &addrs) == 0 && addrs.n > 0) {
-		p->u.ip_filter.cidrs = calloc(addrs.n, sizeof(struct gw_cidr));
-		if (!p->u.ip_filter.cidrs)
-			ld_err(ld, "out of memory");
-		mark = ld_push_member(ld, "address");
-		for (size_t i = 0; p->u.ip_filter.cidrs && i < addrs.n; i++) {
-			struct gw_cidr *c = &p->u.ip_filter.cidrs[p->u.ip_filter.n_cidrs];
-
-			if (cidr_parse(addrs.v[i], c) == 0) {
-				p->u.ip_filter.n_cidrs++;
-			} else {
-				size_t m2 = ld_push_index(ld, i);
-
-				ld_err_value(ld, addrs.v[i], 0, "is not an IP address or CIDR "
-					     "(host bits must be zero)");
-				ld_pop(ld, m2);
-			}
-		}
-		ld_pop(ld, mark);
-	}
-	strings_free(&addrs);
-	v = attr_get(ld, o, "address-range", 0, &mark);
-	if (!v)
-		return;
-	if (json_object_is_type(v, json_type_object)) {
-		/* one range may be written as an object, as APIM's single element */
-		json_object *a = json_object_new_array();
-
-		if (!a) {
-			ld_err(ld, "out of memory");
-			goto out;
-		}
-		json_object_array_add(a, json_object_get(v));
-		v = a;
-	} else if (ld_is_array(ld, v) != 0) {
-		goto out;
-	} else {
-		json_object_get(v);
-	}
-	{
-		size_t n = json_object_array_length(v);
-
-		if (n > POL_MAX_VALUES) {
-			ld_err(ld, "has more than %d ranges", POL_MAX_VALUES);
-			n = 0;
-		}
-		if (n > 0 && !(p->u.ip_filter.ranges = calloc(n, sizeof(struct pol_range))))
-			ld_err(ld, "out of memory");
-		for (size_t i = 0; p->u.ip_filter.ranges && i < n; i++) {
-			static const char *const rknown[] = { "from", "to", NULL };
-			json_object *r = json_object_array_get_idx(v, i);
-			size_t m2 = ld_push_index(ld, i);
-			struct pol_range *pr = &p->u.ip_filter.ranges[p->u.ip_filter.n_ranges];
-			int f1 = 0, f2 = 0;
-
-			if (ld_is_object(ld, r) == 0) {
-				ld_check_members(ld, r, rknown);
-				if (range_addr(ld, r, "from", &f1, pr->from) == 0 &&
-				    range_addr(ld, r, "to", &f2, pr->to) == 0) {
-					if (f1 != f2)
-						ld_err(ld, "'from' and 'to' are of different address "
-						       "families");
-					else if (memcmp(pr->from, pr->to, 16) > 0)
-						ld_err(ld, "'from' is above 'to'");
-					else {
-						pr->family = f1;
-						p->u.ip_filter.n_ranges++;
-					}
-				}
-			}
-			ld_pop(ld, m2);
-		}
-	}
-	json_object_put(v);
-out:
-	ld_pop(ld, mark);
-}
-
 static void parse_limit(struct loader *ld, json_object *o, struct pol_policy *p)
 {
 	static const char *const rl_known[] = { "calls", "renewal-period",
@@ -865,66 +750,6 @@ static void parse_jwt(struct loader *ld, json_object *o, struct pol_policy *p)
 	ld_pop(ld, mark);
 }
 
-/* Is u the URL of a backend or of a pool member? Returns it (borrowed). */
-static const char *known_base_url(const struct gateway *gw, const char *u,
-				  const struct gw_backend **be)
-{
-	for (size_t i = 0; i < gw->n_backends; i++) {
-		const struct gw_backend *b = &gw->backends[i];
-
-		if (!b->pool && b->url && strcmp(b->url, u) == 0) {
-			*be = b;
-			return b->url;
-		}
-		for (size_t j = 0; j < b->n_pool; j++) {
-			if (strcmp(b->pool[j].url, u) == 0) {
-				*be = b;
-				return b->pool[j].url;
-			}
-		}
-	}
-	return NULL;
-}
-
-static void parse_set_backend(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "backend-id", "base-url", NULL };
-	json_object *v;
-	size_t mark = 0;
-	char *s, *u;
-	int secret;
-
-	ld_check_members(ld, o, known);
-	if (ld_present(o, "backend-id") == ld_present(o, "base-url")) {
-		ld_err(ld, "give exactly one of 'backend-id' and 'base-url'");
-		return;
-	}
-	v = attr_get(ld, o, "backend-id", 0, &mark);
-	if (v) {
-		if (ld_id(ld, v, &s) == 0) {
-			p->u.backend.backend = gw_backend_find(ld->gw, s);
-			if (!p->u.backend.backend)
-				ld_err(ld, "'%s' is not a backend", s);
-			free(s);
-		}
-		ld_pop(ld, mark);
-		return;
-	}
-	v = attr_get(ld, o, "base-url", 0, &mark);
-	if (v && ld_string(ld, v, STR_SUBST, &s, &secret) == 0) {
-		if (ld_check_url(ld, s, secret, &u) == 0) {
-			p->u.backend.base_url = known_base_url(ld->gw, u, &p->u.backend.backend);
-			if (!p->u.backend.base_url)
-				ld_err_value(ld, s, secret, "is not the URL of a configured backend "
-					     "(or pool member)");
-			free_secret(u);
-		}
-		free_secret(s);
-	}
-	if (v)
-		ld_pop(ld, mark);
-}
-
 static void policy_free(struct pol_policy *p)
 {
 	if (!p)
@@ -937,10 +762,6 @@ static void policy_free(struct pol_policy *p)
 		free(p->conf);
 	}
 	switch (p->kind) {
-	case POL_IP_FILTER:
-		free(p->u.ip_filter.cidrs);
-		free(p->u.ip_filter.ranges);
-		break;
 	case POL_RATE_LIMIT:
 	case POL_RATE_LIMIT_BY_KEY:
 	case POL_QUOTA:
@@ -1034,9 +855,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		ld_check_members(ld, attrs, none);
 		break;
 	}
-	case POL_IP_FILTER:
-		parse_ip_filter(ld, attrs, p);
-		break;
 	case POL_RATE_LIMIT:
 	case POL_RATE_LIMIT_BY_KEY:
 	case POL_QUOTA:
@@ -1048,9 +866,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		break;
 	case POL_VALIDATE_JWT:
 		parse_jwt(ld, attrs, p);
-		break;
-	case POL_SET_BACKEND_SERVICE:
-		parse_set_backend(ld, attrs, p);
 		break;
 	case POL_MODULE:
 		module_parse(ld, attrs, p);

@@ -43,14 +43,12 @@ enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_
 
 enum pol_kind {
 	POL_BASE,
-	POL_IP_FILTER,
 	POL_RATE_LIMIT,
 	POL_RATE_LIMIT_BY_KEY,
 	POL_QUOTA,
 	POL_QUOTA_BY_KEY,
 	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
-	POL_SET_BACKEND_SERVICE,
 	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
 	POL_N_KINDS
 };
@@ -62,11 +60,6 @@ enum pol_exists { POL_EXISTS_OVERRIDE, POL_EXISTS_SKIP, POL_EXISTS_APPEND, POL_E
 #define POL_RETRY_TIMEOUT 2u
 #define POL_RETRY_4XX 4u
 #define POL_RETRY_5XX 8u
-
-struct pol_range {
-	int family;
-	unsigned char from[16], to[16];
-};
 
 struct pol_strings {
 	char **v;
@@ -89,13 +82,6 @@ struct pol_policy {
 	 * for rate limits, quotas and limit-concurrency */
 	char *counter_prefix;
 	union {
-		struct {
-			int allow;	/* "allow" (else "forbid") */
-			struct gw_cidr *cidrs;
-			size_t n_cidrs;
-			struct pol_range *ranges;
-			size_t n_ranges;
-		} ip_filter;
 		struct {	/* rate-limit(-by-key), quota(-by-key) */
 			uint32_t calls;		/* 0: no call limit (quota with bandwidth only) */
 			uint32_t bandwidth_kib;	/* quota only; 0: none */
@@ -123,10 +109,6 @@ struct pol_policy {
 			struct jwt_required_claim *claims;	/* strings owned */
 			size_t n_claims;
 		} jwt;
-		struct {
-			const struct gw_backend *backend;
-			const char *base_url;	/* borrowed from a backend or pool member */
-		} backend;
 	} u;
 };
 

@@ -669,6 +669,16 @@ static void test_pool_and_breaker(void **state)
 	assert_int_equal(r.c.retry.statuses[0], 429);
 	assert_int_equal(r.c.retry.statuses[1], 503);
 	stop(&r);
+	/* a pool member's URL names its pool's backend and that member */
+	start(&r, "{'format':1,'generation':1,'backends':{'w':{'pool':["
+	      "{'url':'https://a.example','priority':1},{'url':'https://b.example','priority':2}]}},"
+	      "'apis':[{'id':'a','path':'a','backend':'w','subscription_required':false,"
+	      "'policies':{'inbound':[{'set-backend-service':{'base-url':'https://b.example/'}}]}}]}",
+	      &q, NOW);
+	assert_int_equal(r.rc, POL_CONTINUE);
+	assert_ptr_equal(r.c.backend, &r.gw->backends[0]);
+	assert_string_equal(r.c.backend_url, "https://b.example");
+	stop(&r);
 }
 
 /* An HS256 token over payload with a 32-byte secret. */
