@@ -649,7 +649,7 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 {
 	switch (p->kind) {
 	case POL_MODULE:
-		return (enum step)p->mod->run(c, p->conf, sec);
+		return (enum step)p->mod->run(c, p, sec);
 	case POL_BASE:
 	case POL_N_KINDS:
 		return STEP_NEXT;

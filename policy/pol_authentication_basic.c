@@ -37,9 +37,9 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 	}
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	size_t ul = strlen(cf->username), pl = strlen(cf->password);
 	size_t n = ul + 1 + pl, enc = 4 * ((n + 2) / 3) + 1;
 	unsigned char *raw = malloc(n + 1);

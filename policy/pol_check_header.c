@@ -30,9 +30,9 @@ static const struct pol_attr attrs[] = {
 	POL_ATTRS_END
 };
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	int found = 0, ok = cf->values.n == 0;
 
 	(void)sec;

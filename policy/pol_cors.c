@@ -100,9 +100,9 @@ static int headers_ok(const struct conf *cf, const char *req)
 	return 1;
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	const char *origin = pol_headers_get(&c->req_headers, "Origin");
 	const char *want = pol_headers_get(&c->req_headers, "Access-Control-Request-Method");
 	int preflight = c->method && strcmp(c->method, "OPTIONS") == 0 && want;

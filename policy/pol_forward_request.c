@@ -17,9 +17,9 @@ static const struct pol_attr attrs[] = {
 	POL_ATTRS_END
 };
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 
 	(void)sec;
 	if (cf->timeout >= 0)

@@ -87,9 +87,9 @@ out:
 	ld_pop(ld, mark);
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 
 	(void)sec;
 	c->retry.conditions = cf->conditions;

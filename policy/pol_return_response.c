@@ -109,9 +109,9 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 		ld_err(ld, "'content-type': %s", why);
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	char *body = NULL;
 	struct pol_headers h = { NULL, 0, 0 };
 

@@ -109,9 +109,9 @@ static char *copy_unmatched(const char *newq, const char *query, enum tpl_status
 	return out.p;
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	enum tpl_status st;
 	char *path, *q, *newq, *newp;
 

@@ -52,9 +52,9 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 		ld_err(ld, "missing required member 'value' (only 'delete' goes without)");
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	struct pol_headers *h = sec == POL_OUTBOUND || sec == POL_ON_ERROR ? &c->resp_headers :
 		&c->req_headers;
 	struct pol_headers vals = { 0 };

@@ -56,9 +56,9 @@ static enum tpl_status query_append(struct tpl_buf *b, const char *name, const c
 	return st;
 }
 
-static enum pol_step run(struct pol_call *c, const void *conf, enum pol_section_id sec)
+static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	const struct conf *cf = conf;
+	const struct conf *cf = p->conf;
 	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
 	struct pol_headers vals = { 0 };
 	enum tpl_status st = TPL_OK;

@@ -27,7 +27,9 @@
  *     a value that must name a backend, derived fields); it reports with
  *     ld_err()/ld_err_value() at the path of the policy's attribute object
  *     (loader.h) and goes on.
- *   engine (engine.c): run(c, conf, section) per request, in plan order.
+ *   engine (engine.c): run(c, policy, section) per request, in plan order;
+ *     policy->conf is the conf, policy->counter_prefix the key prefix of its
+ *     counters when the module has a counter_tag.
  *   gw_free: release(conf), if any, frees what compile added; the generic
  *     code then frees what the table stored (strings, templates, lists) and
  *     conf itself. Secrets (POL_A_SECRET) are zeroed first.
@@ -102,8 +104,9 @@ struct pol_module {
 	size_t conf_size;
 	/* Checks and derives what the table cannot (may be NULL). */
 	void (*compile)(struct loader *ld, json_object *o, void *conf);
-	/* One request's step. */
-	enum pol_step (*run)(struct pol_call *c, const void *conf, enum pol_section_id sec);
+	/* One request's step: p->conf is the module's conf, p->counter_prefix
+	 * its counters' key prefix (counter_tag). */
+	enum pol_step (*run)(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec);
 	/* Frees what compile allocated (may be NULL). */
 	void (*release)(void *conf);
 };
