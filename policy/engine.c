@@ -403,6 +403,22 @@ void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *bo
 	c->body_len = body ? strlen(body) : 0;
 }
 
+void pol_hold_seat(struct pol_call *c, const struct counter_seat *seat)
+{
+	/* plan_build caps the seats of a plan: never more than the slots */
+	if (c->priv.n_seats < POL_MAX_SEATS)
+		c->priv.seats[c->priv.n_seats++] = *seat;
+}
+
+int pol_hold_bandwidth(struct pol_call *c, char *key, uint32_t period)
+{
+	if (c->priv.n_bw >= POL_MAX_BANDWIDTH)
+		return -1;
+	c->priv.bw_period[c->priv.n_bw] = period;
+	c->priv.bw_keys[c->priv.n_bw++] = key;
+	return 0;
+}
+
 struct pol_headers *pol_extra_headers(struct pol_call *c)
 {
 	return &c->priv.extra;
@@ -432,154 +448,6 @@ static void add_extra(struct pol_call *c)
 }
 
 /* ---- the policies --------------------------------------------------------- */
-
-/* "<prefix>:<what>:<value>" into a new string. */
-static char *counter_key(const char *prefix, const char *what, const char *value)
-{
-	size_t n = strlen(prefix) + strlen(what) + strlen(value) + 3;
-	char *k;
-
-	if (n > COUNTER_KEY_MAX)
-		return NULL;
-	k = malloc(n);
-	if (k)
-		snprintf(k, n, "%s:%s:%s", prefix, what, value);
-	return k;
-}
-
-/* The per-call value of a limit: the counter-key, else the subscription,
- * else the client address. */
-static enum tpl_status limit_value(struct pol_call *c, const struct tpl *key, const char **what,
-				   char **value)
-{
-	if (key) {
-		*what = "k";
-		return expand(c, key, TPL_ENC_RAW, value);
-	}
-	if (c->subscription) {
-		*what = "s";
-		*value = strdup(c->subscription->id);
-	} else {
-		*what = "ip";
-		*value = strdup(c->client_ip ? c->client_ip : "");
-	}
-	return *value ? TPL_OK : TPL_NOMEM;
-}
-
-static void add_count_headers(struct pol_call *c, const struct pol_policy *p, uint32_t left,
-			      uint32_t total)
-{
-	char num[32];
-
-	if (p->u.limit.remaining_header) {
-		snprintf(num, sizeof(num), "%u", left);
-		pol_headers_add(&c->priv.extra, p->u.limit.remaining_header, num);
-	}
-	if (p->u.limit.total_header) {
-		snprintf(num, sizeof(num), "%u", total);
-		pol_headers_add(&c->priv.extra, p->u.limit.total_header, num);
-	}
-}
-
-static enum step refuse_limit(struct pol_call *c, const struct pol_policy *p, int quota,
-			      uint32_t retry)
-{
-	char msg[160], num[32];
-
-	if (quota)
-		snprintf(msg, sizeof(msg), "Out of call volume quota. Quota will be replenished "
-			 "in %02u:%02u:%02u.", retry / 3600, retry / 60 % 60, retry % 60);
-	else
-		snprintf(msg, sizeof(msg), "Rate limit is exceeded. Try again in %u seconds.", retry);
-	fail(c, quota ? 403 : 429, msg, quota ? "quota exceeded" : "rate limit exceeded");
-	snprintf(num, sizeof(num), "%u", retry);
-	pol_headers_add(&c->resp_headers, p->u.limit.retry_after_header, num);
-	add_count_headers(c, p, 0, p->u.limit.calls);
-	return STEP_ERROR;
-}
-
-static enum step do_limit(struct pol_call *c, const struct pol_policy *p)
-{
-	int quota = p->kind == POL_QUOTA || p->kind == POL_QUOTA_BY_KEY;
-	const struct tpl *key = p->kind == POL_RATE_LIMIT_BY_KEY || p->kind == POL_QUOTA_BY_KEY ?
-		p->u.limit.key : NULL;
-	const char *what;
-	char *value = NULL, *k = NULL;
-	enum tpl_status st;
-	enum step r = STEP_NEXT;
-	uint32_t retry = 0, left = 0;
-
-	if (!c->counters)
-		return fail(c, 500, "Internal server error.", "no counter store for limits");
-	st = limit_value(c, key, &what, &value);
-	if (st != TPL_OK)
-		return fail_tpl(c, st);
-	if (p->u.limit.calls) {
-		k = counter_key(p->counter_prefix, what, value);
-		if (!k) {
-			r = fail(c, 400, "A computed value is too long.", "counter key too long");
-			goto out;
-		}
-		if (counter_take(c->counters, k, p->u.limit.calls, p->u.limit.period, c->now,
-				 &retry, &left) == COUNTER_DENY) {
-			r = refuse_limit(c, p, quota, retry);
-			goto out;
-		}
-		add_count_headers(c, p, left, p->u.limit.calls);
-		free(k);
-		k = NULL;
-	}
-	if (quota && p->u.limit.bandwidth_kib) {
-		char bw[8] = "b";
-
-		memcpy(bw + 1, what, strlen(what) + 1);
-		k = counter_key(p->counter_prefix, bw, value);
-		if (!k) {
-			r = fail(c, 400, "A computed value is too long.", "counter key too long");
-			goto out;
-		}
-		if (counter_peek(c->counters, k, p->u.limit.bandwidth_kib, c->now, &retry,
-				 &left) == COUNTER_DENY) {
-			r = refuse_limit(c, p, 1, retry);
-			goto out;
-		}
-		if (c->priv.n_bw < POL_MAX_BANDWIDTH) {
-			c->priv.bw_period[c->priv.n_bw] = p->u.limit.period;
-			c->priv.bw_keys[c->priv.n_bw++] = k;
-			k = NULL;
-		}
-	}
-out:
-	free(k);
-	free(value);
-	return r;
-}
-
-static enum step do_concurrency(struct pol_call *c, const struct pol_policy *p)
-{
-	char *value, *k;
-	enum tpl_status st;
-	enum counter_result cr;
-	struct counter_seat seat;
-
-	if (!c->counters)
-		return fail(c, 500, "Internal server error.", "no counter store for limits");
-	st = expand(c, p->u.concurrency.key, TPL_ENC_RAW, &value);
-	if (st != TPL_OK)
-		return fail_tpl(c, st);
-	k = counter_key(p->counter_prefix, "k", value);
-	free(value);
-	if (!k)
-		return fail(c, 400, "A computed value is too long.", "counter key too long");
-	memset(&seat, 0, sizeof(seat));
-	cr = counter_acquire(c->counters, k, p->u.concurrency.max, c->now, &seat);
-	free(k);
-	if (cr == COUNTER_DENY)
-		return fail(c, 429, "Too many concurrent requests.", "concurrency limit");
-	if (cr == COUNTER_ALLOW && c->priv.n_seats < POL_MAX_SEATS)
-		c->priv.seats[c->priv.n_seats++] = seat;
-	return STEP_NEXT;
-}
 
 static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
 {
@@ -653,13 +521,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 	case POL_BASE:
 	case POL_N_KINDS:
 		return STEP_NEXT;
-	case POL_RATE_LIMIT:
-	case POL_RATE_LIMIT_BY_KEY:
-	case POL_QUOTA:
-	case POL_QUOTA_BY_KEY:
-		return do_limit(c, p);
-	case POL_LIMIT_CONCURRENCY:
-		return do_concurrency(c, p);
 	case POL_VALIDATE_JWT:
 		return do_jwt(c, p);
 	}

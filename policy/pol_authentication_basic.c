@@ -73,5 +73,10 @@ out:
 }
 
 const struct pol_module pol_mod_authentication_basic = {
-	"authentication-basic", POL_SEC_IN, attrs, sizeof(struct conf), compile, run, NULL
+	.name = "authentication-basic",
+	.sections = POL_SEC_IN,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
 };

@@ -58,5 +58,9 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 }
 
 const struct pol_module pol_mod_check_header = {
-	"check-header", POL_SEC_IN, attrs, sizeof(struct conf), NULL, run, NULL
+	.name = "check-header",
+	.sections = POL_SEC_IN,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.run = run,
 };

@@ -170,5 +170,10 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 }
 
 const struct pol_module pol_mod_cors = {
-	"cors", POL_SEC_IN, attrs, sizeof(struct conf), compile, run, NULL
+	.name = "cors",
+	.sections = POL_SEC_IN,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
 };

@@ -30,5 +30,9 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 }
 
 const struct pol_module pol_mod_forward_request = {
-	"forward-request", POL_SEC_BK, attrs, sizeof(struct conf), NULL, run, NULL
+	.name = "forward-request",
+	.sections = POL_SEC_BK,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.run = run,
 };

@@ -185,5 +185,11 @@ static void release(void *conf)
 }
 
 const struct pol_module pol_mod_ip_filter = {
-	"ip-filter", POL_SEC_IN, attrs, sizeof(struct conf), compile, run, release
+	.name = "ip-filter",
+	.sections = POL_SEC_IN,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
+	.release = release,
 };

@@ -111,5 +111,11 @@ static void release(void *conf)
 }
 
 const struct pol_module pol_mod_retry = {
-	"retry", POL_SEC_BK, attrs, sizeof(struct conf), compile, run, release
+	.name = "retry",
+	.sections = POL_SEC_BK,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
+	.release = release,
 };

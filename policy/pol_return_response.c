@@ -156,9 +156,21 @@ static void release(void *conf)
 }
 
 const struct pol_module pol_mod_return_response = {
-	"return-response", POL_SEC_ALL, return_attrs, sizeof(struct conf), compile, run, release
+	.name = "return-response",
+	.sections = POL_SEC_ALL,
+	.attrs = return_attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
+	.release = release,
 };
 
 const struct pol_module pol_mod_mock_response = {
-	"mock-response", POL_SEC_ALL, mock_attrs, sizeof(struct conf), compile, run, release
+	.name = "mock-response",
+	.sections = POL_SEC_ALL,
+	.attrs = mock_attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
+	.release = release,
 };

@@ -107,6 +107,10 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 }
 
 const struct pol_module pol_mod_set_backend_service = {
-	"set-backend-service", POL_SEC_IN | POL_SEC_BK, attrs, sizeof(struct conf), compile, run,
-	NULL
+	.name = "set-backend-service",
+	.sections = POL_SEC_IN | POL_SEC_BK,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
 };

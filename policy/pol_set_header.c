@@ -97,5 +97,10 @@ out:
 }
 
 const struct pol_module pol_mod_set_header = {
-	"set-header", POL_SEC_ALL, attrs, sizeof(struct conf), compile, run, NULL
+	.name = "set-header",
+	.sections = POL_SEC_ALL,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
 };

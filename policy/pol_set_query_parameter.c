@@ -105,6 +105,10 @@ out:
 }
 
 const struct pol_module pol_mod_set_query_parameter = {
-	"set-query-parameter", POL_SEC_IN | POL_SEC_BK, attrs, sizeof(struct conf), compile, run,
-	NULL
+	.name = "set-query-parameter",
+	.sections = POL_SEC_IN | POL_SEC_BK,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
 };

@@ -55,5 +55,10 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 }
 
 const struct pol_module pol_mod_set_status = {
-	"set-status", POL_SEC_OUT | POL_SEC_ERR, attrs, sizeof(struct conf), compile, run, NULL
+	.name = "set-status",
+	.sections = POL_SEC_OUT | POL_SEC_ERR,
+	.attrs = attrs,
+	.conf_size = sizeof(struct conf),
+	.compile = compile,
+	.run = run,
 };

@@ -21,11 +21,6 @@
 
 static const char *const kind_names[POL_N_KINDS] = {
 	[POL_BASE] = "base",
-	[POL_RATE_LIMIT] = "rate-limit",
-	[POL_RATE_LIMIT_BY_KEY] = "rate-limit-by-key",
-	[POL_QUOTA] = "quota",
-	[POL_QUOTA_BY_KEY] = "quota-by-key",
-	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
 	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_MODULE] = "module",
 };
@@ -37,11 +32,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 
 static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_BASE] = IN | BK | OUT | ERR,
-	[POL_RATE_LIMIT] = IN,
-	[POL_RATE_LIMIT_BY_KEY] = IN,
-	[POL_QUOTA] = IN,
-	[POL_QUOTA_BY_KEY] = IN,
-	[POL_LIMIT_CONCURRENCY] = IN,
 	[POL_VALIDATE_JWT] = IN,
 };
 
@@ -515,58 +505,6 @@ static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p
 
 /* ---- the policies -------------------------------------------------------- */
 
-static void parse_limit(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const rl_known[] = { "calls", "renewal-period",
-		"retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	static const char *const rlk_known[] = { "calls", "renewal-period", "counter-key",
-		"retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	static const char *const q_known[] = { "calls", "bandwidth", "renewal-period",
-		"retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	static const char *const qk_known[] = { "calls", "bandwidth", "renewal-period",
-		"counter-key", "retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	int quota = p->kind == POL_QUOTA || p->kind == POL_QUOTA_BY_KEY;
-	int by_key = p->kind == POL_RATE_LIMIT_BY_KEY || p->kind == POL_QUOTA_BY_KEY;
-	int64_t calls = 0, bw = 0, period = 0;
-
-	ld_check_members(ld, o, p->kind == POL_RATE_LIMIT ? rl_known :
-			 p->kind == POL_RATE_LIMIT_BY_KEY ? rlk_known :
-			 p->kind == POL_QUOTA ? q_known : qk_known);
-	attr_int(ld, o, "calls", !quota, quota ? 0 : 1, UINT32_MAX - 2, &calls);
-	if (quota) {
-		attr_int(ld, o, "bandwidth", 0, 0, UINT32_MAX - 2, &bw);
-		if (calls == 0 && bw == 0 && !ld_present(o, "calls") && !ld_present(o, "bandwidth"))
-			ld_err(ld, "needs 'calls' or 'bandwidth' (or both)");
-	}
-	attr_int(ld, o, "renewal-period", 1, 1, 100L * 365 * 86400, &period);
-	p->u.limit.calls = (uint32_t)calls;
-	p->u.limit.bandwidth_kib = (uint32_t)bw;
-	p->u.limit.period = (uint32_t)period;
-	if (by_key)
-		attr_tpl(ld, o, "counter-key", 1, 0, &p->u.limit.key);
-	if (attr_header_name(ld, o, "retry-after-header-name", 0,
-			     &p->u.limit.retry_after_header) == 1 &&
-	    !(p->u.limit.retry_after_header = strdup("Retry-After")))
-		ld_err(ld, "out of memory");
-	attr_header_name(ld, o, "remaining-calls-header-name", 0, &p->u.limit.remaining_header);
-	attr_header_name(ld, o, "total-calls-header-name", 0, &p->u.limit.total_header);
-}
-
-static void parse_concurrency(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "key", "max-count", NULL };
-	int64_t max = 1;
-
-	ld_check_members(ld, o, known);
-	attr_tpl(ld, o, "key", 1, 0, &p->u.concurrency.key);
-	attr_int(ld, o, "max-count", 1, 1, 4096, &max);
-	p->u.concurrency.max = (uint32_t)max;
-}
-
 /* A copy of the JSON value v with {{named values}} substituted in every string
  * (issuer-signing-keys), or NULL (reported). */
 static json_object *subst_copy(struct loader *ld, json_object *v)
@@ -762,18 +700,6 @@ static void policy_free(struct pol_policy *p)
 		free(p->conf);
 	}
 	switch (p->kind) {
-	case POL_RATE_LIMIT:
-	case POL_RATE_LIMIT_BY_KEY:
-	case POL_QUOTA:
-	case POL_QUOTA_BY_KEY:
-		tpl_free(p->u.limit.key);
-		free(p->u.limit.retry_after_header);
-		free(p->u.limit.remaining_header);
-		free(p->u.limit.total_header);
-		break;
-	case POL_LIMIT_CONCURRENCY:
-		tpl_free(p->u.concurrency.key);
-		break;
 	case POL_VALIDATE_JWT:
 		free(p->u.jwt.header_name);
 		free(p->u.jwt.query_name);
@@ -855,15 +781,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		ld_check_members(ld, attrs, none);
 		break;
 	}
-	case POL_RATE_LIMIT:
-	case POL_RATE_LIMIT_BY_KEY:
-	case POL_QUOTA:
-	case POL_QUOTA_BY_KEY:
-		parse_limit(ld, attrs, p);
-		break;
-	case POL_LIMIT_CONCURRENCY:
-		parse_concurrency(ld, attrs, p);
-		break;
 	case POL_VALIDATE_JWT:
 		parse_jwt(ld, attrs, p);
 		break;
@@ -1013,13 +930,10 @@ static struct pol_plan *plan_build(struct loader *ld, struct pol_scope *const ch
 		(void)flatten(chain, 3, s, &pl->s[s]);
 	}
 	for (size_t i = 0; i < pl->s[POL_INBOUND].n; i++) {
-		enum pol_kind k = pl->s[POL_INBOUND].v[i]->kind;
+		const struct pol_policy *p = pl->s[POL_INBOUND].v[i];
 
-		if (k == POL_LIMIT_CONCURRENCY)
-			seats++;
-		if ((k == POL_QUOTA || k == POL_QUOTA_BY_KEY) &&
-		    pl->s[POL_INBOUND].v[i]->u.limit.bandwidth_kib)
-			bw++;
+		if (p->kind == POL_MODULE && p->mod->claims)
+			p->mod->claims(p->conf, &seats, &bw);
 	}
 	if (seats > POL_MAX_SEATS || bw > POL_MAX_BANDWIDTH) {
 		ld_err(ld, "more than %d limit-concurrency or %d bandwidth quota policies apply to "
@@ -1072,29 +986,11 @@ static void set_prefixes(struct loader *ld, struct pol_scope *sc, const char *sc
 	for (int s = 0; s < POL_N_SECTIONS; s++) {
 		for (size_t i = 0; i < sc->n[s]; i++) {
 			struct pol_policy *p = sc->s[s][i];
-			const char *kind;
 			char buf[512];
 
-			switch (p->kind) {
-			case POL_RATE_LIMIT:
-				kind = "rl";
-				break;
-			case POL_RATE_LIMIT_BY_KEY:
-				kind = "rk";
-				break;
-			case POL_QUOTA:
-				kind = "q";
-				break;
-			case POL_QUOTA_BY_KEY:
-				kind = "qk";
-				break;
-			case POL_LIMIT_CONCURRENCY:
-				kind = "lc";
-				break;
-			default:
+			if (p->kind != POL_MODULE || !p->mod->counter_tag)
 				continue;
-			}
-			snprintf(buf, sizeof(buf), "%s:%s:%s#%zu", kind, scope, section_names[s], i);
+			snprintf(buf, sizeof(buf), "%s:%s:%s#%zu", p->mod->counter_tag, scope, section_names[s], i);
 			p->counter_prefix = strdup(buf);
 			if (!p->counter_prefix)
 				ld_err(ld, "out of memory");

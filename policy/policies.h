@@ -43,11 +43,6 @@ enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_
 
 enum pol_kind {
 	POL_BASE,
-	POL_RATE_LIMIT,
-	POL_RATE_LIMIT_BY_KEY,
-	POL_QUOTA,
-	POL_QUOTA_BY_KEY,
-	POL_LIMIT_CONCURRENCY,
 	POL_VALIDATE_JWT,
 	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
 	POL_N_KINDS
@@ -82,18 +77,6 @@ struct pol_policy {
 	 * for rate limits, quotas and limit-concurrency */
 	char *counter_prefix;
 	union {
-		struct {	/* rate-limit(-by-key), quota(-by-key) */
-			uint32_t calls;		/* 0: no call limit (quota with bandwidth only) */
-			uint32_t bandwidth_kib;	/* quota only; 0: none */
-			uint32_t period;
-			struct tpl *key;	/* -by-key only */
-			char *retry_after_header;	/* default "Retry-After" */
-			char *remaining_header, *total_header;	/* NULL: not sent */
-		} limit;
-		struct {
-			struct tpl *key;
-			uint32_t max;
-		} concurrency;
 		struct {
 			char *header_name;	/* default "Authorization" when no other source */
 			char *query_name;

@@ -109,6 +109,13 @@ struct pol_module {
 	enum pol_step (*run)(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec);
 	/* Frees what compile allocated (may be NULL). */
 	void (*release)(void *conf);
+	/* Counters: the tag of this policy's key prefix ("rl" makes
+	 * "rl:api:ID:inbound#2"), NULL: it counts nothing. */
+	const char *counter_tag;
+	/* What one request holds until it ends (may be NULL): adds to *seats
+	 * (limit-concurrency) and *bandwidth (bandwidth quotas), which a plan
+	 * caps at POL_MAX_SEATS and POL_MAX_BANDWIDTH. */
+	void (*claims)(const void *conf, size_t *seats, size_t *bandwidth);
 };
 
 /* Every module, from policy/pol_list.h. */
@@ -143,6 +150,13 @@ size_t pol_query_del(char *q, const char *name);
 /* Replaces c's answer with status, the headers h (moved into c, *h left
  * empty) and body (owned by c from now; NULL: empty). */
 void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *body);
+struct counter_seat;
+/* Keeps seat until the call ends (engine_finish releases it). */
+void pol_hold_seat(struct pol_call *c, const struct counter_seat *seat);
+/* Keeps key (owned from now on) to charge the answer's size to, over period
+ * seconds, when the call ends. Returns 0, or -1 when the call holds its
+ * plan's cap already (then key stays the caller's). */
+int pol_hold_bandwidth(struct pol_call *c, char *key, uint32_t period);
 /* The headers added to whatever answer goes out for c (cors, limit counts). */
 struct pol_headers *pol_extra_headers(struct pol_call *c);
 /* The %-decoded (and '+' as space) copy of s[0..n), a NUL inside turned to
