@@ -424,6 +424,14 @@ struct pol_headers *pol_extra_headers(struct pol_call *c)
 	return &c->priv.extra;
 }
 
+char *pol_query_value(const char *q, const char *name)
+{
+	const char *raw;
+	size_t len;
+
+	return query_find(q, name, &raw, &len) ? decode(raw, len, 1) : NULL;
+}
+
 char *pol_query_decode(const char *s, size_t n)
 {
 	return decode(s, n, 1);
@@ -449,70 +457,6 @@ static void add_extra(struct pol_call *c)
 
 /* ---- the policies --------------------------------------------------------- */
 
-static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *tok = NULL;
-	char *owned = NULL;
-	size_t len = 0;
-	struct jwt_rules rules;
-	struct jwt_result res;
-	enum step r;
-
-	if (p->u.jwt.header_name) {
-		tok = pol_headers_get(&c->req_headers, p->u.jwt.header_name);
-		if (tok && p->u.jwt.require_scheme) {
-			size_t sl = strlen(p->u.jwt.require_scheme);
-
-			if (strncasecmp(tok, p->u.jwt.require_scheme, sl) == 0 && tok[sl] == ' ')
-				tok += sl + 1;
-			else
-				tok = NULL;
-		}
-		while (tok && *tok == ' ')
-			tok++;
-	} else if (p->u.jwt.query_name) {
-		const char *raw;
-
-		if (c->query && query_find(c->query, p->u.jwt.query_name, &raw, &len))
-			tok = owned = decode(raw, len, 1);
-	} else {
-		enum tpl_status st = expand(c, p->u.jwt.token_value, TPL_ENC_RAW, &owned);
-
-		if (st != TPL_OK)
-			return fail_tpl(c, st);
-		tok = owned;
-	}
-	if (!tok || !*tok) {
-		free(owned);
-		return fail(c, p->u.jwt.code, p->u.jwt.message, "jwt: token missing");
-	}
-	memset(&rules, 0, sizeof(rules));
-	rules.keys = p->u.jwt.keys;
-	rules.now = c->now;
-	rules.clock_skew = p->u.jwt.clock_skew;
-	rules.require_expiration = p->u.jwt.require_exp;
-	rules.issuers = (const char *const *)p->u.jwt.issuers.v;
-	rules.n_issuers = p->u.jwt.issuers.n;
-	rules.audiences = (const char *const *)p->u.jwt.audiences.v;
-	rules.n_audiences = p->u.jwt.audiences.n;
-	rules.claims = p->u.jwt.claims;
-	rules.n_claims = p->u.jwt.n_claims;
-	memset(&res, 0, sizeof(res));
-	if (jwt_validate_cached(p->u.jwt.cache, tok, strlen(tok), &rules, &res) == JWT_OK) {
-		jwt_result_release(&c->jwt);
-		c->jwt = res;
-		r = STEP_NEXT;
-	} else {
-		r = fail(c, p->u.jwt.code, p->u.jwt.message, res.reason);
-		jwt_result_release(&res);
-	}
-	if (owned) {
-		explicit_bzero(owned, strlen(owned));
-		free(owned);
-	}
-	return r;
-}
-
 static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
 	switch (p->kind) {
@@ -521,8 +465,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 	case POL_BASE:
 	case POL_N_KINDS:
 		return STEP_NEXT;
-	case POL_VALIDATE_JWT:
-		return do_jwt(c, p);
 	}
 	return STEP_NEXT;
 }

@@ -21,7 +21,6 @@
 
 static const char *const kind_names[POL_N_KINDS] = {
 	[POL_BASE] = "base",
-	[POL_VALIDATE_JWT] = "validate-jwt",
 	[POL_MODULE] = "module",
 };
 
@@ -32,7 +31,6 @@ static const char *const kind_names[POL_N_KINDS] = {
 
 static const unsigned kind_sections[POL_N_KINDS] = {
 	[POL_BASE] = IN | BK | OUT | ERR,
-	[POL_VALIDATE_JWT] = IN,
 };
 
 static const char *const section_names[POL_N_SECTIONS] = {
@@ -387,8 +385,8 @@ static void *field(void *conf, const struct pol_attr *a)
 
 /* Validates o against attrs and stores every value into conf; every problem
  * is reported at its member's path. */
-static void attrs_parse(struct loader *ld, json_object *o, const struct pol_attr *attrs,
-			void *conf)
+void pol_attrs_parse(struct loader *ld, json_object *o, const struct pol_attr *attrs,
+		     void *conf)
 {
 	const char *known[POL_MAX_ATTRS + 1];
 	size_t n = 0;
@@ -441,7 +439,7 @@ static void attrs_parse(struct loader *ld, json_object *o, const struct pol_attr
 }
 
 /* Frees what attrs_parse stored into conf. */
-static void attrs_release(const struct pol_attr *attrs, void *conf)
+void pol_attrs_release(const struct pol_attr *attrs, void *conf)
 {
 	for (const struct pol_attr *a = attrs; a->name; a++) {
 		char **str = field(conf, a);
@@ -498,195 +496,12 @@ static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p
 		ld_err(ld, "out of memory");
 		return;
 	}
-	attrs_parse(ld, o, p->mod->attrs, p->conf);
+	pol_attrs_parse(ld, o, p->mod->attrs, p->conf);
 	if (p->mod->compile)
 		p->mod->compile(ld, o, p->conf);
 }
 
 /* ---- the policies -------------------------------------------------------- */
-
-/* A copy of the JSON value v with {{named values}} substituted in every string
- * (issuer-signing-keys), or NULL (reported). */
-static json_object *subst_copy(struct loader *ld, json_object *v)
-{
-	json_object *r = NULL;
-
-	switch (json_object_get_type(v)) {
-	case json_type_string: {
-		char *s;
-
-		if (ld_string(ld, v, STR_SUBST, &s, NULL) != 0)
-			return NULL;
-		r = json_object_new_string(s);
-		free_secret(s);
-		break;
-	}
-	case json_type_object:
-		r = json_object_new_object();
-		json_object_object_foreach(v, k, e) {
-			size_t mark = ld_push_member(ld, k);
-			json_object *c = e ? subst_copy(ld, e) : NULL;
-
-			ld_pop(ld, mark);
-			if (e && !c) {
-				json_object_put(r);
-				return NULL;
-			}
-			if (r)
-				json_object_object_add(r, k, c);
-		}
-		break;
-	case json_type_array:
-		r = json_object_new_array();
-		for (size_t i = 0; r && i < json_object_array_length(v); i++) {
-			size_t mark = ld_push_index(ld, i);
-			json_object *c = subst_copy(ld, json_object_array_get_idx(v, i));
-
-			ld_pop(ld, mark);
-			if (!c) {
-				json_object_put(r);
-				return NULL;
-			}
-			json_object_array_add(r, c);
-		}
-		break;
-	default:
-		return json_object_get(v);
-	}
-	if (!r)
-		ld_err(ld, "out of memory");
-	return r;
-}
-
-static void parse_claims(struct loader *ld, json_object *v, struct pol_policy *p)
-{
-	static const char *const known[] = { "name", "match", "separator", "value", NULL };
-	static const char *const matches[] = { "all", "any", NULL };
-	size_t n;
-
-	if (ld_is_array(ld, v) != 0)
-		return;
-	n = json_object_array_length(v);
-	if (n > POL_MAX_VALUES) {
-		ld_err(ld, "has more than %d claims", POL_MAX_VALUES);
-		return;
-	}
-	if (n == 0)
-		return;
-	p->u.jwt.claims = calloc(n, sizeof(*p->u.jwt.claims));
-	if (!p->u.jwt.claims) {
-		ld_err(ld, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(v, i);
-		struct jwt_required_claim *rc = &p->u.jwt.claims[p->u.jwt.n_claims++];
-		struct pol_strings vals = { NULL, 0 };
-		char *name = NULL, *sep = NULL;
-		int match = 0;
-		size_t mark = ld_push_index(ld, i);
-
-		if (ld_is_object(ld, c) == 0) {
-			ld_check_members(ld, c, known);
-			attr_str(ld, c, "name", 1, &name, NULL);
-			attr_enum(ld, c, "match", 0, matches, &match);
-			if (attr_str(ld, c, "separator", 0, &sep, NULL) == 0) {
-				if (strlen(sep) != 1)
-					ld_err(ld, "'separator' must be one character");
-				else
-					rc->separator = sep[0];
-				free(sep);
-			}
-			attr_list(ld, c, "value", 0, 0, NULL, &vals);
-		}
-		rc->name = name;
-		rc->match = match ? JWT_MATCH_ANY : JWT_MATCH_ALL;
-		rc->values = (const char *const *)vals.v;
-		rc->n_values = vals.n;
-		ld_pop(ld, mark);
-	}
-}
-
-static void parse_jwt(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "header-name", "query-parameter-name", "token-value",
-		"require-scheme", "failed-validation-httpcode", "failed-validation-error-message",
-		"require-expiration-time", "require-signed-tokens", "clock-skew",
-		"issuer-signing-keys", "audiences", "issuers", "required-claims", NULL };
-	int64_t code = 401, skew = 0;
-	int sources = 0;
-	json_object *v;
-	size_t mark = 0;
-
-	ld_check_members(ld, o, known);
-	sources += attr_header_name(ld, o, "header-name", 0, &p->u.jwt.header_name) != 1;
-	if (attr_str(ld, o, "query-parameter-name", 0, &p->u.jwt.query_name, NULL) == 0) {
-		sources++;
-		if (!pol_is_query_name(p->u.jwt.query_name)) {
-			mark = ld_push_member(ld, "query-parameter-name");
-			ld_err(ld, "is not a valid query parameter name");
-			ld_pop(ld, mark);
-		}
-	}
-	sources += attr_tpl(ld, o, "token-value", 0, 0, &p->u.jwt.token_value) != 1;
-	if (sources > 1)
-		ld_err(ld, "give at most one of 'header-name', 'query-parameter-name', "
-		       "'token-value'");
-	if (sources == 0 && !(p->u.jwt.header_name = strdup("Authorization")))
-		ld_err(ld, "out of memory");
-	attr_str(ld, o, "require-scheme", 0, &p->u.jwt.require_scheme, NULL);
-	if (!p->u.jwt.require_scheme && p->u.jwt.header_name &&
-	    strcasecmp(p->u.jwt.header_name, "Authorization") == 0 &&
-	    !(p->u.jwt.require_scheme = strdup("Bearer")))
-		ld_err(ld, "out of memory");
-	attr_int(ld, o, "failed-validation-httpcode", 0, 400, 599, &code);
-	p->u.jwt.code = (int)code;
-	if (attr_str(ld, o, "failed-validation-error-message", 0, &p->u.jwt.message, NULL) == 1 &&
-	    !(p->u.jwt.message = strdup("Unauthorized. Access token is missing or invalid.")))
-		ld_err(ld, "out of memory");
-	p->u.jwt.require_exp = 1;
-	attr_bool(ld, o, "require-expiration-time", 0, &p->u.jwt.require_exp);
-	p->u.jwt.require_signed = 1;
-	if (attr_bool(ld, o, "require-signed-tokens", 0, &p->u.jwt.require_signed) == 0 &&
-	    !p->u.jwt.require_signed) {
-		mark = ld_push_member(ld, "require-signed-tokens");
-		ld_err(ld, "unsigned tokens are never accepted by this gateway (leave it true)");
-		ld_pop(ld, mark);
-	}
-	attr_int(ld, o, "clock-skew", 0, 0, 86400, &skew);
-	p->u.jwt.clock_skew = skew;
-	attr_list(ld, o, "audiences", 0, 0, NULL, &p->u.jwt.audiences);
-	attr_list(ld, o, "issuers", 0, 0, NULL, &p->u.jwt.issuers);
-	v = attr_get(ld, o, "required-claims", 0, &mark);
-	if (v) {
-		parse_claims(ld, v, p);
-		ld_pop(ld, mark);
-	}
-	v = attr_get(ld, o, "issuer-signing-keys", 1, &mark);
-	if (!v)
-		return;
-	p->u.jwt.keys = jose_keyset_new();
-	p->u.jwt.cache = jwt_cache_new();
-	if (!p->u.jwt.keys || !p->u.jwt.cache) {
-		ld_err(ld, "out of memory");
-	} else if (ld_is_array(ld, v) == 0) {
-		size_t n = json_object_array_length(v);
-
-		if (n == 0)
-			ld_err(ld, "must hold at least one key");
-		for (size_t i = 0; i < n; i++) {
-			size_t m2 = ld_push_index(ld, i);
-			json_object *k = subst_copy(ld, json_object_array_get_idx(v, i));
-			const char *why = NULL;
-
-			if (k && jose_keyset_add(p->u.jwt.keys, k, &why) != 0)
-				ld_err(ld, "not a usable key: %s", why ? why : "unknown reason");
-			json_object_put(k);
-			ld_pop(ld, m2);
-		}
-	}
-	ld_pop(ld, mark);
-}
 
 static void policy_free(struct pol_policy *p)
 {
@@ -696,31 +511,8 @@ static void policy_free(struct pol_policy *p)
 	if (p->kind == POL_MODULE && p->conf) {
 		if (p->mod->release)
 			p->mod->release(p->conf);
-		attrs_release(p->mod->attrs, p->conf);
+		pol_attrs_release(p->mod->attrs, p->conf);
 		free(p->conf);
-	}
-	switch (p->kind) {
-	case POL_VALIDATE_JWT:
-		free(p->u.jwt.header_name);
-		free(p->u.jwt.query_name);
-		tpl_free(p->u.jwt.token_value);
-		free(p->u.jwt.require_scheme);
-		free(p->u.jwt.message);
-		jose_keyset_free(p->u.jwt.keys);
-		jwt_cache_free(p->u.jwt.cache);
-		strings_free(&p->u.jwt.audiences);
-		strings_free(&p->u.jwt.issuers);
-		for (size_t i = 0; i < p->u.jwt.n_claims; i++) {
-			struct pol_strings vals = { (char **)(uintptr_t)p->u.jwt.claims[i].values,
-				p->u.jwt.claims[i].n_values };
-
-			free((char *)(uintptr_t)p->u.jwt.claims[i].name);
-			strings_free(&vals);
-		}
-		free(p->u.jwt.claims);
-		break;
-	default:
-		break;
 	}
 	free(p);
 }
@@ -781,9 +573,6 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		ld_check_members(ld, attrs, none);
 		break;
 	}
-	case POL_VALIDATE_JWT:
-		parse_jwt(ld, attrs, p);
-		break;
 	case POL_MODULE:
 		module_parse(ld, attrs, p);
 		break;

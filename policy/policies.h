@@ -43,7 +43,6 @@ enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_
 
 enum pol_kind {
 	POL_BASE,
-	POL_VALIDATE_JWT,
 	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
 	POL_N_KINDS
 };
@@ -76,23 +75,6 @@ struct pol_policy {
 	/* counter key prefix ("rl:api:weather:inbound#1"), set by pol_compile()
 	 * for rate limits, quotas and limit-concurrency */
 	char *counter_prefix;
-	union {
-		struct {
-			char *header_name;	/* default "Authorization" when no other source */
-			char *query_name;
-			struct tpl *token_value;
-			char *require_scheme;	/* NULL: none required */
-			int code;		/* default 401 */
-			char *message;		/* default "Unauthorized. Access token is missing or invalid." */
-			int require_exp, require_signed;
-			int64_t clock_skew;
-			struct jose_keyset *keys;
-			struct jwt_cache *cache;	/* validated tokens; mutable, per process */
-			struct pol_strings audiences, issuers;
-			struct jwt_required_claim *claims;	/* strings owned */
-			size_t n_claims;
-		} jwt;
-	} u;
 };
 
 /* One scope's sections as written (base elements included). */

@@ -159,6 +159,9 @@ void pol_hold_seat(struct pol_call *c, const struct counter_seat *seat);
 int pol_hold_bandwidth(struct pol_call *c, char *key, uint32_t period);
 /* The headers added to whatever answer goes out for c (cors, limit counts). */
 struct pol_headers *pol_extra_headers(struct pol_call *c);
+/* The decoded value of the first parameter decoded name of the raw query q,
+ * in a new string; NULL when absent (or out of memory). */
+char *pol_query_value(const char *q, const char *name);
 /* The %-decoded (and '+' as space) copy of s[0..n), a NUL inside turned to
  * 0xff so it compares with no name; NULL when out of memory. */
 char *pol_query_decode(const char *s, size_t n);
@@ -168,6 +171,11 @@ char *pol_query_decode(const char *s, size_t n);
 /* Is s a query parameter name we can put in a URL unencoded-ambiguity free
  * (1..256 bytes, no control, space, & = # + % ?)? */
 int pol_is_query_name(const char *s);
+/* The generic table code, for a module's own nested objects (validate-jwt's
+ * required-claims): validates o against attrs into conf (reported at the
+ * current path), and frees what it stored. */
+void pol_attrs_parse(struct loader *ld, json_object *o, const struct pol_attr *attrs, void *conf);
+void pol_attrs_release(const struct pol_attr *attrs, void *conf);
 /* Is s an HTTP token (a header name, a method), 1..256 bytes? */
 int pol_is_token(const char *s);
 /* The string value v (current path at it) as a template: {{named values}}

@@ -747,6 +747,22 @@ static void test_validate_jwt(void **state)
 	free(good);
 	free(wrong_iss);
 	free(expired);
+	/* a required claim split at its separator, any one value enough */
+	doc = DOC(OPEN ",'policies':{'inbound':[{'validate-jwt':{'issuer-signing-keys':"
+		  "['MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='],'failed-validation-httpcode':403,"
+		  "'required-claims':[{'name':'scope','match':'any','separator':' ','value':['write','admin']}]}}]}", "");
+	good = hs256("{\"scope\":\"read admin\",\"exp\":1900000000}", secret, 32);
+	wrong_iss = hs256("{\"scope\":\"read\",\"exp\":1900000000}", secret, 32);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", good);
+	start(&r, doc, &q, NOW);
+	assert_int_equal(r.rc, POL_CONTINUE);
+	stop(&r);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", wrong_iss);
+	start(&r, doc, &q, NOW);
+	assert_int_equal(r.c.status, 403);
+	stop(&r);
+	free(good);
+	free(wrong_iss);
 }
 
 static int setup(void **state)

@@ -252,11 +252,10 @@ static void test_every_policy_loads(void **state)
 	p = pl->s[POL_INBOUND].v[4];
 	assert_int_equal(*(const int64_t *)pol_attr_value(p, "bandwidth"), 4096);
 	p = pl->s[POL_INBOUND].v[7];
-	assert_int_equal(p->u.jwt.code, 403);
-	assert_int_equal(p->u.jwt.require_exp, 0);
-	assert_int_equal(p->u.jwt.clock_skew, 30);
-	assert_int_equal(p->u.jwt.claims[0].match, JWT_MATCH_ANY);
-	assert_int_equal(p->u.jwt.claims[0].separator, ' ');
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "failed-validation-httpcode"), 403);
+	assert_int_equal(*(const int *)pol_attr_value(p, "require-expiration-time"), 0);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "clock-skew"), 30);
+	/* required-claims' match and separator: test_engine, test_validate_jwt */
 	p = pl->s[POL_INBOUND].v[12];
 	assert_int_equal(*(const int *)pol_attr_value(p, "copy-unmatched-params"), 0);
 	p = pl->s[POL_INBOUND].v[15];
