@@ -463,7 +463,6 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 	case POL_MODULE:
 		return (enum step)p->mod->run(c, p, sec);
 	case POL_BASE:
-	case POL_N_KINDS:
 		return STEP_NEXT;
 	}
 	return STEP_NEXT;

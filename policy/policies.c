@@ -11,51 +11,25 @@
 #include <strings.h>
 #include <sys/socket.h>
 
-#include "policy/cidr.h"
-#include "policy/jose.h"
 #include "policy/loader.h"
 #include "policy/polmod.h"
 
 #define POL_NAME_MAX 256
 #define POL_BODY_MAX (1024 * 1024)
 
-static const char *const kind_names[POL_N_KINDS] = {
-	[POL_BASE] = "base",
-	[POL_MODULE] = "module",
-};
-
-#define IN (1u << POL_INBOUND)
-#define BK (1u << POL_BACKEND)
-#define OUT (1u << POL_OUTBOUND)
-#define ERR (1u << POL_ON_ERROR)
-
-static const unsigned kind_sections[POL_N_KINDS] = {
-	[POL_BASE] = IN | BK | OUT | ERR,
-};
-
 static const char *const section_names[POL_N_SECTIONS] = {
 	"inbound", "backend", "outbound", "on-error"
 };
 
-const char *pol_kind_name(enum pol_kind kind)
-{
-	return (unsigned)kind < POL_N_KINDS ? kind_names[kind] : "unknown";
-}
-
-unsigned pol_kind_sections(enum pol_kind kind)
-{
-	return (unsigned)kind < POL_N_KINDS ? kind_sections[kind] : 0;
-}
-
 const char *pol_policy_name(const struct pol_policy *p)
 {
-	return p->kind == POL_MODULE ? p->mod->name : pol_kind_name(p->kind);
+	return p->kind == POL_MODULE ? p->mod->name : "base";
 }
 
 static const struct pol_module *const modules[] = {
-#define POL_MODULE(id) &pol_mod_##id,
+#define POL_MOD(id) &pol_mod_##id,
 #include "policy/pol_list.h"
-#undef POL_MODULE
+#undef POL_MOD
 	NULL
 };
 
@@ -527,7 +501,7 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 	const char *name = NULL;
 	json_object *attrs = NULL;
 	size_t mark;
-	int kind = -1;
+	int base;
 
 	if (ld_is_object(ld, e) != 0)
 		return NULL;
@@ -539,18 +513,16 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		name = k;
 		attrs = v;
 	}
+	/* "base" is the one element that is not a module: where the enclosing
+	 * scope's section runs (flatten) */
 	mod = module_find(name);
-	for (int i = 0; !mod && i < POL_MODULE; i++)
-		if (strcmp(name, kind_names[i]) == 0)
-			kind = i;
-	if (mod)
-		kind = POL_MODULE;
+	base = strcmp(name, "base") == 0;
 	mark = ld_push_key(ld, name);
-	if (kind < 0) {
+	if (!mod && !base) {
 		ld_err(ld, "unknown policy");
 		goto out;
 	}
-	if (!((mod ? mod->sections : kind_sections[kind]) & (1u << sec))) {
+	if (mod && !(mod->sections & (1u << sec))) {
 		ld_err(ld, "'%s' is not allowed in the '%s' section", name, section_names[sec]);
 		goto out;
 	}
@@ -564,20 +536,14 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		ld_err(ld, "out of memory");
 		goto out;
 	}
-	p->kind = (enum pol_kind)kind;
+	p->kind = base ? POL_BASE : POL_MODULE;
 	p->mod = mod;
-	switch (p->kind) {
-	case POL_BASE: {
+	if (base) {
 		static const char *const none[] = { NULL };
 
 		ld_check_members(ld, attrs, none);
-		break;
-	}
-	case POL_MODULE:
+	} else {
 		module_parse(ld, attrs, p);
-		break;
-	case POL_N_KINDS:
-		break;
 	}
 out:
 	ld_pop(ld, mark);

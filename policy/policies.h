@@ -16,8 +16,11 @@
  * [{"base": {}}]. Plans hold borrowed pointers to the policies, which the
  * scopes own; everything is immutable once loaded.
  *
- * Where a policy may appear (APIM's rule, narrowed to what this engine does
- * with it) is checked at load: see pol_kind_sections().
+ * Each policy is a module (polmod.h): one file policy/pol_NAME.c that
+ * declares its name, the sections it may appear in (APIM's rule, narrowed to
+ * what this engine does with it), its attribute table and its run step;
+ * policies.c validates and builds every element from the table, and the
+ * engine runs plan entries through their descriptor.
  *
  * JSON paths in errors: "apis[0].policies.inbound[2][\"rate-limit\"].calls"
  * (the policy name in brackets, as a map key, because it is data-like and
@@ -30,21 +33,21 @@
 #include <stdint.h>
 
 #include "policy/gateway.h"
-#include "policy/jwt.h"
 #include "policy/template.h"
 
 #define POL_MAX_PER_SECTION 128	/* elements of one section, as written */
-#define POL_MAX_PLAN 512	/* policies of one flattened section */
+#define POL_MAX_PLAN 512	/* policies of one flattened section (allocated as counted) */
 #define POL_MAX_SEATS 8		/* limit-concurrency policies per plan */
 #define POL_MAX_BANDWIDTH 8	/* bandwidth quotas per plan */
 #define POL_MAX_VALUES 64	/* values of one list attribute */
 
 enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_N_SECTIONS };
 
+/* Every policy is a module (polmod.h, policy/pol_list.h) but "base", which
+ * marks where the enclosing scope's section runs. */
 enum pol_kind {
 	POL_BASE,
-	POL_MODULE,	/* one of polmod.h's modules: p->mod, p->conf */
-	POL_N_KINDS
+	POL_MODULE,	/* p->mod, p->conf */
 };
 
 enum pol_exists { POL_EXISTS_OVERRIDE, POL_EXISTS_SKIP, POL_EXISTS_APPEND, POL_EXISTS_DELETE };
@@ -73,7 +76,7 @@ struct pol_policy {
 	const struct pol_module *mod;
 	void *conf;
 	/* counter key prefix ("rl:api:weather:inbound#1"), set by pol_compile()
-	 * for rate limits, quotas and limit-concurrency */
+	 * for a module with a counter_tag (rate limits, quotas, limit-concurrency) */
 	char *counter_prefix;
 };
 
@@ -107,12 +110,8 @@ int pol_compile(struct loader *ld);
  * safe on a partly built gateway. Before products_free(). */
 void pol_free_gateway(struct gateway *gw);
 
-/* Returns the APIM name of kind ("rate-limit-by-key"). */
-const char *pol_kind_name(enum pol_kind kind);
 /* Returns the name of p as written ("set-status"), module or not. */
 const char *pol_policy_name(const struct pol_policy *p);
-/* Returns the sections (bit 1 << pol_section_id) where kind may appear. */
-unsigned pol_kind_sections(enum pol_kind kind);
 /* Returns the name of a section ("on-error"). */
 const char *pol_section_name(enum pol_section_id s);
 

@@ -12,9 +12,11 @@
  *         offsetof(struct conf, code) },
  *       { "reason", POL_A_STR, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, reason) },
  *       POL_ATTRS_END };
- *   const struct pol_module pol_mod_set_status = { "set-status",
- *       POL_SEC_OUT | POL_SEC_ERR, attrs, sizeof(struct conf), compile, run, NULL };
- * plus one line POL_MODULE(set_status) in policy/pol_list.h, and its row in
+ *   const struct pol_module pol_mod_set_status = {
+ *       .name = "set-status", .sections = POL_SEC_OUT | POL_SEC_ERR,
+ *       .attrs = attrs, .conf_size = sizeof(struct conf),
+ *       .compile = compile, .run = run };
+ * plus one line POL_MOD(set_status) in policy/pol_list.h, and its row in
  * docs/policies.md (test_policies checks the tables against it).
  *
  * Calling sequence:
@@ -119,9 +121,9 @@ struct pol_module {
 };
 
 /* Every module, from policy/pol_list.h. */
-#define POL_MODULE(id) extern const struct pol_module pol_mod_##id;
+#define POL_MOD(id) extern const struct pol_module pol_mod_##id;
 #include "policy/pol_list.h"
-#undef POL_MODULE
+#undef POL_MOD
 
 /* The modules, NULL-terminated, in pol_list.h order. */
 const struct pol_module *const *pol_modules(void);
