@@ -1,6 +1,8 @@
 /*
- * policies — parsing of the "policies" member of every scope and the
- * flattening of scopes into plans (policies.h, loader.h).
+ * policies — parsing of the "policies" member of every scope, the generic
+ * validation of a module's attributes from its table (polmod.h), and the
+ * flattening of scopes into plans (policies.h). Names no policy: the
+ * modules are in pol_list.h.
  */
 #include "policy/policies.h"
 
@@ -9,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 #include "policy/loader.h"
 #include "policy/polmod.h"
