@@ -30,6 +30,8 @@
 #include "policy/cidr.h"
 #include "policy/json_scan.h"
 #include "policy/loader.h"
+#include "policy/policies.h"
+#include "policy/products.h"
 #include "policy/route.h"
 #include "policy/template.h"
 
@@ -1897,8 +1899,8 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 	parse_products(&ld, root);
 	parse_subscriptions(&ld, root);
 	parse_policies(&ld, root, &gw->policies);
-	if (ld.n_errors == 0)
-		pol_compile(&ld);
+	if (ld.n_errors == 0 && pol_compile(&ld) == 0)
+		products_build_keytab(&ld);
 	if (ld.n_errors == 0 && route_build(gw, errs) != 0) {
 		if (errs->n == 0 && errs->dropped == 0)
 			ld_err(&ld, "cannot build the route table");
@@ -2021,6 +2023,7 @@ void gw_free(struct gateway *gw)
 	if (!gw)
 		return;
 	pol_free_gateway(gw);
+	products_free(gw);
 	route_free(gw);
 	free(gw->trusted_proxies);
 	free_secret(gw->health_path);

@@ -3,6 +3,7 @@
  */
 #include "policy/engine.h"
 #include "policy/path.h"
+#include "policy/polmod.h"
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
@@ -19,8 +20,8 @@
 #define MSG_INVALID_KEY "Access denied due to invalid subscription key. Make sure to provide " \
 	"a valid key for an active subscription."
 
-/* what one policy did */
-enum step { STEP_NEXT, STEP_RESPOND, STEP_ERROR };
+/* what one policy did: polmod.h's steps, which modules return */
+enum step { STEP_NEXT = POL_STEP_NEXT, STEP_RESPOND = POL_STEP_RESPOND, STEP_ERROR = POL_STEP_ERROR };
 
 /* ---- header lists ------------------------------------------------------------ */
 
@@ -193,17 +194,6 @@ static size_t query_del(char *q, const char *name)
 	}
 	*w = '\0';
 	return removed;
-}
-
-static int str_replace(char **dst, const char *s)
-{
-	char *n = strdup(s);
-
-	if (!n)
-		return -1;
-	free(*dst);
-	*dst = n;
-	return 0;
 }
 
 /* JSON string escaping into b. */
@@ -380,6 +370,83 @@ static enum step oom(struct pol_call *c)
 	return fail(c, 500, "Internal server error.", "out of memory");
 }
 
+enum pol_step pol_fail(struct pol_call *c, int status, const char *message, const char *why)
+{
+	return (enum pol_step)fail(c, status, message, why);
+}
+
+enum pol_step pol_oom(struct pol_call *c)
+{
+	return (enum pol_step)oom(c);
+}
+
+enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st)
+{
+	return (enum pol_step)fail_tpl(c, st);
+}
+
+int pol_query_has(const char *q, const char *name)
+{
+	const char *raw;
+	size_t len;
+
+	return query_find(q, name, &raw, &len);
+}
+
+void pol_respond(struct pol_call *c, int status, struct pol_headers *h, char *body)
+{
+	clear_response(c);
+	c->status = status;
+	c->resp_headers = *h;
+	memset(h, 0, sizeof(*h));
+	c->body = body;
+	c->body_len = body ? strlen(body) : 0;
+}
+
+void pol_hold_seat(struct pol_call *c, const struct counter_seat *seat)
+{
+	/* plan_build caps the seats of a plan: never more than the slots */
+	if (c->priv.n_seats < POL_MAX_SEATS)
+		c->priv.seats[c->priv.n_seats++] = *seat;
+}
+
+int pol_hold_bandwidth(struct pol_call *c, char *key, uint32_t period)
+{
+	if (c->priv.n_bw >= POL_MAX_BANDWIDTH)
+		return -1;
+	c->priv.bw_period[c->priv.n_bw] = period;
+	c->priv.bw_keys[c->priv.n_bw++] = key;
+	return 0;
+}
+
+struct pol_headers *pol_extra_headers(struct pol_call *c)
+{
+	return &c->priv.extra;
+}
+
+char *pol_query_value(const char *q, const char *name)
+{
+	const char *raw;
+	size_t len;
+
+	return query_find(q, name, &raw, &len) ? decode(raw, len, 1) : NULL;
+}
+
+char *pol_query_decode(const char *s, size_t n)
+{
+	return decode(s, n, 1);
+}
+
+size_t pol_query_del(char *q, const char *name)
+{
+	return query_del(q, name);
+}
+
+enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out)
+{
+	return expand(c, t, enc, out);
+}
+
 /* Adds the pending headers (cors, limit counts) to the response. */
 static void add_extra(struct pol_call *c)
 {
@@ -390,708 +457,13 @@ static void add_extra(struct pol_call *c)
 
 /* ---- the policies --------------------------------------------------------- */
 
-static enum step do_check_header(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *name = p->u.check_header.name;
-	int found = 0, ok = p->u.check_header.values.n == 0;
-
-	for (size_t i = 0; i < c->req_headers.n; i++) {
-		if (strcasecmp(c->req_headers.v[i].name, name) != 0)
-			continue;
-		found = 1;
-		for (size_t j = 0; !ok && j < p->u.check_header.values.n; j++) {
-			char *v;
-			enum tpl_status st = expand(c, p->u.check_header.values.v[j], TPL_ENC_RAW, &v);
-
-			if (st != TPL_OK)
-				return fail_tpl(c, st);
-			if (p->u.check_header.ignore_case ?
-			    strcasecmp(v, c->req_headers.v[i].value) == 0 :
-			    strcmp(v, c->req_headers.v[i].value) == 0)
-				ok = 1;
-			free(v);
-		}
-	}
-	if (found && ok)
-		return STEP_NEXT;
-	return fail(c, p->u.check_header.code, p->u.check_header.message, "check-header failed");
-}
-
-static enum step do_ip_filter(struct pol_call *c, const struct pol_policy *p)
-{
-	unsigned char addr[16];
-	int family, in = 0;
-
-	if (!c->client_ip || cidr_parse_addr(c->client_ip, &family, addr) != 0)
-		return fail(c, 403, "Forbidden.", "ip-filter: unparsable client address");
-	for (size_t i = 0; !in && i < p->u.ip_filter.n_cidrs; i++)
-		in = cidr_contains(&p->u.ip_filter.cidrs[i], family, addr);
-	for (size_t i = 0; !in && i < p->u.ip_filter.n_ranges; i++) {
-		const struct pol_range *r = &p->u.ip_filter.ranges[i];
-
-		in = r->family == family && memcmp(addr, r->from, 16) >= 0 &&
-		     memcmp(addr, r->to, 16) <= 0;
-	}
-	if (in == p->u.ip_filter.allow)
-		return STEP_NEXT;
-	return fail(c, 403, "Forbidden.", "ip-filter");
-}
-
-/* "<prefix>:<what>:<value>" into a new string. */
-static char *counter_key(const char *prefix, const char *what, const char *value)
-{
-	size_t n = strlen(prefix) + strlen(what) + strlen(value) + 3;
-	char *k;
-
-	if (n > COUNTER_KEY_MAX)
-		return NULL;
-	k = malloc(n);
-	if (k)
-		snprintf(k, n, "%s:%s:%s", prefix, what, value);
-	return k;
-}
-
-/* The per-call value of a limit: the counter-key, else the subscription,
- * else the client address. */
-static enum tpl_status limit_value(struct pol_call *c, const struct tpl *key, const char **what,
-				   char **value)
-{
-	if (key) {
-		*what = "k";
-		return expand(c, key, TPL_ENC_RAW, value);
-	}
-	if (c->subscription) {
-		*what = "s";
-		*value = strdup(c->subscription->id);
-	} else {
-		*what = "ip";
-		*value = strdup(c->client_ip ? c->client_ip : "");
-	}
-	return *value ? TPL_OK : TPL_NOMEM;
-}
-
-static void add_count_headers(struct pol_call *c, const struct pol_policy *p, uint32_t left,
-			      uint32_t total)
-{
-	char num[32];
-
-	if (p->u.limit.remaining_header) {
-		snprintf(num, sizeof(num), "%u", left);
-		pol_headers_add(&c->priv.extra, p->u.limit.remaining_header, num);
-	}
-	if (p->u.limit.total_header) {
-		snprintf(num, sizeof(num), "%u", total);
-		pol_headers_add(&c->priv.extra, p->u.limit.total_header, num);
-	}
-}
-
-static enum step refuse_limit(struct pol_call *c, const struct pol_policy *p, int quota,
-			      uint32_t retry)
-{
-	char msg[160], num[32];
-
-	if (quota)
-		snprintf(msg, sizeof(msg), "Out of call volume quota. Quota will be replenished "
-			 "in %02u:%02u:%02u.", retry / 3600, retry / 60 % 60, retry % 60);
-	else
-		snprintf(msg, sizeof(msg), "Rate limit is exceeded. Try again in %u seconds.", retry);
-	fail(c, quota ? 403 : 429, msg, quota ? "quota exceeded" : "rate limit exceeded");
-	snprintf(num, sizeof(num), "%u", retry);
-	pol_headers_add(&c->resp_headers, p->u.limit.retry_after_header, num);
-	add_count_headers(c, p, 0, p->u.limit.calls);
-	return STEP_ERROR;
-}
-
-static enum step do_limit(struct pol_call *c, const struct pol_policy *p)
-{
-	int quota = p->kind == POL_QUOTA || p->kind == POL_QUOTA_BY_KEY;
-	const struct tpl *key = p->kind == POL_RATE_LIMIT_BY_KEY || p->kind == POL_QUOTA_BY_KEY ?
-		p->u.limit.key : NULL;
-	const char *what;
-	char *value = NULL, *k = NULL;
-	enum tpl_status st;
-	enum step r = STEP_NEXT;
-	uint32_t retry = 0, left = 0;
-
-	if (!c->counters)
-		return fail(c, 500, "Internal server error.", "no counter store for limits");
-	st = limit_value(c, key, &what, &value);
-	if (st != TPL_OK)
-		return fail_tpl(c, st);
-	if (p->u.limit.calls) {
-		k = counter_key(p->counter_prefix, what, value);
-		if (!k) {
-			r = fail(c, 400, "A computed value is too long.", "counter key too long");
-			goto out;
-		}
-		if (counter_take(c->counters, k, p->u.limit.calls, p->u.limit.period, c->now,
-				 &retry, &left) == COUNTER_DENY) {
-			r = refuse_limit(c, p, quota, retry);
-			goto out;
-		}
-		add_count_headers(c, p, left, p->u.limit.calls);
-		free(k);
-		k = NULL;
-	}
-	if (quota && p->u.limit.bandwidth_kib) {
-		char bw[8] = "b";
-
-		memcpy(bw + 1, what, strlen(what) + 1);
-		k = counter_key(p->counter_prefix, bw, value);
-		if (!k) {
-			r = fail(c, 400, "A computed value is too long.", "counter key too long");
-			goto out;
-		}
-		if (counter_peek(c->counters, k, p->u.limit.bandwidth_kib, c->now, &retry,
-				 &left) == COUNTER_DENY) {
-			r = refuse_limit(c, p, 1, retry);
-			goto out;
-		}
-		if (c->priv.n_bw < POL_MAX_BANDWIDTH) {
-			c->priv.bw_period[c->priv.n_bw] = p->u.limit.period;
-			c->priv.bw_keys[c->priv.n_bw++] = k;
-			k = NULL;
-		}
-	}
-out:
-	free(k);
-	free(value);
-	return r;
-}
-
-static enum step do_concurrency(struct pol_call *c, const struct pol_policy *p)
-{
-	char *value, *k;
-	enum tpl_status st;
-	enum counter_result cr;
-	struct counter_seat seat;
-
-	if (!c->counters)
-		return fail(c, 500, "Internal server error.", "no counter store for limits");
-	st = expand(c, p->u.concurrency.key, TPL_ENC_RAW, &value);
-	if (st != TPL_OK)
-		return fail_tpl(c, st);
-	k = counter_key(p->counter_prefix, "k", value);
-	free(value);
-	if (!k)
-		return fail(c, 400, "A computed value is too long.", "counter key too long");
-	memset(&seat, 0, sizeof(seat));
-	cr = counter_acquire(c->counters, k, p->u.concurrency.max, c->now, &seat);
-	free(k);
-	if (cr == COUNTER_DENY)
-		return fail(c, 429, "Too many concurrent requests.", "concurrency limit");
-	if (cr == COUNTER_ALLOW && c->priv.n_seats < POL_MAX_SEATS)
-		c->priv.seats[c->priv.n_seats++] = seat;
-	return STEP_NEXT;
-}
-
-static enum step do_jwt(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *tok = NULL;
-	char *owned = NULL;
-	size_t len = 0;
-	struct jwt_rules rules;
-	struct jwt_result res;
-	enum step r;
-
-	if (p->u.jwt.header_name) {
-		tok = pol_headers_get(&c->req_headers, p->u.jwt.header_name);
-		if (tok && p->u.jwt.require_scheme) {
-			size_t sl = strlen(p->u.jwt.require_scheme);
-
-			if (strncasecmp(tok, p->u.jwt.require_scheme, sl) == 0 && tok[sl] == ' ')
-				tok += sl + 1;
-			else
-				tok = NULL;
-		}
-		while (tok && *tok == ' ')
-			tok++;
-	} else if (p->u.jwt.query_name) {
-		const char *raw;
-
-		if (c->query && query_find(c->query, p->u.jwt.query_name, &raw, &len))
-			tok = owned = decode(raw, len, 1);
-	} else {
-		enum tpl_status st = expand(c, p->u.jwt.token_value, TPL_ENC_RAW, &owned);
-
-		if (st != TPL_OK)
-			return fail_tpl(c, st);
-		tok = owned;
-	}
-	if (!tok || !*tok) {
-		free(owned);
-		return fail(c, p->u.jwt.code, p->u.jwt.message, "jwt: token missing");
-	}
-	memset(&rules, 0, sizeof(rules));
-	rules.keys = p->u.jwt.keys;
-	rules.now = c->now;
-	rules.clock_skew = p->u.jwt.clock_skew;
-	rules.require_expiration = p->u.jwt.require_exp;
-	rules.issuers = (const char *const *)p->u.jwt.issuers.v;
-	rules.n_issuers = p->u.jwt.issuers.n;
-	rules.audiences = (const char *const *)p->u.jwt.audiences.v;
-	rules.n_audiences = p->u.jwt.audiences.n;
-	rules.claims = p->u.jwt.claims;
-	rules.n_claims = p->u.jwt.n_claims;
-	memset(&res, 0, sizeof(res));
-	if (jwt_validate_cached(p->u.jwt.cache, tok, strlen(tok), &rules, &res) == JWT_OK) {
-		jwt_result_release(&c->jwt);
-		c->jwt = res;
-		r = STEP_NEXT;
-	} else {
-		r = fail(c, p->u.jwt.code, p->u.jwt.message, res.reason);
-		jwt_result_release(&res);
-	}
-	if (owned) {
-		explicit_bzero(owned, strlen(owned));
-		free(owned);
-	}
-	return r;
-}
-
-static enum step do_basic(struct pol_call *c, const struct pol_policy *p)
-{
-	size_t ul = strlen(p->u.basic.username), pl = strlen(p->u.basic.password);
-	size_t n = ul + 1 + pl, enc = 4 * ((n + 2) / 3) + 1;
-	unsigned char *raw = malloc(n + 1);
-	char *hdr = malloc(enc + 6);
-	enum step r = STEP_NEXT;
-
-	if (!raw || !hdr) {
-		r = oom(c);
-		goto out;
-	}
-	memcpy(raw, p->u.basic.username, ul);
-	raw[ul] = ':';
-	memcpy(raw + ul + 1, p->u.basic.password, pl);
-	memcpy(hdr, "Basic ", 6);
-	EVP_EncodeBlock((unsigned char *)hdr + 6, raw, (int)n);
-	pol_headers_del(&c->req_headers, "Authorization");
-	if (pol_headers_add(&c->req_headers, "Authorization", hdr) != 0)
-		r = oom(c);
-out:
-	if (raw) {
-		explicit_bzero(raw, n);
-		free(raw);
-	}
-	if (hdr) {
-		explicit_bzero(hdr, strlen(hdr));
-		free(hdr);
-	}
-	return r;
-}
-
-static enum step do_set_header(struct pol_call *c, const struct pol_policy *p,
-			       struct pol_headers *h)
-{
-	const char *name = p->u.set.name;
-	struct pol_headers vals = { 0 };
-	enum step r = STEP_NEXT;
-
-	if (p->u.set.exists == POL_EXISTS_DELETE) {
-		pol_headers_del(h, name);
-		return STEP_NEXT;
-	}
-	if (p->u.set.exists == POL_EXISTS_SKIP && pol_headers_get(h, name))
-		return STEP_NEXT;
-	/* every value before the old header goes: an override may read the
-	 * header it replaces (${request.header.NAME}) */
-	for (size_t i = 0; i < p->u.set.values.n; i++) {
-		char *v;
-		enum tpl_status st = expand(c, p->u.set.values.v[i], TPL_ENC_HEADER, &v);
-
-		if (st != TPL_OK) {
-			r = fail_tpl(c, st);
-			goto out;
-		}
-		if (pol_headers_add(&vals, name, v) != 0) {
-			free(v);
-			r = oom(c);
-			goto out;
-		}
-		free(v);
-	}
-	if (p->u.set.exists == POL_EXISTS_OVERRIDE)
-		pol_headers_del(h, name);
-	for (size_t i = 0; i < vals.n; i++) {
-		if (pol_headers_add(h, name, vals.v[i].value) != 0) {
-			r = fail(c, 400, "Too many headers.", "too many headers");
-			goto out;
-		}
-	}
-out:
-	pol_headers_release(&vals);
-	return r;
-}
-
-/* Appends "&name=value" (value URL-encoded) to the growing query b. */
-static enum tpl_status query_append(struct tpl_buf *b, const char *name, const char *value)
-{
-	enum tpl_status st = TPL_OK;
-
-	if (b->len > 0)
-		st = tpl_buf_put(b, "&", 1, TPL_ENC_RAW);
-	if (st == TPL_OK)
-		st = tpl_buf_put(b, name, strlen(name), TPL_ENC_URL);
-	if (st == TPL_OK)
-		st = tpl_buf_put(b, "=", 1, TPL_ENC_RAW);
-	if (st == TPL_OK)
-		st = tpl_buf_put(b, value, strlen(value), TPL_ENC_URL);
-	return st;
-}
-
-static enum step do_set_query(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *name = p->u.set.name, *raw;
-	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-	struct pol_headers vals = { 0 };
-	enum tpl_status st = TPL_OK;
-	enum step r = STEP_NEXT;
-	size_t len;
-	int exists = c->query && query_find(c->query, name, &raw, &len);
-
-	if (p->u.set.exists == POL_EXISTS_SKIP && exists)
-		return STEP_NEXT;
-	/* values before the old parameter goes, as in do_set_header */
-	for (size_t i = 0; p->u.set.exists != POL_EXISTS_DELETE && i < p->u.set.values.n; i++) {
-		char *v;
-
-		st = expand(c, p->u.set.values.v[i], TPL_ENC_RAW, &v);
-		if (st != TPL_OK) {
-			r = fail_tpl(c, st);
-			goto out;
-		}
-		if (pol_headers_add(&vals, name, v) != 0) {
-			free(v);
-			r = oom(c);
-			goto out;
-		}
-		free(v);
-	}
-	if (p->u.set.exists == POL_EXISTS_DELETE || p->u.set.exists == POL_EXISTS_OVERRIDE)
-		query_del(c->query, name);
-	if (p->u.set.exists == POL_EXISTS_DELETE)
-		goto out;
-	st = tpl_buf_put(&b, c->query, strlen(c->query), TPL_ENC_RAW);
-	for (size_t i = 0; st == TPL_OK && i < vals.n; i++)
-		st = query_append(&b, name, vals.v[i].value);
-	if (st != TPL_OK) {
-		r = fail_tpl(c, st);
-		goto out;
-	}
-	free(c->query);
-	c->query = b.p;
-	b.p = NULL;
-out:
-	tpl_buf_release(&b);
-	pol_headers_release(&vals);
-	return r;
-}
-
-static enum step do_rewrite(struct pol_call *c, const struct pol_policy *p)
-{
-	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-	enum tpl_status st = tpl_expand(p->u.rewrite.tmpl, resolve, c, TPL_ENC_URL, &b);
-	char *q, *newq = NULL, *newp;
-
-	if (st != TPL_OK) {
-		tpl_buf_release(&b);
-		return fail_tpl(c, st);
-	}
-	/* the template's own '?' (a literal) splits path and query */
-	q = strchr(b.p, '?');
-	if (q)
-		*q++ = '\0';
-	/* Encoding each value keeps it from adding a '/', but a value of "..", or
-	 * "." next to a literal '.', still makes a whole dot segment, and encoding
-	 * its dots is no help: RFC 3986 makes %2E equal to '.', so a backend
-	 * resolves "/a/%2E%2E/b" to "/b" (and libcurl sends the path as is). So the
-	 * finished path is held to the same rule as a client's path (path_check),
-	 * here, the one place a template becomes the upstream path. */
-	if (path_check(b.p, strlen(b.p)) != 0) {
-		tpl_buf_release(&b);
-		return fail(c, 400, "A value put into the URL makes a '.' or '..' path segment.",
-			    "rewrite-uri made a dot segment");
-	}
-	newp = strdup(b.p);
-	if (q) {
-		newq = strdup(q);
-	} else {
-		newq = strdup("");
-	}
-	if (!newp || !newq) {
-		free(newp);
-		free(newq);
-		tpl_buf_release(&b);
-		return oom(c);
-	}
-	if (p->u.rewrite.copy_unmatched && c->query && *c->query) {
-		/* the client's parameters that the template does not set */
-		struct tpl_buf out = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-		const char *s = c->query;
-
-		st = tpl_buf_put(&out, newq, strlen(newq), TPL_ENC_RAW);
-		while (st == TPL_OK && *s) {
-			size_t seg = strcspn(s, "&");
-			const char *eq = memchr(s, '=', seg);
-			char *dn = decode(s, eq ? (size_t)(eq - s) : seg, 1);
-			const char *v;
-			size_t vl;
-
-			if (!dn) {
-				st = TPL_NOMEM;
-				break;
-			}
-			if (seg > 0 && !query_find(newq, dn, &v, &vl)) {
-				if (out.len > 0)
-					st = tpl_buf_put(&out, "&", 1, TPL_ENC_RAW);
-				if (st == TPL_OK)
-					st = tpl_buf_put(&out, s, seg, TPL_ENC_RAW);
-			}
-			free(dn);
-			s += seg;
-			if (*s == '&')
-				s++;
-		}
-		if (st != TPL_OK) {
-			tpl_buf_release(&out);
-			free(newp);
-			free(newq);
-			tpl_buf_release(&b);
-			return fail_tpl(c, st);
-		}
-		free(newq);
-		newq = out.p ? out.p : strdup("");
-	}
-	tpl_buf_release(&b);
-	if (!newq) {
-		free(newp);
-		return oom(c);
-	}
-	free(c->path);
-	c->path = newp;
-	free(c->query);
-	c->query = newq;
-	return STEP_NEXT;
-}
-
-static enum step do_response(struct pol_call *c, const struct pol_policy *p)
-{
-	char *body = NULL;
-	struct pol_headers h = { NULL, 0, 0 };
-
-	for (size_t i = 0; i < p->u.response.n_headers; i++) {
-		char *v;
-		enum tpl_status st = expand(c, p->u.response.header_values[i], TPL_ENC_HEADER, &v);
-
-		if (st != TPL_OK) {
-			pol_headers_release(&h);
-			return fail_tpl(c, st);
-		}
-		if (pol_headers_add(&h, p->u.response.header_names[i], v) != 0) {
-			free(v);
-			pol_headers_release(&h);
-			return oom(c);
-		}
-		free(v);
-	}
-	if (p->u.response.body) {
-		enum tpl_status st = expand(c, p->u.response.body, TPL_ENC_RAW, &body);
-
-		if (st != TPL_OK) {
-			pol_headers_release(&h);
-			return fail_tpl(c, st);
-		}
-	}
-	clear_response(c);
-	c->status = p->u.response.code;
-	c->resp_headers = h;
-	c->body = body;
-	c->body_len = body ? strlen(body) : 0;
-	return STEP_RESPOND;
-}
-
-static int list_has(const struct pol_strings *l, const char *s, int nocase)
-{
-	for (size_t i = 0; i < l->n; i++)
-		if (nocase ? strcasecmp(l->v[i], s) == 0 : strcmp(l->v[i], s) == 0)
-			return 1;
-	return 0;
-}
-
-/* Joins l with ", " into a new string. */
-static char *join(const struct pol_strings *l)
-{
-	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
-
-	tpl_buf_put(&b, "", 0, TPL_ENC_RAW);
-	for (size_t i = 0; i < l->n; i++) {
-		if ((i && tpl_buf_put(&b, ", ", 2, TPL_ENC_RAW) != TPL_OK) ||
-		    tpl_buf_put(&b, l->v[i], strlen(l->v[i]), TPL_ENC_RAW) != TPL_OK) {
-			tpl_buf_release(&b);
-			return NULL;
-		}
-	}
-	return b.p;
-}
-
-/* Are all the comma-separated headers of req allowed? */
-static int cors_headers_ok(const struct pol_policy *p, const char *req)
-{
-	char name[257];
-
-	if (!req || p->u.cors.any_header)
-		return 1;
-	while (*req) {
-		size_t n;
-
-		while (*req == ' ' || *req == ',')
-			req++;
-		n = strcspn(req, ", ");
-		if (n == 0)
-			break;
-		if (n >= sizeof(name))
-			return 0;
-		memcpy(name, req, n);
-		name[n] = '\0';
-		if (!list_has(&p->u.cors.headers, name, 1))
-			return 0;
-		req += n;
-	}
-	return 1;
-}
-
-static enum step do_cors(struct pol_call *c, const struct pol_policy *p)
-{
-	const char *origin = pol_headers_get(&c->req_headers, "Origin");
-	const char *want = pol_headers_get(&c->req_headers, "Access-Control-Request-Method");
-	int preflight = c->method && strcmp(c->method, "OPTIONS") == 0 && want;
-	int ok = origin && (p->u.cors.any_origin || list_has(&p->u.cors.origins, origin, 0));
-	struct pol_headers *h = preflight ? &c->resp_headers : &c->priv.extra;
-	const char *ao = p->u.cors.any_origin && !p->u.cors.credentials ? "*" : origin;
-
-	if (!origin)
-		return STEP_NEXT;
-	if (ok && preflight) {
-		if (p->u.cors.any_method || p->u.cors.methods.n == 0 ?
-		    (p->u.cors.any_method || strcmp(want, "GET") == 0 ||
-		     strcmp(want, "POST") == 0) :
-		    list_has(&p->u.cors.methods, want, 0))
-			ok = cors_headers_ok(p, pol_headers_get(&c->req_headers,
-							       "Access-Control-Request-Headers"));
-		else
-			ok = 0;
-	}
-	if (!ok) {
-		if (!p->u.cors.terminate_unmatched)
-			return STEP_NEXT;
-		clear_response(c);
-		c->status = 200;
-		return STEP_RESPOND;
-	}
-	if (preflight)
-		clear_response(c);
-	pol_headers_add(h, "Access-Control-Allow-Origin", ao);
-	if (strcmp(ao, "*") != 0)
-		pol_headers_add(h, "Vary", "Origin");
-	if (p->u.cors.credentials)
-		pol_headers_add(h, "Access-Control-Allow-Credentials", "true");
-	if (preflight) {
-		const char *rh = pol_headers_get(&c->req_headers, "Access-Control-Request-Headers");
-		char *m = p->u.cors.any_method ? strdup(want) : join(&p->u.cors.methods);
-		char num[32];
-
-		if (m && *m)
-			pol_headers_add(h, "Access-Control-Allow-Methods", m);
-		else if (m)
-			pol_headers_add(h, "Access-Control-Allow-Methods", "GET, POST");
-		free(m);
-		if (rh) {
-			m = p->u.cors.any_header ? strdup(rh) : join(&p->u.cors.headers);
-			if (m && *m)
-				pol_headers_add(h, "Access-Control-Allow-Headers", m);
-			free(m);
-		}
-		if (p->u.cors.max_age >= 0) {
-			snprintf(num, sizeof(num), "%ld", p->u.cors.max_age);
-			pol_headers_add(h, "Access-Control-Max-Age", num);
-		}
-		c->status = 200;
-		return STEP_RESPOND;
-	}
-	if (p->u.cors.expose.n) {
-		char *e = join(&p->u.cors.expose);
-
-		if (e)
-			pol_headers_add(h, "Access-Control-Expose-Headers", e);
-		free(e);
-	}
-	return STEP_NEXT;
-}
-
 static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
-	int response_side = sec == POL_OUTBOUND || sec == POL_ON_ERROR;
-
 	switch (p->kind) {
+	case POL_MODULE:
+		return (enum step)p->mod->run(c, p, sec);
 	case POL_BASE:
-	case POL_N_KINDS:
 		return STEP_NEXT;
-	case POL_CHECK_HEADER:
-		return do_check_header(c, p);
-	case POL_IP_FILTER:
-		return do_ip_filter(c, p);
-	case POL_RATE_LIMIT:
-	case POL_RATE_LIMIT_BY_KEY:
-	case POL_QUOTA:
-	case POL_QUOTA_BY_KEY:
-		return do_limit(c, p);
-	case POL_LIMIT_CONCURRENCY:
-		return do_concurrency(c, p);
-	case POL_VALIDATE_JWT:
-		return do_jwt(c, p);
-	case POL_SET_BACKEND_SERVICE:
-		c->backend = p->u.backend.backend;
-		c->backend_url = p->u.backend.base_url;
-		if (c->backend)
-			c->timeout_ms = c->backend->timeout_ms;
-		return STEP_NEXT;
-	case POL_FORWARD_REQUEST:
-		if (p->u.forward.timeout_ms >= 0)
-			c->timeout_ms = p->u.forward.timeout_ms;
-		if (p->u.forward.follow_redirects >= 0)
-			c->follow_redirects = p->u.forward.follow_redirects;
-		return STEP_NEXT;
-	case POL_RETRY:
-		c->retry.conditions = p->u.retry.conditions;
-		c->retry.statuses = p->u.retry.statuses;
-		c->retry.n_statuses = p->u.retry.n_statuses;
-		c->retry.count = p->u.retry.count;
-		c->retry.interval = p->u.retry.interval;
-		c->retry.max_interval = p->u.retry.max_interval;
-		c->retry.delta = p->u.retry.delta;
-		c->retry.first_fast_retry = p->u.retry.first_fast_retry;
-		return STEP_NEXT;
-	case POL_AUTHENTICATION_BASIC:
-		return do_basic(c, p);
-	case POL_SET_HEADER:
-		return do_set_header(c, p, response_side ? &c->resp_headers : &c->req_headers);
-	case POL_SET_QUERY_PARAMETER:
-		return do_set_query(c, p);
-	case POL_REWRITE_URI:
-		return do_rewrite(c, p);
-	case POL_SET_METHOD:
-		return str_replace(&c->method, p->u.method.method) == 0 ? STEP_NEXT : oom(c);
-	case POL_SET_STATUS:
-		c->status = p->u.status.code;
-		free(c->reason);
-		c->reason = p->u.status.reason ? strdup(p->u.status.reason) : NULL;
-		return STEP_NEXT;
-	case POL_RETURN_RESPONSE:
-	case POL_MOCK_RESPONSE:
-		return do_response(c, p);
-	case POL_CORS:
-		return do_cors(c, p);
 	}
 	return STEP_NEXT;
 }

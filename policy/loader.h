@@ -1,16 +1,20 @@
 /*
  * loader — private to policy/: the configuration loader's state and helpers
- * (config.c), shared with the parts of the loader that live in their own
- * files (policies.c: pipelines and policies; products.c: products,
- * subscriptions, backend pools and circuit breakers). Not for the app.
+ * (config.c), used by the parts of the loader that live in their own files
+ * (policies.c and the policy modules: pipelines and policies; products.c:
+ * products, subscriptions, backend pools and circuit breakers). Not for the
+ * app. This header declares only config.c's helpers: each part's entry
+ * points are in its own header (policies.h, products.h), so config.c
+ * includes those and no part includes config.c's internals.
  *
  * Calling sequence (config.c, gw_load_buffer):
  *   backends:  products_parse_pool(), products_parse_breaker() per backend
  *   apis:      pol_parse_scope() for each operation's and API's "policies"
  *   top level: products_parse(), products_parse_subscriptions(),
  *              pol_parse_scope() for the global "policies"
- *   then, when nothing failed: pol_compile() (plans, key table), route_build()
- *   gw_free(): pol_free_gateway() first
+ *   then, when nothing failed: pol_compile() (plans), products_build_keytab(),
+ *   route_build()
+ *   gw_free(): pol_free_gateway(), then products_free()
  *
  * Paths: every helper reports at ld->path, the JSON path being parsed
  * ("apis[0].policies.inbound[2][\"rate-limit\"].calls": members after a dot,
@@ -78,25 +82,5 @@ int ld_bool(struct loader *ld, json_object *v, int *out);
 /* A backend URL (absolute http/https, no query): 0 with a new normalised *out,
  * or -1 (reported). */
 int ld_check_url(struct loader *ld, const char *u, int secret, char **out);
-
-/* ---- the engine's parts (policies.c, products.c) ------------------------ */
-
-/* "policies" value v of a scope (the current path ends in ".policies"): the
- * four sections. *out is set (owned by the gateway part that holds it) even
- * when errors were reported, so that gw_free frees it. */
-void pol_parse_scope(struct loader *ld, json_object *v, struct pol_scope **out);
-/* The top-level "products" array (current path "products"). */
-void products_parse(struct loader *ld, json_object *v);
-/* The top-level "subscriptions" array; after products_parse(). */
-void products_parse_subscriptions(struct loader *ld, json_object *v);
-/* A backend's "pool" and "circuit_breaker" values (path at the member). */
-void products_parse_pool(struct loader *ld, json_object *v, struct gw_backend *be);
-void products_parse_breaker(struct loader *ld, json_object *v, struct gw_backend *be);
-/* Flattens every scope into plans and builds the subscription key table.
- * Returns 0 or -1 (reported at "$"). */
-int pol_compile(struct loader *ld);
-/* Frees what the parts above added to gw (products, subscriptions, scopes,
- * plans, pools); safe on a partly built gateway. */
-void pol_free_gateway(struct gateway *gw);
 
 #endif

@@ -1,6 +1,8 @@
 /*
- * policies — parsing of the "policies" member of every scope and the
- * flattening of scopes into plans (policies.h, loader.h).
+ * policies — parsing of the "policies" member of every scope, the generic
+ * validation of a module's attributes from its table (polmod.h), and the
+ * flattening of scopes into plans (policies.h). Names no policy: the
+ * modules are in pol_list.h.
  */
 #include "policy/policies.h"
 
@@ -9,82 +11,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
-#include "policy/cidr.h"
-#include "policy/jose.h"
 #include "policy/loader.h"
-#include "policy/path.h"
-#include "policy/products.h"
+#include "policy/polmod.h"
 
 #define POL_NAME_MAX 256
 #define POL_BODY_MAX (1024 * 1024)
-
-static const char *const kind_names[POL_N_KINDS] = {
-	[POL_BASE] = "base",
-	[POL_CHECK_HEADER] = "check-header",
-	[POL_IP_FILTER] = "ip-filter",
-	[POL_RATE_LIMIT] = "rate-limit",
-	[POL_RATE_LIMIT_BY_KEY] = "rate-limit-by-key",
-	[POL_QUOTA] = "quota",
-	[POL_QUOTA_BY_KEY] = "quota-by-key",
-	[POL_LIMIT_CONCURRENCY] = "limit-concurrency",
-	[POL_VALIDATE_JWT] = "validate-jwt",
-	[POL_SET_BACKEND_SERVICE] = "set-backend-service",
-	[POL_FORWARD_REQUEST] = "forward-request",
-	[POL_RETRY] = "retry",
-	[POL_AUTHENTICATION_BASIC] = "authentication-basic",
-	[POL_SET_HEADER] = "set-header",
-	[POL_SET_QUERY_PARAMETER] = "set-query-parameter",
-	[POL_REWRITE_URI] = "rewrite-uri",
-	[POL_SET_METHOD] = "set-method",
-	[POL_SET_STATUS] = "set-status",
-	[POL_RETURN_RESPONSE] = "return-response",
-	[POL_MOCK_RESPONSE] = "mock-response",
-	[POL_CORS] = "cors",
-};
-
-#define IN (1u << POL_INBOUND)
-#define BK (1u << POL_BACKEND)
-#define OUT (1u << POL_OUTBOUND)
-#define ERR (1u << POL_ON_ERROR)
-
-static const unsigned kind_sections[POL_N_KINDS] = {
-	[POL_BASE] = IN | BK | OUT | ERR,
-	[POL_CHECK_HEADER] = IN,
-	[POL_IP_FILTER] = IN,
-	[POL_RATE_LIMIT] = IN,
-	[POL_RATE_LIMIT_BY_KEY] = IN,
-	[POL_QUOTA] = IN,
-	[POL_QUOTA_BY_KEY] = IN,
-	[POL_LIMIT_CONCURRENCY] = IN,
-	[POL_VALIDATE_JWT] = IN,
-	[POL_SET_BACKEND_SERVICE] = IN | BK,
-	[POL_FORWARD_REQUEST] = BK,
-	[POL_RETRY] = BK,
-	[POL_AUTHENTICATION_BASIC] = IN,
-	[POL_SET_HEADER] = IN | BK | OUT | ERR,
-	[POL_SET_QUERY_PARAMETER] = IN | BK,
-	[POL_REWRITE_URI] = IN,
-	[POL_SET_METHOD] = IN | BK,
-	[POL_SET_STATUS] = OUT | ERR,
-	[POL_RETURN_RESPONSE] = IN | BK | OUT | ERR,
-	[POL_MOCK_RESPONSE] = IN | BK | OUT | ERR,
-	[POL_CORS] = IN,
-};
 
 static const char *const section_names[POL_N_SECTIONS] = {
 	"inbound", "backend", "outbound", "on-error"
 };
 
-const char *pol_kind_name(enum pol_kind kind)
+const char *pol_policy_name(const struct pol_policy *p)
 {
-	return (unsigned)kind < POL_N_KINDS ? kind_names[kind] : "unknown";
+	return p->kind == POL_MODULE ? p->mod->name : "base";
 }
 
-unsigned pol_kind_sections(enum pol_kind kind)
+static const struct pol_module *const modules[] = {
+#define POL_MOD(id) &pol_mod_##id,
+#include "policy/pol_list.h"
+#undef POL_MOD
+	NULL
+};
+
+const struct pol_module *const *pol_modules(void)
 {
-	return (unsigned)kind < POL_N_KINDS ? kind_sections[kind] : 0;
+	return modules;
 }
 
 const char *pol_section_name(enum pol_section_id s)
@@ -100,7 +52,7 @@ static int is_tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static int is_token(const char *s)
+int pol_is_token(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -112,7 +64,7 @@ static int is_token(const char *s)
 	return 1;
 }
 
-static int is_query_name(const char *s)
+int pol_is_query_name(const char *s)
 {
 	size_t n = strlen(s);
 
@@ -167,7 +119,7 @@ static json_object *attr_get(struct loader *ld, json_object *o, const char *name
 	return v;
 }
 
-static int parse_decimal(const char *s, int64_t *out)
+int pol_parse_decimal(const char *s, int64_t *out)
 {
 	int64_t v = 0;
 	int neg = 0;
@@ -200,7 +152,7 @@ static int attr_int(struct loader *ld, json_object *o, const char *name, int req
 	if (json_object_is_type(v, json_type_string)) {
 		int64_t i;
 
-		if (parse_decimal(json_object_get_string(v), &i) != 0) {
+		if (pol_parse_decimal(json_object_get_string(v), &i) != 0) {
 			ld_err(ld, "must be an integer (a number or a string of digits)");
 		} else if (i < min || i > max) {
 			ld_err(ld, "must be an integer from %lld to %lld, not %lld", (long long)min,
@@ -270,7 +222,7 @@ static int attr_header_name(struct loader *ld, json_object *o, const char *name,
 	if (!v)
 		return required ? -1 : 1;
 	rc = ld_string(ld, v, STR_SUBST | STR_NO_SECRET, out, &secret);
-	if (rc == 0 && !is_token(*out)) {
+	if (rc == 0 && !pol_is_token(*out)) {
 		ld_err_value(ld, *out, secret, "is not a valid header name");
 		free(*out);
 		*out = NULL;
@@ -281,7 +233,7 @@ static int attr_header_name(struct loader *ld, json_object *o, const char *name,
 }
 
 /* Parses one string value v (current path at it) as a template. */
-static int value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out)
+int pol_value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out)
 {
 	char *s, why[300];
 	int secret, rc = -1;
@@ -308,7 +260,7 @@ static int attr_tpl(struct loader *ld, json_object *o, const char *name, int req
 
 	if (!v)
 		return required ? -1 : 1;
-	rc = value_tpl(ld, v, tflags, out);
+	rc = pol_value_tpl(ld, v, tflags, out);
 	ld_pop(ld, mark);
 	return rc;
 }
@@ -349,7 +301,7 @@ static int attr_list(struct loader *ld, json_object *o, const char *name, int re
 		size_t m2 = single ? ld->plen : ld_push_index(ld, i);
 
 		if (as_tpl) {
-			if (value_tpl(ld, e, 0, &tl->v[tl->n]) == 0)
+			if (pol_value_tpl(ld, e, 0, &tl->v[tl->n]) == 0)
 				tl->n++;
 			else
 				rc = -1;
@@ -399,848 +351,143 @@ static int attr_enum(struct loader *ld, json_object *o, const char *name, int re
 	return rc;
 }
 
-/* ---- the policies -------------------------------------------------------- */
+/* ---- attributes from a module's table (polmod.h) ------------------------- */
 
-static void parse_check_header(struct loader *ld, json_object *o, struct pol_policy *p)
+static void *field(void *conf, const struct pol_attr *a)
 {
-	static const char *const known[] = { "name", "failed-check-httpcode",
-		"failed-check-error-message", "ignore-case", "value", NULL };
-	int64_t code = 400;
-	int secret;
+	return (char *)conf + a->off;
+}
 
+/* Validates o against attrs and stores every value into conf; every problem
+ * is reported at its member's path. */
+void pol_attrs_parse(struct loader *ld, json_object *o, const struct pol_attr *attrs,
+		     void *conf)
+{
+	const char *known[POL_MAX_ATTRS + 1];
+	size_t n = 0;
+
+	for (const struct pol_attr *a = attrs; a->name && n < POL_MAX_ATTRS; a++)
+		known[n++] = a->name;
+	known[n] = NULL;
 	ld_check_members(ld, o, known);
-	attr_header_name(ld, o, "name", 1, &p->u.check_header.name);
-	attr_int(ld, o, "failed-check-httpcode", 1, 400, 599, &code);
-	p->u.check_header.code = (int)code;
-	attr_str(ld, o, "failed-check-error-message", 1, &p->u.check_header.message, &secret);
-	p->u.check_header.ignore_case = 0;
-	attr_bool(ld, o, "ignore-case", 1, &p->u.check_header.ignore_case);
-	attr_list(ld, o, "value", 0, 1, &p->u.check_header.values, NULL);
-}
+	for (const struct pol_attr *a = attrs; a->name; a++) {
+		int req = (a->flags & POL_A_REQUIRED) != 0, secret, rc;
+		char **str = field(conf, a);
 
-/* An address without prefix for address-range. */
-static int range_addr(struct loader *ld, json_object *o, const char *name, int *family,
-		      unsigned char *addr)
-{
-	char *s;
-	int secret, rc = -1;
-
-	if (attr_str(ld, o, name, 1, &s, &secret) != 0)
-		return -1;
-	if (cidr_parse_addr(s, family, addr) == 0) {
-		rc = 0;
-	} else {
-		size_t mark = ld_push_member(ld, name);
-
-		ld_err_value(ld, s, secret, "is not an IP address");
-		ld_pop(ld, mark);
-	}
-	free(s);
-	return rc;
-}
-
-static void parse_ip_filter(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "action", "address", "address-range", NULL };
-	static const char *const actions[] = { "forbid", "allow", NULL };
-	struct pol_strings addrs = { NULL, 0 };
-	json_object *v;
-	size_t mark = 0;
-
-	ld_check_members(ld, o, known);
-	attr_enum(ld, o, "action", 1, actions, &p->u.ip_filter.allow);
-	if (!ld_present(o, "address") && !ld_present(o, "address-range"))
-		ld_err(ld, "needs 'address' or 'address-range'");
-	if (attr_list(ld, o, "address", 0, 0, NULL, &addrs) == 0 && addrs.n > 0) {
-		p->u.ip_filter.cidrs = calloc(addrs.n, sizeof(struct gw_cidr));
-		if (!p->u.ip_filter.cidrs)
-			ld_err(ld, "out of memory");
-		mark = ld_push_member(ld, "address");
-		for (size_t i = 0; p->u.ip_filter.cidrs && i < addrs.n; i++) {
-			struct gw_cidr *c = &p->u.ip_filter.cidrs[p->u.ip_filter.n_cidrs];
-
-			if (cidr_parse(addrs.v[i], c) == 0) {
-				p->u.ip_filter.n_cidrs++;
-			} else {
-				size_t m2 = ld_push_index(ld, i);
-
-				ld_err_value(ld, addrs.v[i], 0, "is not an IP address or CIDR "
-					     "(host bits must be zero)");
-				ld_pop(ld, m2);
-			}
+		switch (a->type) {
+		case POL_A_INT:
+			*(int64_t *)field(conf, a) = a->def;
+			attr_int(ld, o, a->name, req, a->min, a->max, field(conf, a));
+			break;
+		case POL_A_BOOL:
+			*(int *)field(conf, a) = (int)a->def;
+			attr_bool(ld, o, a->name, req, field(conf, a));
+			break;
+		case POL_A_ENUM:
+			*(int *)field(conf, a) = (int)a->def;
+			attr_enum(ld, o, a->name, req, a->names, field(conf, a));
+			break;
+		case POL_A_STR:
+		case POL_A_HEADER_NAME:
+			rc = a->type == POL_A_STR ? attr_str(ld, o, a->name, req, str, &secret) :
+				attr_header_name(ld, o, a->name, req, str);
+			if (rc == 1 && a->def_str && !(*str = strdup(a->def_str)))
+				ld_err(ld, "out of memory");
+			break;
+		case POL_A_TPL:
+			attr_tpl(ld, o, a->name, req, a->flags & POL_A_BRACES ? TPL_PARSE_BRACES : 0,
+				 field(conf, a));
+			break;
+		case POL_A_STR_LIST:
+			attr_list(ld, o, a->name, req, 0, NULL, field(conf, a));
+			break;
+		case POL_A_TPL_LIST:
+			attr_list(ld, o, a->name, req, 1, field(conf, a), NULL);
+			break;
+		case POL_A_RAW:
+			/* compile reads it; only "missing" is generic */
+			if (req && !ld_present(o, a->name))
+				(void)ld_get(ld, o, a->name, 1);
+			break;
 		}
-		ld_pop(ld, mark);
-	}
-	strings_free(&addrs);
-	v = attr_get(ld, o, "address-range", 0, &mark);
-	if (!v)
-		return;
-	if (json_object_is_type(v, json_type_object)) {
-		/* one range may be written as an object, as APIM's single element */
-		json_object *a = json_object_new_array();
-
-		if (!a) {
-			ld_err(ld, "out of memory");
-			goto out;
-		}
-		json_object_array_add(a, json_object_get(v));
-		v = a;
-	} else if (ld_is_array(ld, v) != 0) {
-		goto out;
-	} else {
-		json_object_get(v);
-	}
-	{
-		size_t n = json_object_array_length(v);
-
-		if (n > POL_MAX_VALUES) {
-			ld_err(ld, "has more than %d ranges", POL_MAX_VALUES);
-			n = 0;
-		}
-		if (n > 0 && !(p->u.ip_filter.ranges = calloc(n, sizeof(struct pol_range))))
-			ld_err(ld, "out of memory");
-		for (size_t i = 0; p->u.ip_filter.ranges && i < n; i++) {
-			static const char *const rknown[] = { "from", "to", NULL };
-			json_object *r = json_object_array_get_idx(v, i);
-			size_t m2 = ld_push_index(ld, i);
-			struct pol_range *pr = &p->u.ip_filter.ranges[p->u.ip_filter.n_ranges];
-			int f1 = 0, f2 = 0;
-
-			if (ld_is_object(ld, r) == 0) {
-				ld_check_members(ld, r, rknown);
-				if (range_addr(ld, r, "from", &f1, pr->from) == 0 &&
-				    range_addr(ld, r, "to", &f2, pr->to) == 0) {
-					if (f1 != f2)
-						ld_err(ld, "'from' and 'to' are of different address "
-						       "families");
-					else if (memcmp(pr->from, pr->to, 16) > 0)
-						ld_err(ld, "'from' is above 'to'");
-					else {
-						pr->family = f1;
-						p->u.ip_filter.n_ranges++;
-					}
-				}
-			}
-			ld_pop(ld, m2);
-		}
-	}
-	json_object_put(v);
-out:
-	ld_pop(ld, mark);
-}
-
-static void parse_limit(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const rl_known[] = { "calls", "renewal-period",
-		"retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	static const char *const rlk_known[] = { "calls", "renewal-period", "counter-key",
-		"retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	static const char *const q_known[] = { "calls", "bandwidth", "renewal-period",
-		"retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	static const char *const qk_known[] = { "calls", "bandwidth", "renewal-period",
-		"counter-key", "retry-after-header-name", "remaining-calls-header-name",
-		"total-calls-header-name", NULL };
-	int quota = p->kind == POL_QUOTA || p->kind == POL_QUOTA_BY_KEY;
-	int by_key = p->kind == POL_RATE_LIMIT_BY_KEY || p->kind == POL_QUOTA_BY_KEY;
-	int64_t calls = 0, bw = 0, period = 0;
-
-	ld_check_members(ld, o, p->kind == POL_RATE_LIMIT ? rl_known :
-			 p->kind == POL_RATE_LIMIT_BY_KEY ? rlk_known :
-			 p->kind == POL_QUOTA ? q_known : qk_known);
-	attr_int(ld, o, "calls", !quota, quota ? 0 : 1, UINT32_MAX - 2, &calls);
-	if (quota) {
-		attr_int(ld, o, "bandwidth", 0, 0, UINT32_MAX - 2, &bw);
-		if (calls == 0 && bw == 0 && !ld_present(o, "calls") && !ld_present(o, "bandwidth"))
-			ld_err(ld, "needs 'calls' or 'bandwidth' (or both)");
-	}
-	attr_int(ld, o, "renewal-period", 1, 1, 100L * 365 * 86400, &period);
-	p->u.limit.calls = (uint32_t)calls;
-	p->u.limit.bandwidth_kib = (uint32_t)bw;
-	p->u.limit.period = (uint32_t)period;
-	if (by_key)
-		attr_tpl(ld, o, "counter-key", 1, 0, &p->u.limit.key);
-	if (attr_header_name(ld, o, "retry-after-header-name", 0,
-			     &p->u.limit.retry_after_header) == 1 &&
-	    !(p->u.limit.retry_after_header = strdup("Retry-After")))
-		ld_err(ld, "out of memory");
-	attr_header_name(ld, o, "remaining-calls-header-name", 0, &p->u.limit.remaining_header);
-	attr_header_name(ld, o, "total-calls-header-name", 0, &p->u.limit.total_header);
-}
-
-static void parse_concurrency(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "key", "max-count", NULL };
-	int64_t max = 1;
-
-	ld_check_members(ld, o, known);
-	attr_tpl(ld, o, "key", 1, 0, &p->u.concurrency.key);
-	attr_int(ld, o, "max-count", 1, 1, 4096, &max);
-	p->u.concurrency.max = (uint32_t)max;
-}
-
-/* A copy of the JSON value v with {{named values}} substituted in every string
- * (issuer-signing-keys), or NULL (reported). */
-static json_object *subst_copy(struct loader *ld, json_object *v)
-{
-	json_object *r = NULL;
-
-	switch (json_object_get_type(v)) {
-	case json_type_string: {
-		char *s;
-
-		if (ld_string(ld, v, STR_SUBST, &s, NULL) != 0)
-			return NULL;
-		r = json_object_new_string(s);
-		free_secret(s);
-		break;
-	}
-	case json_type_object:
-		r = json_object_new_object();
-		json_object_object_foreach(v, k, e) {
-			size_t mark = ld_push_member(ld, k);
-			json_object *c = e ? subst_copy(ld, e) : NULL;
-
-			ld_pop(ld, mark);
-			if (e && !c) {
-				json_object_put(r);
-				return NULL;
-			}
-			if (r)
-				json_object_object_add(r, k, c);
-		}
-		break;
-	case json_type_array:
-		r = json_object_new_array();
-		for (size_t i = 0; r && i < json_object_array_length(v); i++) {
-			size_t mark = ld_push_index(ld, i);
-			json_object *c = subst_copy(ld, json_object_array_get_idx(v, i));
-
-			ld_pop(ld, mark);
-			if (!c) {
-				json_object_put(r);
-				return NULL;
-			}
-			json_object_array_add(r, c);
-		}
-		break;
-	default:
-		return json_object_get(v);
-	}
-	if (!r)
-		ld_err(ld, "out of memory");
-	return r;
-}
-
-static void parse_claims(struct loader *ld, json_object *v, struct pol_policy *p)
-{
-	static const char *const known[] = { "name", "match", "separator", "value", NULL };
-	static const char *const matches[] = { "all", "any", NULL };
-	size_t n;
-
-	if (ld_is_array(ld, v) != 0)
-		return;
-	n = json_object_array_length(v);
-	if (n > POL_MAX_VALUES) {
-		ld_err(ld, "has more than %d claims", POL_MAX_VALUES);
-		return;
-	}
-	if (n == 0)
-		return;
-	p->u.jwt.claims = calloc(n, sizeof(*p->u.jwt.claims));
-	if (!p->u.jwt.claims) {
-		ld_err(ld, "out of memory");
-		return;
-	}
-	for (size_t i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(v, i);
-		struct jwt_required_claim *rc = &p->u.jwt.claims[p->u.jwt.n_claims++];
-		struct pol_strings vals = { NULL, 0 };
-		char *name = NULL, *sep = NULL;
-		int match = 0;
-		size_t mark = ld_push_index(ld, i);
-
-		if (ld_is_object(ld, c) == 0) {
-			ld_check_members(ld, c, known);
-			attr_str(ld, c, "name", 1, &name, NULL);
-			attr_enum(ld, c, "match", 0, matches, &match);
-			if (attr_str(ld, c, "separator", 0, &sep, NULL) == 0) {
-				if (strlen(sep) != 1)
-					ld_err(ld, "'separator' must be one character");
-				else
-					rc->separator = sep[0];
-				free(sep);
-			}
-			attr_list(ld, c, "value", 0, 0, NULL, &vals);
-		}
-		rc->name = name;
-		rc->match = match ? JWT_MATCH_ANY : JWT_MATCH_ALL;
-		rc->values = (const char *const *)vals.v;
-		rc->n_values = vals.n;
-		ld_pop(ld, mark);
 	}
 }
 
-static void parse_jwt(struct loader *ld, json_object *o, struct pol_policy *p)
+/* Frees what attrs_parse stored into conf. */
+void pol_attrs_release(const struct pol_attr *attrs, void *conf)
 {
-	static const char *const known[] = { "header-name", "query-parameter-name", "token-value",
-		"require-scheme", "failed-validation-httpcode", "failed-validation-error-message",
-		"require-expiration-time", "require-signed-tokens", "clock-skew",
-		"issuer-signing-keys", "audiences", "issuers", "required-claims", NULL };
-	int64_t code = 401, skew = 0;
-	int sources = 0;
-	json_object *v;
-	size_t mark = 0;
+	for (const struct pol_attr *a = attrs; a->name; a++) {
+		char **str = field(conf, a);
 
-	ld_check_members(ld, o, known);
-	sources += attr_header_name(ld, o, "header-name", 0, &p->u.jwt.header_name) != 1;
-	if (attr_str(ld, o, "query-parameter-name", 0, &p->u.jwt.query_name, NULL) == 0) {
-		sources++;
-		if (!is_query_name(p->u.jwt.query_name)) {
-			mark = ld_push_member(ld, "query-parameter-name");
-			ld_err(ld, "is not a valid query parameter name");
-			ld_pop(ld, mark);
+		switch (a->type) {
+		case POL_A_STR:
+		case POL_A_HEADER_NAME:
+			if (a->flags & POL_A_SECRET)
+				free_secret(*str);
+			else
+				free(*str);
+			*str = NULL;
+			break;
+		case POL_A_TPL:
+			tpl_free(*(struct tpl **)field(conf, a));
+			*(struct tpl **)field(conf, a) = NULL;
+			break;
+		case POL_A_STR_LIST:
+			strings_free(field(conf, a));
+			break;
+		case POL_A_TPL_LIST:
+			tpls_free(field(conf, a));
+			break;
+		default:
+			break;
 		}
 	}
-	sources += attr_tpl(ld, o, "token-value", 0, 0, &p->u.jwt.token_value) != 1;
-	if (sources > 1)
-		ld_err(ld, "give at most one of 'header-name', 'query-parameter-name', "
-		       "'token-value'");
-	if (sources == 0 && !(p->u.jwt.header_name = strdup("Authorization")))
-		ld_err(ld, "out of memory");
-	attr_str(ld, o, "require-scheme", 0, &p->u.jwt.require_scheme, NULL);
-	if (!p->u.jwt.require_scheme && p->u.jwt.header_name &&
-	    strcasecmp(p->u.jwt.header_name, "Authorization") == 0 &&
-	    !(p->u.jwt.require_scheme = strdup("Bearer")))
-		ld_err(ld, "out of memory");
-	attr_int(ld, o, "failed-validation-httpcode", 0, 400, 599, &code);
-	p->u.jwt.code = (int)code;
-	if (attr_str(ld, o, "failed-validation-error-message", 0, &p->u.jwt.message, NULL) == 1 &&
-	    !(p->u.jwt.message = strdup("Unauthorized. Access token is missing or invalid.")))
-		ld_err(ld, "out of memory");
-	p->u.jwt.require_exp = 1;
-	attr_bool(ld, o, "require-expiration-time", 0, &p->u.jwt.require_exp);
-	p->u.jwt.require_signed = 1;
-	if (attr_bool(ld, o, "require-signed-tokens", 0, &p->u.jwt.require_signed) == 0 &&
-	    !p->u.jwt.require_signed) {
-		mark = ld_push_member(ld, "require-signed-tokens");
-		ld_err(ld, "unsigned tokens are never accepted by this gateway (leave it true)");
-		ld_pop(ld, mark);
-	}
-	attr_int(ld, o, "clock-skew", 0, 0, 86400, &skew);
-	p->u.jwt.clock_skew = skew;
-	attr_list(ld, o, "audiences", 0, 0, NULL, &p->u.jwt.audiences);
-	attr_list(ld, o, "issuers", 0, 0, NULL, &p->u.jwt.issuers);
-	v = attr_get(ld, o, "required-claims", 0, &mark);
-	if (v) {
-		parse_claims(ld, v, p);
-		ld_pop(ld, mark);
-	}
-	v = attr_get(ld, o, "issuer-signing-keys", 1, &mark);
-	if (!v)
-		return;
-	p->u.jwt.keys = jose_keyset_new();
-	p->u.jwt.cache = jwt_cache_new();
-	if (!p->u.jwt.keys || !p->u.jwt.cache) {
-		ld_err(ld, "out of memory");
-	} else if (ld_is_array(ld, v) == 0) {
-		size_t n = json_object_array_length(v);
-
-		if (n == 0)
-			ld_err(ld, "must hold at least one key");
-		for (size_t i = 0; i < n; i++) {
-			size_t m2 = ld_push_index(ld, i);
-			json_object *k = subst_copy(ld, json_object_array_get_idx(v, i));
-			const char *why = NULL;
-
-			if (k && jose_keyset_add(p->u.jwt.keys, k, &why) != 0)
-				ld_err(ld, "not a usable key: %s", why ? why : "unknown reason");
-			json_object_put(k);
-			ld_pop(ld, m2);
-		}
-	}
-	ld_pop(ld, mark);
 }
 
-/* Is u the URL of a backend or of a pool member? Returns it (borrowed). */
-static const char *known_base_url(const struct gateway *gw, const char *u,
-				  const struct gw_backend **be)
+const void *pol_attr_value(const struct pol_policy *p, const char *name)
 {
-	for (size_t i = 0; i < gw->n_backends; i++) {
-		const struct gw_backend *b = &gw->backends[i];
-
-		if (!b->pool && b->url && strcmp(b->url, u) == 0) {
-			*be = b;
-			return b->url;
-		}
-		for (size_t j = 0; j < b->n_pool; j++) {
-			if (strcmp(b->pool[j].url, u) == 0) {
-				*be = b;
-				return b->pool[j].url;
-			}
-		}
-	}
+	if (p->kind != POL_MODULE || !p->conf)
+		return NULL;
+	for (const struct pol_attr *a = p->mod->attrs; a->name; a++)
+		if (a->type != POL_A_RAW && strcmp(a->name, name) == 0)
+			return (const char *)p->conf + a->off;
 	return NULL;
 }
 
-static void parse_set_backend(struct loader *ld, json_object *o, struct pol_policy *p)
+static const struct pol_module *module_find(const char *name)
 {
-	static const char *const known[] = { "backend-id", "base-url", NULL };
-	json_object *v;
-	size_t mark = 0;
-	char *s, *u;
-	int secret;
-
-	ld_check_members(ld, o, known);
-	if (ld_present(o, "backend-id") == ld_present(o, "base-url")) {
-		ld_err(ld, "give exactly one of 'backend-id' and 'base-url'");
-		return;
-	}
-	v = attr_get(ld, o, "backend-id", 0, &mark);
-	if (v) {
-		if (ld_id(ld, v, &s) == 0) {
-			p->u.backend.backend = gw_backend_find(ld->gw, s);
-			if (!p->u.backend.backend)
-				ld_err(ld, "'%s' is not a backend", s);
-			free(s);
-		}
-		ld_pop(ld, mark);
-		return;
-	}
-	v = attr_get(ld, o, "base-url", 0, &mark);
-	if (v && ld_string(ld, v, STR_SUBST, &s, &secret) == 0) {
-		if (ld_check_url(ld, s, secret, &u) == 0) {
-			p->u.backend.base_url = known_base_url(ld->gw, u, &p->u.backend.backend);
-			if (!p->u.backend.base_url)
-				ld_err_value(ld, s, secret, "is not the URL of a configured backend "
-					     "(or pool member)");
-			free_secret(u);
-		}
-		free_secret(s);
-	}
-	if (v)
-		ld_pop(ld, mark);
+	for (size_t i = 0; modules[i]; i++)
+		if (strcmp(modules[i]->name, name) == 0)
+			return modules[i];
+	return NULL;
 }
 
-static void parse_forward(struct loader *ld, json_object *o, struct pol_policy *p)
+/* A module's element (current path at its name): its conf from the table,
+ * then its own compile. */
+static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p)
 {
-	static const char *const known[] = { "timeout", "follow-redirects", NULL };
-	int64_t t = -1;
-
-	ld_check_members(ld, o, known);
-	if (attr_int(ld, o, "timeout", 0, 1, 3600, &t) == 0)
-		p->u.forward.timeout_ms = (long)t * 1000;
-	else
-		p->u.forward.timeout_ms = -1;
-	p->u.forward.follow_redirects = -1;
-	attr_bool(ld, o, "follow-redirects", 0, &p->u.forward.follow_redirects);
-}
-
-static void parse_retry(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "condition", "count", "interval", "max-interval",
-		"delta", "first-fast-retry", NULL };
-	int64_t count = 1, interval = 0, maxi = 0, delta = 0;
-	json_object *v;
-	size_t mark = 0, n;
-
-	ld_check_members(ld, o, known);
-	attr_int(ld, o, "count", 1, 1, 50, &count);
-	attr_int(ld, o, "interval", 1, 0, 3600, &interval);
-	attr_int(ld, o, "max-interval", 0, 0, 3600, &maxi);
-	attr_int(ld, o, "delta", 0, 0, 3600, &delta);
-	attr_bool(ld, o, "first-fast-retry", 0, &p->u.retry.first_fast_retry);
-	p->u.retry.count = (uint32_t)count;
-	p->u.retry.interval = (uint32_t)interval;
-	p->u.retry.max_interval = (uint32_t)maxi;
-	p->u.retry.delta = (uint32_t)delta;
-	v = attr_get(ld, o, "condition", 1, &mark);
-	if (!v || ld_is_array(ld, v) != 0)
-		goto out;
-	n = json_object_array_length(v);
-	if (n == 0 || n > POL_MAX_VALUES) {
-		ld_err(ld, "must hold 1 to %d conditions", POL_MAX_VALUES);
-		goto out;
-	}
-	p->u.retry.statuses = calloc(n, sizeof(int));
-	if (!p->u.retry.statuses) {
+	p->conf = calloc(1, p->mod->conf_size ? p->mod->conf_size : 1);
+	if (!p->conf) {
 		ld_err(ld, "out of memory");
-		goto out;
+		return;
 	}
-	for (size_t i = 0; i < n; i++) {
-		json_object *c = json_object_array_get_idx(v, i);
-		size_t m2 = ld_push_index(ld, i);
-		const char *s = json_object_is_type(c, json_type_string) ?
-			json_object_get_string(c) : NULL;
-		int64_t st;
-
-		if (json_object_is_type(c, json_type_int)) {
-			if (ld_int(ld, c, 100, 599, &st) == 0)
-				p->u.retry.statuses[p->u.retry.n_statuses++] = (int)st;
-		} else if (s && strcmp(s, "connect-error") == 0) {
-			p->u.retry.conditions |= POL_RETRY_CONNECT_ERROR;
-		} else if (s && strcmp(s, "timeout") == 0) {
-			p->u.retry.conditions |= POL_RETRY_TIMEOUT;
-		} else if (s && strcmp(s, "4xx") == 0) {
-			p->u.retry.conditions |= POL_RETRY_4XX;
-		} else if (s && strcmp(s, "5xx") == 0) {
-			p->u.retry.conditions |= POL_RETRY_5XX;
-		} else if (s && parse_decimal(s, &st) == 0 && st >= 100 && st <= 599) {
-			p->u.retry.statuses[p->u.retry.n_statuses++] = (int)st;
-		} else {
-			ld_err(ld, "is not a retry condition ('connect-error', 'timeout', '4xx', "
-			       "'5xx' or a status code)");
-		}
-		ld_pop(ld, m2);
-	}
-out:
-	if (v)
-		ld_pop(ld, mark);
+	pol_attrs_parse(ld, o, p->mod->attrs, p->conf);
+	if (p->mod->compile)
+		p->mod->compile(ld, o, p->conf);
 }
 
-static void parse_basic(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "username", "password", NULL };
-
-	ld_check_members(ld, o, known);
-	if (attr_str(ld, o, "username", 1, &p->u.basic.username, NULL) == 0 &&
-	    strchr(p->u.basic.username, ':')) {
-		size_t mark = ld_push_member(ld, "username");
-
-		ld_err(ld, "must not contain ':'");
-		ld_pop(ld, mark);
-	}
-	attr_str(ld, o, "password", 1, &p->u.basic.password, NULL);
-}
-
-/* Do the literal parts of every template of l fit a header value? The
- * engine would refuse them on every request (tpl_expand); say so at load. */
-static int literals_fit_header(const struct pol_tpls *l)
-{
-	for (size_t i = 0; i < l->n; i++)
-		for (size_t j = 0; j < l->v[i]->n; j++)
-			if (l->v[i]->v[j].root == TPL_LITERAL &&
-			    tpl_header_check(l->v[i]->v[j].text, l->v[i]->v[j].len) != 0)
-				return 0;
-	return 1;
-}
-
-static void parse_set(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "name", "exists-action", "value", NULL };
-	static const char *const actions[] = { "override", "skip", "append", "delete", NULL };
-	int action = POL_EXISTS_OVERRIDE;
-
-	ld_check_members(ld, o, known);
-	if (p->kind == POL_SET_HEADER) {
-		attr_header_name(ld, o, "name", 1, &p->u.set.name);
-	} else if (attr_str(ld, o, "name", 1, &p->u.set.name, NULL) == 0 &&
-		   !is_query_name(p->u.set.name)) {
-		size_t mark = ld_push_member(ld, "name");
-
-		ld_err_value(ld, p->u.set.name, 0, "is not a valid query parameter name");
-		ld_pop(ld, mark);
-	}
-	attr_enum(ld, o, "exists-action", 0, actions, &action);
-	p->u.set.exists = (enum pol_exists)action;
-	attr_list(ld, o, "value", 0, 1, &p->u.set.values, NULL);
-	if (p->kind == POL_SET_HEADER && !literals_fit_header(&p->u.set.values)) {
-		size_t mark = ld_push_member(ld, "value");
-
-		ld_err(ld, "has a control character (only tab is allowed in a header value)");
-		ld_pop(ld, mark);
-	}
-	if (p->u.set.exists != POL_EXISTS_DELETE && p->u.set.values.n == 0 &&
-	    !ld_present(o, "value"))
-		ld_err(ld, "missing required member 'value' (only 'delete' goes without)");
-}
-
-/* Does the path of t (up to its first literal '?') hold a dot segment of its
- * own? Each value stands in as "x": the request-time check (engine.c,
- * do_rewrite) catches the values; this catches a template that would refuse
- * every request, when it is loaded. Returns 0 when clean, -1 otherwise (and
- * on an allocation failure, which the loader reports as the same error). */
-static int rewrite_literal_check(const struct tpl *t)
-{
-	struct tpl_buf b = TPL_BUF_INIT(1 << 20);
-	enum tpl_status st = TPL_OK;
-	int rc = -1;
-
-	for (size_t i = 0; st == TPL_OK && i < t->n; i++) {
-		const struct tpl_part *part = &t->v[i];
-		const char *q;
-
-		if (part->root != TPL_LITERAL) {
-			st = tpl_buf_put(&b, "x", 1, TPL_ENC_RAW);
-			continue;
-		}
-		q = memchr(part->text, '?', part->len);
-		st = tpl_buf_put(&b, part->text, q ? (size_t)(q - part->text) : part->len,
-				 TPL_ENC_RAW);
-		if (q)
-			break;
-	}
-	if (st == TPL_OK && b.p)
-		rc = path_check(b.p, b.len);
-	tpl_buf_release(&b);
-	return rc;
-}
-
-static void parse_rewrite(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "template", "copy-unmatched-params", NULL };
-
-	ld_check_members(ld, o, known);
-	if (attr_tpl(ld, o, "template", 1, TPL_PARSE_BRACES, &p->u.rewrite.tmpl) == 0 &&
-	    (p->u.rewrite.tmpl->n == 0 || p->u.rewrite.tmpl->v[0].root != TPL_LITERAL ||
-	     p->u.rewrite.tmpl->v[0].text[0] != '/')) {
-		size_t mark = ld_push_member(ld, "template");
-
-		ld_err(ld, "must start with '/'");
-		ld_pop(ld, mark);
-	} else if (p->u.rewrite.tmpl && rewrite_literal_check(p->u.rewrite.tmpl) != 0) {
-		size_t mark = ld_push_member(ld, "template");
-
-		ld_err(ld, "has a '.' or '..' path segment, a malformed escape or an encoded "
-		       "NUL, CR or LF");
-		ld_pop(ld, mark);
-	}
-	p->u.rewrite.copy_unmatched = 1;
-	attr_bool(ld, o, "copy-unmatched-params", 0, &p->u.rewrite.copy_unmatched);
-}
-
-static void parse_set_method(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "method", NULL };
-
-	ld_check_members(ld, o, known);
-	if (attr_header_name(ld, o, "method", 1, &p->u.method.method) == 0)
-		for (char *c = p->u.method.method; *c; c++)
-			if (*c >= 'a' && *c <= 'z')
-				*c = (char)(*c - 'a' + 'A');
-}
-
-static int good_reason(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			return 0;
-	return 1;
-}
-
-static void parse_set_status(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "code", "reason", NULL };
-	int64_t code = 200;
-
-	ld_check_members(ld, o, known);
-	attr_int(ld, o, "code", 1, 100, 599, &code);
-	p->u.status.code = (int)code;
-	if (attr_str(ld, o, "reason", 0, &p->u.status.reason, NULL) == 0 &&
-	    (!good_reason(p->u.status.reason) || strlen(p->u.status.reason) > POL_NAME_MAX)) {
-		size_t mark = ld_push_member(ld, "reason");
-
-		ld_err(ld, "must be at most %d characters without control characters",
-		       POL_NAME_MAX);
-		ld_pop(ld, mark);
-	}
-}
-
-static void parse_response(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "status-code", "headers", "body", NULL };
-	static const char *const mknown[] = { "status-code", "content-type", "headers", "body",
-		NULL };
-	int64_t code = 200;
-	json_object *v;
-	size_t mark = 0;
-
-	ld_check_members(ld, o, p->kind == POL_MOCK_RESPONSE ? mknown : known);
-	attr_int(ld, o, "status-code", p->kind == POL_RETURN_RESPONSE, 100, 599, &code);
-	p->u.response.code = (int)code;
-	attr_tpl(ld, o, "body", 0, 0, &p->u.response.body);
-	v = attr_get(ld, o, "headers", 0, &mark);
-	if (v && ld_is_object(ld, v) == 0) {
-		size_t n = (size_t)json_object_object_length(v) + 1;
-
-		if (n > POL_MAX_VALUES) {
-			ld_err(ld, "has more than %d headers", POL_MAX_VALUES);
-		} else {
-			p->u.response.header_names = calloc(n, sizeof(char *));
-			p->u.response.header_values = calloc(n, sizeof(struct tpl *));
-			if (!p->u.response.header_names || !p->u.response.header_values)
-				ld_err(ld, "out of memory");
-		}
-		if (p->u.response.header_values) {
-			json_object_object_foreach(v, k, e) {
-				size_t m2 = ld_push_key(ld, k);
-				size_t i = p->u.response.n_headers;
-
-				if (!is_token(k)) {
-					ld_err(ld, "is not a valid header name");
-				} else if (e && value_tpl(ld, e, 0, &p->u.response.header_values[i]) == 0) {
-					p->u.response.header_names[i] = strdup(k);
-					p->u.response.n_headers++;
-					if (!p->u.response.header_names[i])
-						ld_err(ld, "out of memory");
-				} else if (!e) {
-					ld_err(ld, "must be a string, not null");
-				}
-				ld_pop(ld, m2);
-			}
-		}
-	}
-	if (v)
-		ld_pop(ld, mark);
-	if (p->kind == POL_MOCK_RESPONSE && !p->u.response.header_values && ld_present(o, "content-type")) {
-		p->u.response.header_names = calloc(1, sizeof(char *));
-		p->u.response.header_values = calloc(1, sizeof(struct tpl *));
-	}
-	if (p->kind == POL_MOCK_RESPONSE) {
-		char *ct = NULL;
-		size_t i = p->u.response.n_headers;
-
-		if (attr_str(ld, o, "content-type", 0, &ct, NULL) == 0) {
-			if (!good_reason(ct) || !p->u.response.header_values) {
-				ld_err(ld, "'content-type' is not a valid header value");
-				free(ct);
-			} else {
-				char why[200];
-
-				if (tpl_parse(ct, strlen(ct), 0, &p->u.response.header_values[i], why,
-					      sizeof(why)) == 0 &&
-				    (p->u.response.header_names[i] = strdup("Content-Type")))
-					p->u.response.n_headers++;
-				else
-					ld_err(ld, "'content-type': %s", why);
-				free(ct);
-			}
-		}
-	}
-}
-
-static void parse_cors(struct loader *ld, json_object *o, struct pol_policy *p)
-{
-	static const char *const known[] = { "allowed-origins", "allowed-methods",
-		"allowed-headers", "expose-headers", "allow-credentials",
-		"preflight-result-max-age", "terminate-unmatched-request", NULL };
-	int64_t age = -1;
-
-	ld_check_members(ld, o, known);
-	attr_list(ld, o, "allowed-origins", 1, 0, NULL, &p->u.cors.origins);
-	attr_list(ld, o, "allowed-methods", 0, 0, NULL, &p->u.cors.methods);
-	attr_list(ld, o, "allowed-headers", 0, 0, NULL, &p->u.cors.headers);
-	attr_list(ld, o, "expose-headers", 0, 0, NULL, &p->u.cors.expose);
-	attr_bool(ld, o, "allow-credentials", 0, &p->u.cors.credentials);
-	attr_int(ld, o, "preflight-result-max-age", 0, 0, 86400 * 365, &age);
-	p->u.cors.max_age = (long)age;
-	p->u.cors.terminate_unmatched = 1;
-	attr_bool(ld, o, "terminate-unmatched-request", 0, &p->u.cors.terminate_unmatched);
-	for (size_t i = 0; i < p->u.cors.origins.n; i++)
-		if (strcmp(p->u.cors.origins.v[i], "*") == 0)
-			p->u.cors.any_origin = 1;
-	for (size_t i = 0; i < p->u.cors.methods.n; i++)
-		if (strcmp(p->u.cors.methods.v[i], "*") == 0)
-			p->u.cors.any_method = 1;
-	for (size_t i = 0; i < p->u.cors.headers.n; i++)
-		if (strcmp(p->u.cors.headers.v[i], "*") == 0)
-			p->u.cors.any_header = 1;
-	if (p->u.cors.origins.n == 0)
-		ld_err(ld, "'allowed-origins' must hold at least one origin");
-	if (p->u.cors.any_origin && p->u.cors.credentials)
-		ld_err(ld, "'allow-credentials' cannot be true with the origin '*' (browsers "
-		       "refuse it)");
-	if (p->u.cors.methods.n == 0 && !ld_present(o, "allowed-methods"))
-		p->u.cors.any_method = 0;
-}
+/* ---- the policies -------------------------------------------------------- */
 
 static void policy_free(struct pol_policy *p)
 {
 	if (!p)
 		return;
 	free(p->counter_prefix);
-	switch (p->kind) {
-	case POL_CHECK_HEADER:
-		free(p->u.check_header.name);
-		free(p->u.check_header.message);
-		tpls_free(&p->u.check_header.values);
-		break;
-	case POL_IP_FILTER:
-		free(p->u.ip_filter.cidrs);
-		free(p->u.ip_filter.ranges);
-		break;
-	case POL_RATE_LIMIT:
-	case POL_RATE_LIMIT_BY_KEY:
-	case POL_QUOTA:
-	case POL_QUOTA_BY_KEY:
-		tpl_free(p->u.limit.key);
-		free(p->u.limit.retry_after_header);
-		free(p->u.limit.remaining_header);
-		free(p->u.limit.total_header);
-		break;
-	case POL_LIMIT_CONCURRENCY:
-		tpl_free(p->u.concurrency.key);
-		break;
-	case POL_VALIDATE_JWT:
-		free(p->u.jwt.header_name);
-		free(p->u.jwt.query_name);
-		tpl_free(p->u.jwt.token_value);
-		free(p->u.jwt.require_scheme);
-		free(p->u.jwt.message);
-		jose_keyset_free(p->u.jwt.keys);
-		jwt_cache_free(p->u.jwt.cache);
-		strings_free(&p->u.jwt.audiences);
-		strings_free(&p->u.jwt.issuers);
-		for (size_t i = 0; i < p->u.jwt.n_claims; i++) {
-			struct pol_strings vals = { (char **)(uintptr_t)p->u.jwt.claims[i].values,
-				p->u.jwt.claims[i].n_values };
-
-			free((char *)(uintptr_t)p->u.jwt.claims[i].name);
-			strings_free(&vals);
-		}
-		free(p->u.jwt.claims);
-		break;
-	case POL_RETRY:
-		free(p->u.retry.statuses);
-		break;
-	case POL_AUTHENTICATION_BASIC:
-		free_secret(p->u.basic.username);
-		free_secret(p->u.basic.password);
-		break;
-	case POL_SET_HEADER:
-	case POL_SET_QUERY_PARAMETER:
-		free(p->u.set.name);
-		tpls_free(&p->u.set.values);
-		break;
-	case POL_REWRITE_URI:
-		tpl_free(p->u.rewrite.tmpl);
-		break;
-	case POL_SET_METHOD:
-		free(p->u.method.method);
-		break;
-	case POL_SET_STATUS:
-		free(p->u.status.reason);
-		break;
-	case POL_RETURN_RESPONSE:
-	case POL_MOCK_RESPONSE:
-		for (size_t i = 0; i < p->u.response.n_headers; i++) {
-			free(p->u.response.header_names[i]);
-			tpl_free(p->u.response.header_values[i]);
-		}
-		free(p->u.response.header_names);
-		free(p->u.response.header_values);
-		tpl_free(p->u.response.body);
-		break;
-	case POL_CORS:
-		strings_free(&p->u.cors.origins);
-		strings_free(&p->u.cors.methods);
-		strings_free(&p->u.cors.headers);
-		strings_free(&p->u.cors.expose);
-		break;
-	default:
-		break;
+	if (p->kind == POL_MODULE && p->conf) {
+		if (p->mod->release)
+			p->mod->release(p->conf);
+		pol_attrs_release(p->mod->attrs, p->conf);
+		free(p->conf);
 	}
 	free(p);
 }
@@ -1251,10 +498,11 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 					enum pol_section_id sec)
 {
 	struct pol_policy *p = NULL;
+	const struct pol_module *mod = NULL;
 	const char *name = NULL;
 	json_object *attrs = NULL;
 	size_t mark;
-	int kind = -1;
+	int base;
 
 	if (ld_is_object(ld, e) != 0)
 		return NULL;
@@ -1266,15 +514,16 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		name = k;
 		attrs = v;
 	}
-	for (int i = 0; i < POL_N_KINDS; i++)
-		if (strcmp(name, kind_names[i]) == 0)
-			kind = i;
+	/* "base" is the one element that is not a module: where the enclosing
+	 * scope's section runs (flatten) */
+	mod = module_find(name);
+	base = strcmp(name, "base") == 0;
 	mark = ld_push_key(ld, name);
-	if (kind < 0) {
+	if (!mod && !base) {
 		ld_err(ld, "unknown policy");
 		goto out;
 	}
-	if (!(kind_sections[kind] & (1u << sec))) {
+	if (mod && !(mod->sections & (1u << sec))) {
 		ld_err(ld, "'%s' is not allowed in the '%s' section", name, section_names[sec]);
 		goto out;
 	}
@@ -1288,66 +537,14 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 		ld_err(ld, "out of memory");
 		goto out;
 	}
-	p->kind = (enum pol_kind)kind;
-	switch (p->kind) {
-	case POL_BASE: {
+	p->kind = base ? POL_BASE : POL_MODULE;
+	p->mod = mod;
+	if (base) {
 		static const char *const none[] = { NULL };
 
 		ld_check_members(ld, attrs, none);
-		break;
-	}
-	case POL_CHECK_HEADER:
-		parse_check_header(ld, attrs, p);
-		break;
-	case POL_IP_FILTER:
-		parse_ip_filter(ld, attrs, p);
-		break;
-	case POL_RATE_LIMIT:
-	case POL_RATE_LIMIT_BY_KEY:
-	case POL_QUOTA:
-	case POL_QUOTA_BY_KEY:
-		parse_limit(ld, attrs, p);
-		break;
-	case POL_LIMIT_CONCURRENCY:
-		parse_concurrency(ld, attrs, p);
-		break;
-	case POL_VALIDATE_JWT:
-		parse_jwt(ld, attrs, p);
-		break;
-	case POL_SET_BACKEND_SERVICE:
-		parse_set_backend(ld, attrs, p);
-		break;
-	case POL_FORWARD_REQUEST:
-		parse_forward(ld, attrs, p);
-		break;
-	case POL_RETRY:
-		parse_retry(ld, attrs, p);
-		break;
-	case POL_AUTHENTICATION_BASIC:
-		parse_basic(ld, attrs, p);
-		break;
-	case POL_SET_HEADER:
-	case POL_SET_QUERY_PARAMETER:
-		parse_set(ld, attrs, p);
-		break;
-	case POL_REWRITE_URI:
-		parse_rewrite(ld, attrs, p);
-		break;
-	case POL_SET_METHOD:
-		parse_set_method(ld, attrs, p);
-		break;
-	case POL_SET_STATUS:
-		parse_set_status(ld, attrs, p);
-		break;
-	case POL_RETURN_RESPONSE:
-	case POL_MOCK_RESPONSE:
-		parse_response(ld, attrs, p);
-		break;
-	case POL_CORS:
-		parse_cors(ld, attrs, p);
-		break;
-	case POL_N_KINDS:
-		break;
+	} else {
+		module_parse(ld, attrs, p);
 	}
 out:
 	ld_pop(ld, mark);
@@ -1423,7 +620,8 @@ void pol_parse_scope(struct loader *ld, json_object *v, struct pol_scope **out)
 /* ---- compilation ---------------------------------------------------------- */
 
 /* Appends scope chain[level]'s section s, its base replaced by the enclosing
- * scopes' (recursively). Returns 0 or -1 (too long). */
+ * scopes' (recursively); with out->v NULL it only counts, so that a plan can
+ * be allocated to its exact size. Returns 0 or -1 (too long). */
 static int flatten(struct pol_scope *const *chain, int level, int s, struct pol_section *out)
 {
 	const struct pol_scope *sc;
@@ -1441,7 +639,9 @@ static int flatten(struct pol_scope *const *chain, int level, int s, struct pol_
 		}
 		if (out->n == POL_MAX_PLAN)
 			return -1;
-		out->v[out->n++] = sc->s[s][i];
+		if (out->v)
+			out->v[out->n] = sc->s[s][i];
+		out->n++;
 	}
 	return 0;
 }
@@ -1464,34 +664,32 @@ static struct pol_plan *plan_build(struct loader *ld, struct pol_scope *const ch
 		ld_err(ld, "out of memory");
 		return NULL;
 	}
+	/* exactly what each section holds: a plan per operation and product adds
+	 * up over 10k APIs (POL_MAX_PLAN slots a section cost ~874 MiB there) */
 	for (int s = 0; s < POL_N_SECTIONS; s++) {
-		const struct pol_policy **v = calloc(POL_MAX_PLAN, sizeof(*v));
+		struct pol_section count = { NULL, 0 };
+		const struct pol_policy **v;
 
-		pl->s[s].v = v;
-		if (!v) {
-			ld_err(ld, "out of memory");
-			goto fail;
-		}
-		if (flatten(chain, 3, s, &pl->s[s]) != 0) {
+		if (flatten(chain, 3, s, &count) != 0) {
 			ld_err(ld, "the '%s' pipeline has more than %d policies once scopes are "
 			       "combined", section_names[s], POL_MAX_PLAN);
 			goto fail;
 		}
-		/* keep only what is used */
-		if (pl->s[s].n > 0) {
-			v = realloc(pl->s[s].v, pl->s[s].n * sizeof(*v));
-			if (v)
-				pl->s[s].v = v;
+		if (count.n == 0)
+			continue;
+		v = calloc(count.n, sizeof(*v));
+		if (!v) {
+			ld_err(ld, "out of memory");
+			goto fail;
 		}
+		pl->s[s].v = v;
+		(void)flatten(chain, 3, s, &pl->s[s]);
 	}
 	for (size_t i = 0; i < pl->s[POL_INBOUND].n; i++) {
-		enum pol_kind k = pl->s[POL_INBOUND].v[i]->kind;
+		const struct pol_policy *p = pl->s[POL_INBOUND].v[i];
 
-		if (k == POL_LIMIT_CONCURRENCY)
-			seats++;
-		if ((k == POL_QUOTA || k == POL_QUOTA_BY_KEY) &&
-		    pl->s[POL_INBOUND].v[i]->u.limit.bandwidth_kib)
-			bw++;
+		if (p->kind == POL_MODULE && p->mod->claims)
+			p->mod->claims(p->conf, &seats, &bw);
 	}
 	if (seats > POL_MAX_SEATS || bw > POL_MAX_BANDWIDTH) {
 		ld_err(ld, "more than %d limit-concurrency or %d bandwidth quota policies apply to "
@@ -1544,29 +742,11 @@ static void set_prefixes(struct loader *ld, struct pol_scope *sc, const char *sc
 	for (int s = 0; s < POL_N_SECTIONS; s++) {
 		for (size_t i = 0; i < sc->n[s]; i++) {
 			struct pol_policy *p = sc->s[s][i];
-			const char *kind;
 			char buf[512];
 
-			switch (p->kind) {
-			case POL_RATE_LIMIT:
-				kind = "rl";
-				break;
-			case POL_RATE_LIMIT_BY_KEY:
-				kind = "rk";
-				break;
-			case POL_QUOTA:
-				kind = "q";
-				break;
-			case POL_QUOTA_BY_KEY:
-				kind = "qk";
-				break;
-			case POL_LIMIT_CONCURRENCY:
-				kind = "lc";
-				break;
-			default:
+			if (p->kind != POL_MODULE || !p->mod->counter_tag)
 				continue;
-			}
-			snprintf(buf, sizeof(buf), "%s:%s:%s#%zu", kind, scope, section_names[s], i);
+			snprintf(buf, sizeof(buf), "%s:%s:%s#%zu", p->mod->counter_tag, scope, section_names[s], i);
 			p->counter_prefix = strdup(buf);
 			if (!p->counter_prefix)
 				ld_err(ld, "out of memory");
@@ -1623,8 +803,6 @@ int pol_compile(struct loader *ld)
 		}
 		ld_pop(ld, mark);
 	}
-	if (products_build_keytab(ld) != 0)
-		return -1;
 	return ld->n_errors == before ? 0 : -1;
 }
 
@@ -1652,7 +830,6 @@ void pol_free_gateway(struct gateway *gw)
 		scope_free(gw->products[i].policies);
 	scope_free(gw->policies);
 	gw->policies = NULL;
-	products_free(gw);
 }
 
 const struct pol_plan *pol_plan_for(const struct gw_api *api, const struct gw_operation *op,

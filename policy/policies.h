@@ -4,7 +4,7 @@
  * sections of a scope (struct pol_scope), and the flattened pipeline of one
  * (operation or API) x product (struct pol_plan) that the engine runs.
  *
- *   loader:  pol_parse_scope() per "policies" member   (loader.h)
+ *   loader:  pol_parse_scope() per "policies" member   (config.c, products.c)
  *            pol_compile() once everything parsed: plans and counter keys
  *   engine:  plan = pol_plan_for(api, op, product)      O(1) + O(log products of the API)
  *            for each p in plan->s[POL_INBOUND] ...
@@ -16,8 +16,11 @@
  * [{"base": {}}]. Plans hold borrowed pointers to the policies, which the
  * scopes own; everything is immutable once loaded.
  *
- * Where a policy may appear (APIM's rule, narrowed to what this engine does
- * with it) is checked at load: see pol_kind_sections().
+ * Each policy is a module (polmod.h): one file policy/pol_NAME.c that
+ * declares its name, the sections it may appear in (APIM's rule, narrowed to
+ * what this engine does with it), its attribute table and its run step;
+ * policies.c validates and builds every element from the table, and the
+ * engine runs plan entries through their descriptor.
  *
  * JSON paths in errors: "apis[0].policies.inbound[2][\"rate-limit\"].calls"
  * (the policy name in brackets, as a map key, because it is data-like and
@@ -30,40 +33,21 @@
 #include <stdint.h>
 
 #include "policy/gateway.h"
-#include "policy/jwt.h"
 #include "policy/template.h"
 
 #define POL_MAX_PER_SECTION 128	/* elements of one section, as written */
-#define POL_MAX_PLAN 512	/* policies of one flattened section */
+#define POL_MAX_PLAN 512	/* policies of one flattened section (allocated as counted) */
 #define POL_MAX_SEATS 8		/* limit-concurrency policies per plan */
 #define POL_MAX_BANDWIDTH 8	/* bandwidth quotas per plan */
 #define POL_MAX_VALUES 64	/* values of one list attribute */
 
 enum pol_section_id { POL_INBOUND, POL_BACKEND, POL_OUTBOUND, POL_ON_ERROR, POL_N_SECTIONS };
 
+/* Every policy is a module (polmod.h, policy/pol_list.h) but "base", which
+ * marks where the enclosing scope's section runs. */
 enum pol_kind {
 	POL_BASE,
-	POL_CHECK_HEADER,
-	POL_IP_FILTER,
-	POL_RATE_LIMIT,
-	POL_RATE_LIMIT_BY_KEY,
-	POL_QUOTA,
-	POL_QUOTA_BY_KEY,
-	POL_LIMIT_CONCURRENCY,
-	POL_VALIDATE_JWT,
-	POL_SET_BACKEND_SERVICE,
-	POL_FORWARD_REQUEST,
-	POL_RETRY,
-	POL_AUTHENTICATION_BASIC,
-	POL_SET_HEADER,
-	POL_SET_QUERY_PARAMETER,
-	POL_REWRITE_URI,
-	POL_SET_METHOD,
-	POL_SET_STATUS,
-	POL_RETURN_RESPONSE,
-	POL_MOCK_RESPONSE,
-	POL_CORS,
-	POL_N_KINDS
+	POL_MODULE,	/* p->mod, p->conf */
 };
 
 enum pol_exists { POL_EXISTS_OVERRIDE, POL_EXISTS_SKIP, POL_EXISTS_APPEND, POL_EXISTS_DELETE };
@@ -73,11 +57,6 @@ enum pol_exists { POL_EXISTS_OVERRIDE, POL_EXISTS_SKIP, POL_EXISTS_APPEND, POL_E
 #define POL_RETRY_TIMEOUT 2u
 #define POL_RETRY_4XX 4u
 #define POL_RETRY_5XX 8u
-
-struct pol_range {
-	int family;
-	unsigned char from[16], to[16];
-};
 
 struct pol_strings {
 	char **v;
@@ -89,102 +68,16 @@ struct pol_tpls {
 	size_t n;
 };
 
+struct pol_module;
+
 struct pol_policy {
 	enum pol_kind kind;
+	/* POL_MODULE: the module's descriptor and its private conf (polmod.h) */
+	const struct pol_module *mod;
+	void *conf;
 	/* counter key prefix ("rl:api:weather:inbound#1"), set by pol_compile()
-	 * for rate limits, quotas and limit-concurrency */
+	 * for a module with a counter_tag (rate limits, quotas, limit-concurrency) */
 	char *counter_prefix;
-	union {
-		struct {
-			char *name;
-			int code;
-			char *message;
-			int ignore_case;
-			struct pol_tpls values;	/* none: the header need only be present */
-		} check_header;
-		struct {
-			int allow;	/* "allow" (else "forbid") */
-			struct gw_cidr *cidrs;
-			size_t n_cidrs;
-			struct pol_range *ranges;
-			size_t n_ranges;
-		} ip_filter;
-		struct {	/* rate-limit(-by-key), quota(-by-key) */
-			uint32_t calls;		/* 0: no call limit (quota with bandwidth only) */
-			uint32_t bandwidth_kib;	/* quota only; 0: none */
-			uint32_t period;
-			struct tpl *key;	/* -by-key only */
-			char *retry_after_header;	/* default "Retry-After" */
-			char *remaining_header, *total_header;	/* NULL: not sent */
-		} limit;
-		struct {
-			struct tpl *key;
-			uint32_t max;
-		} concurrency;
-		struct {
-			char *header_name;	/* default "Authorization" when no other source */
-			char *query_name;
-			struct tpl *token_value;
-			char *require_scheme;	/* NULL: none required */
-			int code;		/* default 401 */
-			char *message;		/* default "Unauthorized. Access token is missing or invalid." */
-			int require_exp, require_signed;
-			int64_t clock_skew;
-			struct jose_keyset *keys;
-			struct jwt_cache *cache;	/* validated tokens; mutable, per process */
-			struct pol_strings audiences, issuers;
-			struct jwt_required_claim *claims;	/* strings owned */
-			size_t n_claims;
-		} jwt;
-		struct {
-			const struct gw_backend *backend;
-			const char *base_url;	/* borrowed from a backend or pool member */
-		} backend;
-		struct {
-			long timeout_ms;	/* -1: unchanged */
-			int follow_redirects;	/* -1: unchanged */
-		} forward;
-		struct {
-			unsigned conditions;	/* POL_RETRY_* */
-			int *statuses;
-			size_t n_statuses;
-			uint32_t count, interval, max_interval, delta;
-			int first_fast_retry;
-		} retry;
-		struct {
-			char *username, *password;	/* password zeroed when freed */
-		} basic;
-		struct {	/* set-header, set-query-parameter */
-			char *name;
-			enum pol_exists exists;
-			struct pol_tpls values;
-		} set;
-		struct {
-			struct tpl *tmpl;	/* "{param}" and "${...}" */
-			int copy_unmatched;
-		} rewrite;
-		struct {
-			char *method;
-		} method;
-		struct {
-			int code;
-			char *reason;	/* NULL: the standard phrase */
-		} status;
-		struct {	/* return-response, mock-response */
-			int code;
-			char **header_names;
-			struct tpl **header_values;
-			size_t n_headers;
-			struct tpl *body;	/* NULL: empty */
-		} response;
-		struct {
-			struct pol_strings origins, methods, headers, expose;
-			int any_origin, any_method, any_header;
-			int credentials;
-			long max_age;	/* -1: not sent */
-			int terminate_unmatched;
-		} cors;
-	} u;
 };
 
 /* One scope's sections as written (base elements included). */
@@ -203,10 +96,22 @@ struct pol_plan {
 	struct pol_section s[POL_N_SECTIONS];
 };
 
-/* Returns the APIM name of kind ("rate-limit-by-key"). */
-const char *pol_kind_name(enum pol_kind kind);
-/* Returns the sections (bit 1 << pol_section_id) where kind may appear. */
-unsigned pol_kind_sections(enum pol_kind kind);
+struct loader;
+struct json_object;
+
+/* "policies" value v of a scope (the current path ends in ".policies"): the
+ * four sections. *out is set (owned by the gateway part that holds it) even
+ * when errors were reported, so that gw_free frees it. */
+void pol_parse_scope(struct loader *ld, struct json_object *v, struct pol_scope **out);
+/* Flattens every scope into plans and gives counters their keys. Returns 0
+ * or -1 (reported). */
+int pol_compile(struct loader *ld);
+/* Frees the scopes and plans pol_parse_scope and pol_compile added to gw;
+ * safe on a partly built gateway. Before products_free(). */
+void pol_free_gateway(struct gateway *gw);
+
+/* Returns the name of p as written ("set-status"), module or not. */
+const char *pol_policy_name(const struct pol_policy *p);
 /* Returns the name of a section ("on-error"). */
 const char *pol_section_name(enum pol_section_id s);
 

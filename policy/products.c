@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "policy/loader.h"
+#include "policy/policies.h"
 
 #define POOL_MAX 64
 

@@ -5,9 +5,9 @@
  *
  *   loader (loader.h): products_parse(), products_parse_subscriptions(),
  *                      products_parse_pool(), products_parse_breaker(),
- *                      then products_build_keytab() from pol_compile()
+ *                      then products_build_keytab() after pol_compile()
  *   engine:            sub = products_find_key(gw, sha256_of_presented_key)
- *   gw_free:           products_free() (from pol_free_gateway())
+ *   gw_free:           products_free() after pol_free_gateway()
  *
  * The key table maps a key's SHA-256 digest to its subscription: an open
  * addressing hash table on the digest's first bytes, built once at load, so a
@@ -22,6 +22,7 @@
 #define HOSTGATE_PRODUCTS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "policy/gateway.h"
 
@@ -29,6 +30,15 @@
 
 struct loader;
 
+struct json_object;
+
+/* The top-level "products" array (current path "products"). */
+void products_parse(struct loader *ld, struct json_object *v);
+/* The top-level "subscriptions" array; after products_parse(). */
+void products_parse_subscriptions(struct loader *ld, struct json_object *v);
+/* A backend's "pool" and "circuit_breaker" values (path at the member). */
+void products_parse_pool(struct loader *ld, struct json_object *v, struct gw_backend *be);
+void products_parse_breaker(struct loader *ld, struct json_object *v, struct gw_backend *be);
 /* Builds gw->keytab from the subscriptions. Returns 0 or -1 (reported). */
 int products_build_keytab(struct loader *ld);
 /* Frees products, subscriptions, the key table and backend pools. */

@@ -622,7 +622,7 @@ static void test_pool_and_breaker(void **state)
 		"'apis':[{'id':'a','path':'a','backend':'w','subscription_required':false}]}";
 	const char *sbs = DOC(OPEN ",'policies':{'inbound':[{'set-backend-service':{'backend-id':'x'}}],"
 			      "'backend':[{'forward-request':{'timeout':7,'follow-redirects':'true'}},"
-			      "{'retry':{'condition':['5xx',429,'connect-error'],'count':3,'interval':1}}]}", "");
+			      "{'retry':{'condition':['5xx',429,'connect-error','timeout','503'],'count':3,'interval':1}}]}", "");
 	struct req q = { "GET", "/a/x", NULL, { NULL }, NULL };
 	struct run r;
 
@@ -663,9 +663,21 @@ static void test_pool_and_breaker(void **state)
 	assert_int_equal(r.c.timeout_ms, 7000);
 	assert_int_equal(r.c.follow_redirects, 1);
 	assert_int_equal(r.c.retry.count, 3);
-	assert_int_equal(r.c.retry.conditions, POL_RETRY_5XX | POL_RETRY_CONNECT_ERROR);
-	assert_int_equal(r.c.retry.n_statuses, 1);
+	assert_int_equal(r.c.retry.conditions,
+			 POL_RETRY_5XX | POL_RETRY_CONNECT_ERROR | POL_RETRY_TIMEOUT);
+	assert_int_equal(r.c.retry.n_statuses, 2);
 	assert_int_equal(r.c.retry.statuses[0], 429);
+	assert_int_equal(r.c.retry.statuses[1], 503);
+	stop(&r);
+	/* a pool member's URL names its pool's backend and that member */
+	start(&r, "{'format':1,'generation':1,'backends':{'w':{'pool':["
+	      "{'url':'https://a.example','priority':1},{'url':'https://b.example','priority':2}]}},"
+	      "'apis':[{'id':'a','path':'a','backend':'w','subscription_required':false,"
+	      "'policies':{'inbound':[{'set-backend-service':{'base-url':'https://b.example/'}}]}}]}",
+	      &q, NOW);
+	assert_int_equal(r.rc, POL_CONTINUE);
+	assert_ptr_equal(r.c.backend, &r.gw->backends[0]);
+	assert_string_equal(r.c.backend_url, "https://b.example");
 	stop(&r);
 }
 
@@ -735,6 +747,22 @@ static void test_validate_jwt(void **state)
 	free(good);
 	free(wrong_iss);
 	free(expired);
+	/* a required claim split at its separator, any one value enough */
+	doc = DOC(OPEN ",'policies':{'inbound':[{'validate-jwt':{'issuer-signing-keys':"
+		  "['MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY='],'failed-validation-httpcode':403,"
+		  "'required-claims':[{'name':'scope','match':'any','separator':' ','value':['write','admin']}]}}]}", "");
+	good = hs256("{\"scope\":\"read admin\",\"exp\":1900000000}", secret, 32);
+	wrong_iss = hs256("{\"scope\":\"read\",\"exp\":1900000000}", secret, 32);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", good);
+	start(&r, doc, &q, NOW);
+	assert_int_equal(r.rc, POL_CONTINUE);
+	stop(&r);
+	snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", wrong_iss);
+	start(&r, doc, &q, NOW);
+	assert_int_equal(r.c.status, 403);
+	stop(&r);
+	free(good);
+	free(wrong_iss);
 }
 
 static int setup(void **state)

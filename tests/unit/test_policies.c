@@ -15,9 +15,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <malloc.h>
 
 #include "policy/gateway.h"
 #include "policy/policies.h"
+#include "policy/polmod.h"
 #include "policy/products.h"
 #include "policy/template.h"
 
@@ -45,6 +47,15 @@ static struct gateway *load(const char *doc, struct cfg_errors *errs)
 
 	free(d);
 	return gw;
+}
+
+/* The "name" attribute of a module policy (set-header). */
+static const char *name_of(const struct pol_policy *p)
+{
+	char *const *v = pol_attr_value(p, "name");
+
+	assert_non_null(v);
+	return *v;
 }
 
 struct bad_case {
@@ -101,6 +112,38 @@ static const struct bad_case bad_cases[] = {
 	  "apis[0].policies.backend[0][\"retry\"].condition[0]", "not a retry condition" },
 	{ API(",'operations':[{'id':'o','method':'GET','url_template':'/x','policies':{'inbound':[{'nope':{}}]}}]", ""),
 	  "apis[0].operations[0].policies.inbound[0][\"nope\"]", "unknown policy" },
+	/* modules (polmod.h): the generic attribute checks say the same as above */
+#define PB "apis[0].policies.backend[0]"
+#define PO "apis[0].policies.outbound[0]"
+#define BK(P) API(",'policies':{'backend':[" P "]}", "")
+#define OUTB(P) API(",'policies':{'outbound':[" P "]}", "")
+	{ OUTB("{'set-status':{'code':200,'reson':'x'}}"), PO "[\"set-status\"].reson", "unknown member" },
+	{ OUTB("{'set-status':{'reason':'x'}}"), PO "[\"set-status\"]", "missing required member 'code'" },
+	{ OUTB("{'set-status':{'code':'2oo'}}"), PO "[\"set-status\"].code", "must be an integer" },
+	{ OUTB("{'set-status':{'code':600}}"), PO "[\"set-status\"].code", "from 100 to 599, not 600" },
+	{ OUTB("{'set-status':{'code':200,'reason':'a\\u0001'}}"), PO "[\"set-status\"].reason", "without control characters" },
+	{ OUTB("{'set-status':{'code':200,'reason':7}}"), PO "[\"set-status\"].reason", "must be a string" },
+	{ IN("{'set-status':{'code':200}}"), PI "[\"set-status\"]", "not allowed in the 'inbound' section" },
+	{ BK("{'forward-request':{'timeout':0}}"), PB "[\"forward-request\"].timeout", "from 1 to 3600" },
+	{ BK("{'forward-request':{'follow-redirects':'yes'}}"), PB "[\"forward-request\"].follow-redirects", "must be a boolean" },
+	{ IN("{'set-method':{'method':'GE T'}}"), PI "[\"set-method\"].method", "not a valid header name" },
+	{ IN("{'set-method':{'method':'${request.method}'}}"), PI "[\"set-method\"].method", "'${' is not allowed" },
+	{ IN("{'set-method':{}}"), PI "[\"set-method\"]", "missing required member 'method'" },
+	{ IN("{'set-method':null}"), PI "[\"set-method\"]", "not null" },
+	{ IN("{'return-response':{'body':'x'}}"), PI "[\"return-response\"]", "missing required member 'status-code'" },
+	{ IN("{'return-response':{'status-code':200,'content-type':'text/plain'}}"), PI "[\"return-response\"].content-type", "unknown member" },
+	{ IN("{'mock-response':{'headers':{'A B':'x'}}}"), PI "[\"mock-response\"].headers[\"A B\"]", "not a valid header name" },
+	{ IN("{'mock-response':{'headers':{'A':null}}}"), PI "[\"mock-response\"].headers[\"A\"]", "not null" },
+	{ IN("{'mock-response':{'content-type':'a\\u0001'}}"), PI "[\"mock-response\"]", "'content-type' is not a valid header value" },
+	{ BK("{'retry':{'count':1,'interval':1}}"), PB "[\"retry\"]", "missing required member 'condition'" },
+	{ BK("{'retry':{'condition':null,'count':1,'interval':1}}"), PB "[\"retry\"].condition", "must not be null" },
+	{ BK("{'retry':{'condition':[],'count':1,'interval':1}}"), PB "[\"retry\"].condition", "1 to 64 conditions" },
+	{ BK("{'retry':{'condition':[99],'count':1,'interval':1}}"), PB "[\"retry\"].condition[0]", "from 100 to 599" },
+	{ BK("{'retry':{'condition':['5xx'],'count':51,'interval':1}}"), PB "[\"retry\"].count", "from 1 to 50" },
+	{ IN("{'authentication-basic':{'username':'a:b','password':'p'}}"), PI "[\"authentication-basic\"].username", "must not contain ':'" },
+	{ IN("{'authentication-basic':{'username':'a'}}"), PI "[\"authentication-basic\"]", "missing required member 'password'" },
+	{ IN("{'check-header':{'name':'X','failed-check-httpcode':200,'failed-check-error-message':'m','ignore-case':true}}"),
+	  PI "[\"check-header\"].failed-check-httpcode", "from 400 to 599" },
 	/* products and subscriptions */
 	{ API("", ",'products':[{'id':'p','apis':['zz']}]"), "products[0].apis[0]", "'zz' is not an API" },
 	{ API("", ",'products':[{'id':'p','apis':[]},{'id':'p','apis':[]}]"), "products[1].id", "duplicate id" },
@@ -194,36 +237,36 @@ static void test_every_policy_loads(void **state)
 	assert_int_equal(pl->s[POL_BACKEND].n, 2);
 	assert_int_equal(pl->s[POL_OUTBOUND].n, 2);
 	p = pl->s[POL_INBOUND].v[0];
-	assert_int_equal(p->u.check_header.code, 401);
-	assert_int_equal(p->u.check_header.ignore_case, 1);
-	assert_int_equal(p->u.check_header.values.n, 2);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "failed-check-httpcode"), 401);
+	assert_int_equal(*(const int *)pol_attr_value(p, "ignore-case"), 1);
+	assert_int_equal(((const struct pol_tpls *)pol_attr_value(p, "value"))->n, 2);
+	assert_null(pol_attr_value(p, "nope"));
 	p = pl->s[POL_INBOUND].v[1];
-	assert_int_equal(p->u.ip_filter.n_cidrs, 3);
-	assert_int_equal(p->u.ip_filter.n_ranges, 1);
+	/* what they match: test_engine's ip-filter cases */
+	assert_int_equal(((const struct pol_strings *)pol_attr_value(p, "address"))->n, 3);
+	assert_int_equal(*(const int *)pol_attr_value(p, "action"), 0);
 	p = pl->s[POL_INBOUND].v[2];
-	assert_int_equal(p->u.limit.calls, 10);
-	assert_string_equal(p->u.limit.retry_after_header, "X-Retry");
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "calls"), 10);
+	assert_string_equal(*(char *const *)pol_attr_value(p, "retry-after-header-name"), "X-Retry");
 	assert_string_equal(p->counter_prefix, "rl:api:a:inbound#2");
 	p = pl->s[POL_INBOUND].v[4];
-	assert_int_equal(p->u.limit.bandwidth_kib, 4096);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "bandwidth"), 4096);
 	p = pl->s[POL_INBOUND].v[7];
-	assert_int_equal(p->u.jwt.code, 403);
-	assert_int_equal(p->u.jwt.require_exp, 0);
-	assert_int_equal(p->u.jwt.clock_skew, 30);
-	assert_int_equal(p->u.jwt.claims[0].match, JWT_MATCH_ANY);
-	assert_int_equal(p->u.jwt.claims[0].separator, ' ');
-	p = pl->s[POL_INBOUND].v[8];
-	assert_ptr_equal(p->u.backend.backend, &gw->backends[0]);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "failed-validation-httpcode"), 403);
+	assert_int_equal(*(const int *)pol_attr_value(p, "require-expiration-time"), 0);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "clock-skew"), 30);
+	/* required-claims' match and separator: test_engine, test_validate_jwt */
 	p = pl->s[POL_INBOUND].v[12];
-	assert_int_equal(p->u.rewrite.copy_unmatched, 0);
+	assert_int_equal(*(const int *)pol_attr_value(p, "copy-unmatched-params"), 0);
 	p = pl->s[POL_INBOUND].v[15];
-	assert_int_equal(p->u.cors.any_origin, 1);
-	assert_int_equal(p->u.cors.max_age, 60);
-	assert_int_equal(p->u.cors.terminate_unmatched, 0);
+	assert_int_equal(((const struct pol_strings *)pol_attr_value(p, "allowed-origins"))->n, 1);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "preflight-result-max-age"), 60);
+	assert_int_equal(*(const int *)pol_attr_value(p, "terminate-unmatched-request"), 0);
 	p = pl->s[POL_BACKEND].v[1];
-	assert_int_equal(p->u.retry.conditions, POL_RETRY_TIMEOUT | POL_RETRY_4XX);
-	assert_int_equal(p->u.retry.statuses[0], 503);
-	assert_int_equal(p->u.retry.first_fast_retry, 1);
+	/* the conditions are checked through the engine (test_engine, test_pool_and_breaker) */
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "count"), 2);
+	assert_int_equal(*(const int64_t *)pol_attr_value(p, "delta"), 1);
+	assert_int_equal(*(const int *)pol_attr_value(p, "first-fast-retry"), 1);
 	gw_free(gw);
 }
 
@@ -246,17 +289,17 @@ static void test_base_rule(void **state)
 	api = &gw->apis[0];
 	pl = pol_plan_for(api, &api->operations[0], NULL);
 	assert_int_equal(pl->s[POL_INBOUND].n, 4);	/* O A1 G A2 */
-	assert_string_equal(pl->s[POL_INBOUND].v[0]->u.set.name, "O");
-	assert_string_equal(pl->s[POL_INBOUND].v[1]->u.set.name, "A1");
-	assert_string_equal(pl->s[POL_INBOUND].v[2]->u.set.name, "G");
-	assert_string_equal(pl->s[POL_INBOUND].v[3]->u.set.name, "A2");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[0]), "O");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[1]), "A1");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[2]), "G");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[3]), "A2");
 	/* the API's outbound has no base: the global one does not run */
 	assert_int_equal(pl->s[POL_OUTBOUND].n, 1);
-	assert_string_equal(pl->s[POL_OUTBOUND].v[0]->u.set.name, "AO");
+	assert_string_equal(name_of(pl->s[POL_OUTBOUND].v[0]), "AO");
 	pl = pol_plan_for(api, &api->operations[0], &gw->products[0]);
 	assert_int_equal(pl->s[POL_INBOUND].n, 5);	/* O A1 P G A2 */
-	assert_string_equal(pl->s[POL_INBOUND].v[2]->u.set.name, "P");
-	assert_string_equal(pl->s[POL_INBOUND].v[3]->u.set.name, "G");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[2]), "P");
+	assert_string_equal(name_of(pl->s[POL_INBOUND].v[3]), "G");
 	pl = pol_plan_for(api, &api->operations[1], &gw->products[0]);
 	assert_int_equal(pl->s[POL_INBOUND].n, 1);	/* O2 only */
 	/* absent section = base */
@@ -265,6 +308,128 @@ static void test_base_rule(void **state)
 	assert_int_equal(pl->s[POL_BACKEND].n, 0);
 	gw_free(gw);
 #undef SH
+}
+
+/* A plan holds exactly what its sections hold: a plan per operation and
+ * product adds up (issue 9: POL_MAX_PLAN slots a section made a 10k-API
+ * document cost ~874 MiB). */
+static void test_plan_sizes(void **state)
+{
+	struct gateway *gw;
+	const struct pol_plan *pl;
+	const struct gw_api *api;
+
+	(void)state;
+	gw = load_ok(HEAD "'apis':[{'id':'a','path':'a','backend':'w',"
+		     "'policies':{'inbound':[{'set-header':{'name':'A','value':'v'}},{'base':{}}]},"
+		     "'operations':[{'id':'o1','method':'GET','url_template':'/1'}]}],"
+		     "'policies':{'inbound':[{'set-header':{'name':'G','value':'v'}}]}}");
+	api = &gw->apis[0];
+	pl = pol_plan_for(api, &api->operations[0], NULL);
+	assert_int_equal(pl->s[POL_INBOUND].n, 2);
+	assert_true(malloc_usable_size((void *)(uintptr_t)pl->s[POL_INBOUND].v) < 8 * sizeof(void *));
+	for (int s = POL_BACKEND; s < POL_N_SECTIONS; s++) {
+		assert_int_equal(pl->s[s].n, 0);
+		assert_null(pl->s[s].v);
+	}
+	gw_free(gw);
+}
+
+/* docs/policies.md against the modules' tables: every policy has its row in
+ * "The policies" table, every attribute of a module is named in its row as
+ * `name` (or in the row it points to with "as `OTHER`"), and every row is
+ * a policy the loader knows. Run from the tree's
+ * root (tests/run-unit). */
+static char *doc_row(const char *doc, const char *name)
+{
+	char head[128];
+	const char *r;
+	size_t n;
+
+	snprintf(head, sizeof(head), "\n| `%s` |", name);
+	r = strstr(doc, head);
+	if (!r)
+		return NULL;
+	r++;
+	n = strcspn(r, "\n");
+	return strndup(r, n);
+}
+
+/* Is `attr` named in row, or in the row of the policy row refers to with
+ * "as `OTHER`" ("as `rate-limit` + `counter-key`"), up to depth more? */
+static int row_names(const char *doc, const char *row, const char *attr, int depth)
+{
+	char quoted[128], other[128];
+	const char *as = strstr(row, "as `");
+	char *orow;
+	size_t l;
+	int found;
+
+	snprintf(quoted, sizeof(quoted), "`%s`", attr);
+	if (strstr(row, quoted))
+		return 1;
+	if (!as || depth == 0)
+		return 0;
+	l = strcspn(as + 4, "`");
+	if (l >= sizeof(other))
+		return 0;
+	memcpy(other, as + 4, l);
+	other[l] = '\0';
+	orow = doc_row(doc, other);
+	found = orow && row_names(doc, orow, attr, depth - 1);
+	free(orow);
+	return found;
+}
+
+static void test_docs_match_tables(void **state)
+{
+	const struct pol_module *const *mods = pol_modules();
+	FILE *f = fopen("docs/policies.md", "r");
+	char *doc, *row, *p;
+	size_t n, missing = 0;
+
+	(void)state;
+	assert_non_null(f);
+	doc = calloc(1, 1 << 20);
+	assert_non_null(doc);
+	n = fread(doc, 1, (1 << 20) - 1, f);
+	fclose(f);
+	assert_true(n > 0);
+	for (size_t i = 0; mods[i]; i++) {
+		row = doc_row(doc, mods[i]->name);
+		if (!row) {
+			print_error("docs/policies.md: no row for '%s'\n", mods[i]->name);
+			missing++;
+			continue;
+		}
+		for (const struct pol_attr *a = mods[i]->attrs; a->name; a++) {
+			if (!row_names(doc, row, a->name, 3)) {
+				print_error("docs/policies.md: '%s' row lacks attribute '%s'\n",
+					    mods[i]->name, a->name);
+				missing++;
+			}
+		}
+		free(row);
+	}
+	/* the reverse: every row of the table names a policy */
+	for (p = strstr(doc, "\n| `"); p; p = strstr(p + 1, "\n| `")) {
+		char name[128];
+		size_t l = strcspn(p + 4, "`");
+		int known = 0;
+
+		if (l >= sizeof(name))
+			continue;
+		memcpy(name, p + 4, l);
+		name[l] = '\0';
+		for (size_t i = 0; mods[i]; i++)
+			known |= strcmp(mods[i]->name, name) == 0;
+		if (!known) {
+			print_error("docs/policies.md: row '%s' is not a policy\n", name);
+			missing++;
+		}
+	}
+	free(doc);
+	assert_int_equal(missing, 0);
 }
 
 static void test_times(void **state)
@@ -346,6 +511,8 @@ int main(void)
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_every_policy_loads),
 		cmocka_unit_test(test_base_rule),
+		cmocka_unit_test(test_plan_sizes),
+		cmocka_unit_test(test_docs_match_tables),
 		cmocka_unit_test(test_times),
 		cmocka_unit_test(test_templates),
 		cmocka_unit_test(test_header_bytes),
