@@ -693,7 +693,7 @@ static void access_log(struct app *app, struct request *req, int64_t started_ms)
 	struct timespec ts;
 	struct tm tm;
 	const char *line;
-	size_t len, plen = req->path_len < sizeof(path) - 1 ? req->path_len : sizeof(path) - 1;
+	size_t len, plen = 0;
 
 	if (app->access_fd < 0) {
 		app->access_fd = open(app->access_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -708,9 +708,21 @@ static void access_log(struct app *app, struct request *req, int64_t started_ms)
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(when, sizeof(when), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
 		 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
-	if (req->path)
-		memcpy(path, req->path, plen);
-	path[req->path ? plen : 0] = '\0';
+	/* the raw path may hold any byte a server lets through: the line must
+	 * stay one line of valid UTF-8 JSON, so controls and 8-bit bytes are
+	 * written percent-encoded (a long path is cut) */
+	for (size_t i = 0; req->path && i < req->path_len && plen + 4 <= sizeof(path); i++) {
+		unsigned char c = (unsigned char)req->path[i];
+
+		if (c < 0x20 || c >= 0x7f) {
+			path[plen++] = '%';
+			path[plen++] = "0123456789ABCDEF"[c >> 4];
+			path[plen++] = "0123456789ABCDEF"[c & 15];
+		} else {
+			path[plen++] = (char)c;
+		}
+	}
+	path[plen] = '\0';
 	json_object_object_add(o, "time", json_object_new_string(when));
 	json_object_object_add(o, "request_id", json_object_new_string(req->request_id));
 	json_object_object_add(o, "client_ip", req->client_ip ? json_object_new_string(req->client_ip) : NULL);
