@@ -28,6 +28,7 @@
 #include "common/fileread.h"
 #include "common/log.h"
 #include "fcgi-app/handler.h"
+#include "fcgi-app/nph.h"
 
 extern char **environ;
 
@@ -452,6 +453,20 @@ static void set_nonblocking(int fd)
 		(void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+/* NPH mode (nph.h): the handler's CGI output becomes the whole HTTP message */
+static struct nph nph_state;
+
+static int cgi_raw_write(void *ctx, const char *buf, size_t n)
+{
+	return cgi_write(ctx, buf, n);
+}
+
+static int nph_io_write(struct io *io, const char *buf, size_t n)
+{
+	(void)io;
+	return nph_write(&nph_state, buf, n);
+}
+
 static int serve_cgi(void)
 {
 	struct app app;
@@ -460,6 +475,7 @@ static int serve_cgi(void)
 	};
 
 	const char *cl = getenv("CONTENT_LENGTH"), *te = getenv("HTTP_TRANSFER_ENCODING");
+	int nph = nph_wanted(getenv("SCRIPT_FILENAME"));
 	char buf[65536];
 
 	set_nonblocking(STDIN_FILENO);
@@ -467,8 +483,17 @@ static int serve_cgi(void)
 	io_start(&io);
 	if (app_init(&app, environ) != 0)
 		fatal("cannot initialise libcurl");
+	if (nph) {
+		nph_init(&nph_state, getenv("SERVER_PROTOCOL"), getenv("REQUEST_METHOD"),
+			 cgi_raw_write, &io);
+		io.write = nph_io_write;
+	}
 	handle_request(&app, &io);
 	app_release(&app);
+	/* the last chunk only for a whole answer: without it the client sees an
+	 * answer cut short as one */
+	if (nph)
+		nph_finish(&nph_state, io.aborted);
 	/* a CGI server writes the whole body before it reads the answer: one
 	 * refused unread (404, 413, a policy) must still be taken, or the server
 	 * fails writing it and the client never sees the answer; but only within

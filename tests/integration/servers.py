@@ -369,7 +369,12 @@ include "{snippet}"
             defines.update(HOSTGATE_SOCKET=self.socket)
         else:
             modules.append("cgid")
-            defines.update(HOSTGATE_BIN=self.bin, HOSTGATE_CONFIG=self.config.path,
+            # as the example says: the program runs under an nph- name, so
+            # that it frames its answers itself (fcgi-app/nph.h)
+            nph = os.path.join(os.path.dirname(self.bin), "nph-hostgate-fcgi")
+            if not os.path.islink(nph):
+                os.symlink(os.path.basename(self.bin), nph)
+            defines.update(HOSTGATE_BIN=nph, HOSTGATE_CONFIG=self.config.path,
                            HOSTGATE_STATE_DIR=self.state_dir,
                            HOSTGATE_ACCESS_LOG=self.access_log)
             extra = "ScriptSock %s/cgid.sock\n" % self.run_dir

@@ -11,13 +11,11 @@ CUT_SHORT = {"truncate": (b"x", 300000), "truncate-tail": (b"x", 300000),
              "chunk-cut": (b"y", 300000)}
 
 # Set-ups that cannot show the client a cut-short answer the backend sent
-# without a length (chunked), and why (docs/security-notes/integrity.md):
+# without a length (chunked), and why (docs/security.md). Apache CGI can, since
+# hostgate runs there in NPH mode and frames its answers itself
+# (fcgi-app/nph.h): before that, Apache ended the answer cleanly whenever the
+# program's output ended.
 NO_CHUNKED_CUT = {
-    "apache-cgi":
-        "Apache ends a CGI program's answer cleanly (last chunk) when its output "
-        "ends, whatever the exit status; only a read error aborts it, and a unix "
-        "socket gives its reader one (ECONNRESET) only when the program closes "
-        "with unread request body, never for a GET (mod_cgid cgi_handle_response)",
     "apache-fcgid":
         "mod_fcgid answers any failure reading an application's answer (EOF, "
         "reset, timeout) with HTTP_INTERNAL_SERVER_ERROR after the headers went "
