@@ -1222,7 +1222,9 @@ static void parse_backend(struct loader *ld, json_object *o, struct gw_backend *
 		ld_err(ld, "give either 'url' or 'pool', not both");
 	else if (!url && !ld_present(o, "url") && !ld_present(o, "pool"))
 		ld_err(ld, "missing required member 'url' (or 'pool')");
-	v = ld_get(ld, o, "pool", 0);
+	/* with both, the pool is not read: its first member would become
+	 * be->url, which the url below then overwrote (a leak) */
+	v = url ? NULL : ld_get(ld, o, "pool", 0);
 	if (v) {
 		mark = ld_push_member(ld, "pool");
 		products_parse_pool(ld, v, be);

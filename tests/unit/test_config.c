@@ -274,6 +274,8 @@ static const struct bad_case bad_cases[] = {
 	{ HEAD "'backends':{'':{'url':'https://a'}}}", "backends[\"\"]", "is not a valid id" },
 	{ BK("'timeout_ms':5"), "backends[\"w\"]", "missing required member 'url' (or 'pool')" },
 	{ BK("'url':'https://a','pool':[]"), "backends[\"w\"]", "give either 'url' or 'pool', not both" },
+	/* a pool with a member beside a url: leaked its URL before (LSan, SANITIZE=1) */
+	{ BK("'url':'https://a','pool':[{'url':'https://b'}]"), "backends[\"w\"]", "give either 'url' or 'pool', not both" },
 	{ BK("'pool':[{'url':'ftp://a'}]"), "backends[\"w\"].pool[0].url", "'ftp://a' is not an absolute http:// or https:// URL" },
 	{ BK("'url':'https://a','circuit_breaker':{'failures':'5'}"), "backends[\"w\"].circuit_breaker.failures", "must be an integer, not a string" },
 	{ BK("'url':'https://a','retries':1"), "backends[\"w\"].retries", "unknown member" },
