@@ -532,6 +532,44 @@ Include {snippet}
         return pids_of_exe(self.bin)
 
 
+class ModuleDocument:
+    """The document a test module runs against, on one set-up: applied when
+    the module's first test starts, applied again for a test whenever another
+    module installed its own meanwhile, the base document put back after the
+    module's last test.
+
+        @pytest.fixture(scope="module")
+        def _xmodule(gw, base):
+            with ModuleDocument(gw, base, x_doc(base)) as m:
+                yield m
+
+        @pytest.fixture
+        def xgw(_xmodule):
+            return _xmodule.gateway()
+    """
+
+    def __init__(self, gw, base, doc):
+        self.gw, self.base, self.doc = gw, base, doc
+        self.generation = None
+
+    def __enter__(self):
+        self.generation = self.gw.apply(self.doc, timeout=20)
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self.gw.apply(self.base)
+        except Exception:  # noqa: BLE001 - the gateway may be stopping already
+            pass
+        return False
+
+    def gateway(self):
+        """The gateway, serving the module's document."""
+        if self.gw.config.generation != self.generation:
+            self.generation = self.gw.apply(self.doc, timeout=20)
+        return self.gw
+
+
 def closed_port():
     """A port on which nothing listens (bound, then released)."""
     s = socket.socket()

@@ -26,6 +26,7 @@ import urllib.parse
 import pytest
 
 from harness import assert_gateway_error, wait_until
+from servers import ModuleDocument
 from rawupstream import (RawUpstream, parse_response, raw_exchange, raw_request,
                          response)
 
@@ -77,27 +78,15 @@ def hostile_doc(base, raw):
     return doc
 
 
-_applied = {}
-
-
 @pytest.fixture(scope="module")
 def _hmodule(gw, base, raw):
-    doc = hostile_doc(base, raw)
-    _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    yield doc
-    _applied.pop(gw.setup, None)
-    try:
-        gw.apply(base)
-    except Exception:  # noqa: BLE001 - the gateway may be stopping already
-        pass
+    with ModuleDocument(gw, base, hostile_doc(base, raw)) as m:
+        yield m
 
 
 @pytest.fixture
 def hgw(gw, _hmodule):
-    doc, gen = _applied[gw.setup]
-    if gw.config.generation != gen:
-        _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    return gw
+    return _hmodule.gateway()
 
 
 def exchange(gw, method, target, headers=(), body=None, chunked=False):

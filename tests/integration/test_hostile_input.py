@@ -25,7 +25,7 @@ import uuid
 import pytest
 
 from harness import http
-from servers import parse_echo
+from servers import ModuleDocument, parse_echo
 
 SOCK_TIMEOUT = 10.0   # any one socket operation
 READ_DEADLINE = 15.0  # the whole answer
@@ -51,8 +51,6 @@ def tok():
 
 # ---- the document: base + a canary API a smuggled request would take ---------
 
-_applied = {}
-
 
 def hostile_doc(base, nginx):
     doc = dict(base)
@@ -69,14 +67,8 @@ def hostile_doc(base, nginx):
 
 @pytest.fixture(scope="module")
 def _hmodule(gw, base, nginx):
-    doc = hostile_doc(base, nginx)
-    _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    yield doc
-    _applied.pop(gw.setup, None)
-    try:
-        gw.apply(base)
-    except Exception:  # noqa: BLE001 - the gateway may be stopping already
-        pass
+    with ModuleDocument(gw, base, hostile_doc(base, nginx)) as m:
+        yield m
 
 
 def _log_paths(gw):
@@ -97,9 +89,7 @@ def _size(p):
 @pytest.fixture
 def hgw(gw, _hmodule, nginx):
     """gw serving hostile_doc; afterwards checks it survived the test."""
-    doc, gen = _applied[gw.setup]
-    if gw.config.generation != gen:
-        _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
+    _hmodule.gateway()
     pids = set(gw.hostgate_pids()) if gw.setup in PERSISTENT else set()
     logs = {p: _size(p) for p in _log_paths(gw)}
     yield gw

@@ -23,7 +23,7 @@ import pytest
 
 import policy_docs as pd
 from harness import assert_gateway_error, http, wait_until
-from servers import parse_echo
+from servers import ModuleDocument, parse_echo
 
 HEAVY = ("lighttpd-binpath", "apache-proxy-fcgi")
 BURST_N = 200
@@ -35,28 +35,16 @@ def tok():
 
 # ---- the document ------------------------------------------------------------
 
-_applied = {}
-
 
 @pytest.fixture(scope="module")
 def _pmodule(gw, base, httpbin, nginx, dead_port):
-    doc = pd.policy_doc(base, httpbin, nginx, dead_port)
-    _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    yield doc
-    _applied.pop(gw.setup, None)
-    try:
-        gw.apply(base)
-    except Exception:  # noqa: BLE001 - the gateway may be stopping already
-        pass
+    with ModuleDocument(gw, base, pd.policy_doc(base, httpbin, nginx, dead_port)) as m:
+        yield m
 
 
 @pytest.fixture
 def pgw(gw, _pmodule):
-    doc, gen = _applied[gw.setup]
-    if gw.config.generation != gen:
-        # another module's test installed its own document meanwhile
-        _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    return gw
+    return _pmodule.gateway()
 
 
 # ---- helpers -----------------------------------------------------------------------

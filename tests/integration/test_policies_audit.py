@@ -33,7 +33,7 @@ import pytest
 
 import policy_docs as pd
 from harness import RELOAD_INTERVAL_S, assert_gateway_error, wait_until
-from servers import parse_echo
+from servers import ModuleDocument, parse_echo
 
 
 def tok():
@@ -176,28 +176,15 @@ def audit_doc(base, httpbin):
     return doc
 
 
-_applied = {}
-
-
 @pytest.fixture(scope="module")
 def _amodule(gw, base, httpbin):
-    doc = audit_doc(base, httpbin)
-    _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    yield doc
-    _applied.pop(gw.setup, None)
-    try:
-        gw.apply(base)
-    except Exception:  # noqa: BLE001 - the gateway may be stopping already
-        pass
+    with ModuleDocument(gw, base, audit_doc(base, httpbin)) as m:
+        yield m
 
 
 @pytest.fixture
 def agw(gw, _amodule):
-    doc, gen = _applied[gw.setup]
-    if gw.config.generation != gen:
-        # another module's test installed its own document meanwhile
-        _applied[gw.setup] = (doc, gw.apply(doc, timeout=20))
-    return gw
+    return _amodule.gateway()
 
 
 # ---- helpers -----------------------------------------------------------------------------
@@ -685,12 +672,12 @@ def test_cors_any_origin_answers_star_without_credentials(agw, nginx):
     assert r.header("Access-Control-Allow-Origin") == "*", r
 
 
-def test_cors_any_origin_with_credentials_is_refused_at_load(agw, binary, workroot):
+def test_cors_any_origin_with_credentials_is_refused_at_load(agw, _amodule, binary, workroot):
     """A browser refuses `Access-Control-Allow-Origin: *` on a credentialed
     request (Fetch standard), and echoing any origin with credentials would
     hand every site the user's session: the gateway refuses the document
     (docs/policies.md), keeps serving the last good one, and --check says why."""
-    doc, gen = _applied[agw.setup]
+    doc, gen = _amodule.doc, _amodule.generation
     bad = copy.deepcopy(doc)
     bad["apis"].append(pd.api("pa-cors-cred", "echo", policies={"inbound": [
         {"cors": {"allowed-origins": ["*"], "allowed-methods": ["GET"],
@@ -713,4 +700,4 @@ def test_cors_any_origin_with_credentials_is_refused_at_load(agw, binary, workro
             return time.monotonic() >= until
         wait_until(watched, RELOAD_INTERVAL_S + 10, "a re-check interval with the bad file")
     finally:
-        _applied[agw.setup] = (doc, agw.apply(doc, timeout=20))
+        _amodule.gateway()     # the bad file's generation differs: applied again
