@@ -30,34 +30,8 @@
 
 #define T0 1700000000
 
-struct fixture {
-	char dir[64];
-	char path[128];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/hg-counter-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, COUNTER_FILE);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+#define TMPDIR_FILE COUNTER_FILE
+#include "tests/unit/tmpdir.h"
 
 static struct counter_store *open_store(void **state, uint32_t slots)
 {
@@ -436,7 +410,6 @@ static void test_breaker(void **state)
 /* ---- many processes ------------------------------------------------------- */
 
 #define NPROC 16
-
 
 static void read_all(int fd, void *buf, size_t len)
 {

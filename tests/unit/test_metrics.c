@@ -26,34 +26,8 @@
 
 #define T0 4000000000000LL	/* unix ms, after any file's creation */
 
-struct fixture {
-	char dir[64];
-	char path[128];
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/hg-metrics-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	snprintf(f->path, sizeof(f->path), "%s/%s", f->dir, METRICS_FILE);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-
-	unlink(f->path);
-	rmdir(f->dir);
-	free(f);
-	return 0;
-}
+#define TMPDIR_FILE METRICS_FILE
+#include "tests/unit/tmpdir.h"
 
 static struct metrics_store *open_store(void **state, uint32_t series)
 {
