@@ -12,6 +12,8 @@ import os
 
 import pytest
 
+from servers import www_ids
+
 HEALTH = "/status-0123456789abcdef"
 MGMT_URL = "https://mgmt.internal.example:8443/gateways/gw-7f3a91c2/config"
 GATEWAY_ID = "gw-7f3a91c2"
@@ -21,13 +23,16 @@ SECRETS = (MGMT_URL, GATEWAY_ID, "mgmt.internal.example", "HTTP 401")
 
 @pytest.fixture
 def sync_status(gw):
-    """A failed sync in the gateway's state directory, as the agent writes it."""
-    path = os.path.join(gw.state_dir, "sync-status.json")
+    """A failed sync, as the agent writes it: beside the configuration, in the
+    directory only the agent writes (docs/deploying.md), 0640 with the web
+    server's group."""
+    path = os.path.join(os.path.dirname(gw.config.path), "sync-status.json")
     with open(path, "w") as f:
         json.dump({"time": "2025-03-01T12:00:10Z", "result": "error", "error": ERROR,
                    "generation": 1, "etag": "\"v1\"", "interval_s": 10,
                    "last_success": None}, f)
-    os.chmod(path, 0o644)
+    os.chown(path, 0, www_ids()[1])
+    os.chmod(path, 0o640)
     yield path
     os.unlink(path)
 
