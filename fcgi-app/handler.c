@@ -590,6 +590,7 @@ void handle_request(struct app *app, struct io *io)
 	char fallback[8192];
 	const char *health;
 	const char *te;
+	enum route_status rs;
 	int64_t started_us = now_us();
 	int64_t started = started_us / 1000;
 
@@ -639,10 +640,22 @@ void handle_request(struct app *app, struct io *io)
 		respond_metrics(app, &req);
 		goto out;
 	}
-	switch (route_match(req.gw, req.path, req.path_len, io_param(io, "HTTP_HOST"),
-			    req.method, &req.route)) {
+	rs = route_match(req.gw, req.path, req.path_len, io_param(io, "HTTP_HOST"), req.method,
+			 &req.route);
+	if (rs == ROUTE_UNAVAILABLE) {
+		/* the image failed a checksum: from the document, this once */
+		req.gw = reload_recover(&app->reload, now_ms(CLOCK_MONOTONIC));
+		rs = route_match(req.gw, req.path, req.path_len, io_param(io, "HTTP_HOST"),
+				 req.method, &req.route);
+	}
+	switch (rs) {
 	case ROUTE_OK:
+		/* an image's API lives in a gateway of its own */
+		req.gw = req.route.gw;
 		break;
+	case ROUTE_UNAVAILABLE:
+		respond_error(&req, 503, "the configuration cannot be read");
+		goto out;
 	case ROUTE_BAD_PATH:
 		respond_error(&req, 400, "malformed request path");
 		goto out;

@@ -5,7 +5,9 @@
  *   --listen ADDR [--workers N] [--user NAME]: a FastCGI server of its own,
  *     a supervisor process and N workers sharing the socket;
  *   plain CGI: fd 0 is not a socket; one request from the environment, then exit.
- * --check FILE validates a configuration document; --version prints the version.
+ * --check FILE validates a configuration document; --compile FILE validates it
+ * and writes its image FILE.image (policy/image.h) that every process maps;
+ * --version prints the version.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -29,6 +31,7 @@
 #include "common/log.h"
 #include "fcgi-app/handler.h"
 #include "fcgi-app/nph.h"
+#include "policy/image.h"
 
 extern char **environ;
 
@@ -43,6 +46,7 @@ static void usage(void)
 		"       hostgate-fcgi --listen ADDR [--workers N] [--user NAME]\n"
 		"                     ADDR is HOST:PORT or unix:/path/to.sock\n"
 		"       hostgate-fcgi --check FILE\n"
+		"       hostgate-fcgi --compile FILE    (writes FILE.image, which every process maps)\n"
 		"       hostgate-fcgi --version\n");
 	exit(2);
 }
@@ -97,6 +101,32 @@ static int check_file(const char *path)
 	fflush(stdout);
 	check_trust(path);
 	gw_free(gw);
+	cfg_errors_release(&errs);
+	return rc;
+}
+
+/* Validates like --check, then writes the image beside the document, as the
+ * agent does after each install. Run it as the user who writes the document
+ * (root or the agent's), never as the web server's: an image the web
+ * server's user could write is never used. */
+static int compile_file(const char *path)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct image_stats st = { 0 };
+	int rc = 0;
+
+	if (image_compile_file(path, &errs, &st) == 0) {
+		printf("%s: ok: wrote '%s%s': %zu APIs, %zu subscription keys, %zu bytes\n", path,
+		       path, IMAGE_SUFFIX, st.n_apis, st.n_subscriptions, st.bytes);
+	} else {
+		for (size_t i = 0; i < errs.n; i++)
+			printf("%s: %s\n", path, errs.msg[i]);
+		if (errs.dropped)
+			printf("%s: %zu more errors not shown\n", path, errs.dropped);
+		rc = 1;
+	}
+	fflush(stdout);
+	check_trust(path);
 	cfg_errors_release(&errs);
 	return rc;
 }
@@ -621,6 +651,8 @@ int main(int argc, char **argv)
 			return 0;
 		} else if (!strcmp(a, "--check") && i + 1 < argc) {
 			return check_file(argv[++i]);
+		} else if (!strcmp(a, "--compile") && i + 1 < argc) {
+			return compile_file(argv[++i]);
 		} else if (!strcmp(a, "--listen") && i + 1 < argc) {
 			listen_addr = argv[++i];
 		} else if (!strcmp(a, "--user") && i + 1 < argc) {

@@ -1,15 +1,21 @@
 #include "fcgi-app/reload.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/fileread.h"
 #include "common/log.h"
+#include "policy/image.h"
 
 #define RELOAD_CHECK_MS 1000
+/* a document this big is worth an image: without one every CGI request
+ * compiles all of it (docs/scale.md) */
+#define RELOAD_HINT_APIS 100
 
 /* The directory of path, stat(2)ed into st (zeroed when it cannot be). */
 static void stat_dir_of(const char *path, struct stat *st)
@@ -42,6 +48,8 @@ void reload_init(struct reload *r, const char *path)
 	r->path = path;
 	if (snprintf(r->prev, sizeof(r->prev), "%s.prev", path) >= (int)sizeof(r->prev))
 		r->prev[0] = '\0';
+	if (snprintf(r->image, sizeof(r->image), "%s%s", path, IMAGE_SUFFIX) >= (int)sizeof(r->image))
+		r->image[0] = '\0';
 	r->last_check_ms = -1;	/* never checked */
 }
 
@@ -107,6 +115,86 @@ static void log_errors(const char *path, const struct cfg_errors *errs)
 		log_err("'%s': %zu more errors", path, errs->dropped);
 }
 
+static int same_image(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Serves the image when it stands for doc (NULL: any document, for a process
+ * that has nothing else). Returns 0 when r->gw is now (or still) the image's,
+ * -1 when the image is absent or refused (logged once per image and
+ * document), with *present set when there was one. */
+static int try_image(struct reload *r, const struct stat *doc, int *present)
+{
+	char why[RELOAD_PATH_MAX + 160];
+	enum image_status status;
+	struct gateway *gw;
+	struct stat lst, st;
+	int fd;
+
+	*present = 0;
+	if (!r->image[0] || lstat(r->image, &lst) != 0)
+		return -1;
+	*present = 1;
+	if (r->from_image && same_image(&lst, &r->image_st) &&
+	    (!doc || same_image(doc, &r->loaded)) && !image_damaged(r->gw->image, NULL))
+		return 0;
+	if (same_image(&lst, &r->image_bad) && doc && same_image(doc, &r->image_bad_doc))
+		return -1;
+	r->image_bad = lst;
+	if (doc)
+		r->image_bad_doc = *doc;
+	else
+		memset(&r->image_bad_doc, 0, sizeof(r->image_bad_doc));
+	fd = open(r->image, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0) {
+		log_warn("cannot open '%s': %s; compiling the configuration in memory", r->image,
+			 strerror(errno));
+		goto refused;
+	}
+	/* an image the web server's own user could have written or swapped
+	 * decides nothing (docs/security.md): unlike the document, not even
+	 * with a warning, since the document is there to fall back on */
+	if (file_trust(r->image, &st, why, sizeof(why)) != FILE_TRUSTED) {
+		log_warn("not using '%s': %s; compiling the configuration in memory", r->image, why);
+		goto refused;
+	}
+	gw = image_open(fd, &st, doc, &status, why, sizeof(why));
+	if (!gw) {
+		if (status == IMAGE_STALE && doc)
+			log_warn("'%s' is older than its document: run 'hostgate-fcgi --compile %s' "
+				 "(compiling the configuration in memory meanwhile)", r->image, r->path);
+		else if (status != IMAGE_STALE)
+			log_err("not using '%s': %s %s; compiling the configuration in memory",
+				r->image, status == IMAGE_DAMAGED ? "damaged:" : "foreign:", why);
+		goto refused;
+	}
+	close(fd);
+	if (r->gw && !r->from_image && !doc && gw->generation <= r->gw->generation) {
+		gw_free(gw);	/* a stale image older than what we serve */
+		return -1;
+	}
+	if (r->gw)
+		log_info("mapped '%s' generation %lld (was %lld)", r->image,
+			 (long long)gw->generation, (long long)r->gw->generation);
+	else if (!doc)
+		log_warn("serving '%s', generation %lld, compiled from an earlier document, until "
+			 "'%s' loads", r->image, (long long)gw->generation, r->path);
+	gw_free(r->gw);
+	r->gw = gw;
+	r->from_image = 1;
+	r->image_st = st;
+	if (doc)
+		r->loaded = *doc;
+	memset(&r->image_bad, 0, sizeof(r->image_bad));
+	return 0;
+refused:
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
 /* The configuration failed to load: the agent's previous document, when this
  * process has nothing newer. */
 static void fall_back(struct reload *r)
@@ -114,7 +202,10 @@ static void fall_back(struct reload *r)
 	struct cfg_errors errs = CFG_ERRORS_INIT;
 	struct gateway *gw;
 	struct stat st;
+	int present;
 
+	if (!r->gw && try_image(r, NULL, &present) == 0)
+		return;
 	if (!r->prev[0] || lstat(r->prev, &st) != 0 ||
 	    (r->gw && same_file(&st, &r->loaded)))
 		return;
@@ -136,11 +227,12 @@ static void fall_back(struct reload *r)
 	gw_free(r->gw);
 	r->gw = gw;
 	r->loaded = st;
+	r->from_image = 0;
 out:
 	cfg_errors_release(&errs);
 }
 
-static void reload_try(struct reload *r, const struct stat *lst)
+static void reload_try(struct reload *r, const struct stat *lst, int image_present)
 {
 	struct cfg_errors errs = CFG_ERRORS_INIT;
 	struct stat st;
@@ -161,17 +253,24 @@ static void reload_try(struct reload *r, const struct stat *lst)
 	if (r->gw)
 		log_info("loaded '%s' generation %lld (was %lld)", r->path,
 			 (long long)gw->generation, (long long)r->gw->generation);
+	if (!image_present && gw->n_apis >= RELOAD_HINT_APIS)
+		log_warn("'%s' holds %zu APIs and has no image: every process compiles all of "
+			 "it; run 'hostgate-fcgi --compile %s' (docs/scale.md)", r->path,
+			 gw->n_apis, r->path);
 	gw_free(r->gw);
 	r->gw = gw;
 	r->loaded = st;
+	r->from_image = 0;
 	cfg_errors_release(&errs);
 }
 
 const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 {
 	struct stat st;
+	int present;
 
-	if (r->last_check_ms >= 0 && now_ms - r->last_check_ms < RELOAD_CHECK_MS)
+	if (r->last_check_ms >= 0 && now_ms - r->last_check_ms < RELOAD_CHECK_MS &&
+	    !(r->from_image && image_damaged(r->gw->image, NULL)))
 		return r->gw;
 	r->last_check_ms = now_ms;
 	if (lstat(r->path, &st) != 0) {
@@ -182,7 +281,9 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 			fall_back(r);
 		return r->gw;
 	}
-	if (r->gw && same_file(&st, &r->loaded))
+	if (try_image(r, &st, &present) == 0)
+		return r->gw;
+	if (r->gw && !r->from_image && same_file(&st, &r->loaded))
 		return r->gw;
 	if (same_file(&st, &r->failed)) {
 		struct stat dst;
@@ -193,8 +294,22 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 		    dst.st_gid == r->failed_dir.st_gid)
 			return r->gw;
 	}
-	reload_try(r, &st);
+	reload_try(r, &st, present);
 	return r->gw;
+}
+
+const struct gateway *reload_recover(struct reload *r, int64_t now_ms)
+{
+	const char *why = NULL;
+
+	if (r->from_image && image_damaged(r->gw->image, &why)) {
+		log_err("not using '%s' any more: damaged: %s; compiling the configuration in "
+			"memory", r->image, why ? why : "?");
+		r->image_bad = r->image_st;
+		r->image_bad_doc = r->loaded;
+	}
+	r->last_check_ms = -1;
+	return reload_current(r, now_ms);
 }
 
 int64_t reload_config_age(const struct reload *r)

@@ -23,8 +23,22 @@
  * (a CGI request, a worker started after a bad file landed) or only an older
  * generation than it. A process never moves to an older generation this way.
  *
- * The returned gateway stays valid until the next reload_current() call (one
- * request at a time per process), which may free it.
+ * The image (policy/image.h): "{path}.image", written beside the document by
+ * `hostgate-fcgi --compile` or the agent. When it was compiled from the
+ * document as it is now (its recorded identity: device, inode, size, mtime),
+ * is intact and is trusted — the stricter rule: FILE_TRUSTED only, an image
+ * the process's own user could have written is never used — the process maps
+ * it instead of compiling the document: O(1), whatever the document's size.
+ * Otherwise the document is compiled in memory as before, with a warning once
+ * per document when the image exists but is stale, damaged, foreign or not
+ * trusted, or when the document is big enough for it to matter (a CGI
+ * request pays the compile every time). When the document does not load and
+ * this process has nothing, a stale but intact image (compiled from a
+ * document that loaded) is served before "{path}.prev".
+ *
+ * The returned gateway stays valid until the next reload_current() or
+ * reload_recover() call (one request at a time per process), which may free
+ * it.
  */
 #ifndef HOSTGATE_RELOAD_H
 #define HOSTGATE_RELOAD_H
@@ -40,8 +54,13 @@
 struct reload {
 	const char *path;
 	char prev[RELOAD_PATH_MAX];	/* "{path}.prev", "" when too long */
+	char image[RELOAD_PATH_MAX];	/* "{path}.image", "" when too long */
 	struct gateway *gw;
-	struct stat loaded;	/* identity of the file gw came from */
+	struct stat loaded;	/* identity of the document gw came from */
+	int from_image;		/* gw was opened from the image */
+	struct stat image_st;	/* then: the image's identity */
+	struct stat image_bad;	/* the last image refused (logged once) */
+	struct stat image_bad_doc;	/* and the document it was judged against */
 	struct stat failed;	/* identity of the last file that failed */
 	struct stat failed_dir;	/* its directory then: a chmod there retries it */
 	int warned_own;		/* the "own user can replace it" warning was logged */
@@ -51,6 +70,11 @@ struct reload {
 void reload_init(struct reload *r, const char *path);
 /* Returns the gateway to use for a request starting at now_ms (monotonic). */
 const struct gateway *reload_current(struct reload *r, int64_t now_ms);
+/* The gateway's image turned out damaged (route_match said
+ * ROUTE_UNAVAILABLE): logs why, never uses that image again, and loads the
+ * document now. Returns the gateway to use (possibly the same, when nothing
+ * else loads). */
+const struct gateway *reload_recover(struct reload *r, int64_t now_ms);
 /* Seconds since the loaded file was written (its mtime), or -1. */
 int64_t reload_config_age(const struct reload *r);
 /* Reads "{the configuration's directory}/name", at most max bytes, under the

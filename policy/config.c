@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "policy/cidr.h"
+#include "policy/image.h"
 #include "policy/json_scan.h"
 #include "policy/loader.h"
 #include "policy/policies.h"
@@ -1832,6 +1833,12 @@ static void wipe_named_values(json_object *root)
 
 struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *errs)
 {
+	return ld_load(buf, len, errs, NULL);
+}
+
+struct gateway *ld_load(const char *buf, size_t len, struct cfg_errors *errs,
+			json_object **keep_tree)
+{
 	struct loader ld;
 	struct json_scan_error se;
 	struct json_tokener *tok = NULL;
@@ -1909,6 +1916,10 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 		goto out;
 	}
 	ok = ld.n_errors == 0;
+	if (ok && keep_tree) {
+		*keep_tree = root;
+		root = NULL;
+	}
 out:
 	if (root) {
 		wipe_named_values(root);
@@ -2024,6 +2035,8 @@ void gw_free(struct gateway *gw)
 {
 	if (!gw)
 		return;
+	if (gw->owns_image)
+		image_release(gw->image);
 	pol_free_gateway(gw);
 	products_free(gw);
 	route_free(gw);

@@ -168,6 +168,7 @@ struct gw_subscription {
 struct gw_keytab;		/* products.c: key digest -> subscription */
 
 struct route_table;		/* route.h */
+struct gw_image;		/* image.h: the compiled image a gateway was opened from */
 
 struct gateway {
 	int64_t generation;
@@ -199,6 +200,11 @@ struct gateway {
 	size_t n_subscriptions;
 	struct gw_keytab *keytab;
 	struct pol_scope *policies;	/* global scope; NULL when absent */
+	/* A gateway opened from an image (image.h) holds only the gateway
+	 * section; route_match() finds each API in the image and compiles it
+	 * on first use into a gateway of its own, which shares this image. */
+	struct gw_image *image;	/* NULL: compiled in memory from the document */
+	int owns_image;		/* gw_free() releases the image */
 };
 
 /* Parses, validates and compiles a document of len bytes (need not be

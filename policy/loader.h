@@ -83,4 +83,10 @@ int ld_bool(struct loader *ld, json_object *v, int *out);
  * or -1 (reported). */
 int ld_check_url(struct loader *ld, const char *u, int secret, char **out);
 
+/* gw_load_buffer(), also handing over the parsed document (the image
+ * compiler reads the APIs' JSON from it) when keep_tree is not NULL and the
+ * load succeeded: the caller json_object_put()s it. */
+struct gateway *ld_load(const char *buf, size_t len, struct cfg_errors *errs,
+			json_object **keep_tree);
+
 #endif

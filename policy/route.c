@@ -36,10 +36,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "policy/image.h"
 #include "policy/path.h"
 
 #define ROUTE_MAX_SEGMENT_BYTES 4096	/* a longer raw segment: ROUTE_BAD_PATH */
-#define ROUTE_MAX_HOST 255		/* a longer Host matches no hostname */
 #define ROUTE_MAX_PARAM_NAME 64
 #define ROUTE_MAX_TEMPLATE 8192
 
@@ -240,10 +240,7 @@ static void node_free(struct rt_node *n)
 	free(n);
 }
 
-/* Normalises a Host value or a configured hostname into dst (room for
- * ROUTE_MAX_HOST + 1): port and IPv6 brackets stripped, one trailing dot
- * dropped, lower case. Returns the length, or -1 when nothing usable is left. */
-static long host_norm(const char *h, size_t len, char *dst)
+long route_host_norm(const char *h, size_t len, char *dst)
 {
 	const char *end, *colon;
 	size_t n;
@@ -379,6 +376,27 @@ static int api_key_make(const struct gw_api *api, size_t i, struct api_key *k,
 	return 0;
 }
 
+int route_api_key(const char *path, char **key, size_t *len)
+{
+	struct gw_api api;
+	struct api_key k;
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	int rc;
+
+	memset(&api, 0, sizeof(api));
+	memset(&k, 0, sizeof(k));
+	api.path = (char *)(uintptr_t)path;
+	rc = api_key_make(&api, 0, &k, &errs);
+	cfg_errors_release(&errs);
+	if (rc != 0) {
+		free(k.flat);
+		return -1;
+	}
+	*key = k.flat;
+	*len = k.len;
+	return 0;
+}
+
 static int api_insert(struct rt_node *root, const struct gateway *gw, const struct api_key *k,
 		      struct cfg_errors *errs)
 {
@@ -414,7 +432,7 @@ static int api_insert(struct rt_node *root, const struct gateway *gw, const stru
 		char buf[ROUTE_MAX_HOST + 1], hpath[96];
 		const char *name = api->hostnames[h] ? api->hostnames[h] : "";
 		struct rt_host *v;
-		long hl = host_norm(name, strlen(name), buf);
+		long hl = route_host_norm(name, strlen(name), buf);
 
 		if (hl < 0) {
 			snprintf(hpath, sizeof(hpath), "apis[%zu].hostnames[%zu]", k->index, h);
@@ -876,6 +894,46 @@ static const struct gw_api *host_find(const struct rt_node *n, const char *host)
 	return NULL;
 }
 
+/* A gateway opened from an image: the image's table picks the API (by the
+ * same rules as the API trie), then the API's own gateway, compiled from its
+ * block on first use, matches the operation. */
+static enum route_status image_match(const struct gateway *gw, const char *path, size_t len,
+				     const struct seg *segs, size_t nseg, const char *nhost,
+				     const char *host, const char *method, struct route_match *m)
+{
+	size_t ends[ROUTE_MAX_SEGMENTS + 1], klen = 0, used;
+	const struct gateway *api_gw;
+	char *key = malloc(len + 1);
+	long idx;
+
+	if (!key)
+		return ROUTE_UNAVAILABLE;
+	ends[0] = 0;
+	for (size_t i = 0; i < nseg; i++) {
+		long d;
+
+		if (i > 0)
+			key[klen++] = '\0';
+		d = path_decode(segs[i].raw, segs[i].len, key + klen);
+		if (d < 0) {
+			free(key);
+			return ROUTE_BAD_PATH;	/* path_check let it through: cannot be */
+		}
+		for (long j = 0; j < d; j++)
+			key[klen + (size_t)j] = (char)lower((unsigned char)key[klen + (size_t)j]);
+		klen += (size_t)d;
+		ends[i + 1] = klen;
+	}
+	idx = image_find_api(gw->image, key, ends, nseg, nhost, &used);
+	free(key);
+	if (idx == -1)
+		return ROUTE_NO_API;
+	if (idx < 0 || !(api_gw = image_api(gw->image, (size_t)idx)))
+		return ROUTE_UNAVAILABLE;
+	/* the API's gateway holds that API alone: the trie finds it again */
+	return route_match(api_gw, path, len, host, method, m);
+}
+
 enum route_status route_match(const struct gateway *gw, const char *path, size_t len,
 			      const char *host, const char *method, struct route_match *m)
 {
@@ -903,13 +961,17 @@ enum route_status route_match(const struct gateway *gw, const char *path, size_t
 	nseg = split_path(path, len, segs);
 	if (nseg < 0)
 		return ROUTE_BAD_PATH;
-	if (!gw || !gw->routes || !gw->routes->root)
-		return ROUTE_NO_API;
 	if (host) {
 		size_t hlen = strnlen(host, ROUTE_MAX_HOST + 8);
 
-		hl = host_norm(host, hlen, hbuf);
+		hl = route_host_norm(host, hlen, hbuf);
 	}
+	if (gw && gw->owns_image)
+		return image_match(gw, path, len, segs, (size_t)nseg, hl >= 0 ? hbuf : NULL,
+				   host, method, m);
+	if (!gw || !gw->routes || !gw->routes->root)
+		return ROUTE_NO_API;
+	m->gw = gw;
 	node = gw->routes->root;
 	for (size_t i = 0;; i++) {
 		if (node->any || node->n_hosts) {

@@ -36,12 +36,14 @@
 
 #define ROUTE_MAX_PARAMS 16
 #define ROUTE_MAX_SEGMENTS 128	/* more segments: ROUTE_BAD_PATH */
+#define ROUTE_MAX_HOST 255		/* a longer Host matches no hostname */
 
 enum route_status {
 	ROUTE_OK,
 	ROUTE_BAD_PATH,		/* dot segment, bad escape, NUL, too many segments: 400 */
 	ROUTE_NO_API,		/* 404 */
 	ROUTE_NO_OPERATION,	/* the API has operations and none matched: 404 */
+	ROUTE_UNAVAILABLE,	/* the gateway's image is damaged (image_damaged()): reload */
 };
 
 struct route_param {
@@ -51,6 +53,10 @@ struct route_param {
 };
 
 struct route_match {
+	/* the gateway that holds api: the one matched against, or for a gateway
+	 * opened from an image, the one compiled from the API's block; the
+	 * engine runs the call against it */
+	const struct gateway *gw;
 	const struct gw_api *api;
 	const struct gw_operation *op;	/* NULL when the API has no operations */
 	const char *rest;	/* raw path below the API's path: "" or "/..." */
@@ -67,9 +73,19 @@ int route_build(struct gateway *gw, struct cfg_errors *errs);
 
 /* Matches one request. host may be NULL (no Host header); method is the
  * request's method as sent. Returns the status; m is filled on ROUTE_OK and
- * ROUTE_NO_OPERATION (m->api set). */
+ * ROUTE_NO_OPERATION (m->api set). A gateway that owns an image (image.h)
+ * looks the API up there, compiling it on first use (the one allocation). */
 enum route_status route_match(const struct gateway *gw, const char *path, size_t len,
 			      const char *host, const char *method, struct route_match *m);
+
+/* The route table's key of an API path (as gw_api.path holds it): its
+ * decoded, case-folded segments joined by NUL bytes, into a new *key of *len
+ * bytes. Returns 0, or -1 (a path route_build() refuses, or out of memory). */
+int route_api_key(const char *path, char **key, size_t *len);
+/* Normalises a Host value or a configured hostname into dst (room for
+ * ROUTE_MAX_HOST + 1): port and IPv6 brackets stripped, one trailing dot
+ * dropped, lower case. Returns the length, or -1 when nothing usable is left. */
+long route_host_norm(const char *h, size_t len, char *dst);
 
 /* Frees gw->routes and every api->ops; safe on a partly built gateway. */
 void route_free(struct gateway *gw);
