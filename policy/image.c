@@ -34,6 +34,7 @@
 #include "common/atomicfile.h"
 #include "common/log.h"
 #include "policy/loader.h"
+#include "policy/policies.h"
 #include "policy/polmod.h"
 #include "policy/route.h"
 
@@ -307,6 +308,32 @@ struct compile {
 	struct obuf *out;
 };
 
+/* Copies backend b's entry into be (once), and collects its strings. */
+static void add_backend(struct compile *cc, json_object *be, struct strs *s,
+			const struct gw_backend *b)
+{
+	json_object *e;
+
+	if (b && cc->backends && !json_object_object_get_ex(be, b->id, NULL) &&
+	    json_object_object_get_ex(cc->backends, b->id, &e)) {
+		json_object_object_add(be, b->id, json_object_get(e));
+		strs_collect(s, e);
+	}
+}
+
+/* The backends a scope's policies name (pol_module.backend). */
+static void scope_backends(struct compile *cc, json_object *be, struct strs *s,
+			   const struct pol_scope *sc)
+{
+	for (int sec = 0; sc && sec < POL_N_SECTIONS; sec++)
+		for (size_t i = 0; i < sc->n[sec]; i++) {
+			const struct pol_policy *p = sc->s[sec][i];
+
+			if (p->kind == POL_MODULE && p->mod->backend)
+				add_backend(cc, be, s, p->mod->backend(p->conf));
+		}
+}
+
 /* One API's block: a complete document holding that API alone, the backends
  * and named values it refers to, the products that include it (listing only
  * it) and the global policies. Valid because the whole document was. */
@@ -315,10 +342,9 @@ static void write_block(struct compile *cc, size_t i)
 	const struct gw_api *api = &cc->gw->apis[i];
 	json_object *ao = json_object_array_get_idx(json_object_object_get(cc->root, "apis"), i);
 	json_object *nv = json_object_new_object(), *be = json_object_new_object();
-	json_object *prods = json_object_new_array(), *e;
+	json_object *prods = json_object_new_array();
 	struct strs s = { 0 };
 	struct obuf *b = cc->out;
-	size_t from;
 	char gen[32];
 
 	if (!nv || !be || !prods) {
@@ -350,19 +376,14 @@ static void write_block(struct compile *cc, size_t i)
 		json_object_object_add(copy, "apis", ids);
 		json_object_array_add(prods, copy);
 	}
-	/* backends: the API's, and any other whose id a policy names */
-	from = s.n;
-	for (size_t k = 0; cc->backends && k < from; k++)
-		if (!json_object_object_get_ex(be, s.v[k], NULL) &&
-		    json_object_object_get_ex(cc->backends, s.v[k], &e)) {
-			json_object_object_add(be, s.v[k], json_object_get(e));
-			strs_collect(&s, e);
-		}
-	if (api->backend && !json_object_object_get_ex(be, api->backend->id, NULL) &&
-	    json_object_object_get_ex(cc->backends, api->backend->id, &e)) {
-		json_object_object_add(be, api->backend->id, json_object_get(e));
-		strs_collect(&s, e);
-	}
+	/* backends: the API's, and those its pipeline's policies name */
+	add_backend(cc, be, &s, api->backend);
+	scope_backends(cc, be, &s, cc->gw->policies);
+	scope_backends(cc, be, &s, api->policies);
+	for (size_t k = 0; k < api->n_operations; k++)
+		scope_backends(cc, be, &s, api->operations[k].policies);
+	for (size_t k = 0; k < api->n_products; k++)
+		scope_backends(cc, be, &s, api->products[k]->policies);
 	refer_named(cc->named_values, &s, 0, nv);
 	if (s.oom) {
 		b->oom = 1;
@@ -1164,8 +1185,8 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 		 * from the one that wrote it: the layout id should have said so */
 		log_err("the image's block of API %zu does not load: %s", index,
 			gw ? "it holds more than one API" : errs.n ? errs.msg[0] : "out of memory");
-		if (gw)
-			damaged(img, "API %llu's block holds more than one API", (unsigned long long)index);
+		/* a bug, not damage, but the cure is the same: the document */
+		damaged(img, "API %llu's block does not load", (unsigned long long)index);
 		gw_free(gw);
 		cfg_errors_release(&errs);
 		return NULL;

@@ -106,6 +106,11 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	return POL_STEP_NEXT;
 }
 
+static const struct gw_backend *named_backend(const void *conf)
+{
+	return ((const struct conf *)conf)->backend;
+}
+
 const struct pol_module pol_mod_set_backend_service = {
 	.name = "set-backend-service",
 	.sections = POL_SEC_IN | POL_SEC_BK,
@@ -113,4 +118,5 @@ const struct pol_module pol_mod_set_backend_service = {
 	.conf_size = sizeof(struct conf),
 	.compile = compile,
 	.run = run,
+	.backend = named_backend,
 };

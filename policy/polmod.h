@@ -118,6 +118,10 @@ struct pol_module {
 	 * (limit-concurrency) and *bandwidth (bandwidth quotas), which a plan
 	 * caps at POL_MAX_SEATS and POL_MAX_BANDWIDTH. */
 	void (*claims)(const void *conf, size_t *seats, size_t *bandwidth);
+	/* The backend this policy names, other than its API's (may be NULL):
+	 * the image (image.h) copies it into the block of every API whose
+	 * pipeline holds the policy. */
+	const struct gw_backend *(*backend)(const void *conf);
 };
 
 /* Every module, from policy/pol_list.h. */

@@ -411,12 +411,18 @@ class ConfigFile:
     the old document hard-linked to "{path}.prev", rename; mode 0640 with the
     directory's group (the web server's)."""
 
-    def __init__(self, path):
+    def __init__(self, path, compiler=None):
         self.path = path
+        self.image = path + ".image"
+        # with a compiler (hostgate-fcgi), every document gets its image as
+        # the agent writes it: compiled from the temporary file, renamed into
+        # place before the document (docs/scale.md); HOSTGATE_TEST_IMAGES=0
+        # runs the suite on documents compiled in memory instead
+        self.compiler = compiler if os.environ.get("HOSTGATE_TEST_IMAGES", "1") != "0" else None
         self.generation = 0
         self.written_at = 0.0
 
-    def write_bytes(self, data, mode=0o640):
+    def write_bytes(self, data, mode=0o640, image=True):
         d = os.path.dirname(self.path)
         tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(self.path), os.getpid()))
         with open(tmp, "wb") as f:
@@ -425,10 +431,21 @@ class ConfigFile:
             os.fsync(f.fileno())
         os.chown(tmp, -1, os.stat(d).st_gid)
         os.chmod(tmp, mode)
+        compiled = False
+        if self.compiler and image:
+            # a document that does not compile gets no image: the old one
+            # stays, stale, as the agent leaves it
+            r = subprocess.run([self.compiler, "--compile", tmp], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=120)
+            compiled = r.returncode == 0 and os.path.exists(tmp + ".image")
+            if not compiled and os.path.lexists(tmp + ".image"):
+                os.unlink(tmp + ".image")
         if os.path.lexists(self.path):
             prev_tmp = tmp + ".prev"
             os.link(self.path, prev_tmp, follow_symlinks=False)
             os.rename(prev_tmp, self.path + ".prev")
+        if compiled:
+            os.rename(tmp + ".image", self.image)
         os.rename(tmp, self.path)
         self.written_at = time.monotonic()
 
@@ -441,7 +458,7 @@ class ConfigFile:
 
     def remove(self):
         """No configuration at all: the document and the previous one."""
-        for p in (self.path, self.path + ".prev"):
+        for p in (self.path, self.path + ".prev", self.image):
             try:
                 os.unlink(p)
             except FileNotFoundError:

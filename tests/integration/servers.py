@@ -268,7 +268,7 @@ class Gateway:
         self.run_dir = mkdir(os.path.join(self.dir, "run"), www=True)
         self.state_dir = mkdir(os.path.join(self.dir, "state"), www=True)
         self.htdocs = mkdir(os.path.join(self.dir, "htdocs"))
-        self.config = ConfigFile(os.path.join(self.conf_dir, config_name))
+        self.config = ConfigFile(os.path.join(self.conf_dir, config_name), compiler=self.bin)
         self.access_log = os.path.join(self.log_dir, "hostgate-access.log")
         self.error_log = os.path.join(self.log_dir, "error.log")
         self.port = free_port()
