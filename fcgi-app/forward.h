@@ -37,7 +37,7 @@
 #ifndef HOSTGATE_FORWARD_H
 #define HOSTGATE_FORWARD_H
 
-#include "fcgi-app/handler.h"
+#include "fcgi-app/request.h"
 
 struct pol_call;
 
