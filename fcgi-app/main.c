@@ -396,6 +396,9 @@ static void serve_fastcgi(int sock)
 		fatal("cannot initialise libcurl");
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		fatal("cannot initialise libfcgi");
+	/* a worker lives on: a changed document is compiled beside the
+	 * requests, never in one (reload.h) */
+	app.reload.background = 1;
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		struct io io = {
 			.params = req.envp, .read = fcgx_read, .write = fcgx_write,
@@ -407,6 +410,9 @@ static void serve_fastcgi(int sock)
 		handle_request(&app, &io);
 		log_set_hook(NULL, NULL);
 		fcgx_finish(&req, &io);
+		/* between requests: a new image is mapped (or a finished load
+		 * taken) now, not when the next request is already waiting */
+		reload_current(&app.reload, io_now_ms());
 	}
 	app_release(&app);
 }

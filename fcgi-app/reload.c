@@ -1,6 +1,7 @@
 #include "fcgi-app/reload.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,6 +138,10 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	if (!r->image[0] || lstat(r->image, &lst) != 0)
 		return -1;
 	*present = 1;
+	/* an image stands for its document: one the document's own load
+	 * would refuse (group-writable...) does not get in this way */
+	if (doc && file_trust(r->path, doc, why, sizeof(why)) == FILE_UNSAFE)
+		return -1;
 	if (r->from_image && same_image(&lst, &r->image_st) &&
 	    (!doc || same_image(doc, &r->loaded)) && !image_damaged(r->gw->image, NULL))
 		return 0;
@@ -161,6 +166,29 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 		goto refused;
 	}
 	gw = image_open(fd, &st, doc, &status, why, sizeof(why));
+	if (!gw && status == IMAGE_STALE && doc && r->gw && !r->from_image_interim &&
+	    (gw = image_open(fd, &st, NULL, &status, why, sizeof(why))) != NULL) {
+		/* the document changed and has no image yet: until it loads
+		 * (in a thread, reload_try), a newer last good configuration
+		 * than ours is the image of the document before it */
+		if (gw->generation <= r->gw->generation) {
+			gw_free(gw);
+			gw = NULL;
+			status = IMAGE_STALE;
+		} else {
+			close(fd);
+			log_info("mapped '%s' generation %lld (was %lld) until '%s' loads",
+				 r->image, (long long)gw->generation, (long long)r->gw->generation,
+				 r->path);
+			gw_free(r->gw);
+			r->gw = gw;
+			r->from_image = 1;
+			r->from_image_interim = 1;
+			r->image_st = st;
+			r->loaded = st;	/* not the document's: it still gets loaded */
+			return -1;
+		}
+	}
 	if (!gw) {
 		if (status == IMAGE_STALE && doc)
 			log_warn("'%s' is older than its document: run 'hostgate-fcgi --compile %s' "
@@ -184,6 +212,7 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	gw_free(r->gw);
 	r->gw = gw;
 	r->from_image = 1;
+	r->from_image_interim = 0;
 	r->image_st = st;
 	if (doc)
 		r->loaded = *doc;
@@ -228,40 +257,140 @@ static void fall_back(struct reload *r)
 	r->gw = gw;
 	r->loaded = st;
 	r->from_image = 0;
+	r->from_image_interim = 0;
 out:
 	cfg_errors_release(&errs);
 }
 
-static void reload_try(struct reload *r, const struct stat *lst, int image_present)
-{
-	struct cfg_errors errs = CFG_ERRORS_INIT;
-	struct stat st;
-	struct gateway *gw = load(r, r->path, &st, &errs);
+/* What one load of the document gave: the gateway or the errors. */
+struct reload_job {
+	const char *path;
+	struct stat lst;	/* what was looked at by path */
+	int image_present;
+	struct stat st;		/* what was read */
+	struct gateway *gw;
+	struct cfg_errors errs;
+	int warned_own;
+	int done;		/* set last by the thread (atomic) */
+};
 
+static void job_run(struct reload_job *j)
+{
+	size_t len = 0;
+	char *buf = read_trusted(&j->warned_own, j->path, GW_MAX_DOCUMENT_BYTES, &len, &j->st,
+				 &j->errs);
+
+	if (buf) {
+		j->gw = gw_load_buffer(buf, len, &j->errs);
+		explicit_bzero(buf, len);	/* it may hold secrets */
+		free(buf);
+	}
+}
+
+static void *job_thread(void *arg)
+{
+	struct reload_job *j = arg;
+
+	job_run(j);
+	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	return NULL;
+}
+
+/* Makes what a load gave the configuration (or logs why not). */
+static void job_apply(struct reload *r, struct reload_job *j)
+{
+	struct gateway *gw = j->gw;
+	struct stat now;
+
+	/* a load that finished after the document changed again (or after
+	 * the image of a newer one was mapped) is history: the next check
+	 * takes the document that is there now */
+	if (r->gw && (lstat(r->path, &now) != 0 || !same_image(&now, &j->lst) ||
+		      (r->from_image && !image_damaged(r->gw->image, NULL) &&
+		       same_image(&j->lst, &r->loaded))))
+		return;
 	if (!gw) {
 		log_err("cannot load '%s'%s", r->path,
 			r->gw ? ": keeping the configuration loaded before" : "");
-		log_errors(r->path, &errs);
+		log_errors(r->path, &j->errs);
 		/* what was looked at by path: a file that could not even be
 		 * opened has no other identity */
-		r->failed = *lst;
+		r->failed = j->lst;
 		stat_dir_of(r->path, &r->failed_dir);
-		cfg_errors_release(&errs);
 		fall_back(r);
 		return;
 	}
 	if (r->gw)
 		log_info("loaded '%s' generation %lld (was %lld)", r->path,
 			 (long long)gw->generation, (long long)r->gw->generation);
-	if (!image_present && gw->n_apis >= RELOAD_HINT_APIS)
+	if (!j->image_present && gw->n_apis >= RELOAD_HINT_APIS)
 		log_warn("'%s' holds %zu APIs and has no image: every process compiles all of "
 			 "it; run 'hostgate-fcgi --compile %s' (docs/scale.md)", r->path,
 			 gw->n_apis, r->path);
 	gw_free(r->gw);
 	r->gw = gw;
-	r->loaded = st;
+	r->loaded = j->st;
 	r->from_image = 0;
-	cfg_errors_release(&errs);
+	r->from_image_interim = 0;
+	j->gw = NULL;
+}
+
+static void job_free(struct reload_job *j)
+{
+	if (!j)
+		return;
+	gw_free(j->gw);
+	cfg_errors_release(&j->errs);
+	free(j);
+}
+
+/* A finished background load, applied; 1 while one is still running. */
+static int job_collect(struct reload *r)
+{
+	struct reload_job *j = r->job;
+
+	if (!j)
+		return 0;
+	if (!__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
+		return 1;
+	pthread_join(r->thread, NULL);
+	r->job = NULL;
+	if (j->warned_own && !r->warned_own) {
+		log_warn("'%s' is not protected from the web server's user; keep the "
+			 "configuration in a directory only the agent writes (docs/deploying.md)",
+			 r->path);
+		r->warned_own = 1;
+	}
+	job_apply(r, j);
+	job_free(j);
+	return 0;
+}
+
+/* Loads the document: at once when this process has nothing to serve, else
+ * (r->background) in a thread, while the old configuration keeps serving. */
+static void reload_try(struct reload *r, const struct stat *lst, int image_present)
+{
+	struct reload_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		log_err("cannot load '%s': out of memory", r->path);
+		return;
+	}
+	j->path = r->path;
+	j->lst = *lst;
+	j->image_present = image_present;
+	j->warned_own = r->warned_own;
+	if (r->background && r->gw) {
+		r->job = j;
+		if (pthread_create(&r->thread, NULL, job_thread, j) == 0)
+			return;
+		r->job = NULL;	/* no thread: do it here */
+	}
+	job_run(j);
+	if (j->warned_own)
+		r->warned_own = 1;
+	job_apply(r, j);
+	job_free(j);
 }
 
 const struct gateway *reload_current(struct reload *r, int64_t now_ms)
@@ -269,6 +398,8 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 	struct stat st;
 	int present;
 
+	if (job_collect(r))
+		return r->gw;	/* a load is under way: the old configuration serves */
 	if (r->last_check_ms >= 0 && now_ms - r->last_check_ms < RELOAD_CHECK_MS &&
 	    !(r->from_image && image_damaged(r->gw->image, NULL)))
 		return r->gw;
@@ -283,7 +414,10 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 	}
 	if (try_image(r, &st, &present) == 0)
 		return r->gw;
-	if (r->gw && !r->from_image && same_file(&st, &r->loaded))
+	/* the document did not change (only its image, to one not usable):
+	 * what serves it stays, unless that is a damaged image */
+	if (r->gw && (r->from_image ? same_image(&st, &r->loaded) &&
+		      !image_damaged(r->gw->image, NULL) : same_file(&st, &r->loaded)))
 		return r->gw;
 	if (same_file(&st, &r->failed)) {
 		struct stat dst;
@@ -347,6 +481,11 @@ int reload_read_beside(const struct reload *r, const char *name, size_t max, cha
 
 void reload_release(struct reload *r)
 {
+	if (r->job) {
+		pthread_join(r->thread, NULL);
+		job_free(r->job);
+		r->job = NULL;
+	}
 	gw_free(r->gw);
 	r->gw = NULL;
 }

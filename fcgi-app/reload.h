@@ -43,6 +43,7 @@
 #ifndef HOSTGATE_RELOAD_H
 #define HOSTGATE_RELOAD_H
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/stat.h>
@@ -58,6 +59,7 @@ struct reload {
 	struct gateway *gw;
 	struct stat loaded;	/* identity of the document gw came from */
 	int from_image;		/* gw was opened from the image */
+	int from_image_interim;	/* ...a stale one, until the document loads */
 	struct stat image_st;	/* then: the image's identity */
 	struct stat image_bad;	/* the last image refused (logged once) */
 	struct stat image_bad_doc;	/* and the document it was judged against */
@@ -65,10 +67,18 @@ struct reload {
 	struct stat failed_dir;	/* its directory then: a chmod there retries it */
 	int warned_own;		/* the "own user can replace it" warning was logged */
 	int64_t last_check_ms;
+	/* A long-lived process (a FastCGI worker) that already serves a
+	 * configuration loads a changed document in a thread of its own and
+	 * swaps when it is done, between requests: no request waits for it. */
+	int background;
+	struct reload_job *job;	/* the load under way, NULL: none */
+	pthread_t thread;
 };
 
 void reload_init(struct reload *r, const char *path);
-/* Returns the gateway to use for a request starting at now_ms (monotonic). */
+/* Returns the gateway to use for a request starting at now_ms (monotonic).
+ * A FastCGI worker also calls it between requests, so that the next request
+ * finds a changed configuration already in place. */
 const struct gateway *reload_current(struct reload *r, int64_t now_ms);
 /* The gateway's image turned out damaged (route_match said
  * ROUTE_UNAVAILABLE): logs why, never uses that image again, and loads the
