@@ -199,9 +199,20 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 		goto refused;
 	}
 	close(fd);
-	if (r->gw && !r->from_image && !doc && gw->generation <= r->gw->generation) {
-		gw_free(gw);	/* a stale image older than what we serve */
-		return -1;
+	fd = -1;
+	if (!doc) {
+		struct stat now;
+
+		/* standing in for a document that did not load: never the
+		 * image of that very document (refused for its mode, say) */
+		if (lstat(r->path, &now) == 0 && image_compiled_from(gw->image, &now)) {
+			gw_free(gw);
+			return -1;
+		}
+		if (r->gw && gw->generation <= r->gw->generation) {
+			gw_free(gw);	/* a stale image no newer than what we serve */
+			return -1;
+		}
 	}
 	if (r->gw)
 		log_info("mapped '%s' generation %lld (was %lld)", r->image,

@@ -999,9 +999,7 @@ struct gateway *image_open(int fd, const struct stat *st, const struct stat *doc
 	img->size = (size_t)st->st_size;
 	if (header_check(img, img->size, status, why, whylen) != 0)
 		goto fail;
-	if (doc && (img->h.doc_dev != (uint64_t)doc->st_dev || img->h.doc_ino != (uint64_t)doc->st_ino ||
-		    img->h.doc_size != (uint64_t)doc->st_size ||
-		    img->h.doc_mtime_ns != (int64_t)doc->st_mtim.tv_sec * 1000000000 + doc->st_mtim.tv_nsec)) {
+	if (doc && !image_compiled_from(img, doc)) {
 		*status = IMAGE_STALE;
 		snprintf(why, whylen, "compiled from another version of the document (generation %lld)",
 			 (long long)img->h.generation);
@@ -1058,6 +1056,13 @@ void image_release(struct gw_image *img)
 	if (img->map)
 		munmap((void *)(uintptr_t)img->map, img->size);
 	free(img);
+}
+
+int image_compiled_from(const struct gw_image *img, const struct stat *doc)
+{
+	return img->h.doc_dev == (uint64_t)doc->st_dev && img->h.doc_ino == (uint64_t)doc->st_ino &&
+	       img->h.doc_size == (uint64_t)doc->st_size &&
+	       img->h.doc_mtime_ns == (int64_t)doc->st_mtim.tv_sec * 1000000000 + doc->st_mtim.tv_nsec;
 }
 
 int image_damaged(const struct gw_image *img, const char **why)

@@ -93,6 +93,8 @@ void image_release(struct gw_image *img);
 /* Whether a page failed its checksum since the image was opened (the reason
  * in why, when not NULL). */
 int image_damaged(const struct gw_image *img, const char **why);
+/* Whether the image was compiled from the document whose stat is doc. */
+int image_compiled_from(const struct gw_image *img, const struct stat *doc);
 /* The generation and the number of APIs recorded in the image. */
 int64_t image_generation(const struct gw_image *img);
 size_t image_n_apis(const struct gw_image *img);
