@@ -286,8 +286,18 @@ static void respond_health(struct app *app, struct request *req)
 	json_object_object_add(o, "status", json_object_new_string(status));
 	json_object_object_add(o, "generation", req->gw ? json_object_new_int64(req->gw->generation) : NULL);
 	json_object_object_add(o, "config_age_s", req->gw ? json_object_new_int64(reload_config_age(&app->reload)) : NULL);
-	if (details)
+	if (details) {
+		const struct reload *r = &app->reload;
+		json_object *c = json_object_new_object();
+
 		json_object_object_add(o, "last_sync", last);
+		/* what this process serves from, and what it could not load */
+		json_object_object_add(c, "from", !req->gw ? NULL : json_object_new_string(
+			r->from_image_interim ? "stale image" : r->from_image ? "image" : "document"));
+		json_object_object_add(c, "error", r->error[0] ? json_object_new_string(r->error) : NULL);
+		json_object_object_add(c, "image", r->image_note[0] ? json_object_new_string(r->image_note) : NULL);
+		json_object_object_add(o, "config", c);
+	}
 	respond_json(req, req->gw ? 200 : 503, o);
 	json_object_put(o);
 	json_object_put(st);

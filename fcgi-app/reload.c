@@ -154,6 +154,7 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 		memset(&r->image_bad_doc, 0, sizeof(r->image_bad_doc));
 	fd = open(r->image, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 	if (fd < 0 || fstat(fd, &st) != 0) {
+		snprintf(r->image_note, sizeof(r->image_note), "cannot open it: %s", strerror(errno));
 		log_warn("cannot open '%s': %s; compiling the configuration in memory", r->image,
 			 strerror(errno));
 		goto refused;
@@ -162,6 +163,7 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	 * decides nothing (docs/security.md): unlike the document, not even
 	 * with a warning, since the document is there to fall back on */
 	if (file_trust(r->image, &st, why, sizeof(why)) != FILE_TRUSTED) {
+		snprintf(r->image_note, sizeof(r->image_note), "not trusted: %.400s", why);
 		log_warn("not using '%s': %s; compiling the configuration in memory", r->image, why);
 		goto refused;
 	}
@@ -190,6 +192,9 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 		}
 	}
 	if (!gw) {
+		snprintf(r->image_note, sizeof(r->image_note), "%s: %.400s",
+			 status == IMAGE_STALE ? "stale" : status == IMAGE_DAMAGED ? "damaged" :
+			 "foreign", why);
 		if (status == IMAGE_STALE && doc)
 			log_warn("'%s' is older than its document: run 'hostgate-fcgi --compile %s' "
 				 "(compiling the configuration in memory meanwhile)", r->image, r->path);
@@ -228,6 +233,8 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	if (doc)
 		r->loaded = *doc;
 	memset(&r->image_bad, 0, sizeof(r->image_bad));
+	r->image_note[0] = '\0';
+	r->error[0] = '\0';
 	return 0;
 refused:
 	if (fd >= 0)
@@ -321,6 +328,8 @@ static void job_apply(struct reload *r, struct reload_job *j)
 		       same_image(&j->lst, &r->loaded))))
 		return;
 	if (!gw) {
+		snprintf(r->error, sizeof(r->error), "%s", j->errs.n ? j->errs.msg[0] :
+			 "cannot load the document");
 		log_err("cannot load '%s'%s", r->path,
 			r->gw ? ": keeping the configuration loaded before" : "");
 		log_errors(r->path, &j->errs);
@@ -338,6 +347,7 @@ static void job_apply(struct reload *r, struct reload_job *j)
 		log_warn("'%s' holds %zu APIs and has no image: every process compiles all of "
 			 "it; run 'hostgate-fcgi --compile %s' (docs/scale.md)", r->path,
 			 gw->n_apis, r->path);
+	r->error[0] = '\0';
 	gw_free(r->gw);
 	r->gw = gw;
 	r->loaded = j->st;
@@ -448,6 +458,7 @@ const struct gateway *reload_recover(struct reload *r, int64_t now_ms)
 	const char *why = NULL;
 
 	if (r->from_image && image_damaged(r->gw->image, &why)) {
+		snprintf(r->image_note, sizeof(r->image_note), "damaged: %s", why ? why : "?");
 		log_err("not using '%s' any more: damaged: %s; compiling the configuration in "
 			"memory", r->image, why ? why : "?");
 		r->image_bad = r->image_st;

@@ -70,6 +70,10 @@ struct reload {
 	/* A long-lived process (a FastCGI worker) that already serves a
 	 * configuration loads a changed document in a thread of its own and
 	 * swaps when it is done, between requests: no request waits for it. */
+	/* for the health path's details: the last load's first error ("" when
+	 * the document loaded) and why the image is not used ("" when it is) */
+	char error[512];
+	char image_note[512];
 	int background;
 	struct reload_job *job;	/* the load under way, NULL: none */
 	pthread_t thread;
