@@ -232,7 +232,7 @@ static enum sync_result install(struct agent *a, const struct fetch_response *do
 		goto out;
 	if (staged && rename(stage, image) < 0) {
 		say(image_err, sizeof(image_err), "cannot rename '%s' to '%s': %s", stage,
-			 image, strerror(errno));
+		    image, strerror(errno));
 		staged = 0;
 	}
 	if (atomicfile_commit(&af) < 0) {
