@@ -294,7 +294,7 @@ static enum sync_result ensure_image(struct agent *a)
 		return rc;
 	}
 	if (image_compile_file(a->conf.config_path, &errs, NULL) < 0) {
-		rc = fail(a, "the installed '%s' has no usable image and it cannot be written: "
+		rc = fail(a, "the installed '%s' has no usable image and compiling one failed: "
 			  "%s; every process compiles the document in memory (slower)",
 			  a->conf.config_path, errs.n ? errs.msg[0] : "unknown error");
 		goto out;
