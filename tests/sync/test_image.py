@@ -212,6 +212,34 @@ def test_image_that_cannot_be_written(layout, mgmt, blocker):
     served_from_image(a, 6)
 
 
+def test_new_image_beside_old_document_serves_the_old_document(layout, mgmt):
+    """The image is renamed into place before the document. When the
+    document's rename then fails (here: .prev cannot be replaced), the new
+    image stands beside the old document: the app must find it stale and
+    serve the old document, compiled in memory, never the new image."""
+    a = layout
+    mgmt.serve(gen_doc(5), etag='"g5"')
+    assert a.run()[0] == 0
+    old_doc = a.installed()
+    old_image = (a.conf_dir / "config.json.image").read_bytes()
+    prev = a.conf_dir / "config.json.prev"
+    (prev / "x").parent.mkdir()
+    (prev / "x").write_text("blocks the rename")
+    mgmt.serve(gen_doc(6), etag='"g6"')
+    rc, out = a.run()
+    assert rc == 1 and "cannot install" in out, out
+    assert a.installed() == old_doc
+    assert (a.conf_dir / "config.json.image").read_bytes() != old_image
+    status, got, err = cgi(a)
+    assert status == 200 and got["generation"] == 5, (got, err)
+    assert "older than its document" in err, err
+
+    shutil.rmtree(prev)
+    rc, out = a.run()
+    assert rc == 0, out
+    served_from_image(a, 6)
+
+
 def test_daemon_installs_with_the_image(layout, mgmt):
     a = layout
     mgmt.serve(gen_doc(7), etag='"g7"')
