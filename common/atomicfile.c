@@ -60,6 +60,7 @@ int atomicfile_begin(struct atomicfile *af, const char *path, mode_t mode, unsig
 	af->tmp_path = NULL;
 	af->mode = mode;
 	af->flags = flags;
+	af->prepared = 0;
 	af->step = "create";
 	af->path = strdup(path);
 	if (!af->path)
@@ -97,6 +98,7 @@ int atomicfile_write(struct atomicfile *af, const void *buf, size_t len)
 	const char *p = buf;
 
 	af->step = "write";
+	af->prepared = 0;
 	if (af->fd < 0) {
 		errno = EBADF;
 		return -1;
@@ -169,7 +171,7 @@ out:
 	return rc;
 }
 
-int atomicfile_commit(struct atomicfile *af)
+int atomicfile_prepare(struct atomicfile *af)
 {
 	struct stat dst;
 
@@ -193,6 +195,21 @@ int atomicfile_commit(struct atomicfile *af)
 	af->step = "fsync";
 	if (fsync(af->fd) < 0)
 		return -1;
+	af->prepared = 1;
+	af->step = "";
+	return 0;
+}
+
+int atomicfile_commit(struct atomicfile *af)
+{
+	if (!af->prepared && atomicfile_prepare(af) < 0)
+		return -1;
+	if (af->fd < 0 || !af->tmp_path) {
+		af->step = "commit";
+		errno = EBADF;
+		return -1;
+	}
+	af->step = "close";
 	if (close(af->fd) < 0) {
 		af->fd = -1;
 		return -1;

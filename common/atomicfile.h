@@ -11,10 +11,17 @@
  *                        ATOMICFILE_DIR_GROUP | ATOMICFILE_KEEP_PREV) < 0)
  *           log_err("cannot install '%s': %s: %s", path, af.step, strerror(errno));
  *   atomicfile_write(&af, buf, len);           any number of times
+ *   atomicfile_prepare(&af);                   optional: mode, group, fsync now
  *   atomicfile_commit(&af);                    the target now holds buf
  *   atomicfile_release(&af);                   always; removes an uncommitted temporary
  *
  * or in one call: atomicfile_replace(path, buf, len, mode, flags, &step).
+ *
+ * atomicfile_prepare() is for a caller that needs the new file's final
+ * identity before it is visible: after it, fstat(af.fd) shows the mode, group,
+ * inode, size and mtime the target will have (a rename changes none of them),
+ * which the agent records in the configuration's image before it renames the
+ * document (sync-agent/sync.c).
  *
  * The temporary is "{path}.tmp.XXXXXX" (mode 0600 until committed). With
  * ATOMICFILE_KEEP_PREV the old target is first hard-linked to "{path}.prev"
@@ -28,7 +35,7 @@
  * atomicfile_release(). path is copied.
  *
  * Errors: every function returns 0 or -1 with errno set and af->step naming the
- * step that failed ("create", "write", "fsync", "chmod", "chown", "link",
+ * step that failed ("create", "write", "chmod", "chown", "fsync", "close", "link",
  * "rename", "fsync directory"). After a failure the target is untouched (a
  * failed directory fsync after the rename is the exception: the new content is
  * in place but may not survive a power cut).
@@ -50,15 +57,20 @@ struct atomicfile {
 	mode_t mode;
 	unsigned flags;
 	const char *step;	/* the step that failed, for messages */
+	int prepared;		/* mode, group set and fsynced since the last write */
 };
-#define ATOMICFILE_INIT { -1, -1, NULL, NULL, 0, 0, "" }
+#define ATOMICFILE_INIT { -1, -1, NULL, NULL, 0, 0, "", 0 }
 
 /* Creates the temporary next to path. Returns 0, or -1 (nothing left behind). */
 int atomicfile_begin(struct atomicfile *af, const char *path, mode_t mode, unsigned flags);
 /* Appends len bytes to the temporary (retries short writes). Returns 0 or -1. */
 int atomicfile_write(struct atomicfile *af, const void *buf, size_t len);
-/* Sets mode and group, fsyncs, keeps .prev if asked, renames the temporary over
- * the target, fsyncs the directory. Returns 0, or -1 (call atomicfile_release). */
+/* Sets the temporary's mode and group and fsyncs it; the descriptor stays open
+ * (fstat it for the target's identity). Returns 0 or -1. */
+int atomicfile_prepare(struct atomicfile *af);
+/* Prepares (unless done since the last write), keeps .prev if asked, renames
+ * the temporary over the target, fsyncs the directory. Returns 0, or -1 (call
+ * atomicfile_release). */
 int atomicfile_commit(struct atomicfile *af);
 /* Closes and removes an uncommitted temporary, frees af; af can be begun again. */
 void atomicfile_release(struct atomicfile *af);

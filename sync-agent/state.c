@@ -15,6 +15,7 @@
 #include "common/fileread.h"
 #include "common/log.h"
 #include "policy/gateway.h"
+#include "policy/image.h"
 #include "sync-agent/verify.h"
 
 #define STATE_FILE_MAX (64 * 1024)
@@ -69,6 +70,10 @@ void state_clean(const struct agent *a)
 	char path[STATE_PATH_MAX];
 
 	atomicfile_clean(a->conf.config_path);
+	/* the image's, and the image a killed install staged (sync.c) */
+	if (snprintf(path, sizeof(path), "%s%s", a->conf.config_path, IMAGE_SUFFIX) <
+	    (int)sizeof(path))
+		atomicfile_clean(path);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		if (state_path(a, names[i], path, sizeof(path)) == 0)
 			atomicfile_clean(path);

@@ -34,8 +34,8 @@
 /* Returns the locked descriptor, or -1 ("another agent holds '...'" when
  * another process has it). */
 int state_lock(const struct agent *a, char *err, size_t errlen);
-/* Removes temporaries that a killed agent left next to config_path and the
- * state files. Only with the lock held. */
+/* Removes temporaries that a killed agent left next to config_path, its
+ * image and the state files. Only with the lock held. */
 void state_clean(const struct agent *a);
 /* Reads instance-id into a->instance_id, creating it if absent or
  * malformed. Returns 0 or -1. */

@@ -17,8 +17,8 @@ def test_agent_files_live_beside_the_configuration(make_agent, mgmt):
     a = make_agent(mgmt.url)
     rc, out = a.run()
     assert rc == 0, out
-    for name in ("config.json", "sync-status.json", "sync-state.json", "instance-id",
-                 "sync.lock"):
+    for name in ("config.json", "config.json.image", "sync-status.json", "sync-state.json",
+                 "instance-id", "sync.lock"):
         assert (a.conf_dir / name).is_file(), name
     # the web server's user writes the state directory: nothing the agent or
     # the app trusts may come from there

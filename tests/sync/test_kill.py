@@ -81,3 +81,5 @@ def test_sigkill_never_leaves_a_torn_document(make_agent, mgmt):
     assert a.installed() in served.served
     assert served.served[a.installed()] == served.generation
     assert not list(a.conf_dir.glob("config.json.tmp.*"))
+    assert not list(a.conf_dir.glob("config.json.image.tmp.*"))
+    assert (a.conf_dir / "config.json.image").is_file()

@@ -68,6 +68,33 @@ static void test_replace_creates_with_mode(void **state)
 	assert_int_equal(count_prefixed(f->dir, "config.json.tmp."), 0);
 }
 
+/* prepare shows the target's final identity before it exists, and the
+ * rename keeps it: the agent records it in the image before the rename */
+static void test_prepare_gives_final_identity(void **state)
+{
+	struct fixture *f = *state;
+	struct atomicfile af = ATOMICFILE_INIT;
+	struct stat before, after;
+	mode_t old = umask(077);
+
+	assert_int_equal(atomicfile_begin(&af, f->path, 0640, ATOMICFILE_KEEP_PREV), 0);
+	umask(old);
+	assert_int_equal(atomicfile_write(&af, "one", 3), 0);
+	assert_int_equal(atomicfile_prepare(&af), 0);
+	assert_int_equal(fstat(af.fd, &before), 0);
+	assert_int_equal(before.st_mode & 07777, 0640);
+	assert_int_equal(access(f->path, F_OK), -1);	/* not visible yet */
+	assert_int_equal(atomicfile_commit(&af), 0);
+	atomicfile_release(&af);
+	assert_int_equal(stat(f->path, &after), 0);
+	assert_true(after.st_ino == before.st_ino && after.st_dev == before.st_dev);
+	assert_int_equal(after.st_size, 3);
+	assert_true(after.st_mtim.tv_sec == before.st_mtim.tv_sec &&
+		    after.st_mtim.tv_nsec == before.st_mtim.tv_nsec);
+	assert_int_equal(after.st_mode & 07777, 0640);
+	assert_int_equal(count_prefixed(f->dir, "config.json.tmp."), 0);
+}
+
 static void test_keep_prev(void **state)
 {
 	struct fixture *f = *state;
@@ -208,6 +235,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_replace_creates_with_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_prepare_gives_final_identity, setup,
+						teardown),
 		cmocka_unit_test_setup_teardown(test_keep_prev, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_without_keep_prev_no_prev, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_release_without_commit_leaves_target, setup,
