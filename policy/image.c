@@ -761,12 +761,21 @@ int image_compile_buffer(const char *buf, size_t len, const struct stat *doc,
 	memcpy(out.p, &h, sizeof(h));
 
 	/* never readable by more than the document is; its group, so the web
-	 * server that reads the document reads its image */
-	if (atomicfile_begin(&af, image_path, doc->st_mode & 0640, 0) < 0 ||
-	    (fchown(af.fd, (uid_t)-1, doc->st_gid) < 0 && errno != EPERM) ||
-	    atomicfile_write(&af, out.p, out.len) < 0 || atomicfile_commit(&af) < 0) {
-		cfg_error(errs, "$", "cannot write '%s': %s: %s", image_path,
-			  af.step[0] ? af.step : "chown", strerror(errno));
+	 * server that reads the document by its group reads the image too */
+	if (atomicfile_begin(&af, image_path, doc->st_mode & 0644, 0) < 0) {
+		cfg_error(errs, "$", "cannot write '%s': %s: %s", image_path, af.step,
+			  strerror(errno));
+		goto out;
+	}
+	if (fchown(af.fd, (uid_t)-1, doc->st_gid) < 0 && !(doc->st_mode & S_IROTH)) {
+		cfg_error(errs, "$", "cannot give '%s' the document's group %ld: %s (run this "
+			  "as the document's owner or root)", image_path, (long)doc->st_gid,
+			  strerror(errno));
+		goto out;
+	}
+	if (atomicfile_write(&af, out.p, out.len) < 0 || atomicfile_commit(&af) < 0) {
+		cfg_error(errs, "$", "cannot write '%s': %s: %s", image_path, af.step,
+			  strerror(errno));
 		goto out;
 	}
 	if (stats) {
