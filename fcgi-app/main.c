@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pwd.h>
 #include <signal.h>
@@ -103,6 +104,14 @@ static int check_file(const char *path)
 	gw_free(gw);
 	cfg_errors_release(&errs);
 	return rc;
+}
+
+/* --check and --compile build millions of small objects and free them all
+ * at once: glibc's fast bins then cost a quarter of the run in
+ * malloc_consolidate (perf, 100k APIs). Without them: about 25% faster. */
+static void batch_malloc(void)
+{
+	mallopt(M_MXFAST, 0);
 }
 
 /* Validates like --check, then writes the image beside the document, as the
@@ -656,8 +665,10 @@ int main(int argc, char **argv)
 			printf("hostgate-fcgi %s\n", HOSTGATE_VERSION);
 			return 0;
 		} else if (!strcmp(a, "--check") && i + 1 < argc) {
+			batch_malloc();
 			return check_file(argv[++i]);
 		} else if (!strcmp(a, "--compile") && i + 1 < argc) {
+			batch_malloc();
 			return compile_file(argv[++i]);
 		} else if (!strcmp(a, "--listen") && i + 1 < argc) {
 			listen_addr = argv[++i];
