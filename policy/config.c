@@ -148,11 +148,17 @@ size_t ld_push_key(struct loader *ld, const char *key)
 
 size_t ld_push_index(struct loader *ld, size_t i)
 {
-	size_t mark = ld->plen;
+	size_t mark = ld->plen, k = 31;
 	char b[32];
-	int n = snprintf(b, sizeof(b), "[%zu]", i);
 
-	buf_put(ld->path, sizeof(ld->path), &ld->plen, b, (size_t)n);
+	/* once per array element of every document: no printf */
+	b[k] = ']';
+	do {
+		b[--k] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	b[--k] = '[';
+	buf_put(ld->path, sizeof(ld->path), &ld->plen, b + k, 32 - k);
 	return mark;
 }
 

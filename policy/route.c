@@ -323,15 +323,49 @@ static int host_cmp(const void *a, const void *b)
 	return x->index < y->index ? -1 : x->index > y->index;
 }
 
+/* "apis[i].path" or "apis[i].operations[j].url_template" into buf (room for
+ * 96): built for every API and operation, so without printf. */
+static const char *api_jpath(char *buf, size_t i, const size_t *j)
+{
+	char num[24];
+	size_t n = 0, k;
+
+	memcpy(buf, "apis[", 5);
+	n = 5;
+	k = sizeof(num);
+	do {
+		num[--k] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	memcpy(buf + n, num + k, sizeof(num) - k);
+	n += sizeof(num) - k;
+	if (!j) {
+		memcpy(buf + n, "].path", 7);
+		return buf;
+	}
+	memcpy(buf + n, "].operations[", 13);
+	n += 13;
+	i = *j;
+	k = sizeof(num);
+	do {
+		num[--k] = (char)('0' + i % 10);
+		i /= 10;
+	} while (i);
+	memcpy(buf + n, num + k, sizeof(num) - k);
+	n += sizeof(num) - k;
+	memcpy(buf + n, "].url_template", 15);
+	return buf;
+}
+
 /* Decodes and validates apis[i].path into k. Returns 0, or -1 with an error. */
 static int api_key_make(const struct gw_api *api, size_t i, struct api_key *k,
 			struct cfg_errors *errs)
 {
 	const char *p = api->path ? api->path : "";
 	size_t len = strlen(p), pos = 0, nseg = 0;
-	char jpath[64];
+	char jpath[96];
 
-	snprintf(jpath, sizeof(jpath), "apis[%zu].path", i);
+	api_jpath(jpath, i, NULL);
 	k->index = i;
 	k->len = 0;
 	if (strpbrk(p, "?#")) {
@@ -403,10 +437,10 @@ static int api_insert(struct rt_node *root, const struct gateway *gw, const stru
 	const struct gw_api *api = &gw->apis[k->index];
 	struct rt_node *n = root;
 	size_t pos = 0;
-	char jpath[64];
+	char jpath[96];
 	int rc = 0;
 
-	snprintf(jpath, sizeof(jpath), "apis[%zu].path", k->index);
+	api_jpath(jpath, k->index, NULL);
 	while (pos < k->len) {
 		const char *end = memchr(k->flat + pos, '\0', k->len - pos);
 		size_t slen = end ? (size_t)(end - (k->flat + pos)) : k->len - pos;
@@ -682,7 +716,7 @@ static int op_insert(struct rt_node *root, const struct gw_api *api, size_t ai, 
 	char jpath[96];
 	int rc = -1;
 
-	snprintf(jpath, sizeof(jpath), "apis[%zu].operations[%zu].url_template", ai, oi);
+	api_jpath(jpath, ai, &oi);
 	if (!op->method || !*op->method) {
 		char mpath[96];
 
