@@ -236,6 +236,9 @@ def policy_doc(base, httpbin, nginx, dead_port):
                 {"rewrite-uri": {"template": "/rewritten/{id}/v2?from=${request.query.q}",
                                  "copy-unmatched-params": False}}]),
             op("method", "GET", "/method", inbound=[{"set-method": {"method": "POST"}}]),
+            op("trace", "GET", "/trace", inbound=[{"trace": {
+                "source": "pt-trace", "severity": "information",
+                "message": "token ${request.query.t} from ${request.header.X-Note}"}}]),
             op("status", "GET", "/status", outbound=[{"set-status": {"code": 203,
                                                                      "reason": "Changed"}}]),
             op("basic", "GET", "/basic", inbound=[

@@ -281,6 +281,38 @@ def test_set_method(pgw):
     assert got["method"] == "POST"
 
 
+def gateway_logs(gw):
+    """What the set-up's hostgate processes logged (the web server's error
+    log, and the --listen process's own)."""
+    out = []
+    for name in sorted(os.listdir(gw.log_dir)):
+        p = os.path.join(gw.log_dir, name)
+        if os.path.isfile(p) and "access" not in name:
+            with open(p, "rb") as f:
+                out.append(f.read().decode("utf-8", "replace"))
+    # Apache writes a backslash of a FastCGI process's stderr doubled
+    return "\n".join(out).replace("\\\\", "\\")
+
+
+def test_trace(pgw):
+    """trace writes one line with the request id; a value the client sent
+    cannot start a line of its own (%0a in the query decodes to LF; lighttpd
+    refuses that request itself, so there a tab in a header stands in)."""
+    t = tok()
+    r = pgw.get("/api/pt-pol/trace?t=%s%%0aforged-%s" % (t, t), headers=[("X-Note", "n\\x\tz")])
+    if r.status == 400 and r.header("Content-Type") == "text/html":
+        assert pgw.setup.startswith("lighttpd"), r
+        r = pgw.get("/api/pt-pol/trace?t=%s" % t, headers=[("X-Note", "n\\x\tz")])
+        want = "token %s from n\\x5cx\\x09z" % t
+    else:
+        want = "token %s\\x0aforged-%s from n\\x5cx\\x09z" % (t, t)
+    assert r.status == 200, r
+    line = "trace: request %s api 'pt-pol' inbound: pt-trace: %s" % (r.header("X-Request-Id"), want)
+    wait_until(lambda: line in gateway_logs(pgw), 10, "the trace line in the log")
+    assert not [ln for ln in gateway_logs(pgw).splitlines()
+                if "forged-%s" % t in ln and "trace:" not in ln]
+
+
 def test_set_status(pgw):
     r = pgw.get("/api/pt-pol/status")
     assert r.status == 203, r
