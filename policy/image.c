@@ -933,7 +933,9 @@ static int header_check(struct gw_image *img, size_t size, enum image_status *st
 	}
 	/* sections in order, inside the file, PAGESUMS last and covering the rest */
 	for (int s = 0; s < SEC_N; s++) {
-		if (h->sec[s].off < end || h->sec[s].off > size || h->sec[s].len > size - h->sec[s].off) {
+		/* 8-aligned, as written: the tables are read in place */
+		if (h->sec[s].off < end || h->sec[s].off > size || h->sec[s].off % 8 ||
+		    h->sec[s].len > size - h->sec[s].off) {
 			snprintf(why, whylen, "section %d lies outside the file", s);
 			return -1;
 		}
@@ -1091,6 +1093,10 @@ static const struct img_entry *find_entry(struct gw_image *img, const char *key,
 			return NULL;
 		if (b->hash != hash)
 			continue;
+		if (b->entry % 8) {
+			damaged(img, "a route entry is misaligned (at %llu)", (unsigned long long)b->entry);
+			return NULL;
+		}
 		e = need_in(img, SEC_ROUTES, b->entry, sizeof(*e));
 		if (!e || !(k = need_in(img, SEC_ROUTES, b->entry + sizeof(*e), e->key_len)) ||
 		    !need_in(img, SEC_ROUTES, b->entry, e->size))
@@ -1212,6 +1218,10 @@ const struct gw_subscription *image_find_key(const struct gateway *gw,
 
 		if (!b || *b == 0)
 			return NULL;
+		if (*b % 8) {
+			damaged(img, "a subscription record is misaligned (at %llu)", (unsigned long long)*b);
+			return NULL;
+		}
 		r = need_in(img, SEC_SUBS, *b, sizeof(*r));
 		if (!r)
 			return NULL;
