@@ -1012,6 +1012,36 @@ static void test_damage_flips(void **state)
 	free(doc);
 }
 
+/* More APIs than a process keeps compiled (IMAGE_CACHE_MAX): the cache is
+ * emptied between two route_match calls and the answers do not change. */
+static void test_cache_eviction(void **state)
+{
+	struct fixture *f = *state;
+	size_t len, n = IMAGE_CACHE_MAX + 150;
+	char *doc = doc_generated(n, &len), image_path[256];
+	struct gateway *mem = load_mem(doc, len, 0), *img;
+	struct stat doc_st;
+	struct reqs r = { 0 };
+	struct digests d;
+	struct tally t = { 0 };
+
+	assert_non_null(mem);
+	img = compile_and_open(f, doc, len, image_path, sizeof(image_path), &doc_st);
+	damage_reqs(mem, &r);
+	digests_for(mem, &d);
+	/* forwards, backwards, forwards: every API compiled again after eviction */
+	for (int pass = 0; pass < 3; pass++)
+		for (size_t i = 0; i < r.n; i++)
+			compare_one(mem, img, &r.v[pass == 1 ? r.n - 1 - i : i], &d, 1, &t);
+	assert_true(t.matched >= 3 * n);
+	assert_false(image_damaged(img->image, NULL));
+	free(d.v);
+	reqs_release(&r);
+	gw_free(img);
+	gw_free(mem);
+	free(doc);
+}
+
 /* ---- refused files and staleness ---------------------------------------------- */
 
 static void expect_refused(const char *path, const void *buf, size_t len, int foreign_only,
@@ -1190,6 +1220,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_equivalent_built, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_equivalent_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_flips, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale, setup, teardown),
 	};
