@@ -1175,13 +1175,19 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	if (img->apis[index])
 		return img->apis[index];
 	d = need_in(img, SEC_APIDIR, index * sizeof(*d), sizeof(*d));
-	if (!d || !(doc = need_doc(img, d->off, d->len)))
+	if (!d)
 		return NULL;
+	/* before need_doc, and without a sum that can wrap: a length of
+	 * 2^64 - 1 would make need_doc's len + 1 zero */
 	if (d->off < img->h.sec[SEC_BLOCKS].off ||
-	    d->off + d->len >= img->h.sec[SEC_BLOCKS].off + img->h.sec[SEC_BLOCKS].len) {
+	    d->off - img->h.sec[SEC_BLOCKS].off >= img->h.sec[SEC_BLOCKS].len ||
+	    d->len >= img->h.sec[SEC_BLOCKS].len - (d->off - img->h.sec[SEC_BLOCKS].off)) {
 		damaged(img, "API %llu's block lies outside its section", (unsigned long long)index);
 		return NULL;
 	}
+	doc = need_doc(img, d->off, d->len);
+	if (!doc)
+		return NULL;
 	/* one request at a time: none of the cached gateways is in use now */
 	if (img->n_cached >= IMAGE_CACHE_MAX)
 		cache_clear(img);
