@@ -1042,6 +1042,153 @@ static void test_cache_eviction(void **state)
 	free(doc);
 }
 
+/* ---- forged images: damage that the checksums do not see ----------------------
+ *
+ * An image whose checksums were made right after a change (a writer with a
+ * bug; trust keeps out anyone else) must still never be read outside the
+ * file or a section: the reader checks every offset it follows. */
+
+#define SEC_ROUTES 1
+#define SEC_APIDIR 3
+#define SEC_SUBS 4
+
+/* Makes the page sums, their table's sum and the header's sum right. */
+static void repair(unsigned char *b, size_t size)
+{
+	struct hdr h;
+
+	memcpy(&h, b, sizeof(h));
+	for (uint64_t pg = 1; pg <= h.n_pages; pg++) {
+		uint64_t sum = checksum(b + pg * PAGE, PAGE);
+
+		memcpy(b + h.sec[SEC_PAGESUMS].off + (pg - 1) * 8, &sum, 8);
+	}
+	h.pagesums_sum = checksum(b + h.sec[SEC_PAGESUMS].off, h.sec[SEC_PAGESUMS].len);
+	h.header_sum = checksum((const unsigned char *)&h, offsetof(struct hdr, header_sum));
+	memcpy(b, &h, sizeof(h));
+	assert_true(h.file_size == size);
+}
+
+static void put64(unsigned char *b, uint64_t off, uint64_t v)
+{
+	memcpy(b + off, &v, 8);
+}
+
+static uint64_t get64(const unsigned char *b, uint64_t off)
+{
+	uint64_t v;
+
+	memcpy(&v, b + off, 8);
+	return v;
+}
+
+enum forgery {
+	FORGE_BLOCK_LEN_MAX,	/* API 0's block length 2^64 - 1 */
+	FORGE_BLOCK_LEN_LONG,	/* API 0's block runs past its section */
+	FORGE_BLOCK_IN_PAGE0,	/* API 0's block in the header page */
+	FORGE_ENTRIES_ODD,	/* every route entry offset odd */
+	FORGE_ENTRIES_FAR,	/* every route entry offset past its section */
+	FORGE_SUBS_ODD,		/* every subscription record offset odd */
+	FORGE_SUBS_FAR,		/* every subscription record offset past its section */
+	FORGE_N_APIS,		/* more APIs than the directory holds */
+	FORGE_N,
+};
+
+static void forge(unsigned char *b, const struct hdr *h, enum forgery what)
+{
+	const struct hdr_section *dir = &h->sec[SEC_APIDIR], *rt = &h->sec[SEC_ROUTES],
+				 *subs = &h->sec[SEC_SUBS];
+	struct hdr nh;
+
+	switch (what) {
+	case FORGE_BLOCK_LEN_MAX:
+		put64(b, dir->off + 8, UINT64_MAX);
+		break;
+	case FORGE_BLOCK_LEN_LONG:
+		put64(b, dir->off + 8, h->sec[2].len + 4096);
+		break;
+	case FORGE_BLOCK_IN_PAGE0:
+		put64(b, dir->off, 16);
+		break;
+	case FORGE_ENTRIES_ODD:
+	case FORGE_ENTRIES_FAR:
+		for (uint64_t i = 0; i < h->route_buckets; i++) {
+			uint64_t at = rt->off + i * 16 + 8;
+
+			if (get64(b, at))
+				put64(b, at, what == FORGE_ENTRIES_ODD ? get64(b, at) + 1 :
+				      rt->len + 8 * i);
+		}
+		break;
+	case FORGE_SUBS_ODD:
+	case FORGE_SUBS_FAR:
+		for (uint64_t i = 0; i < h->sub_buckets; i++) {
+			uint64_t at = subs->off + i * 8;
+
+			if (get64(b, at))
+				put64(b, at, what == FORGE_SUBS_ODD ? get64(b, at) + 4 :
+				      subs->len - 8);
+		}
+		break;
+	case FORGE_N_APIS:
+		memcpy(&nh, b, sizeof(nh));
+		nh.n_apis = dir->len / 16 + 1;
+		memcpy(b, &nh, sizeof(nh));
+		break;
+	case FORGE_N:
+		break;
+	}
+}
+
+static void test_forged(void **state)
+{
+	struct fixture *f = *state;
+	size_t len, size;
+	char *doc = doc_generated(40, &len), image_path[256], copy[256];
+	struct gateway *mem = load_mem(doc, len, 0), *img;
+	struct stat doc_st;
+	struct reqs r = { 0 };
+	struct answer *want;
+	struct digests d;
+	struct flips fl = { 0 };
+	unsigned char *bytes, *b;
+	struct hdr h;
+
+	assert_non_null(mem);
+	img = compile_and_open(f, doc, len, image_path, sizeof(image_path), &doc_st);
+	gw_free(img);
+	damage_reqs(mem, &r);
+	digests_for(mem, &d);
+	want = calloc(r.n, sizeof(*want));
+	assert_non_null(want);
+	for (size_t i = 0; i < r.n; i++) {
+		struct route_match m;
+
+		answer_of(mem, &r.v[i], &want[i], &m);
+	}
+	bytes = read_file(image_path, &size);
+	assert_non_null(bytes);
+	memcpy(&h, bytes, sizeof(h));
+	b = malloc(size);
+	assert_non_null(b);
+	snprintf(copy, sizeof(copy), "%s/forged.image", f->dir);
+	for (int what = 0; what < FORGE_N; what++) {
+		memcpy(b, bytes, size);
+		forge(b, &h, (enum forgery)what);
+		repair(b, size);
+		write_file(copy, b, size);
+		if (!check_damaged_copy(copy, NULL, mem, &r, want, &d, &fl))
+			fail_msg("forgery %d went unnoticed", what);
+	}
+	free(b);
+	free(bytes);
+	free(want);
+	free(d.v);
+	reqs_release(&r);
+	gw_free(mem);
+	free(doc);
+}
+
 /* ---- refused files and staleness ---------------------------------------------- */
 
 static void expect_refused(const char *path, const void *buf, size_t len, int foreign_only,
@@ -1221,6 +1368,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_equivalent_repository, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_damage_flips, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cache_eviction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale, setup, teardown),
 	};
