@@ -38,6 +38,7 @@
 #include "policy/gateway.h"
 #include "policy/image.h"
 #include "policy/policies.h"
+#include "policy/polmod.h"
 #include "policy/products.h"
 #include "policy/route.h"
 
@@ -404,6 +405,25 @@ static void reqs_for(const struct gateway *gw, struct reqs *r)
 
 /* ---- comparing the two gateways -------------------------------------------- */
 
+static void backend_equal(const struct gw_backend *x, const struct gw_backend *y)
+{
+	assert_string_equal(x->id, y->id);
+	assert_string_equal(x->url, y->url);
+	assert_int_equal(x->timeout_ms, y->timeout_ms);
+	assert_int_equal(x->n_pool, y->n_pool);
+	for (size_t i = 0; i < x->n_pool; i++)
+		assert_string_equal(x->pool[i].url, y->pool[i].url);
+	assert_true((x->basic_password == NULL) == (y->basic_password == NULL));
+	if (x->basic_password)
+		assert_string_equal(x->basic_password, y->basic_password);
+	assert_int_equal(x->n_cred_headers, y->n_cred_headers);
+	for (size_t i = 0; i < x->n_cred_headers; i++)
+		assert_string_equal(x->cred_headers[i].value, y->cred_headers[i].value);
+	assert_int_equal(x->n_cred_query, y->n_cred_query);
+	for (size_t i = 0; i < x->n_cred_query; i++)
+		assert_string_equal(x->cred_query[i].value, y->cred_query[i].value);
+}
+
 static void plan_equal(const struct pol_plan *a, const struct pol_plan *b, const char *what)
 {
 	assert_non_null(a);
@@ -416,6 +436,15 @@ static void plan_equal(const struct pol_plan *a, const struct pol_plan *b, const
 			const struct pol_policy *x = a->s[s].v[i], *y = b->s[s].v[i];
 
 			assert_string_equal(pol_policy_name(x), pol_policy_name(y));
+			/* set-backend-service's target, by id or by URL */
+			if (x->kind == POL_MODULE && x->mod->backend) {
+				const struct gw_backend *bx = x->mod->backend(x->conf);
+				const struct gw_backend *by = y->mod->backend(y->conf);
+
+				assert_true((bx == NULL) == (by == NULL));
+				if (bx)
+					backend_equal(bx, by);
+			}
 			if (x->counter_prefix || y->counter_prefix) {
 				assert_non_null(x->counter_prefix);
 				assert_non_null(y->counter_prefix);
@@ -534,6 +563,13 @@ static void compare_one(const struct gateway *mem, const struct gateway *img, co
 	}
 	if (sa != ROUTE_OK || !with_plans)
 		return;
+	/* what the forwarder reads from the API */
+	assert_int_equal(a.api->subscription_required, b.api->subscription_required);
+	assert_string_equal(a.api->subscription_key_header, b.api->subscription_key_header);
+	assert_string_equal(a.api->subscription_key_query, b.api->subscription_key_query);
+	assert_true((a.api->backend == NULL) == (b.api->backend == NULL));
+	if (a.api->backend)
+		backend_equal(a.api->backend, b.api->backend);
 	/* the products of the API, in order, and every plan of this operation */
 	assert_int_equal(a.api->n_products, b.api->n_products);
 	for (size_t k = 0; k < a.api->n_products; k++)
