@@ -16,7 +16,13 @@
  *    refused at open or give the undamaged answers or ROUTE_UNAVAILABLE,
  *    never another API; a flip in a page the reader checks is always
  *    noticed; truncated, empty, zero-filled, other-format and other-build
- *    files are refused; a stale image is IMAGE_STALE unless doc is NULL.
+ *    files are refused; a stale image is IMAGE_STALE unless doc is NULL;
+ *    images whose checksums were made right after a change (forged) are
+ *    still refused where an offset leaves its section or is misaligned;
+ *  - more APIs than IMAGE_CACHE_MAX: eviction changes no answer;
+ *  - compiling: a document that does not load gives gw_load_buffer's errors
+ *    and leaves the old image; the image is never readable by more than
+ *    its document.
  *
  * Every request path is copied into a heap buffer of its exact length, so
  * ASan catches a read past it. The header layout is mirrored here (struct
@@ -1401,6 +1407,90 @@ static void test_stale(void **state)
 	free(doc);
 }
 
+/* A document that does not load does not compile either, with the same
+ * errors, and the image already there stays as it was. */
+static void test_compile_refuses(void **state)
+{
+	struct fixture *f = *state;
+	char *good = dq(doc_plain), image_path[256];
+	struct stat doc_st;
+	struct gateway *img;
+	unsigned char *before, *after;
+	size_t before_len, after_len, refused = 0;
+	DIR *d;
+	struct dirent *e;
+
+	img = compile_and_open(f, good, strlen(good), image_path, sizeof(image_path), &doc_st);
+	gw_free(img);
+	before = read_file(image_path, &before_len);
+	assert_non_null(before);
+	d = opendir("tests/fuzz/corpus/config");
+	assert_non_null(d);
+	while ((e = readdir(d)) != NULL) {
+		struct cfg_errors le = CFG_ERRORS_INIT, ce = CFG_ERRORS_INIT;
+		char path[512];
+		unsigned char *buf;
+		size_t len;
+		struct gateway *gw;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "tests/fuzz/corpus/config/%s", e->d_name);
+		buf = read_file(path, &len);
+		assert_non_null(buf);
+		gw = gw_load_buffer((const char *)buf, len, &le);
+		if (gw) {
+			gw_free(gw);
+		} else {
+			assert_int_equal(image_compile_buffer((const char *)buf, len, &doc_st,
+							      image_path, &ce, NULL), -1);
+			assert_int_equal(le.n, ce.n);
+			for (size_t i = 0; i < le.n; i++)
+				assert_string_equal(le.msg[i], ce.msg[i]);
+			refused++;
+		}
+		cfg_errors_release(&le);
+		cfg_errors_release(&ce);
+		free(buf);
+	}
+	closedir(d);
+	assert_true(refused >= 5);
+	after = read_file(image_path, &after_len);
+	assert_non_null(after);
+	assert_int_equal(before_len, after_len);
+	assert_memory_equal(before, after, before_len);
+	free(before);
+	free(after);
+	free(good);
+}
+
+/* The image is never readable by more than its document is. */
+static void test_compile_mode(void **state)
+{
+	struct fixture *f = *state;
+	static const mode_t modes[] = { 0600, 0640, 0644, 0400 };
+	char *doc = dq(doc_plain), image_path[256];
+
+	snprintf(image_path, sizeof(image_path), "%s%s", f->path, IMAGE_SUFFIX);
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct cfg_errors errs = CFG_ERRORS_INIT;
+		struct stat doc_st, st;
+
+		unlink(f->path);
+		write_file(f->path, doc, strlen(doc));
+		assert_int_equal(chmod(f->path, modes[i]), 0);
+		assert_int_equal(stat(f->path, &doc_st), 0);
+		assert_int_equal(image_compile_buffer(doc, strlen(doc), &doc_st, image_path, &errs,
+						      NULL), 0);
+		cfg_errors_release(&errs);
+		assert_int_equal(stat(image_path, &st), 0);
+		assert_int_equal(st.st_mode & 07777 & ~modes[i], 0);
+		assert_int_equal(st.st_mode & 0007, 0);
+		assert_int_equal(st.st_gid, doc_st.st_gid);
+	}
+	free(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1411,6 +1501,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_forged, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_stale, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compile_refuses, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compile_mode, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
