@@ -98,7 +98,7 @@ $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuz
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
 FUZZ_CC     ?= clang
-FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -g -O1 -I. $(PKG_CFLAGS) \
+FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' -g -O1 -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(POLICY_SRC)
 	@mkdir -p $(dir $@)

@@ -942,7 +942,9 @@ static int header_check(struct gw_image *img, size_t size, enum image_status *st
 	}
 	/* sections in order, inside the file, PAGESUMS last and covering the rest */
 	for (int s = 0; s < SEC_N; s++) {
-		if (h->sec[s].off < end || h->sec[s].off > size || h->sec[s].len > size - h->sec[s].off) {
+		/* 8-aligned, as written: the tables are read in place */
+		if (h->sec[s].off < end || h->sec[s].off > size || h->sec[s].off % 8 ||
+		    h->sec[s].len > size - h->sec[s].off) {
 			snprintf(why, whylen, "section %d lies outside the file", s);
 			return -1;
 		}
@@ -1105,6 +1107,10 @@ static const struct img_entry *find_entry(struct gw_image *img, const char *key,
 			return NULL;
 		if (b->hash != hash)
 			continue;
+		if (b->entry % 8) {
+			damaged(img, "a route entry is misaligned (at %llu)", (unsigned long long)b->entry);
+			return NULL;
+		}
 		e = need_in(img, SEC_ROUTES, b->entry, sizeof(*e));
 		if (!e || !(k = need_in(img, SEC_ROUTES, b->entry + sizeof(*e), e->key_len)) ||
 		    !need_in(img, SEC_ROUTES, b->entry, e->size))
@@ -1183,13 +1189,19 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	if (img->apis[index])
 		return img->apis[index];
 	d = need_in(img, SEC_APIDIR, index * sizeof(*d), sizeof(*d));
-	if (!d || !(doc = need_doc(img, d->off, d->len)))
+	if (!d)
 		return NULL;
+	/* before need_doc, and without a sum that can wrap: a length of
+	 * 2^64 - 1 would make need_doc's len + 1 zero */
 	if (d->off < img->h.sec[SEC_BLOCKS].off ||
-	    d->off + d->len >= img->h.sec[SEC_BLOCKS].off + img->h.sec[SEC_BLOCKS].len) {
+	    d->off - img->h.sec[SEC_BLOCKS].off >= img->h.sec[SEC_BLOCKS].len ||
+	    d->len >= img->h.sec[SEC_BLOCKS].len - (d->off - img->h.sec[SEC_BLOCKS].off)) {
 		damaged(img, "API %llu's block lies outside its section", (unsigned long long)index);
 		return NULL;
 	}
+	doc = need_doc(img, d->off, d->len);
+	if (!doc)
+		return NULL;
 	/* one request at a time: none of the cached gateways is in use now */
 	if (img->n_cached >= IMAGE_CACHE_MAX)
 		cache_clear(img);
@@ -1226,6 +1238,10 @@ const struct gw_subscription *image_find_key(const struct gateway *gw,
 
 		if (!b || *b == 0)
 			return NULL;
+		if (*b % 8) {
+			damaged(img, "a subscription record is misaligned (at %llu)", (unsigned long long)*b);
+			return NULL;
+		}
 		r = need_in(img, SEC_SUBS, *b, sizeof(*r));
 		if (!r)
 			return NULL;
