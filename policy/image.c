@@ -1076,6 +1076,11 @@ int image_compiled_from(const struct gw_image *img, const struct stat *doc)
 	       img->h.doc_mtime_ns == (int64_t)doc->st_mtim.tv_sec * 1000000000 + doc->st_mtim.tv_nsec;
 }
 
+void image_set_damaged(struct gw_image *img, const char *why)
+{
+	damaged(img, "%s", why);
+}
+
 int image_damaged(const struct gw_image *img, const char **why)
 {
 	if (why)

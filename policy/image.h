@@ -90,6 +90,9 @@ struct gateway *image_open(int fd, const struct stat *st, const struct stat *doc
 /* Unmaps the image and frees every gateway compiled from it. NULL is fine. */
 void image_release(struct gw_image *img);
 
+/* Marks the image damaged (a reader found something the checksums could
+ * not: a block that answers for another API). */
+void image_set_damaged(struct gw_image *img, const char *why);
 /* Whether a page failed its checksum since the image was opened (the reason
  * in why, when not NULL). */
 int image_damaged(const struct gw_image *img, const char **why);

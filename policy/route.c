@@ -938,6 +938,7 @@ static enum route_status image_match(const struct gateway *gw, const char *path,
 	size_t ends[ROUTE_MAX_SEGMENTS + 1], klen = 0, used;
 	const struct gateway *api_gw;
 	char *key = malloc(len + 1);
+	enum route_status st;
 	long idx;
 
 	if (!key)
@@ -964,8 +965,15 @@ static enum route_status image_match(const struct gateway *gw, const char *path,
 		return ROUTE_NO_API;
 	if (idx < 0 || !(api_gw = image_api(gw->image, (size_t)idx)))
 		return ROUTE_UNAVAILABLE;
-	/* the API's gateway holds that API alone: the trie finds it again */
-	return route_match(api_gw, path, len, host, method, m);
+	/* the API's gateway holds that API alone: the trie finds it again, at
+	 * the same depth, or the block is another API's (a forged directory) */
+	st = route_match(api_gw, path, len, host, method, m);
+	if ((st == ROUTE_OK || st == ROUTE_NO_OPERATION) &&
+	    m->rest == (used ? segs[used - 1].raw + segs[used - 1].len : path))
+		return st;
+	image_set_damaged(gw->image, "an API's block answers for another path");
+	memset(m, 0, sizeof(*m));
+	return ROUTE_UNAVAILABLE;
 }
 
 enum route_status route_match(const struct gateway *gw, const char *path, size_t len,
