@@ -230,11 +230,11 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	r->from_image = 1;
 	r->from_image_interim = 0;
 	r->image_st = st;
-	if (doc)
-		r->loaded = *doc;
+	r->loaded = doc ? *doc : st;	/* the image's age stands in for the document's */
 	memset(&r->image_bad, 0, sizeof(r->image_bad));
 	r->image_note[0] = '\0';
-	r->error[0] = '\0';
+	if (doc)
+		r->error[0] = '\0';	/* else it stands in for a document that failed */
 	return 0;
 refused:
 	if (fd >= 0)
@@ -251,8 +251,10 @@ static void fall_back(struct reload *r)
 	struct stat st;
 	int present;
 
-	if (!r->gw && try_image(r, NULL, &present) == 0)
-		return;
+	/* the newer of the two last good ones: a stale image, then .prev when
+	 * it holds a newer generation (loaded below only if so) */
+	if (!r->gw)
+		try_image(r, NULL, &present);
 	if (!r->prev[0] || lstat(r->prev, &st) != 0 ||
 	    (r->gw && same_file(&st, &r->loaded)))
 		return;

@@ -12,6 +12,7 @@ import os
 
 import pytest
 
+from harness import wait_until
 from servers import www_ids
 
 HEALTH = "/status-0123456789abcdef"
@@ -107,3 +108,35 @@ def test_no_config_answer_holds_no_sync_details(gw, make_gateway):
     assert "last_sync" not in doc, doc
     for s in SECRETS:
         assert s not in r.text(), (s, r)
+
+
+def test_allowed_client_sees_where_the_configuration_comes_from(gw, base):
+    """The details say what this process serves from — the image, or the
+    document compiled in memory and why not the image — and the first error
+    of a document that did not load (issue 9: a document that fails to
+    compile keeps the old configuration, with the reason on the health
+    path's detail). Each health answer comes from one process, so every
+    check polls until the process that answers has looked."""
+    allowed = with_gateway(base, metrics={"path": "/prom", "allow": ["127.0.0.1/32", "::1"]})
+    gen = gw.apply(allowed)
+    try:
+        if gw.config.compiler:
+            assert health(gw)[1]["config"] == {"from": "image", "error": None, "image": None}
+        # the next generation without its image: served from the document
+        gw.config.generation += 1
+        doc = dict(allowed, generation=gw.config.generation)
+        gw.config.write_bytes(json.dumps(doc).encode(), image=False)
+        gw.wait_generation(gw.config.generation)
+        cfg = health(gw)[1]["config"]
+        assert cfg["from"] == "document" and cfg["error"] is None, cfg
+        if gw.config.compiler:
+            assert (cfg["image"] or "").startswith("stale: "), cfg
+        # then a document that does not validate: the last good one serves
+        gw.config.write_bytes(json.dumps(dict(doc, generation=gen + 9, apis=[
+            {"id": "x", "path": "x", "backend": "nope"}])).encode(), image=False)
+        wait_until(lambda: (health(gw)[1]["config"]["error"] or "").startswith(
+            "apis[0].backend: 'nope' is not a backend"), 10, "the load error in the details")
+        r, d = health(gw)
+        assert r.status == 200 and d["generation"] == gw.config.generation, d
+    finally:
+        gw.apply(base)
