@@ -396,3 +396,177 @@ def test_untrusted_image_is_never_used(igw, base, nginx, kind):
         os.chown(igw.conf_dir, st.st_uid, st.st_gid)
         os.chmod(igw.conf_dir, st.st_mode & 0o7777)
         igw.apply(base)
+
+
+# ---- 3. 1,000 generations installed under load --------------------------------
+
+SWAP_CHANGES = 1000
+SWAP_SETUPS = ("lighttpd-socket", "apache-proxy-fcgi", "lighttpd-binpath")
+WRK_SCRIPT = """
+-- two routes every generation has, in turn; wrk's totals on one line
+local n = 0
+request = function()
+    n = n + 1
+    if n %% 2 == 0 then
+        return wrk.format("GET", "%(mount)s/stable/s" .. n)
+    end
+    return wrk.format("GET", "%(mount)s/keep/items/" .. n)
+end
+done = function(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format(
+        "WRK requests=%%d duration_us=%%d non2xx=%%d connect=%%d read=%%d write=%%d timeout=%%d\\n",
+        summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout))
+end
+"""
+
+
+def swap_doc(nginx, shape):
+    """A small document of one of two shapes: the routes 'stable' and 'keep'
+    in both (with other operations and policies), 'left' or 'right' in one."""
+    keep_ops = [{"id": "item", "method": "GET", "url_template": "/items/{id}"}]
+    if shape:
+        keep_ops.append({"id": "list", "method": "GET", "url_template": "/items"})
+    doc = {
+        "format": 1,
+        "backends": {"echo": {"url": nginx.url("/echo/swap")}},
+        "apis": [api("stable", "echo"), api("keep", "echo", operations=keep_ops),
+                 api("right" if shape else "left", "echo")],
+    }
+    if shape:
+        doc["apis"][0]["policies"] = {"inbound": [
+            {"base": {}},
+            {"set-header": {"name": "X-Shape", "exists-action": "override", "value": "1"}}]}
+    return doc
+
+
+def test_a_thousand_images_swapped_under_load(igw, base, nginx, workroot):
+    """wrk runs against two routes every generation has while 1,000
+    generations are installed, each with its image, alternating two shapes:
+    not one request fails, and the last generation is served at the end."""
+    if igw.setup not in SWAP_SETUPS:
+        pytest.skip("swap under load: the FastCGI set-ups that take load "
+                    "(mod_fcgid sleeps a second when no process is idle; CGI has no swap)")
+    script = os.path.join(tempfile.mkdtemp(prefix="wrk-", dir=workroot), "swap.lua")
+    with open(script, "w") as f:
+        f.write(WRK_SCRIPT % {"mount": igw.mount})
+    first = igw.apply(swap_doc(nginx, 0), timeout=20)
+    out_path = script + ".out"
+    try:
+        upstream_log = os.path.getsize(nginx.access_log)
+        with open(out_path, "wb") as out:
+            wrk = subprocess.Popen(["wrk", "-t1", "-c4", "-d600s", "--timeout", "10s", "-s", script,
+                                    "http://127.0.0.1:%d/" % igw.port],
+                                   stdout=out, stderr=subprocess.STDOUT)
+        try:
+            t0 = time.monotonic()
+            # the load is running before anything changes (wrk's own output
+            # is buffered until it ends: the upstream's log tells)
+            wait_until(lambda: wrk.poll() is None and
+                       os.path.getsize(nginx.access_log) > upstream_log + 20000, 10,
+                       "wrk's requests to reach the upstream")
+            for i in range(1, SWAP_CHANGES + 1):
+                last = igw.config.write(swap_doc(nginx, i % 2))
+                assert os.path.exists(igw.config.image)
+                if wrk.poll() is not None:
+                    break
+            installing = time.monotonic() - t0
+        finally:
+            if wrk.poll() is None:
+                wrk.send_signal(signal.SIGINT)     # wrk reports its totals and exits
+            wrk.wait(30)
+        with open(out_path) as f:
+            report = f.read()
+        m = re.search(r"^WRK requests=(\d+) duration_us=(\d+) non2xx=(\d+) connect=(\d+) "
+                      r"read=(\d+) write=(\d+) timeout=(\d+)$", report, re.M)
+        assert m, "no totals from wrk:\n" + report
+        requests, duration_us, non2xx, connect, read, write, timeout = map(int, m.groups())
+        print("%s: %d generations (%d..%d) installed in %.1fs under load: wrk made %d requests "
+              "in %.1fs (%.0f/s)" % (igw.setup, last - first, first + 1, last, installing,
+                                    requests, duration_us / 1e6,
+                                    requests / max(duration_us / 1e6, 1e-6)))
+        assert last - first == SWAP_CHANGES, "wrk stopped early:\n" + report
+        assert requests > 0, report
+        assert "Non-2xx or 3xx responses" not in report and non2xx == 0, report
+        assert (connect, read, write, timeout) == (0, 0, 0, 0), report
+        assert "Socket errors" not in report, report
+        # the last generation, its shape's own route and not the other's
+        igw.wait_generation(last, timeout=20)
+        mine, other = ("right", "left") if SWAP_CHANGES % 2 else ("left", "right")
+        assert burst(igw, "%s/%s/z" % (igw.mount, mine)) == {"/echo/swap/z"}
+        assert burst(igw, "%s/%s/z" % (igw.mount, other)) == {404}
+    finally:
+        igw.apply(base)
+
+
+# ---- 4. a big document's next generation: mapped, never compiled --------------
+
+BIG_APIS = 10000
+WORKER_PRIVATE_LIMIT_KIB = 48 * 1024       # issue 9's target for 10k APIs
+BIG_PROBES = ("svc00000", "svc04242", "svc09999", "svc05000")
+
+
+def big_document(nginx, generation, workroot):
+    """bench/gen-doc's 10k-API document (the shape issue 9 measured), its one
+    backend nginx's echo."""
+    with tempfile.TemporaryDirectory(dir=workroot) as d:
+        path = os.path.join(d, "big.json")
+        subprocess.run([os.path.join(REPO, "bench", "gen-doc"), "--apis", str(BIG_APIS),
+                        "--generation", str(generation), "--backend", nginx.url("/echo/big"),
+                        "-o", path], check=True, timeout=120)
+        with open(path, "rb") as f:
+            return f.read()
+
+
+def private_kib(pid):
+    """Private_Clean + Private_Dirty (+ Private_Hugetlb) of pid, in KiB."""
+    total = 0
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:", "Private_Hugetlb:")):
+                total += int(line.split()[1])
+    return total
+
+
+def test_big_document_next_generation_is_mapped_not_compiled(igw, base, nginx, workroot, binary):
+    """10k APIs, installed with their image, workers warm; then the next
+    generation with its image: every worker serves it having mapped the image
+    — no worker compiled the document in memory (which is what stalled the
+    first request after a change: a second for 10k APIs) — and after serving
+    a few APIs each worker's private memory is under 48 MiB (compiled in
+    memory it was 874 MiB)."""
+    if igw.setup != "lighttpd-socket":
+        pytest.skip("one FastCGI set-up: the worker's side is the same under every server")
+    gen = igw.config.generation + 1
+    try:
+        install(igw, big_document(nginx, gen, workroot), gen)
+        igw.wait_generation(gen, timeout=60)
+        for name in BIG_PROBES:
+            assert burst(igw, "/api/%s/items/1" % name) == {"/echo/big/items/1"}
+
+        logs = LogWatch(igw)
+        gen += 1
+        install(igw, big_document(nginx, gen, workroot), gen)
+        igw.wait_generation(gen, timeout=60)
+        for name in BIG_PROBES:
+            assert burst(igw, "/api/%s/items/2" % name) == {"/echo/big/items/2"}
+        text = logs.text()
+        mapped = "mapped '%s' generation %d" % (igw.config.image, gen)
+        assert mapped in text, text[-3000:]
+        assert IN_MEMORY not in text, text[-3000:]
+        assert "loaded '%s'" % igw.config.path not in text, text[-3000:]
+
+        workers = [p for p in igw.hostgate_pids() if p != igw.listener.pid]
+        assert len(workers) >= 2, workers
+        # every worker said it mapped this generation (one line per process)
+        pids_mapped = set(int(p) for p in re.findall(r"hostgate-fcgi\[(\d+)\]: info: " +
+                                                     re.escape(mapped), text))
+        assert set(workers) <= pids_mapped, (workers, pids_mapped)
+        kib = {pid: private_kib(pid) for pid in workers}
+        print("%s: private memory of the workers holding %d APIs (KiB): %r" % (
+            igw.setup, BIG_APIS, kib))
+        if not sanitized_build(binary):
+            over = {pid: k for pid, k in kib.items() if k >= WORKER_PRIVATE_LIMIT_KIB}
+            assert not over, "workers over %d KiB private: %r" % (WORKER_PRIVATE_LIMIT_KIB, over)
+    finally:
+        igw.apply(base)
