@@ -579,3 +579,33 @@ def test_big_document_next_generation_is_mapped_not_compiled(igw, base, nginx, w
         assert set(workers) <= pids_mapped, (workers, pids_mapped, text[-3000:])
     finally:
         igw.apply(base)
+
+
+# ---- found on the way: an image changed in place while it is mapped ------------
+
+def test_image_truncated_in_place_while_mapped(igw, base, nginx, known_bug):
+    """The image is only ever replaced by a rename (--compile, the agent). An
+    admin's `cp other.image config.json.image` or `: > config.json.image`
+    truncates it in place instead — the same inode, which every worker has
+    mapped: a worker that reads a page past the new end before its next
+    re-check (within a second) dies of SIGBUS and its request fails, where a
+    damaged image should mean an answer from the document."""
+    if igw.setup != "lighttpd-socket":
+        pytest.skip("the worker's mapping is the same under every FastCGI server")
+    known_bug(igw, ["lighttpd-socket"], "a worker dies of SIGBUS when its mapped image is "
+              "truncated in place (policy/image.c maps MAP_SHARED and trusts checked pages)",
+              strict=False)
+    gen = igw.config.generation + 1
+    try:
+        install(igw, encode(with_probe(base, nginx, "probe", "inplace", filler=60), gen), gen)
+        igw.wait_generation(gen, timeout=20)
+        # every worker has just looked at the files: none re-checks for a second
+        assert burst(igw, "/api/probe/w") == {"/echo/inplace/w"}
+        os.truncate(igw.config.image, PAGE)
+        until = time.monotonic() + RELOAD_INTERVAL_S + 0.5
+        seen = set()
+        while time.monotonic() < until:
+            seen |= burst(igw, "/api/probe/x")
+        assert seen == {"/echo/inplace/x"}, seen
+    finally:
+        igw.apply(base)
