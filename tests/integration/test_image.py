@@ -304,7 +304,7 @@ def garbage(tmp, image):
 
 
 def truncated(tmp, image):
-    """The image cut short at a page boundary, as a full disk leaves it."""
+    """The image cut short at a page boundary (a copy that stopped half-way)."""
     size = os.path.getsize(image)
     assert size > 2 * PAGE, size
     os.truncate(image, (size // 2) // PAGE * PAGE)
