@@ -406,6 +406,34 @@ def test_untrusted_image_is_never_used(igw, base, nginx, kind):
         igw.apply(base)
 
 
+
+def test_refused_document_is_not_served_through_its_image(igw, base, nginx):
+    """A group-writable document is refused (test_file_trust.py), and so is
+    its image, trusted as the image itself is: a FastCGI process keeps what
+    it served, a CGI process falls back to config.json.prev, never to the
+    image of the refused document. Once the mode is fixed, the image serves."""
+    if igw.setup not in ("apache-cgi", "lighttpd-socket"):
+        pytest.skip("a process that has a configuration, and one that has nothing")
+    gen = igw.apply(base)
+    new_gen = gen + 1
+    doc = with_probe(base, nginx, "writable", "writable")
+    try:
+        logs = LogWatch(igw)
+        install(igw, encode(doc, new_gen), new_gen, mode=0o660)
+        assert os.path.exists(igw.config.image)
+        settle(igw, (gen, new_gen))
+        watch([igw], gen, {"/api/writable/x": 404})
+        logs.wait_for("refusing '%s': group- or world-writable (mode 0660)" % igw.config.path,
+                      "the refusal")
+        logs = LogWatch(igw)
+        os.chmod(igw.config.path, 0o640)      # ctime only: the image stands for it
+        igw.config.written_at = time.monotonic()
+        settle(igw, (gen, new_gen))
+        watch([igw], new_gen, {"/api/writable/x": "/echo/writable/x"})
+        assert IN_MEMORY not in logs.text()
+    finally:
+        igw.apply(base)
+
 # ---- 3. 1,000 generations installed under load --------------------------------
 
 SWAP_CHANGES = 1000
