@@ -34,7 +34,9 @@
  * trusted, or when the document is big enough for it to matter (a CGI
  * request pays the compile every time). When the document does not load and
  * this process has nothing, a stale but intact image (compiled from a
- * document that loaded) is served before "{path}.prev".
+ * document that loaded) is served before "{path}.prev". An image stands for
+ * its document: a document the trust rule refuses (group-writable...) is not
+ * served through its image either, even when the image itself is trusted.
  *
  * The returned gateway stays valid until the next reload_current() or
  * reload_recover() call (one request at a time per process), which may free

@@ -422,7 +422,11 @@ class ConfigFile:
         self.generation = 0
         self.written_at = 0.0
 
-    def write_bytes(self, data, mode=0o640, image=True):
+    def write_bytes(self, data, mode=0o640, image=True, tamper=None):
+        """Installs data as the document. tamper: called as tamper(tmp, image)
+        once the image is compiled (image: its temporary path, None when there
+        is none) and before anything is renamed into place, so that a test can
+        change either file before any process sees it (test_image.py)."""
         d = os.path.dirname(self.path)
         tmp = os.path.join(d, ".%s.tmp-%d" % (os.path.basename(self.path), os.getpid()))
         with open(tmp, "wb") as f:
@@ -440,6 +444,8 @@ class ConfigFile:
             compiled = r.returncode == 0 and os.path.exists(tmp + ".image")
             if not compiled and os.path.lexists(tmp + ".image"):
                 os.unlink(tmp + ".image")
+        if tamper:
+            tamper(tmp, tmp + ".image" if compiled else None)
         if os.path.lexists(self.path):
             prev_tmp = tmp + ".prev"
             os.link(self.path, prev_tmp, follow_symlinks=False)
