@@ -122,18 +122,6 @@ static int same_image(const struct stat *a, const struct stat *b)
 	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
-/* Whether the image open on fd (st its fstat) was compiled from the document
- * whose identity is doc. */
-static int image_of(int fd, const struct stat *st, const struct stat *doc)
-{
-	char why[160];
-	enum image_status status;
-	struct gateway *gw = image_open(fd, st, doc, &status, why, sizeof(why));
-
-	gw_free(gw);
-	return gw != NULL;
-}
-
 /* Serves the image when it stands for doc (NULL: any document, for a process
  * that has nothing else). Returns 0 when r->gw is now (or still) the image's,
  * -1 when the image is absent or refused (logged once per image and
@@ -177,14 +165,6 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	if (file_trust(r->image, &st, why, sizeof(why)) != FILE_TRUSTED) {
 		snprintf(r->image_note, sizeof(r->image_note), "not trusted: %.400s", why);
 		log_warn("not using '%s': %s; compiling the configuration in memory", r->image, why);
-		goto refused;
-	}
-	/* any image will do for a process that has nothing, but not the image
-	 * of the document just refused: that would serve what the trust rule
-	 * refused (a group-writable document that loads) */
-	if (!doc && r->failed.st_nlink && image_of(fd, &st, &r->failed)) {
-		log_warn("not using '%s': it was compiled from '%s' as it is now, which is "
-			 "refused", r->image, r->path);
 		goto refused;
 	}
 	gw = image_open(fd, &st, doc, &status, why, sizeof(why));
