@@ -17,6 +17,9 @@
 /* a document this big is worth an image: without one every CGI request
  * compiles all of it (docs/scale.md) */
 #define RELOAD_HINT_APIS 100
+/* how long a request waits for a document compiled in the background before
+ * it is served by the configuration it had */
+#define RELOAD_WAIT_MS 100
 
 /* The directory of path, stat(2)ed into st (zeroed when it cannot be). */
 static void stat_dir_of(const char *path, struct stat *st)
@@ -291,7 +294,9 @@ struct reload_job {
 	struct gateway *gw;
 	struct cfg_errors errs;
 	int warned_own;
-	int done;		/* set last by the thread (atomic) */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;		/* set last by the thread, under mu */
 };
 
 static void job_run(struct reload_job *j)
@@ -312,8 +317,36 @@ static void *job_thread(void *arg)
 	struct reload_job *j = arg;
 
 	job_run(j);
-	__atomic_store_n(&j->done, 1, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&j->mu);
+	j->done = 1;
+	pthread_cond_signal(&j->cv);
+	pthread_mutex_unlock(&j->mu);
 	return NULL;
+}
+
+/* Waits up to ms (< 0: for good) for the thread; returns whether it is done. */
+static int job_wait(struct reload_job *j, long ms)
+{
+	struct timespec until;
+	int done;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	if (ms > 0) {
+		until.tv_sec += ms / 1000;
+		until.tv_nsec += (ms % 1000) * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+	}
+	pthread_mutex_lock(&j->mu);
+	while (!j->done && ms != 0)
+		if (ms > 0 ? pthread_cond_timedwait(&j->cv, &j->mu, &until) != 0 :
+		    pthread_cond_wait(&j->cv, &j->mu) != 0)
+			break;
+	done = j->done;
+	pthread_mutex_unlock(&j->mu);
+	return done;
 }
 
 /* Makes what a load gave the configuration (or logs why not). */
@@ -364,17 +397,20 @@ static void job_free(struct reload_job *j)
 		return;
 	gw_free(j->gw);
 	cfg_errors_release(&j->errs);
+	pthread_mutex_destroy(&j->mu);
+	pthread_cond_destroy(&j->cv);
 	free(j);
 }
 
-/* A finished background load, applied; 1 while one is still running. */
-static int job_collect(struct reload *r)
+/* A finished background load, applied, after waiting up to ms for it (< 0:
+ * as long as it takes); 1 while one is still running. */
+static int job_collect(struct reload *r, long ms)
 {
 	struct reload_job *j = r->job;
 
 	if (!j)
 		return 0;
-	if (!__atomic_load_n(&j->done, __ATOMIC_ACQUIRE))
+	if (!job_wait(j, ms))
 		return 1;
 	pthread_join(r->thread, NULL);
 	r->job = NULL;
@@ -403,10 +439,16 @@ static void reload_try(struct reload *r, const struct stat *lst, int image_prese
 	j->lst = *lst;
 	j->image_present = image_present;
 	j->warned_own = r->warned_own;
+	pthread_mutex_init(&j->mu, NULL);
+	pthread_cond_init(&j->cv, NULL);
 	if (r->background && r->gw) {
 		r->job = j;
-		if (pthread_create(&r->thread, NULL, job_thread, j) == 0)
+		if (pthread_create(&r->thread, NULL, job_thread, j) == 0) {
+			/* a small document is there at once, as without a thread;
+			 * a big one never holds the request longer than this */
+			job_collect(r, RELOAD_WAIT_MS);
 			return;
+		}
 		r->job = NULL;	/* no thread: do it here */
 	}
 	job_run(j);
@@ -422,7 +464,7 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 	struct stat st;
 	int present = 0;
 
-	if (job_collect(r))
+	if (job_collect(r, 0))
 		return r->gw;	/* a load is under way: the old configuration serves */
 	if (r->last_check_ms >= 0 && now_ms - r->last_check_ms < RELOAD_CHECK_MS &&
 	    !(r->from_image && image_damaged(r->gw->image, NULL)))
@@ -463,6 +505,7 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 const struct gateway *reload_recover(struct reload *r, int64_t now_ms)
 {
 	const char *why = NULL;
+	int bg;
 
 	if (r->from_image && image_damaged(r->gw->image, &why)) {
 		snprintf(r->image_note, sizeof(r->image_note), "damaged: %s", why ? why : "?");
@@ -471,8 +514,14 @@ const struct gateway *reload_recover(struct reload *r, int64_t now_ms)
 		r->image_bad = r->image_st;
 		r->image_bad_doc = r->loaded;
 	}
+	/* this request needs the document now, not a thread's later */
+	job_collect(r, -1);
 	r->last_check_ms = -1;
-	return reload_current(r, now_ms);
+	bg = r->background;
+	r->background = 0;
+	reload_current(r, now_ms);
+	r->background = bg;
+	return r->gw;
 }
 
 int64_t reload_config_age(const struct reload *r)
@@ -511,6 +560,7 @@ int reload_read_beside(const struct reload *r, const char *name, size_t max, cha
 void reload_release(struct reload *r)
 {
 	if (r->job) {
+		job_wait(r->job, -1);
 		pthread_join(r->thread, NULL);
 		job_free(r->job);
 		r->job = NULL;

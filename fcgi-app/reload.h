@@ -70,8 +70,10 @@ struct reload {
 	int warned_own;		/* the "own user can replace it" warning was logged */
 	int64_t last_check_ms;
 	/* A long-lived process (a FastCGI worker) that already serves a
-	 * configuration loads a changed document in a thread of its own and
-	 * swaps when it is done, between requests: no request waits for it. */
+	 * configuration loads a changed document in a thread of its own; the
+	 * request that started it waits up to RELOAD_WAIT_MS (a small document
+	 * is done by then), later ones are served by the old configuration
+	 * until the worker swaps, between requests. */
 	/* for the health path's details: the last load's first error ("" when
 	 * the document loaded) and why the image is not used ("" when it is) */
 	char error[512];
