@@ -24,6 +24,7 @@
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,6 +92,7 @@ struct img_sub {
 struct gw_image {
 	const unsigned char *map;
 	size_t size;
+	int guard;		/* its slot in guards[], -1: none */
 	struct img_header h;
 	uint64_t data_end;	/* where PAGESUMS starts: page sums cover below */
 	uint8_t *checked;	/* one bit per page */
@@ -851,6 +853,81 @@ out:
 	return rc;
 }
 
+/* ---- a file cut short under the mapping ---------------------------------------
+ *
+ * The image is replaced by rename, never in place; but an admin's `cp` over
+ * it truncates the very file every process has mapped, and a read past the
+ * new end is SIGBUS. The handler puts a zero page where the file went and
+ * marks the image: the checksums (or the check after each read) then treat
+ * it as damaged, and the document serves. The ranges live in a fixed table
+ * the handler reads without locks: a process maps one image at a time, two
+ * while it swaps. Any other SIGBUS gets the default action, as before. */
+
+#define GUARDS 8
+
+static struct {
+	volatile uintptr_t start, end;	/* 0: free */
+	volatile sig_atomic_t hit;
+} guards[GUARDS];
+
+static void on_sigbus(int sig, siginfo_t *si, void *ctx)
+{
+	uintptr_t a = (uintptr_t)si->si_addr, page = a & ~(uintptr_t)(IMG_PAGE - 1);
+
+	(void)ctx;
+	for (int i = 0; i < GUARDS; i++) {
+		if (guards[i].start && a >= guards[i].start && a < guards[i].end &&
+		    mmap((void *)page, IMG_PAGE, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED,
+			 -1, 0) != MAP_FAILED) {
+			guards[i].hit = 1;
+			return;
+		}
+	}
+	signal(sig, SIG_DFL);	/* not ours: the fault repeats and kills, as always */
+}
+
+static int guard_add(const void *map, size_t size)
+{
+	static int installed;
+
+	if (!installed) {
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_sigaction = on_sigbus;
+		sa.sa_flags = SA_SIGINFO;
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGBUS, &sa, NULL) != 0)
+			return -1;
+		installed = 1;
+	}
+	for (int i = 0; i < GUARDS; i++) {
+		if (!guards[i].start) {
+			guards[i].hit = 0;
+			guards[i].end = (uintptr_t)map + size;
+			guards[i].start = (uintptr_t)map;
+			return i;
+		}
+	}
+	return -1;
+}
+
+static void guard_remove(int i)
+{
+	if (i >= 0) {
+		guards[i].start = 0;
+		guards[i].end = 0;
+	}
+}
+
+/* Whether the file was cut short under this image since it was mapped. */
+static int cut_short(struct gw_image *img)
+{
+	if (img->guard >= 0 && guards[img->guard].hit && !img->damage)
+		img->damage = "the file was cut short while mapped (replace it by rename)";
+	return img->damage != NULL;
+}
+
 /* ---- the reader ----------------------------------------------------------- */
 
 static void damaged(struct gw_image *img, const char *fmt, ...)
@@ -890,6 +967,8 @@ static const void *need(struct gw_image *img, uint64_t off, uint64_t len)
 		}
 		img->checked[pg / 8] |= (uint8_t)(1u << (pg % 8));
 	}
+	if (cut_short(img))
+		return NULL;
 	return img->map + off;
 }
 
@@ -996,6 +1075,7 @@ struct gateway *image_open(int fd, const struct stat *st, const struct stat *doc
 		snprintf(why, whylen, "out of memory");
 		return NULL;
 	}
+	img->guard = -1;
 	if (st->st_size < (off_t)IMG_PAGE) {
 		*status = IMAGE_FOREIGN;
 		snprintf(why, whylen, "too short to be an image (%lld bytes)", (long long)st->st_size);
@@ -1008,6 +1088,7 @@ struct gateway *image_open(int fd, const struct stat *st, const struct stat *doc
 	}
 	img->map = map;
 	img->size = (size_t)st->st_size;
+	img->guard = guard_add(map, img->size);
 	if (header_check(img, img->size, status, why, whylen) != 0)
 		goto fail;
 	if (doc && !image_compiled_from(img, doc)) {
@@ -1064,6 +1145,7 @@ void image_release(struct gw_image *img)
 		cache_clear(img);
 	free(img->apis);
 	free(img->checked);
+	guard_remove(img->guard);
 	if (img->map)
 		munmap((void *)(uintptr_t)img->map, img->size);
 	free(img);
@@ -1083,6 +1165,7 @@ void image_set_damaged(struct gw_image *img, const char *why)
 
 int image_damaged(const struct gw_image *img, const char **why)
 {
+	cut_short((struct gw_image *)(uintptr_t)img);
 	if (why)
 		*why = img->damage;
 	return img->damage != NULL;
@@ -1136,7 +1219,7 @@ long image_find_api(struct gw_image *img, const char *key, const size_t *ends, s
 		const unsigned char *base = (const unsigned char *)e;
 		long api = -1;
 
-		if (img->damage)
+		if (cut_short(img))
 			return -2;
 		if (e && host && e->n_hosts) {
 			/* the entry's pages were checked whole by find_entry */
@@ -1174,11 +1257,13 @@ long image_find_api(struct gw_image *img, const char *key, const size_t *ends, s
 				damaged(img, "a route names API %llu", (unsigned long long)api);
 				return -2;
 			}
+			if (cut_short(img))
+				return -2;	/* what was read may be the zeros */
 			*used = k;
 			return api;
 		}
 		if (k == 0)
-			return -1;
+			return cut_short(img) ? -2 : -1;
 	}
 }
 
@@ -1211,6 +1296,11 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	if (img->n_cached >= IMAGE_CACHE_MAX)
 		cache_clear(img);
 	gw = gw_load_buffer(doc, (size_t)d->len, &errs);
+	if (cut_short(img)) {
+		gw_free(gw);	/* it may have been read from the zeros */
+		cfg_errors_release(&errs);
+		return NULL;
+	}
 	if (!gw || gw->n_apis != 1) {
 		/* the checksums held, so this build reads the block differently
 		 * from the one that wrote it: the layout id should have said so */
