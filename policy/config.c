@@ -1449,7 +1449,7 @@ static int cmp_id_ref(const void *a, const void *b)
 
 /* Reports "[j].id: duplicate id" for every repeated id; the current path is
  * the array's. ids[i] may be NULL (invalid, already reported). */
-static void check_unique_ids(struct loader *ld, const char *const *ids, size_t n)
+void ld_check_unique_ids(struct loader *ld, const char *const *ids, size_t n)
 {
 	struct id_ref *refs;
 	size_t m = 0;
@@ -1564,7 +1564,7 @@ static void parse_operations(struct loader *ld, json_object *ops, struct gw_api 
 		ids[i] = api->operations[i].id;
 		ld_pop(ld, mark);
 	}
-	check_unique_ids(ld, ids, len);
+	ld_check_unique_ids(ld, ids, len);
 	free(ids);
 }
 
@@ -1723,7 +1723,7 @@ static void parse_apis(struct loader *ld, json_object *root)
 		ids[i] = gw->apis[i].id;
 		ld_pop(ld, m2);
 	}
-	check_unique_ids(ld, ids, len);
+	ld_check_unique_ids(ld, ids, len);
 out:
 	free(ids);
 	ld_pop(ld, mark);

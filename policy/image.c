@@ -217,17 +217,28 @@ static void ob_zero_to(struct obuf *b, size_t align)
 		       align - b->len % align : sizeof(zeros));
 }
 
-/* a JSON value as compact text */
+/* a JSON value as compact text. json-c keeps the text of every object it
+ * serialised until the object is freed (100k APIs: hundreds of MB, and a
+ * fifth of the compile in freeing it): so the value is serialised inside a
+ * throw-away array, whose text goes with it */
 static void ob_json(struct obuf *b, json_object *v)
 {
+	json_object *holder = json_object_new_array();
+	const char *s;
 	size_t n = 0;
-	const char *s = json_object_to_json_string_length(v, JSON_C_TO_STRING_PLAIN |
-							  JSON_C_TO_STRING_NOSLASHESCAPE, &n);
 
-	if (!s)
+	if (!holder || json_object_array_add(holder, json_object_get(v)) != 0) {
+		json_object_put(holder);
+		b->oom = 1;
+		return;
+	}
+	s = json_object_to_json_string_length(holder, JSON_C_TO_STRING_PLAIN |
+					      JSON_C_TO_STRING_NOSLASHESCAPE, &n);
+	if (!s || n < 2)
 		b->oom = 1;
 	else
-		ob_put(b, s, n);
+		ob_put(b, s + 1, n - 2);	/* without the array's brackets */
+	json_object_put(holder);
 }
 
 /* The strings of a JSON value, object keys included, in order: what a block

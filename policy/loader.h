@@ -83,6 +83,9 @@ int ld_bool(struct loader *ld, json_object *v, int *out);
  * or -1 (reported). */
 int ld_check_url(struct loader *ld, const char *u, int secret, char **out);
 
+/* Reports "[i].id: duplicate id" for every id that an earlier one repeats
+ * (NULL ids are skipped), at the current path; sorts, so n log n. */
+void ld_check_unique_ids(struct loader *ld, const char *const *ids, size_t n);
 /* gw_load_buffer(), also handing over the parsed document (the image
  * compiler reads the APIs' JSON from it) when keep_tree is not NULL and the
  * load succeeded: the caller json_object_put()s it. */

@@ -6,6 +6,7 @@
 
 #include <json-c/json.h>
 #include <openssl/crypto.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,49 +27,57 @@ struct gw_keytab {
 	size_t mask;
 };
 
-static const struct gw_api *api_find(const struct gateway *gw, const char *id)
+/* ids sorted for a binary search: a product may list 100,000 APIs and
+ * there may be as many subscriptions, so no linear look-ups */
+struct id_index {
+	struct id_slot {
+		const char *id;
+		size_t i;
+	} *v;
+	size_t n;
+};
+
+static int slot_cmp(const void *a, const void *b)
 {
-	for (size_t i = 0; i < gw->n_apis; i++)
-		if (gw->apis[i].id && strcmp(gw->apis[i].id, id) == 0)
-			return &gw->apis[i];
-	return NULL;
+	return strcmp(((const struct id_slot *)a)->id, ((const struct id_slot *)b)->id);
 }
 
-static const struct gw_product *product_find(const struct gateway *gw, const char *id)
+/* Indexes the n ids at base + i * stride (a char * member of an array). */
+static int index_build(struct id_index *ix, const void *base, size_t n, size_t stride,
+		       size_t off)
 {
-	for (size_t i = 0; i < gw->n_products; i++)
-		if (gw->products[i].id && strcmp(gw->products[i].id, id) == 0)
-			return &gw->products[i];
-	return NULL;
-}
+	ix->n = 0;
+	ix->v = calloc(n ? n : 1, sizeof(*ix->v));
+	if (!ix->v)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		const char *id = *(char *const *)(const void *)((const char *)base + i * stride + off);
 
-/* Reports duplicate ids in an array of n objects whose ids are ids[i]. */
-static void unique_ids(struct loader *ld, char *const *ids, size_t n)
-{
-	/* n is bounded by the document; quadratic only over ids with equal hash
-	 * would matter, so sort a copy of the indexes instead */
-	for (size_t i = 1; i < n; i++) {
-		if (!ids[i])
-			continue;
-		for (size_t j = 0; j < i; j++) {
-			if (ids[j] && strcmp(ids[i], ids[j]) == 0) {
-				size_t mark = ld_push_index(ld, i);
-				size_t m2 = ld_push_member(ld, "id");
-
-				ld_err(ld, "duplicate id '%s' (also at index %zu)", ids[i], j);
-				ld_pop(ld, m2);
-				ld_pop(ld, mark);
-				break;
-			}
+		if (id) {
+			ix->v[ix->n].id = id;
+			ix->v[ix->n++].i = i;
 		}
 	}
+	qsort(ix->v, ix->n, sizeof(*ix->v), slot_cmp);
+	return 0;
+}
+
+/* The position of id, or -1. */
+static long index_find(const struct id_index *ix, const char *id)
+{
+	struct id_slot key = { id, 0 };
+	const struct id_slot *s = ix->v ? bsearch(&key, ix->v, ix->n, sizeof(key), slot_cmp) : NULL;
+
+	return s ? (long)s->i : -1;
 }
 
 void products_parse(struct loader *ld, json_object *v)
 {
 	static const char *const known[] = { "id", "apis", "policies", NULL };
 	struct gateway *gw = ld->gw;
-	char **ids;
+	struct id_index apis = { NULL, 0 };
+	unsigned char *seen = NULL;	/* per API: listed by this product already */
+	char **ids = NULL;
 	size_t n;
 
 	if (ld_is_array(ld, v) != 0)
@@ -78,10 +87,12 @@ void products_parse(struct loader *ld, json_object *v)
 		return;
 	gw->products = calloc(n, sizeof(*gw->products));
 	ids = calloc(n, sizeof(*ids));
-	if (!gw->products || !ids) {
+	seen = calloc(gw->n_apis ? gw->n_apis : 1, 1);
+	if (!gw->products || !ids || !seen ||
+	    index_build(&apis, gw->apis, gw->n_apis, sizeof(*gw->apis),
+			offsetof(struct gw_api, id)) != 0) {
 		ld_err(ld, "out of memory");
-		free(ids);
-		return;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		json_object *o = json_object_array_get_idx(v, i), *a;
@@ -116,17 +127,16 @@ void products_parse(struct loader *ld, json_object *v)
 					char *id;
 
 					if (ld_id(ld, json_object_array_get_idx(a, j), &id) == 0) {
-						const struct gw_api *api = api_find(gw, id);
-						int dup = 0;
+						long k = index_find(&apis, id);
 
-						for (size_t k = 0; api && k < pr->n_apis; k++)
-							dup |= pr->apis[k] == api;
-						if (!api)
+						if (k < 0)
 							ld_err(ld, "'%s' is not an API", id);
-						else if (dup)
+						else if (seen[k])
 							ld_err(ld, "'%s' is listed twice", id);
 						else
-							pr->apis[pr->n_apis++] = api;
+							pr->apis[pr->n_apis++] = &gw->apis[k];
+						if (k >= 0)
+							seen[k] = 1;
 						free(id);
 					}
 					ld_pop(ld, m3);
@@ -140,10 +150,15 @@ void products_parse(struct loader *ld, json_object *v)
 			pol_parse_scope(ld, a, &pr->policies);
 			ld_pop(ld, m2);
 		}
+		for (size_t j = 0; j < pr->n_apis; j++)
+			seen[pr->apis[j] - gw->apis] = 0;
 		ld_pop(ld, mark);
 	}
-	unique_ids(ld, ids, n);
+	ld_check_unique_ids(ld, (const char *const *)ids, n);
+out:
 	free(ids);
+	free(seen);
+	free(apis.v);
 }
 
 static int hexval(int c)
@@ -221,7 +236,8 @@ int products_parse_time(const char *s, int64_t *out)
 	return 0;
 }
 
-static void parse_subscription(struct loader *ld, json_object *o, struct gw_subscription *sub)
+static void parse_subscription(struct loader *ld, json_object *o, struct gw_subscription *sub,
+			       const struct id_index *apis, const struct id_index *products)
 {
 	static const char *const known[] = { "id", "scope", "keys_sha256", "state", "expires",
 		NULL };
@@ -248,12 +264,16 @@ static void parse_subscription(struct loader *ld, json_object *o, struct gw_subs
 				sub->scope = GW_SCOPE_ALL;
 			} else if (strncmp(s, "api:", 4) == 0) {
 				sub->scope = GW_SCOPE_API;
-				sub->api = api_find(gw, s + 4);
+				long k = index_find(apis, s + 4);
+
+				sub->api = k >= 0 ? &gw->apis[k] : NULL;
 				if (!sub->api)
 					ld_err_value(ld, s, 0, "names an API that does not exist");
 			} else if (strncmp(s, "product:", 8) == 0) {
 				sub->scope = GW_SCOPE_PRODUCT;
-				sub->product = product_find(gw, s + 8);
+				long k = index_find(products, s + 8);
+
+				sub->product = k >= 0 ? &gw->products[k] : NULL;
 				if (!sub->product)
 					ld_err_value(ld, s, 0, "names a product that does not exist");
 			} else {
@@ -336,7 +356,8 @@ static void parse_subscription(struct loader *ld, json_object *o, struct gw_subs
 void products_parse_subscriptions(struct loader *ld, json_object *v)
 {
 	struct gateway *gw = ld->gw;
-	char **ids;
+	struct id_index apis = { NULL, 0 }, products = { NULL, 0 };
+	char **ids = NULL;
 	size_t n;
 
 	if (ld_is_array(ld, v) != 0)
@@ -346,21 +367,28 @@ void products_parse_subscriptions(struct loader *ld, json_object *v)
 		return;
 	gw->subscriptions = calloc(n, sizeof(*gw->subscriptions));
 	ids = calloc(n, sizeof(*ids));
-	if (!gw->subscriptions || !ids) {
+	if (!gw->subscriptions || !ids ||
+	    index_build(&apis, gw->apis, gw->n_apis, sizeof(*gw->apis),
+			offsetof(struct gw_api, id)) != 0 ||
+	    index_build(&products, gw->products, gw->n_products, sizeof(*gw->products),
+			offsetof(struct gw_product, id)) != 0) {
 		ld_err(ld, "out of memory");
-		free(ids);
-		return;
+		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		size_t mark = ld_push_index(ld, i);
 
 		gw->n_subscriptions = i + 1;
-		parse_subscription(ld, json_object_array_get_idx(v, i), &gw->subscriptions[i]);
+		parse_subscription(ld, json_object_array_get_idx(v, i), &gw->subscriptions[i], &apis,
+				   &products);
 		ids[i] = gw->subscriptions[i].id;
 		ld_pop(ld, mark);
 	}
-	unique_ids(ld, ids, n);
+	ld_check_unique_ids(ld, (const char *const *)ids, n);
+out:
 	free(ids);
+	free(apis.v);
+	free(products.v);
 }
 
 void products_parse_pool(struct loader *ld, json_object *v, struct gw_backend *be)
@@ -548,11 +576,23 @@ int products_sub_covers(const struct gw_subscription *sub, const struct gw_api *
 		return 1;
 	case GW_SCOPE_API:
 		return sub->api == api;
-	case GW_SCOPE_PRODUCT:
-		for (size_t i = 0; sub->product && i < sub->product->n_apis; i++)
-			if (sub->product->apis[i] == api)
+	case GW_SCOPE_PRODUCT: {
+		/* the API's products, sorted by index (pol_compile): a product may
+		 * hold 100,000 APIs, an API only a few products */
+		size_t lo = 0, hi = api->n_products;
+
+		while (sub->product && lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+
+			if (api->products[mid] == sub->product)
 				return 1;
+			if (api->products[mid]->index < sub->product->index)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
 		return 0;
+	}
 	}
 	return 0;
 }
