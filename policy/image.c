@@ -100,6 +100,12 @@ struct gw_image {
 	char why[160];
 	struct gateway **apis;	/* compiled on first use, index as in APIDIR */
 	size_t n_cached;
+	/* which APIs are compiled, for a CLOCK eviction: slots[] holds their
+	 * indexes, used[] a bit per API set on every hit, hand the next slot
+	 * to look at; an API recently used survives one sweep */
+	uint32_t slots[IMAGE_CACHE_MAX];
+	uint8_t *used;
+	size_t hand;
 	struct gw_subscription sub;	/* image_find_key()'s answer */
 };
 
@@ -1110,7 +1116,8 @@ struct gateway *image_open(int fd, const struct stat *st, const struct stat *doc
 	}
 	img->checked = calloc(img->h.n_pages / 8 + 2, 1);
 	img->apis = calloc(img->h.n_apis ? img->h.n_apis : 1, sizeof(*img->apis));
-	if (!img->checked || !img->apis) {
+	img->used = calloc(img->h.n_apis / 8 + 1, 1);
+	if (!img->checked || !img->apis || !img->used) {
 		snprintf(why, whylen, "out of memory");
 		goto fail;
 	}
@@ -1139,12 +1146,30 @@ fail:
 
 static void cache_clear(struct gw_image *img)
 {
-	for (size_t i = 0; i < img->h.n_apis && img->n_cached; i++) {
-		if (img->apis[i]) {
-			gw_free(img->apis[i]);
-			img->apis[i] = NULL;
-			img->n_cached--;
+	for (size_t k = 0; k < img->n_cached; k++) {
+		gw_free(img->apis[img->slots[k]]);
+		img->apis[img->slots[k]] = NULL;
+	}
+	img->n_cached = 0;
+}
+
+/* A free slot: the next one, or when all are taken, that of the first API
+ * the hand finds unused since it last passed (CLOCK). */
+static size_t cache_slot(struct gw_image *img)
+{
+	if (img->n_cached < IMAGE_CACHE_MAX)
+		return img->n_cached++;
+	for (;;) {
+		size_t k = img->hand, api = img->slots[k];
+
+		img->hand = (img->hand + 1) % IMAGE_CACHE_MAX;
+		if (img->used[api / 8] & (1u << (api % 8))) {
+			img->used[api / 8] &= (uint8_t)~(1u << (api % 8));
+			continue;
 		}
+		gw_free(img->apis[api]);
+		img->apis[api] = NULL;
+		return k;
 	}
 }
 
@@ -1155,6 +1180,7 @@ void image_release(struct gw_image *img)
 	if (img->apis)
 		cache_clear(img);
 	free(img->apis);
+	free(img->used);
 	free(img->checked);
 	guard_remove(img->guard);
 	if (img->map)
@@ -1287,8 +1313,10 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 
 	if (index >= img->h.n_apis)
 		return NULL;
-	if (img->apis[index])
+	if (img->apis[index]) {
+		img->used[index / 8] |= (uint8_t)(1u << (index % 8));
 		return img->apis[index];
+	}
 	d = need_in(img, SEC_APIDIR, index * sizeof(*d), sizeof(*d));
 	if (!d)
 		return NULL;
@@ -1303,9 +1331,6 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	doc = need_doc(img, d->off, d->len);
 	if (!doc)
 		return NULL;
-	/* one request at a time: none of the cached gateways is in use now */
-	if (img->n_cached >= IMAGE_CACHE_MAX)
-		cache_clear(img);
 	gw = gw_load_buffer(doc, (size_t)d->len, &errs);
 	if (cut_short(img)) {
 		gw_free(gw);	/* it may have been read from the zeros */
@@ -1325,8 +1350,9 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	}
 	cfg_errors_release(&errs);
 	gw->image = img;
+	/* one request at a time: none of the cached gateways is in use now */
+	img->slots[cache_slot(img)] = (uint32_t)index;
 	img->apis[index] = gw;
-	img->n_cached++;
 	return gw;
 }
 

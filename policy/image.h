@@ -37,7 +37,8 @@
  *
  * Ownership: image_open() returns a gateway that owns the image; the gateways
  * compiled from its blocks belong to the image and live until it is released
- * (or until the cache is emptied when full, between two route_match calls).
+ * (or until the cache, when full, drops the API least recently used — CLOCK —
+ * to make room: a route_match result is good until the next route_match).
  * One thread per image: the cache is not locked.
  */
 #ifndef HOSTGATE_IMAGE_H
