@@ -104,6 +104,8 @@ struct gw_image {
 	 * indexes, used[] a bit per API set on every hit, hand the next slot
 	 * to look at; an API recently used survives one sweep */
 	uint32_t slots[IMAGE_CACHE_MAX];
+	uint32_t slot_bytes[IMAGE_CACHE_MAX];	/* the block's size, in cached_bytes */
+	size_t cached_bytes;
 	uint8_t *used;
 	size_t hand;
 	struct gw_subscription sub;	/* image_find_key()'s answer */
@@ -1151,26 +1153,45 @@ static void cache_clear(struct gw_image *img)
 		img->apis[img->slots[k]] = NULL;
 	}
 	img->n_cached = 0;
+	img->cached_bytes = 0;
 }
 
-/* A free slot: the next one, or when all are taken, that of the first API
- * the hand finds unused since it last passed (CLOCK). */
-static size_t cache_slot(struct gw_image *img)
+/* Drops the API in slot k, and moves the last slot there. */
+static void cache_drop(struct gw_image *img, size_t k)
 {
-	if (img->n_cached < IMAGE_CACHE_MAX)
-		return img->n_cached++;
-	for (;;) {
+	size_t api = img->slots[k], last = --img->n_cached;
+
+	gw_free(img->apis[api]);
+	img->apis[api] = NULL;
+	img->cached_bytes -= img->slot_bytes[k];
+	img->slots[k] = img->slots[last];
+	img->slot_bytes[k] = img->slot_bytes[last];
+	if (img->hand >= img->n_cached)
+		img->hand = 0;
+}
+
+/* Room for one more API whose block has bytes: while the cache holds
+ * IMAGE_CACHE_MAX APIs, or their blocks and this one's would pass
+ * IMAGE_CACHE_BYTES (a compiled API takes about 30 times its block: the
+ * bound on a worker's memory, whatever the document's shape), it drops the
+ * first API the hand finds unused since it last passed (CLOCK). Returns the
+ * free slot. */
+static size_t cache_slot(struct gw_image *img, size_t bytes)
+{
+	while (img->n_cached > 0 && (img->n_cached >= IMAGE_CACHE_MAX ||
+				     img->cached_bytes + bytes > IMAGE_CACHE_BYTES)) {
 		size_t k = img->hand, api = img->slots[k];
 
-		img->hand = (img->hand + 1) % IMAGE_CACHE_MAX;
 		if (img->used[api / 8] & (1u << (api % 8))) {
 			img->used[api / 8] &= (uint8_t)~(1u << (api % 8));
+			img->hand = (img->hand + 1) % img->n_cached;
 			continue;
 		}
-		gw_free(img->apis[api]);
-		img->apis[api] = NULL;
-		return k;
+		cache_drop(img, k);
 	}
+	img->slot_bytes[img->n_cached] = (uint32_t)(bytes < UINT32_MAX ? bytes : UINT32_MAX);
+	img->cached_bytes += img->slot_bytes[img->n_cached];
+	return img->n_cached++;
 }
 
 void image_release(struct gw_image *img)
@@ -1351,7 +1372,7 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	cfg_errors_release(&errs);
 	gw->image = img;
 	/* one request at a time: none of the cached gateways is in use now */
-	img->slots[cache_slot(img)] = (uint32_t)index;
+	img->slots[cache_slot(img, (size_t)d->len)] = (uint32_t)index;
 	img->apis[index] = gw;
 	return gw;
 }

@@ -19,7 +19,8 @@
  * global policies — and a table of subscriptions keyed by the SHA-256 of
  * their keys. A process compiles an API's block the first time a request
  * routes to it (a small JSON document: tens of microseconds) and keeps it
- * until the image is released, at most IMAGE_CACHE_MAX of them at once: the
+ * until the image is released, at most IMAGE_CACHE_MAX of them, or as many as
+ * IMAGE_CACHE_BYTES of blocks make, at once: the
  * memory of a process grows with the APIs it serves, not with the document.
  *
  * Integrity: a header with magic, format version, byte order, a layout id
@@ -53,6 +54,7 @@
 #define IMAGE_SUFFIX ".image"	/* the image of DOC is DOC.image */
 #define IMAGE_FORMAT_VERSION 1
 #define IMAGE_CACHE_MAX 512	/* compiled APIs a process keeps at once */
+#define IMAGE_CACHE_BYTES (1u << 20)	/* ...and the size of their blocks: ~30 MiB compiled */
 
 enum image_status {
 	IMAGE_OK,
