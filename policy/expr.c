@@ -551,10 +551,10 @@ static int parse_call(struct parser *p, size_t at, const char *name, size_t nl)
 
 /* --- the grammar ----------------------------------------------------------- */
 
-static int enter(struct parser *p)
+static int enter(struct parser *p, size_t at)
 {
 	if (++p->depth > EXPR_MAX_DEPTH)
-		return fail_at(p, p->tstart, "nested too deep (over %d levels)", EXPR_MAX_DEPTH);
+		return fail_at(p, at, "nested too deep (over %d levels)", EXPR_MAX_DEPTH);
 	return 0;
 }
 
@@ -607,19 +607,28 @@ static int parse_primary(struct parser *p)
 			p->e->v[x].i = nl == 4;
 			break;
 		}
+		/* look before lexing on, so "request.method" gets this
+		 * message and not one about its '.' */
+		{
+			size_t j = p->tend;
+
+			while (j < p->len && (p->src[j] == ' ' || p->src[j] == '\t' ||
+					      p->src[j] == '\r' || p->src[j] == '\n'))
+				j++;
+			if (j >= p->len || p->src[j] != '(')
+				return fail_at(p, at, "unknown name '%.*s' (values are written '${...}', "
+				       "functions name(...))", (int)(nl > 30 ? 30 : nl), name);
+		}
 		if (lex(p) != 0)
 			return -1;
-		if (p->t != T_LP)
-			return fail_at(p, at, "unknown name '%.*s' (values are written '${...}', "
-				       "functions name(...))", (int)(nl > 30 ? 30 : nl), name);
-		if (enter(p) != 0)
+		if (enter(p, at) != 0)
 			return -1;
 		x = parse_call(p, at, name, nl);
 		p->depth--;
 		return x;
 	}
 	case T_LP:
-		if (enter(p) != 0 || lex(p) != 0)
+		if (enter(p, at) != 0 || lex(p) != 0)
 			return -1;
 		x = parse_or(p);
 		if (x < 0)
@@ -641,7 +650,7 @@ static int parse_unary(struct parser *p)
 
 	if (p->t != T_NOT)
 		return parse_primary(p);
-	if (enter(p) != 0 || lex(p) != 0)
+	if (enter(p, at) != 0 || lex(p) != 0)
 		return -1;
 	k = parse_unary(p);
 	if (k < 0)
