@@ -781,7 +781,7 @@ int expr_compile(const char *src, size_t len, unsigned flags, struct expr **out,
 {
 	struct parser p;
 	struct expr *e;
-	int top;
+	int top, rc = -1;
 
 	*out = NULL;
 	memset(&p, 0, sizeof(p));
@@ -801,26 +801,27 @@ int expr_compile(const char *src, size_t len, unsigned flags, struct expr **out,
 	}
 	p.e = e;
 	if (lex(&p) != 0)
-		goto fail;
+		goto out;
 	if (p.t == T_EOF || (p.t == T_RP && (flags & EXPR_STOP_PAREN))) {
 		FAIL(&p, p.tstart, "empty expression");
-		goto fail;
+		goto out;
 	}
 	top = parse_or(&p);
 	if (top < 0)
-		goto fail;
+		goto out;
 	if (!(p.t == T_EOF || (p.t == T_RP && (flags & EXPR_STOP_PAREN)))) {
-		unexpected(&p, is_cmp(p.t) ? "no comparison here" : "an operator or the end");
-		goto fail;
+		unexpected(&p, "an operator or the end");
+		goto out;
 	}
 	e->top = top;
 	if (used != NULL)
 		*used = p.t == T_EOF ? len : p.tstart;
 	*out = e;
-	return 0;
-fail:
+	e = NULL;
+	rc = 0;
+out:
 	expr_free(e);
-	return -1;
+	return rc;
 }
 
 /* --- evaluation ---------------------------------------------------------- */

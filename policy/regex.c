@@ -237,7 +237,7 @@ static int parse_num(struct parser *ps, int *v)
 
 static int parse_repeat(struct parser *ps)
 {
-	int x = parse_atom(ps);
+	int x = parse_atom(ps), quantified = 0;
 
 	if (x < 0)
 		return -1;
@@ -281,6 +281,10 @@ static int parse_repeat(struct parser *ps)
 		} else {
 			break;
 		}
+		if (quantified) {
+			ps->i--;
+			return fail(ps, "a repeat cannot repeat a repeat (put it in a group)");
+		}
 		r = new_node(ps, N_REP);
 		if (r < 0)
 			return -1;
@@ -288,30 +292,39 @@ static int parse_repeat(struct parser *ps)
 		ps->nodes[r].min = min;
 		ps->nodes[r].max = max;
 		x = r;
+		quantified = 1;
 	}
 	return x;
 }
 
+/* Concatenations and alternations are built leaning right, a(b(cd)), so
+ * that compile_node walks their spine in a loop and recurses only into
+ * groups, which REGEX_MAX_DEPTH bounds. */
 static int parse_cat(struct parser *ps)
 {
-	int x = -2;
+	int x = -2, tail = -1;
 
 	while (ps->i < ps->n && ps->p[ps->i] != '|' && ps->p[ps->i] != ')') {
-		int y = parse_repeat(ps);
+		int y = parse_repeat(ps), c;
 
 		if (y < 0)
 			return -1;
 		if (x == -2) {
 			x = y;
-		} else {
-			int c = new_node(ps, N_CAT);
-
-			if (c < 0)
-				return -1;
-			ps->nodes[c].a = x;
-			ps->nodes[c].b = y;
-			x = c;
+			continue;
 		}
+		c = new_node(ps, N_CAT);
+		if (c < 0)
+			return -1;
+		if (tail < 0) {
+			ps->nodes[c].a = x;
+			x = c;
+		} else {
+			ps->nodes[c].a = ps->nodes[tail].b;
+			ps->nodes[tail].b = c;
+		}
+		ps->nodes[c].b = y;
+		tail = c;
 	}
 	if (x == -2)
 		x = new_node(ps, N_EMPTY);
@@ -320,7 +333,7 @@ static int parse_cat(struct parser *ps)
 
 static int parse_alt(struct parser *ps)
 {
-	int x = parse_cat(ps);
+	int x = parse_cat(ps), tail = -1;
 
 	while (x >= 0 && ps->i < ps->n && ps->p[ps->i] == '|') {
 		int y, a;
@@ -332,9 +345,15 @@ static int parse_alt(struct parser *ps)
 		a = new_node(ps, N_ALT);
 		if (a < 0)
 			return -1;
-		ps->nodes[a].a = x;
+		if (tail < 0) {
+			ps->nodes[a].a = x;
+			x = a;
+		} else {
+			ps->nodes[a].a = ps->nodes[tail].b;
+			ps->nodes[tail].b = a;
+		}
 		ps->nodes[a].b = y;
-		x = a;
+		tail = a;
 	}
 	return x;
 }
@@ -343,7 +362,12 @@ struct emitter {
 	const struct node *nodes;
 	struct inst *prog;
 	size_t n;
+	unsigned long work;	/* compile_node calls, capped: an empty body
+				 * repeated in a repeat emits nothing, so the
+				 * program size alone would not bound the time */
 };
+
+#define MAX_COMPILE_WORK 200000UL
 
 static int emit(struct emitter *em, enum op op)
 {
@@ -363,6 +387,8 @@ static int compile_node(struct emitter *em, int x)
 	size_t first;
 	int i, s, j;
 
+	if (++em->work > MAX_COMPILE_WORK)
+		return -1;
 	switch (nd->kind) {
 	case N_EMPTY:
 		return 0;
@@ -377,23 +403,36 @@ static int compile_node(struct emitter *em, int x)
 	case N_EOL:
 		return emit(em, OP_EOL) < 0 ? -1 : 0;
 	case N_CAT:
-		if (compile_node(em, nd->a) != 0)
-			return -1;
-		return compile_node(em, nd->b);
+		while (nd->kind == N_CAT) {
+			if (compile_node(em, nd->a) != 0)
+				return -1;
+			nd = &em->nodes[nd->b];
+		}
+		return compile_node(em, (int)(nd - em->nodes));
 	case N_ALT:
-		s = emit(em, OP_SPLIT);
-		if (s < 0)
+		/* split to each alternative in turn; every alternative but the
+		 * last jumps to the end, patched once the end is known */
+		first = em->n;
+		while (nd->kind == N_ALT) {
+			s = emit(em, OP_SPLIT);
+			if (s < 0)
+				return -1;
+			em->prog[s].x = s + 1;
+			if (compile_node(em, nd->a) != 0)
+				return -1;
+			j = emit(em, OP_JMP);
+			if (j < 0)
+				return -1;
+			em->prog[j].x = -1;
+			em->prog[s].y = (int)em->n;
+			nd = &em->nodes[nd->b];
+		}
+		if (compile_node(em, (int)(nd - em->nodes)) != 0)
 			return -1;
-		em->prog[s].x = s + 1;
-		if (compile_node(em, nd->a) != 0)
-			return -1;
-		j = emit(em, OP_JMP);
-		if (j < 0)
-			return -1;
-		em->prog[s].y = (int)em->n;
-		if (compile_node(em, nd->b) != 0)
-			return -1;
-		em->prog[j].x = (int)em->n;
+		for (size_t k = first; k < em->n; k++) {
+			if (em->prog[k].op == OP_JMP && em->prog[k].x == -1)
+				em->prog[k].x = (int)em->n;
+		}
 		return 0;
 	case N_REP:
 		for (i = 0; i < nd->min; i++) {
@@ -440,7 +479,7 @@ static int compile_node(struct emitter *em, int x)
 int regex_compile(const char *p, size_t n, struct regex **out, char *why, size_t why_cap)
 {
 	struct parser ps = { p, n, 0, NULL, 0, 0, why, why_cap };
-	struct emitter em = { NULL, NULL, 0 };
+	struct emitter em = { NULL, NULL, 0, 0 };
 	struct regex *re = NULL;
 	int root, rc = -1;
 
@@ -461,8 +500,11 @@ int regex_compile(const char *p, size_t n, struct regex **out, char *why, size_t
 	}
 	em.nodes = ps.nodes;
 	if (compile_node(&em, root) != 0 || emit(&em, OP_MATCH) < 0) {
-		snprintf(why, why_cap, "pattern too large once repeats are expanded (over %d instructions)",
-			 REGEX_MAX_PROG);
+		if (em.work > MAX_COMPILE_WORK)
+			snprintf(why, why_cap, "pattern too complex once repeats are expanded");
+		else
+			snprintf(why, why_cap, "pattern too large once repeats are expanded "
+				 "(over %d instructions)", REGEX_MAX_PROG);
 		goto out;
 	}
 	re->prog = realloc(em.prog, sizeof(*em.prog) * em.n);

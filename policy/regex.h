@@ -14,7 +14,8 @@
  * [:xdigit:] [:punct:], '^' and '$' (start and end of the subject; no
  * multi-line mode), '*' '+' '?' '{m}' '{m,}' '{m,n}' (m, n <= 255), '|', and
  * groups. '\' before a punctuation byte makes it literal. Back-references,
- * '\' before a letter or digit, '(?' and collating elements are refused at
+ * '\' before a letter or digit, '(?', collating elements and a repeat of a
+ * repeat ("a**", "a+?": undefined in POSIX, lazy elsewhere) are refused at
  * compile time rather than silently meaning something else.
  *
  * Matching is a Thompson NFA simulation (a Pike VM without captures): the

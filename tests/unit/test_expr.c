@@ -421,7 +421,7 @@ static void test_bounds(void **state)
 	}
 	/* '!' and calls count too */
 	memset(src, '!', 40);
-	strcpy(src + 40, "true");	/* test code: the length is known */
+	memcpy(src + 40, "true", 5);
 	assert_int_equal(compile(src, 0, &e, NULL, why, sizeof(why)), -1);
 	assert_string_equal(why, "column 33: nested too deep (over 32 levels)");
 	{
@@ -667,7 +667,46 @@ static const struct error_case re_errors[] = {
 	  "column 33: groups nested too deep" },
 	{ "(a{100}){100}", "pattern too large once repeats are expanded (over 2048 instructions)" },
 	{ "((a{0,255}){0,255})", "pattern too large once repeats are expanded (over 2048 instructions)" },
+	{ "a**", "column 3: a repeat cannot repeat a repeat (put it in a group)" },
+	{ "a+?", "column 3: a repeat cannot repeat a repeat (put it in a group)" },
+	{ "a{2}{3}", "column 7: a repeat cannot repeat a repeat (put it in a group)" },
+	/* an empty body emits nothing, so only the work cap stops this */
+	{ "((((()){255}){255}){255}){255}", "pattern too complex once repeats are expanded" },
 };
+
+/* Long flat patterns (a concatenation, an alternation) compile without deep
+ * recursion and match as expected. */
+static void test_regex_long(void **state)
+{
+	char pat[4200];
+	struct regex *re = NULL;
+	char why[200];
+	size_t o = 0;
+
+	(void)state;
+	memset(pat, 'a', 2000);
+	assert_int_equal(regex_compile(pat, 2000, &re, why, sizeof(why)), 0);
+	assert_int_equal(regex_search(re, pat, 2000, NULL), 1);
+	assert_int_equal(regex_search(re, pat, 1999, NULL), 0);
+	regex_free(re);
+	for (int i = 0; i < 250; i++)
+		o += (size_t)snprintf(pat + o, sizeof(pat) - o, "%sw%d", i ? "|" : "", i);
+	assert_int_equal(regex_compile(pat, o, &re, why, sizeof(why)), 0);
+	assert_int_equal(regex_search(re, "xx w249 xx", 10, NULL), 1);
+	assert_int_equal(regex_search(re, "xx w0 xx", 8, NULL), 1);
+	assert_int_equal(regex_search(re, "xx w250", 7, NULL), 1);	/* w25 */
+	assert_int_equal(regex_search(re, "xx wx", 5, NULL), 0);
+	regex_free(re);
+	/* alternation inside repeats and groups, patched to the right ends */
+	assert_int_equal(regex_compile("^((a|b)(c|d)|e){2}$", 19, &re, why, sizeof(why)), 0);
+	assert_int_equal(regex_search(re, "acbd", 4, NULL), 1);
+	assert_int_equal(regex_search(re, "ace", 3, NULL), 1);
+	assert_int_equal(regex_search(re, "ee", 2, NULL), 1);
+	assert_int_equal(regex_search(re, "eac", 3, NULL), 1);
+	assert_int_equal(regex_search(re, "eab", 3, NULL), 0);
+	assert_int_equal(regex_search(re, "e", 1, NULL), 0);
+	regex_free(re);
+}
 
 static void test_regex_errors(void **state)
 {
@@ -727,6 +766,7 @@ int main(void)
 		cmocka_unit_test(test_regex),
 		cmocka_unit_test(test_regex_errors),
 		cmocka_unit_test(test_regex_linear),
+		cmocka_unit_test(test_regex_long),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
