@@ -1136,8 +1136,7 @@ static enum expr_status eval_call(struct ev *ev, const struct enode *nd, struct 
 	for (; k >= 0 && n < 3; k = ev->e->v[k].next, n++) {
 		kids[n] = &ev->e->v[k];
 		/* a literal pattern or path is used compiled, not evaluated */
-		if (kids[n]->re != NULL || kids[n]->npath > 0 ||
-		    (nd->fn == F_JSON && n == 1))
+		if ((nd->fn == F_MATCHES || nd->fn == F_JSON) && n == 1)
 			continue;
 		st = eval(ev, k, &a[n]);
 		if (st != EXPR_OK)
