@@ -346,7 +346,11 @@ static const struct error_case error_cases[] = {
 	{ "${var.}", "column 1: a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
 	{ "${var.a b}", "column 1: a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
 	{ "${var.a$}", "column 1: a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
-	{ "${nope}", NULL },	/* template's message, checked by prefix below */
+	{ "${nope}", NULL },
+	{ "${request.header.}", "column 1: '${request.header.}' needs a name of 1 to 256 characters "
+				"after 'request.header.'" },
+	{ "${response.header.}", "column 1: '${response.header.}' needs a name" },
+	{ "${request.body.x}", NULL },	/* template's message, checked by prefix below */
 	{ "1234567890123456789", "column 1: integer literal over 18 digits" },
 	{ "12abc", "column 3: a letter right after a number" },
 	{ "1 ; 2", "column 3: unexpected ';'" },
@@ -364,9 +368,61 @@ static void test_errors(void **state)
 			fail_msg("'%s' compiled", c->src);
 		assert_null(e);
 		if (c->want == NULL)
-			assert_true(strncmp(why, "column 1: '${nope}' is not a known value", 40) == 0);
+			assert_true(strncmp(why, "column 1: '${", 13) == 0 &&
+				    strstr(why, "' is not a known value (request.method, ") != NULL);
 		else if (strcmp(why, c->want) != 0)
 			fail_msg("'%s': got \"%s\", want \"%s\"", c->src, why, c->want);
+	}
+}
+
+/* The extra roots are numbered past template's, and reach the resolver with
+ * the name as written. */
+static int seen_root;
+static char seen_name[64];
+
+static void record(void *ctx, int root, const char *name, size_t name_len, const char **val,
+		   size_t *len)
+{
+	(void)ctx;
+	seen_root = root;
+	snprintf(seen_name, sizeof(seen_name), "%.*s", (int)name_len, name ? name : "");
+	*val = NULL;
+	*len = 0;
+}
+
+static void test_roots(void **state)
+{
+	static const struct { const char *src; int root; const char *name; } cases[] = {
+		{ "${request.method}", TPL_REQUEST_METHOD, "" },
+		{ "${request.header.X-A}", TPL_REQUEST_HEADER, "X-A" },
+		{ "${jwt.claim.sub}", TPL_JWT_CLAIM, "sub" },
+		{ "${context.request_id}", TPL_REQUEST_ID, "" },
+		{ "${var.a-b_9}", EXPR_ROOT_VAR, "a-b_9" },
+		{ "${var.tok.header.Content-Type}", EXPR_ROOT_VAR, "tok.header.Content-Type" },
+		{ "${request.body}", EXPR_ROOT_REQUEST_BODY, "" },
+		{ "${response.status}", EXPR_ROOT_RESPONSE_STATUS, "" },
+		{ "${response.header.ETag}", EXPR_ROOT_RESPONSE_HEADER, "ETag" },
+		{ "${response.body}", EXPR_ROOT_RESPONSE_BODY, "" },
+	};
+
+	(void)state;
+	assert_true((int)EXPR_ROOT_VAR > (int)TPL_REQUEST_ID);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct expr *e = NULL;
+		struct expr_arena a = EXPR_ARENA_INIT(0);
+		struct expr_value v;
+		char why[200];
+
+		if (compile(cases[i].src, 0, &e, NULL, why, sizeof(why)) != 0)
+			fail_msg("'%s': %s", cases[i].src, why);
+		seen_root = -1;
+		assert_int_equal(expr_eval(e, record, NULL, &a, &v), EXPR_OK);
+		assert_int_equal(seen_root, cases[i].root);
+		assert_string_equal(seen_name, cases[i].name);
+		/* a missing value is '' */
+		assert_int_equal(v.type, EXPR_STRING);
+		assert_int_equal(v.len, 0);
+		expr_free(e);
 	}
 }
 
@@ -760,6 +816,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_eval),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_roots),
 		cmocka_unit_test(test_stop_paren),
 		cmocka_unit_test(test_bounds),
 		cmocka_unit_test(test_budget),
