@@ -866,6 +866,7 @@ void expr_arena_release(struct expr_arena *a)
 	}
 	a->chunks = NULL;
 	a->used = 0;
+	a->work = 0;
 }
 
 const char *expr_status_str(enum expr_status st)
@@ -877,6 +878,8 @@ const char *expr_status_str(enum expr_status st)
 		return "expression value over its byte budget";
 	case EXPR_OVERFLOW:
 		return "integer overflow";
+	case EXPR_TOO_SLOW:
+		return "expression evaluation over its work limit";
 	case EXPR_NOMEM:
 		return "out of memory";
 	}
@@ -1241,8 +1244,16 @@ static enum expr_status eval_call(struct ev *ev, const struct enode *nd, struct 
 		return EXPR_OK;
 	}
 	case F_MATCHES: {
-		int r = regex_search(kids[1]->re, a[0].s ? a[0].s : "", a[0].len, NULL);
+		unsigned long steps = 0, left = ev->a->max_work > ev->a->work ?
+					  ev->a->max_work - ev->a->work : 0;
+		int r;
 
+		if (left == 0)
+			return EXPR_TOO_SLOW;
+		r = regex_search(kids[1]->re, a[0].s ? a[0].s : "", a[0].len, left, &steps);
+		ev->a->work += steps;
+		if (r == -2)
+			return EXPR_TOO_SLOW;
 		if (r < 0)
 			return EXPR_NOMEM;
 		set_bool(out, r);

@@ -25,7 +25,8 @@
  * most REGEX_MAX_PROG instructions; no loops. At evaluation every string an
  * operator or function makes is charged to the arena's budget (max bytes in
  * all); passing it is EXPR_TOO_LONG, never more memory. matches() is linear
- * (regex.h); json() parses at most the remaining budget.
+ * (regex.h) and its steps are charged to the arena's max_work (EXPR_TOO_SLOW);
+ * json() parses at most the remaining budget.
  *
  * "${...}" values: template.h's roots (request.method, request.header.NAME,
  * ...) plus var.NAME[.REST], request.body, response.status,
@@ -74,17 +75,22 @@ struct expr_value {
 };
 
 /* The memory of one evaluation; max is the byte budget for every string it
- * makes. Zero-initialise with EXPR_ARENA_INIT. */
+ * makes, max_work the regex steps all its matches() may take (linear in the
+ * subject, but a 10 MiB body times a 2048-instruction program is still
+ * seconds). Initialise with EXPR_ARENA_INIT. */
 struct expr_arena {
 	void *chunks;
 	size_t used, max;
+	unsigned long work, max_work;
 };
-#define EXPR_ARENA_INIT(max) { NULL, 0, (max) }
+#define EXPR_MAX_WORK 100000000UL	/* regex steps: a few tenths of a second */
+#define EXPR_ARENA_INIT(max) { NULL, 0, (max), 0, EXPR_MAX_WORK }
 
 enum expr_status {
 	EXPR_OK = 0,
 	EXPR_TOO_LONG,		/* the budget would be passed */
 	EXPR_OVERFLOW,		/* integer addition overflowed */
+	EXPR_TOO_SLOW,		/* matches() passed the arena's max_work */
 	EXPR_NOMEM,
 };
 

@@ -575,13 +575,17 @@ static void add_thread(struct vm *vm, int *list, size_t *ln, int pc, unsigned ge
 	}
 }
 
-int regex_search(const struct regex *re, const char *s, size_t n, unsigned long *steps)
+int regex_search(const struct regex *re, const char *s, size_t n, unsigned long max_steps,
+		 unsigned long *steps)
 {
 	struct vm vm = { re, NULL, NULL, 0, 0 };
 	int *cur = NULL, *next = NULL;
 	size_t ncur = 0, nnext;
 	unsigned gen = 1;
 	int rc = -1;
+	/* a pattern starting with '^' starts no thread past position 0, so
+	 * once its threads die the search is over */
+	int anchored = re->prog[0].op == OP_BOL;
 
 	/* each pc is pushed at most twice per closure (once per incoming edge
 	 * of a split or jump, plus the start), so 2n + 1 bounds the stack */
@@ -596,6 +600,12 @@ int regex_search(const struct regex *re, const char *s, size_t n, unsigned long 
 		unsigned char c = (unsigned char)s[pos];
 		int *t;
 
+		if (anchored && ncur == 0)
+			break;
+		if (max_steps > 0 && vm.steps > max_steps) {
+			rc = -2;
+			goto out;
+		}
 		gen++;
 		nnext = 0;
 		for (size_t k = 0; k < ncur; k++) {
@@ -606,7 +616,8 @@ int regex_search(const struct regex *re, const char *s, size_t n, unsigned long 
 				add_thread(&vm, next, &nnext, cur[k] + 1, gen, pos + 1, n);
 		}
 		/* unanchored: a new thread starts at every position */
-		add_thread(&vm, next, &nnext, 0, gen, pos + 1, n);
+		if (!anchored)
+			add_thread(&vm, next, &nnext, 0, gen, pos + 1, n);
 		t = cur;
 		cur = next;
 		next = t;

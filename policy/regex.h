@@ -6,7 +6,8 @@
  *   char why[128];
  *   if (regex_compile(pat, strlen(pat), &re, why, sizeof(why)) != 0) report why;
  *   ... per request ...
- *   switch (regex_search(re, s, n, &steps)) ...  1 match, 0 no match, -1 no memory
+ *   switch (regex_search(re, s, n, max_steps, &steps)) ...
+ *           1 match, 0 no match, -1 no memory, -2 over max_steps
  *   regex_free(re);
  *
  * Syntax: literals, '.', bracket expressions with ranges, negation and the
@@ -25,7 +26,7 @@
  *
  * Ownership: a regex is immutable once compiled and may be shared by threads;
  * the search allocates its own scratch. Errors: regex_compile 0/-1 with why
- * ("column N: ..."), regex_search 1/0/-1.
+ * ("column N: ..."), regex_search 1/0/-1/-2.
  */
 #ifndef HOSTGATE_REGEX_H
 #define HOSTGATE_REGEX_H
@@ -40,10 +41,13 @@ struct regex;
 
 /* Compiles p[0..n). Returns 0 with a new *out, or -1 with why. */
 int regex_compile(const char *p, size_t n, struct regex **out, char *why, size_t why_cap);
-/* Searches s[0..n) for a match anywhere. Returns 1 (match), 0 (none), -1 (no
- * memory). *steps (may be NULL) gets the instructions executed, which is at
- * most (n + 1) * 2 * regex_size(re). */
-int regex_search(const struct regex *re, const char *s, size_t n, unsigned long *steps);
+/* Searches s[0..n) for a match anywhere, giving up after max_steps
+ * instructions (0: no limit; a long subject times a large program is linear
+ * but can still be slow). Returns 1 (match), 0 (none), -1 (no memory), -2
+ * (over max_steps). *steps (may be NULL) gets the instructions executed,
+ * which is at most (n + 1) * 2 * regex_size(re). */
+int regex_search(const struct regex *re, const char *s, size_t n, unsigned long max_steps,
+		 unsigned long *steps);
 /* Returns the number of instructions in the compiled program. */
 size_t regex_size(const struct regex *re);
 /* Frees re; NULL is fine. */

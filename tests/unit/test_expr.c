@@ -578,6 +578,46 @@ static void test_budget(void **state)
 				     "999999999999999999 + 999999999999999999 + 999999999999999999 + "
 				     "999999999999999999", 0, NULL, 0), EXPR_OVERFLOW);
 	assert_string_equal(expr_status_str(EXPR_TOO_LONG), "expression value over its byte budget");
+	/* matches() is charged its steps: a long subject and a large program
+	 * stop at the work limit, and an anchored pattern stops early */
+	{
+		struct expr *e = NULL;
+		struct expr_arena a = EXPR_ARENA_INIT(0);
+		struct expr_value v;
+		char why[200];
+
+		assert_int_equal(compile("matches(${request.body}, '(a|b|c|d)*x{1,200}y') || "
+					 "matches(${request.body}, '(a|b|c|d)*x{1,200}y')", 0, &e,
+					 NULL, why, sizeof(why)), 0);
+		a.max_work = 1000;
+		assert_int_equal(expr_eval(e, resolve, NULL, &a, &v), EXPR_TOO_SLOW);
+		expr_arena_release(&a);
+		assert_int_equal(a.work, 0);
+		a.max_work = EXPR_MAX_WORK;
+		assert_int_equal(expr_eval(e, resolve, NULL, &a, &v), EXPR_OK);
+		assert_false(v.b);
+		assert_true(a.work > 1000);
+		expr_arena_release(&a);
+		expr_free(e);
+		assert_string_equal(expr_status_str(EXPR_TOO_SLOW),
+				    "expression evaluation over its work limit");
+	}
+	{
+		struct regex *re = NULL;
+		char why[200], s[10000];
+		unsigned long steps = 0;
+
+		memset(s, 'a', sizeof(s));
+		assert_int_equal(regex_compile("^b", 2, &re, why, sizeof(why)), 0);
+		assert_int_equal(regex_search(re, s, sizeof(s), 0, &steps), 0);
+		assert_true(steps < 10);
+		assert_int_equal(regex_search(re, s, sizeof(s), 5, &steps), 0);
+		regex_free(re);
+		assert_int_equal(regex_compile("b", 1, &re, why, sizeof(why)), 0);
+		assert_int_equal(regex_search(re, s, sizeof(s), 100, &steps), -2);
+		assert_true(steps > 100 && steps < 100 + 2 * 2 + 2);
+		regex_free(re);
+	}
 	/* json nested deeper than its limit is '' */
 	{
 		char src[200];
@@ -694,7 +734,7 @@ static void test_regex(void **state)
 		memcpy(s, c->subject, n);
 		if (regex_compile(c->pat, strlen(c->pat), &re, why, sizeof(why)) != 0)
 			fail_msg("'%s': %s", c->pat, why);
-		r = regex_search(re, s, n, NULL);
+		r = regex_search(re, s, n, 0, NULL);
 		if (r != c->want)
 			fail_msg("'%s' on '%s': %d, want %d", c->pat, c->subject, r, c->want);
 		free(s);
@@ -742,25 +782,25 @@ static void test_regex_long(void **state)
 	(void)state;
 	memset(pat, 'a', 2000);
 	assert_int_equal(regex_compile(pat, 2000, &re, why, sizeof(why)), 0);
-	assert_int_equal(regex_search(re, pat, 2000, NULL), 1);
-	assert_int_equal(regex_search(re, pat, 1999, NULL), 0);
+	assert_int_equal(regex_search(re, pat, 2000, 0, NULL), 1);
+	assert_int_equal(regex_search(re, pat, 1999, 0, NULL), 0);
 	regex_free(re);
 	for (int i = 0; i < 250; i++)
 		o += (size_t)snprintf(pat + o, sizeof(pat) - o, "%sw%d", i ? "|" : "", i);
 	assert_int_equal(regex_compile(pat, o, &re, why, sizeof(why)), 0);
-	assert_int_equal(regex_search(re, "xx w249 xx", 10, NULL), 1);
-	assert_int_equal(regex_search(re, "xx w0 xx", 8, NULL), 1);
-	assert_int_equal(regex_search(re, "xx w250", 7, NULL), 1);	/* w25 */
-	assert_int_equal(regex_search(re, "xx wx", 5, NULL), 0);
+	assert_int_equal(regex_search(re, "xx w249 xx", 10, 0, NULL), 1);
+	assert_int_equal(regex_search(re, "xx w0 xx", 8, 0, NULL), 1);
+	assert_int_equal(regex_search(re, "xx w250", 7, 0, NULL), 1);	/* w25 */
+	assert_int_equal(regex_search(re, "xx wx", 5, 0, NULL), 0);
 	regex_free(re);
 	/* alternation inside repeats and groups, patched to the right ends */
 	assert_int_equal(regex_compile("^((a|b)(c|d)|e){2}$", 19, &re, why, sizeof(why)), 0);
-	assert_int_equal(regex_search(re, "acbd", 4, NULL), 1);
-	assert_int_equal(regex_search(re, "ace", 3, NULL), 1);
-	assert_int_equal(regex_search(re, "ee", 2, NULL), 1);
-	assert_int_equal(regex_search(re, "eac", 3, NULL), 1);
-	assert_int_equal(regex_search(re, "eab", 3, NULL), 0);
-	assert_int_equal(regex_search(re, "e", 1, NULL), 0);
+	assert_int_equal(regex_search(re, "acbd", 4, 0, NULL), 1);
+	assert_int_equal(regex_search(re, "ace", 3, 0, NULL), 1);
+	assert_int_equal(regex_search(re, "ee", 2, 0, NULL), 1);
+	assert_int_equal(regex_search(re, "eac", 3, 0, NULL), 1);
+	assert_int_equal(regex_search(re, "eab", 3, 0, NULL), 0);
+	assert_int_equal(regex_search(re, "e", 1, 0, NULL), 0);
 	regex_free(re);
 }
 
@@ -800,7 +840,7 @@ static void test_regex_linear(void **state)
 
 		if (regex_compile(pats[i], strlen(pats[i]), &re, why, sizeof(why)) != 0)
 			fail_msg("'%s': %s", pats[i], why);
-		assert_int_equal(regex_search(re, s, n, &steps), 0);
+		assert_int_equal(regex_search(re, s, n, 0, &steps), 0);
 		if (steps > (n + 1) * 2 * regex_size(re))
 			fail_msg("'%s': %lu steps over the bound %zu", pats[i], steps,
 				 (n + 1) * 2 * regex_size(re));
