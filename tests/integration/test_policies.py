@@ -423,6 +423,10 @@ def test_retry_attempts_on_the_upstream(pgw, httpbin):
     assert pgw.get("/api/pt-hb/status/200?t=%s" % t2).status == 200
     t3 = tok()
     assert pgw.get("/api/hb/status/503?t=%s" % t3).status == 503
+    # gunicorn's workers write the access log after they answer, each on its
+    # own: under load another worker's settle line can come first
+    wait_until(lambda: httpbin_lines(httpbin, t2) and httpbin_lines(httpbin, t3), 10,
+               "httpbin to log both requests")
     httpbin_settle(httpbin)
     assert len(httpbin_lines(httpbin, t2)) == 1
     assert len(httpbin_lines(httpbin, t3)) == 1
