@@ -20,7 +20,6 @@
 #include "policy/image.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -33,6 +32,7 @@
 #include <unistd.h>
 
 #include "common/atomicfile.h"
+#include "common/fileread.h"
 #include "common/log.h"
 #include "policy/loader.h"
 #include "policy/policies.h"
@@ -329,6 +329,23 @@ struct compile {
 	struct obuf *out;
 };
 
+/* What every document of the image starts with: format, generation, the
+ * gateway section and the named values nv it uses (no closing brace). */
+static void write_head(struct compile *cc, json_object *nv)
+{
+	char gen[32];
+
+	snprintf(gen, sizeof(gen), "%lld", (long long)cc->gw->generation);
+	ob_str(cc->out, "{\"format\":1,\"generation\":");
+	ob_str(cc->out, gen);
+	if (cc->gateway) {
+		ob_str(cc->out, ",\"gateway\":");
+		ob_json(cc->out, cc->gateway);
+	}
+	ob_str(cc->out, ",\"named_values\":");
+	ob_json(cc->out, nv);
+}
+
 /* Copies backend b's entry into be (once), and collects its strings. */
 static void add_backend(struct compile *cc, json_object *be, struct strs *s,
 			const struct gw_backend *b)
@@ -366,7 +383,6 @@ static void write_block(struct compile *cc, size_t i)
 	json_object *prods = json_object_new_array();
 	struct strs s = { 0 };
 	struct obuf *b = cc->out;
-	char gen[32];
 
 	if (!nv || !be || !prods) {
 		b->oom = 1;
@@ -410,15 +426,7 @@ static void write_block(struct compile *cc, size_t i)
 		b->oom = 1;
 		goto out;
 	}
-	snprintf(gen, sizeof(gen), "%lld", (long long)cc->gw->generation);
-	ob_str(b, "{\"format\":1,\"generation\":");
-	ob_str(b, gen);
-	if (cc->gateway) {
-		ob_str(b, ",\"gateway\":");
-		ob_json(b, cc->gateway);
-	}
-	ob_str(b, ",\"named_values\":");
-	ob_json(b, nv);
+	write_head(cc, nv);
 	ob_str(b, ",\"backends\":");
 	ob_json(b, be);
 	if (api->n_products) {
@@ -444,7 +452,6 @@ static void write_base(struct compile *cc)
 	struct obuf *b = cc->out;
 	struct strs s = { 0 };
 	json_object *nv = json_object_new_object();
-	char gen[32];
 
 	if (!nv) {
 		b->oom = 1;
@@ -455,15 +462,7 @@ static void write_base(struct compile *cc)
 	refer_named(cc->named_values, &s, 0, nv);
 	if (s.oom)
 		b->oom = 1;
-	snprintf(gen, sizeof(gen), "%lld", (long long)cc->gw->generation);
-	ob_str(b, "{\"format\":1,\"generation\":");
-	ob_str(b, gen);
-	if (cc->gateway) {
-		ob_str(b, ",\"gateway\":");
-		ob_json(b, cc->gateway);
-	}
-	ob_str(b, ",\"named_values\":");
-	ob_json(b, nv);
+	write_head(cc, nv);
 	ob_str(b, "}");
 	ob_put(b, "", 1);
 	free(s.v);
@@ -825,50 +824,24 @@ int image_compile_file(const char *doc_path, struct cfg_errors *errs, struct ima
 	char image_path[4096];
 	struct stat st;
 	char *buf = NULL;
-	size_t len = 0, cap = 0;
-	int fd, rc = -1;
+	size_t len = 0;
+	int rc;
 
 	if (snprintf(image_path, sizeof(image_path), "%s%s", doc_path, IMAGE_SUFFIX) >=
 	    (int)sizeof(image_path)) {
 		cfg_error(errs, "$", "the path '%s' is too long", doc_path);
 		return -1;
 	}
-	fd = open(doc_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-	if (fd < 0 || fstat(fd, &st) != 0) {
-		cfg_error(errs, "$", "cannot read '%s': %s", doc_path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode) || st.st_size > (off_t)GW_MAX_DOCUMENT_BYTES) {
+	/* the image records the identity of exactly what was read */
+	if (file_read_stat(doc_path, GW_MAX_DOCUMENT_BYTES, &buf, &len, &st) < 0) {
 		cfg_error(errs, "$", "cannot read '%s': %s", doc_path,
-			  S_ISREG(st.st_mode) ? "larger than the limit" : "not a regular file");
-		goto out;
-	}
-	cap = (size_t)st.st_size + 1;
-	buf = malloc(cap);
-	if (!buf) {
-		cfg_error(errs, "$", "out of memory");
-		goto out;
-	}
-	while (len < (size_t)st.st_size) {
-		ssize_t r = read(fd, buf + len, (size_t)st.st_size - len);
-
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			cfg_error(errs, "$", "cannot read '%s': %s", doc_path,
-				  r < 0 ? strerror(errno) : "it shrank while being read");
-			goto out;
-		}
-		len += (size_t)r;
+			  errno == EFBIG ? "larger than the limit" : errno == EINVAL ?
+			  "not a regular file" : strerror(errno));
+		return -1;
 	}
 	rc = image_compile_buffer(buf, len, &st, image_path, errs, stats);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (buf) {
-		explicit_bzero(buf, cap);
-		free(buf);
-	}
+	explicit_bzero(buf, len);	/* it may hold secrets */
+	free(buf);
 	return rc;
 }
 
