@@ -297,6 +297,26 @@ static int parse_repeat(struct parser *ps)
 	return x;
 }
 
+/* Appends y to the right-leaning chain of kind whose root is *x and whose
+ * last node is *tail (-1: *x is a single operand so far). Returns 0 or -1. */
+static int lean_right(struct parser *ps, enum node_kind kind, int *x, int *tail, int y)
+{
+	int c = new_node(ps, kind);
+
+	if (c < 0)
+		return -1;
+	if (*tail < 0) {
+		ps->nodes[c].a = *x;
+		*x = c;
+	} else {
+		ps->nodes[c].a = ps->nodes[*tail].b;
+		ps->nodes[*tail].b = c;
+	}
+	ps->nodes[c].b = y;
+	*tail = c;
+	return 0;
+}
+
 /* Concatenations and alternations are built leaning right, a(b(cd)), so
  * that compile_node walks their spine in a loop and recurses only into
  * groups, which REGEX_MAX_DEPTH bounds. */
@@ -305,7 +325,7 @@ static int parse_cat(struct parser *ps)
 	int x = -2, tail = -1;
 
 	while (ps->i < ps->n && ps->p[ps->i] != '|' && ps->p[ps->i] != ')') {
-		int y = parse_repeat(ps), c;
+		int y = parse_repeat(ps);
 
 		if (y < 0)
 			return -1;
@@ -313,18 +333,8 @@ static int parse_cat(struct parser *ps)
 			x = y;
 			continue;
 		}
-		c = new_node(ps, N_CAT);
-		if (c < 0)
+		if (lean_right(ps, N_CAT, &x, &tail, y) < 0)
 			return -1;
-		if (tail < 0) {
-			ps->nodes[c].a = x;
-			x = c;
-		} else {
-			ps->nodes[c].a = ps->nodes[tail].b;
-			ps->nodes[tail].b = c;
-		}
-		ps->nodes[c].b = y;
-		tail = c;
 	}
 	if (x == -2)
 		x = new_node(ps, N_EMPTY);
@@ -336,24 +346,14 @@ static int parse_alt(struct parser *ps)
 	int x = parse_cat(ps), tail = -1;
 
 	while (x >= 0 && ps->i < ps->n && ps->p[ps->i] == '|') {
-		int y, a;
+		int y;
 
 		ps->i++;
 		y = parse_cat(ps);
 		if (y < 0)
 			return -1;
-		a = new_node(ps, N_ALT);
-		if (a < 0)
+		if (lean_right(ps, N_ALT, &x, &tail, y) < 0)
 			return -1;
-		if (tail < 0) {
-			ps->nodes[a].a = x;
-			x = a;
-		} else {
-			ps->nodes[a].a = ps->nodes[tail].b;
-			ps->nodes[tail].b = a;
-		}
-		ps->nodes[a].b = y;
-		tail = a;
 	}
 	return x;
 }
