@@ -447,6 +447,91 @@ enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc
 	return expand(c, t, enc, out);
 }
 
+enum pol_step pol_request_body(struct pol_call *c)
+{
+	int st;
+
+	if (c->req_body_read)
+		return POL_STEP_NEXT;
+	if (!c->ops || !c->ops->read_body)
+		return pol_fail(c, 500, "Internal server error.", "request body not available");
+	st = c->ops->read_body(c->ops_ctx, &c->req_body, &c->req_body_len);
+	if (st == 413)
+		return pol_fail(c, 413, "Request body too large.", "request body too large");
+	if (st == 408)
+		return pol_fail(c, 408, "Request timeout.", "client body timeout");
+	if (st != 0)
+		return pol_fail(c, st >= 400 && st < 600 ? st : 400, "Bad request body.",
+				"request body unreadable");
+	c->req_body_read = 1;
+	return POL_STEP_NEXT;
+}
+
+int engine_outbound_needs_body(const struct pol_call *c)
+{
+	return c->priv.plan && (c->priv.plan->needs[POL_OUTBOUND] & POL_NEED_RESP_BODY);
+}
+
+int pol_var_set(struct pol_call *c, const char *name, const char *value, size_t len)
+{
+	struct pol_var *v = NULL;
+	char *copy;
+	size_t old = 0;
+
+	for (size_t i = 0; i < c->priv.n_vars; i++)
+		if (strcmp(c->priv.vars[i].name, name) == 0)
+			v = &c->priv.vars[i];
+	if (v)
+		old = v->len;
+	if (!v && c->priv.n_vars == POL_MAX_VARS)
+		return -1;
+	if (c->priv.var_bytes - old + len > POL_MAX_VAR_BYTES)
+		return -1;
+	copy = malloc(len + 1);
+	if (!copy)
+		return -1;
+	if (len)
+		memcpy(copy, value, len);
+	copy[len] = '\0';
+	if (!v) {
+		v = &c->priv.vars[c->priv.n_vars];
+		v->name = strdup(name);
+		if (!v->name) {
+			free(copy);
+			return -1;
+		}
+		c->priv.n_vars++;
+	} else {
+		free(v->value);
+	}
+	v->value = copy;
+	v->len = len;
+	c->priv.var_bytes = c->priv.var_bytes - old + len;
+	return 0;
+}
+
+const char *pol_var_get(const struct pol_call *c, const char *name, size_t name_len,
+			size_t *len)
+{
+	for (size_t i = 0; i < c->priv.n_vars; i++) {
+		const struct pol_var *v = &c->priv.vars[i];
+
+		if (strlen(v->name) == name_len && memcmp(v->name, name, name_len) == 0) {
+			*len = v->len;
+			return v->value;
+		}
+	}
+	*len = 0;
+	return NULL;
+}
+
+void pol_side_response_release(struct pol_side_response *rs)
+{
+	pol_headers_release(&rs->headers);
+	free(rs->body);
+	memset(rs, 0, sizeof(*rs));
+}
+
 /* Adds the pending headers (cors, limit counts) to the response. */
 static void add_extra(struct pol_call *c)
 {
@@ -461,6 +546,8 @@ static enum step run_one(struct pol_call *c, const struct pol_policy *p, enum po
 {
 	switch (p->kind) {
 	case POL_MODULE:
+		if ((p->needs & POL_NEED_REQ_BODY) && pol_request_body(c) != POL_STEP_NEXT)
+			return STEP_ERROR;
 		return (enum step)p->mod->run(c, p, sec);
 	case POL_BASE:
 		return STEP_NEXT;
@@ -695,5 +782,10 @@ void engine_call_release(struct pol_call *c)
 		free(c->priv.bw_keys[i]);
 	pol_headers_release(&c->priv.extra);
 	free(c->priv.scratch);
+	free(c->req_body);
+	for (size_t i = 0; i < c->priv.n_vars; i++) {
+		free(c->priv.vars[i].name);
+		free(c->priv.vars[i].value);
+	}
 	memset(c, 0, sizeof(*c));
 }

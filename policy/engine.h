@@ -67,6 +67,10 @@
 
 #define POL_MAX_HEADERS 256	/* per list; more is a 400 (request) or 502 */
 #define POL_MAX_VALUE_BYTES 65536	/* one expanded value, URL or body template */
+#define POL_MAX_VARS 64			/* variables of one request (set-variable, send-request...) */
+#define POL_MAX_VAR_BYTES (1u << 20)	/* their values' bytes, all together */
+#define POL_MAX_RESP_BODY (10u << 20)	/* a backend body buffered for the outbound section */
+#define POL_MAX_SIDE_BODY (1u << 20)	/* a send-request answer's body */
 
 struct pol_header {
 	char *name, *value;	/* owned */
@@ -84,6 +88,46 @@ struct pol_retry {
 	size_t n_statuses;
 	uint32_t count, interval, max_interval, delta;
 	int first_fast_retry;
+};
+
+/* A side call (send-request): to backend, never elsewhere. */
+struct pol_side_request {
+	const struct gw_backend *backend;	/* its URL, credentials and TLS settings */
+	const char *method;
+	const char *target;		/* raw path (and "?query") below the backend's URL */
+	const struct pol_headers *headers;
+	const char *body;		/* NULL: none */
+	size_t body_len;
+	long timeout_ms;		/* the app also holds it to the request's deadline */
+};
+
+/* Its answer. status 0: no answer (error says why, timed_out when it was
+ * the time); the body is at most POL_MAX_SIDE_BODY (more is an error). */
+struct pol_side_response {
+	int status;
+	struct pol_headers headers;	/* owned; hop-by-hop ones removed */
+	char *body;			/* owned, NUL-terminated; NULL: empty */
+	size_t body_len;
+	const char *error;		/* static */
+	int timed_out;
+};
+
+/* What the app does for the engine; set c->ops and c->ops_ctx after
+ * engine_call_init. A NULL ops (or member) makes what needs it a 500. */
+struct pol_app_ops {
+	/* Reads the client's whole body into a new *body (NUL-terminated) and
+	 * *len; from then on the app sends c->req_body upstream instead of
+	 * streaming. Returns 0, or the HTTP status to fail with (413 over
+	 * gateway.max_request_body_bytes, 408 client too slow, 400). */
+	int (*read_body)(void *ctx, char **body, size_t *len);
+	/* Makes a side call; fills *rs (released with pol_side_response_release).
+	 * Returns 0 when an answer came (any status), -1 otherwise (rs->error). */
+	int (*side_call)(void *ctx, const struct pol_side_request *rq, struct pol_side_response *rs);
+};
+
+struct pol_var {
+	char *name, *value;	/* owned; value NUL-terminated, may hold NULs (len) */
+	size_t len;
 };
 
 struct pol_call {
@@ -123,6 +167,19 @@ struct pol_call {
 	int backend_failed;		/* connect error, timeout or 5xx */
 	uint64_t bytes_out;		/* response body bytes sent */
 
+	/* the app's services (see struct pol_app_ops) */
+	const struct pol_app_ops *ops;
+	void *ops_ctx;
+	/* the request body once read (pol_request_body): the app sends it, as
+	 * policies left it, instead of streaming the client's */
+	char *req_body;
+	size_t req_body_len;
+	int req_body_read;
+	/* set by the app before engine_outbound when engine_outbound_needs_body:
+	 * c->body/body_len hold the backend's whole body, and whatever the outbound
+	 * section leaves there is the answer's body (POL_CONTINUE included) */
+	int resp_body_buffered;
+
 	/* private to the engine */
 	struct {
 		const struct pol_plan *plan;
@@ -133,6 +190,8 @@ struct pol_call {
 		size_t n_bw;
 		struct pol_headers extra;	/* added to whatever response goes out */
 		char *scratch;			/* a decoded value for the resolver */
+		struct pol_var vars[POL_MAX_VARS];
+		size_t n_vars, var_bytes;
 		int in_error;
 		int finished;
 	} priv;
@@ -174,6 +233,23 @@ int engine_on_error(struct pol_call *c, int status, const char *message);
 void engine_finish(struct pol_call *c);
 /* Frees what c owns (after engine_finish). */
 void engine_call_release(struct pol_call *c);
+
+/* Does the outbound section of c's plan read the backend's body (find-and-
+ * replace, ${response.body}, cache-store)? Then the app buffers it, up to
+ * POL_MAX_RESP_BODY (502 past it), into c->body and sets resp_body_buffered. */
+int engine_outbound_needs_body(const struct pol_call *c);
+
+/* ---- variables (set-variable, send-request, cache-lookup-value) ------------- */
+
+/* Sets variable name to value[0..len) (a copy). Returns 0, or -1: more than
+ * POL_MAX_VARS variables or POL_MAX_VAR_BYTES bytes, or out of memory. */
+int pol_var_set(struct pol_call *c, const char *name, const char *value, size_t len);
+/* The value of name[0..name_len), or NULL when unset; *len its length. */
+const char *pol_var_get(const struct pol_call *c, const char *name, size_t name_len,
+			size_t *len);
+
+/* Frees what rs holds. */
+void pol_side_response_release(struct pol_side_response *rs);
 
 /* SHA-256 of key[0..len) as 32 bytes (OpenSSL EVP). Returns 0 or -1. */
 int engine_sha256(const char *key, size_t len, unsigned char out[32]);

@@ -476,6 +476,17 @@ static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p
 		p->mod->compile(ld, o, p->conf);
 }
 
+/* What p needs buffered in section sec: what its values read, and what the
+ * module says. */
+static unsigned policy_needs(const struct pol_policy *p, enum pol_section_id sec)
+{
+	unsigned n = p->needs;
+
+	if (p->kind == POL_MODULE && p->mod->needs)
+		n |= p->mod->needs(p->conf, sec);
+	return n;
+}
+
 /* ---- the policies -------------------------------------------------------- */
 
 static void policy_free(struct pol_policy *p)
@@ -685,6 +696,9 @@ static struct pol_plan *plan_build(struct loader *ld, struct pol_scope *const ch
 		pl->s[s].v = v;
 		(void)flatten(chain, 3, s, &pl->s[s]);
 	}
+	for (int s = 0; s < POL_N_SECTIONS; s++)
+		for (size_t i = 0; i < pl->s[s].n; i++)
+			pl->needs[s] |= policy_needs(pl->s[s].v[i], (enum pol_section_id)s);
 	for (size_t i = 0; i < pl->s[POL_INBOUND].n; i++) {
 		const struct pol_policy *p = pl->s[POL_INBOUND].v[i];
 

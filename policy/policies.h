@@ -68,6 +68,11 @@ struct pol_tpls {
 	size_t n;
 };
 
+/* What a policy or a plan's section needs read whole (pol_policy.needs,
+ * pol_plan.needs, pol_module.needs) */
+#define POL_NEED_REQ_BODY 1u	/* the client's body: read before the policy runs */
+#define POL_NEED_RESP_BODY 2u	/* the backend's body: buffered before outbound runs */
+
 struct pol_module;
 
 struct pol_policy {
@@ -78,6 +83,9 @@ struct pol_policy {
 	/* counter key prefix ("rl:api:weather:inbound#1"), set by pol_compile()
 	 * for a module with a counter_tag (rate limits, quotas, limit-concurrency) */
 	char *counter_prefix;
+	/* POL_NEED_*: what its templates and expressions read (set by the
+	 * loader) */
+	unsigned needs;
 };
 
 /* One scope's sections as written (base elements included). */
@@ -94,6 +102,7 @@ struct pol_section {
 
 struct pol_plan {
 	struct pol_section s[POL_N_SECTIONS];
+	unsigned needs[POL_N_SECTIONS];	/* POL_NEED_* of the section's policies */
 };
 
 struct loader;

@@ -122,6 +122,10 @@ struct pol_module {
 	 * the image (image.h) copies it into the block of every API whose
 	 * pipeline holds the policy. */
 	const struct gw_backend *(*backend)(const void *conf);
+	/* What this policy needs the app to buffer in section sec (POL_NEED_*,
+	 * policies.h), beyond what its templates and expressions read (may be
+	 * NULL): find-and-replace, cache-store. */
+	unsigned (*needs)(const void *conf, enum pol_section_id sec);
 };
 
 /* Every module, from policy/pol_list.h. */
@@ -147,6 +151,12 @@ enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st);
 /* Expands t with c's request values, encoded as enc: TPL_OK with a new *out,
  * or the failure (then *out is NULL). */
 enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out);
+
+/* Reads the client's body into c->req_body once (the app's read_body).
+ * Returns POL_STEP_NEXT, or POL_STEP_ERROR with the answer set (413, 408,
+ * 400, 500). The engine calls it before a policy whose needs hold
+ * POL_NEED_REQ_BODY runs. */
+enum pol_step pol_request_body(struct pol_call *c);
 
 /* Is there a parameter decoded name in the raw query q? */
 int pol_query_has(const char *q, const char *name);
