@@ -48,6 +48,7 @@ COMMON_SRC := $(filter-out $(SAN_SRC),$(wildcard common/*.c))
 POLICY_SRC := $(wildcard policy/*.c)
 APP_SRC    := $(wildcard fcgi-app/*.c)
 AGENT_SRC  := $(wildcard sync-agent/*.c)
+MANAGE_SRC := $(wildcard manage/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -57,6 +58,7 @@ LIBCOMMON := $(BUILD)/libcommon.a
 LIBPOLICY := $(BUILD)/libpolicy.a
 APP       := $(BUILD)/hostgate-fcgi
 AGENT     := $(BUILD)/hostgate-sync
+MANAGE    := $(BUILD)/hostgate-manage
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 REPLAY_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
@@ -64,7 +66,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 .PHONY: all test unit-test integration-test fuzz bench install clean
 # keep the test objects: they are intermediate to make, not to us
 .SECONDARY:
-all: $(APP) $(AGENT)
+all: $(APP) $(AGENT) $(MANAGE)
 
 $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -81,6 +83,10 @@ $(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 $(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+
+# the management plane: SQLite is its own, not every binary's
+$(MANAGE): $(call obj,$(MANAGE_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(MANAGE_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
@@ -119,7 +125,7 @@ bench: all
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(APP) $(AGENT) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(APP) $(AGENT) $(MANAGE) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf $(BUILD)

@@ -1,0 +1,89 @@
+/*
+ * app — hostgate-manage's requests, whatever front brought them (main.c:
+ * FastCGI under a process manager, --listen, or CGI). Three faces under one
+ * mount (shared/spec/admin-api.md):
+ *   /gateways/{g}/configuration|heartbeat|metrics   the agents (GatewayKey)
+ *   /admin/v1/…                                     the admin API (Bearer)
+ *   /ui/…                                           the dashboard (ui.c)
+ *
+ *   struct mapp app;  app_open(&app, err, sizeof(err));   once per process
+ *   struct mresp resp = MRESP_INIT;
+ *   app_handle(&app, &req, &resp);   then write resp.head and resp.body
+ *   mresp_release(&resp);
+ *   app_close(&app);
+ *
+ * The front fills struct mreq with borrowed strings (the path below the
+ * mount, the query string without '?', the headers the app reads) and the
+ * body, read up to MANAGE_MAX_BODY (body_too_big when the client sent
+ * more: the answer is 413). Every answer is whole in resp: status, extra
+ * header lines ("Name: value\r\n"), body.
+ *
+ * Environment (read by app_open): HOSTGATE_MANAGE_DB (default
+ * /var/lib/hostgate-manage/manage.db), HOSTGATE_MANAGE_SIGNING_KEY (an
+ * Ed25519 private key: every document is signed), HOSTGATE_MANAGE_RETENTION_DAYS
+ * (default 7).
+ */
+#ifndef HOSTGATE_MANAGE_APP_H
+#define HOSTGATE_MANAGE_APP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "manage/store.h"
+#include "manage/util.h"
+
+#define MANAGE_DEFAULT_DB "/var/lib/hostgate-manage/manage.db"
+#define MANAGE_MAX_BODY (16u * 1024 * 1024 + 65536)	/* a full metrics buffer */
+#define MANAGE_MAX_OBJECT (4u * 1024 * 1024)		/* one admin API body */
+#define MANAGE_MAX_HEARTBEAT (64u * 1024)
+
+struct evp_pkey_st;
+
+struct mapp {
+	struct store *st;
+	struct evp_pkey_st *key;	/* NULL: documents are not signed */
+	int retention_days;
+	int https;			/* set per request by the front */
+};
+
+struct mreq {
+	const char *method, *path, *query;
+	const char *authorization, *if_match, *if_none_match, *cookie, *content_type;
+	const char *origin, *host;
+	int https;
+	const char *body;		/* NUL-terminated */
+	size_t body_len;
+	int body_too_big;
+};
+
+struct mresp {
+	int status;
+	struct sbuf head;		/* extra header lines */
+	struct sbuf body;
+	const char *content_type;	/* default application/json */
+};
+#define MRESP_INIT { 0, SBUF_INIT(65536), SBUF_INIT(64u * 1024 * 1024), NULL }
+
+/* 0, or -1 with err set (the database cannot be opened, the key read). */
+int app_open(struct mapp *app, char *err, size_t errlen);
+void app_close(struct mapp *app);
+void app_handle(struct mapp *app, const struct mreq *req, struct mresp *resp);
+void mresp_release(struct mresp *resp);
+const char *app_reason(int status);
+
+/* The gateway's document at the current generation, from the cache or
+ * built (signed when a key is configured, and cached) now: 0 with *body
+ * (*len bytes), *etag (quoted) and *sig (NULL: unsigned), all new; 1 no
+ * such gateway; -1 (logged). */
+int app_document(struct mapp *app, const char *g, char **body, size_t *len, char **etag,
+		 char **sig, int64_t *generation);
+
+/* The shared pieces ui.c uses. */
+void app_error(struct mresp *resp, int status, const char *message);
+/* 0 when token (the whole secret) is a valid admin token. */
+int app_admin_token_ok(struct mapp *app, const char *token);
+/* A gateway's status as GET /admin/v1/gateways/{id} has it: a new object
+ * holding "generation", "last_heartbeat" and "status", or NULL. */
+struct json_object *app_gateway_state(struct mapp *app, const char *id, int64_t generation);
+
+#endif
