@@ -1284,10 +1284,13 @@ out:
 
 /* ---- /admin/v1/metrics ---- */
 
-static int64_t percentile(const int64_t *hist, int64_t count, double q)
+int64_t app_percentile(const int64_t *hist, double q)
 {
-	int64_t want = (int64_t)(q * (double)count + 0.999999), seen = 0;
+	int64_t count = 0, want, seen = 0;
 
+	for (int i = 0; i < STORE_HIST_BUCKETS; i++)
+		count += hist[i];
+	want = (int64_t)(q * (double)count + 0.999999);
 	if (count <= 0)
 		return 0;
 	for (int i = 0; i < STORE_HIST_BUCKETS; i++) {
@@ -1308,7 +1311,6 @@ static int metrics_row(void *ctx, const struct store_metric *m)
 {
 	struct mq *q = ctx;
 	json_object *o = json_object_new_object(), *lat = json_object_new_object();
-	int64_t hc = 0;
 	char t[32];
 
 	if (q->group_by & STORE_BY_GATEWAY)
@@ -1332,11 +1334,9 @@ static int metrics_row(void *ctx, const struct store_metric *m)
 	json_object_object_add(o, "errors", json_object_new_int64(m->errors));
 	json_object_object_add(o, "bytes_in", json_object_new_int64(m->bytes_in));
 	json_object_object_add(o, "bytes_out", json_object_new_int64(m->bytes_out));
-	for (int i = 0; i < STORE_HIST_BUCKETS; i++)
-		hc += m->hist[i];
-	json_object_object_add(lat, "p50", json_object_new_int64(percentile(m->hist, hc, 0.50)));
-	json_object_object_add(lat, "p95", json_object_new_int64(percentile(m->hist, hc, 0.95)));
-	json_object_object_add(lat, "p99", json_object_new_int64(percentile(m->hist, hc, 0.99)));
+	json_object_object_add(lat, "p50", json_object_new_int64(app_percentile(m->hist, 0.50)));
+	json_object_object_add(lat, "p95", json_object_new_int64(app_percentile(m->hist, 0.95)));
+	json_object_object_add(lat, "p99", json_object_new_int64(app_percentile(m->hist, 0.99)));
 	json_object_object_add(o, "latency_ms", lat);
 	json_object_array_add(q->series, o);
 	return 0;

@@ -50,6 +50,7 @@ struct mreq {
 	const char *method, *path, *query;
 	const char *authorization, *if_match, *if_none_match, *cookie, *content_type;
 	const char *origin, *host;
+	const char *mount;		/* the URL prefix the app is mounted at, "" for none */
 	int https;
 	const char *body;		/* NUL-terminated */
 	size_t body_len;
@@ -80,6 +81,9 @@ int app_document(struct mapp *app, const char *g, char **body, size_t *len, char
 
 /* The shared pieces ui.c uses. */
 void app_error(struct mresp *resp, int status, const char *message);
+/* The q-quantile (0..1) of a histogram with STORE_HIST_BUCKETS buckets,
+ * as the upper bound of the bucket it falls in (ms), 0 when empty. */
+int64_t app_percentile(const int64_t *hist, double q);
 /* 0 when token (the whole secret) is a valid admin token. */
 int app_admin_token_ok(struct mapp *app, const char *token);
 /* A gateway's status as GET /admin/v1/gateways/{id} has it: a new object

@@ -75,7 +75,8 @@ struct front {
 /* The path below the mount: HOSTGATE_MOUNT when set (environment or
  * parameter), else SCRIPT_NAME when the server split the path (PATH_INFO
  * set), else the whole path. Into out. */
-static void request_path(struct front *f, char *out, size_t n, const char **query)
+static void request_path(struct front *f, char *out, size_t n, const char **query,
+			 char *mount_out, size_t mn)
 {
 	const char *uri = f->param(f->ctx, "REQUEST_URI"), *mount = f->param(f->ctx, "HOSTGATE_MOUNT");
 	const char *pi = f->param(f->ctx, "PATH_INFO");
@@ -93,7 +94,9 @@ static void request_path(struct front *f, char *out, size_t n, const char **quer
 	ml = mount ? strlen(mount) : 0;
 	while (ml && mount[ml - 1] == '/')
 		ml--;
+	mount_out[0] = '\0';
 	if (ml && ul >= ml && !strncmp(uri, mount, ml) && (ul == ml || uri[ml] == '/')) {
+		snprintf(mount_out, mn, "%.*s", (int)ml, uri);
 		uri += ml;
 		ul -= ml;
 	}
@@ -105,7 +108,7 @@ static void serve_one(struct mapp *app, struct front *f)
 	struct mreq req = { 0 };
 	struct mresp resp = MRESP_INIT;
 	const char *cl = f->param(f->ctx, "CONTENT_LENGTH"), *https = f->param(f->ctx, "HTTPS");
-	char path[2048], head[1024], *body = NULL;
+	char path[2048], mount[512], head[1024], *body = NULL;
 	size_t want = 0, got = 0;
 	int hn;
 
@@ -137,7 +140,8 @@ static void serve_one(struct mapp *app, struct front *f)
 		while (f->read(f->ctx, sink, sizeof(sink)) > 0)
 			;
 	}
-	request_path(f, path, sizeof(path), &req.query);
+	request_path(f, path, sizeof(path), &req.query, mount, sizeof(mount));
+	req.mount = mount;
 	req.method = f->param(f->ctx, "REQUEST_METHOD");
 	if (!req.method)
 		req.method = "GET";

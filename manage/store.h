@@ -26,6 +26,8 @@
  *               1,000 agents polling cost one indexed read each).
  *   heartbeats  the last heartbeat body of each gateway and when it came.
  *   metrics     windows seen (instance, from) and per-minute aggregates.
+ *   sessions    the dashboard's logins: SHA-256 of the cookie, the CSRF
+ *               token of its forms, the expiry.
  *
  * Ownership: strings handed out (*json, *owner…) are malloc'd, the caller
  * frees them; strings passed in are copied. Callbacks get borrowed strings
@@ -42,7 +44,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 #define STORE_HIST_BUCKETS 12	/* management-protocol.md: 11 bounds + 1 */
 
 struct store;
@@ -140,5 +142,13 @@ struct store_metrics_filter {
  * minute or hour when grouped on them), in group order. */
 int store_metrics_query(struct store *st, const struct store_metrics_filter *f, unsigned group_by,
 			int (*fn)(void *ctx, const struct store_metric *row), void *ctx);
+
+/* ---- dashboard sessions ---- */
+#define STORE_SESSION_MAX_S (12 * 3600)
+/* Adds one (and drops those long expired). 0 or -1. */
+int store_session_add(struct store *st, const char *sha256_hex, const char *csrf, int64_t expires);
+/* 0 found (*csrf new), 1 absent, -1. */
+int store_session_find(struct store *st, const char *sha256_hex, char **csrf, int64_t *expires);
+int store_session_drop(struct store *st, const char *sha256_hex);
 
 #endif

@@ -46,6 +46,10 @@ static const char *const migrations[] = {
 	"  h4 INTEGER NOT NULL, h5 INTEGER NOT NULL, h6 INTEGER NOT NULL, h7 INTEGER NOT NULL,"
 	"  h8 INTEGER NOT NULL, h9 INTEGER NOT NULL, h10 INTEGER NOT NULL, h11 INTEGER NOT NULL,"
 	"  PRIMARY KEY (minute, gateway, api, operation, subscription, status));",
+	/* 2: the dashboard's sessions */
+	"CREATE TABLE sessions (hash TEXT PRIMARY KEY, csrf TEXT NOT NULL,"
+	"  expires INTEGER NOT NULL);"
+	"CREATE INDEX sessions_expires ON sessions (expires);",
 };
 #define N_MIGRATIONS (sizeof(migrations) / sizeof(migrations[0]))
 
@@ -621,8 +625,6 @@ int store_metrics_query(struct store *st, const struct store_metrics_filter *f, 
 		};
 		int r;
 
-		if (m.count == 0 && !glen && sqlite3_column_type(s, 6) == SQLITE_NULL)
-			m.count = 0;	/* an empty total: sums are NULL */
 		for (int i = 0; i < STORE_HIST_BUCKETS; i++)
 			m.hist[i] = sqlite3_column_int64(s, 10 + i);
 		r = fn(ctx, &m);
@@ -633,4 +635,54 @@ int store_metrics_query(struct store *st, const struct store_metrics_filter *f, 
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? 0 : fail(st, "metrics query");
+}
+
+/* ---- sessions ---- */
+
+int store_session_add(struct store *st, const char *sha256_hex, const char *csrf, int64_t expires)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM sessions WHERE expires < ?");
+
+	if (!s)
+		return -1;
+	sqlite3_bind_int64(s, 1, expires - STORE_SESSION_MAX_S);
+	if (run(st, s, "session") != 0)
+		return -1;
+	s = prep(st, "INSERT INTO sessions VALUES (?, ?, ?)");
+	if (!s)
+		return -1;
+	bind_text(s, 1, sha256_hex);
+	bind_text(s, 2, csrf);
+	sqlite3_bind_int64(s, 3, expires);
+	return run(st, s, "session");
+}
+
+int store_session_find(struct store *st, const char *sha256_hex, char **csrf, int64_t *expires)
+{
+	sqlite3_stmt *s = prep(st, "SELECT csrf, expires FROM sessions WHERE hash = ?");
+	int rc;
+
+	if (!s)
+		return -1;
+	bind_text(s, 1, sha256_hex);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*csrf = col_dup(s, 0);
+		*expires = sqlite3_column_int64(s, 1);
+		rc = *csrf ? 0 : -1;
+	} else {
+		rc = rc == SQLITE_DONE ? 1 : fail(st, "session");
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
+int store_session_drop(struct store *st, const char *sha256_hex)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM sessions WHERE hash = ?");
+
+	if (!s)
+		return -1;
+	bind_text(s, 1, sha256_hex);
+	return run(st, s, "session");
 }

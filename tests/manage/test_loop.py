@@ -197,3 +197,99 @@ def test_metrics_deduplicated_and_hostile_bodies(admin, manage, loop):
     r = face(manage, "/gateways/%s/heartbeat" % GW, loop["token"], "POST",
              data="x" * (70 * 1024))
     assert r.status_code == 413
+
+
+# ---- the dashboard, in a real browser ------------------------------------
+
+@pytest.fixture(scope="module")
+def browser(workroot):
+    from cdp import Browser
+    import os
+    profile = os.path.join(workroot, "chromium-profile")
+    os.makedirs(profile, exist_ok=True)
+    b = Browser(profile, os.path.join(workroot, "chromium.log"))
+    yield b
+    b.close()
+
+
+def test_dashboard_in_chromium(admin, manage, gateway, loop, browser, workroot):
+    ui = manage.url + "/ui/"
+    # not logged in: the login page
+    browser.navigate(ui)
+    assert browser.eval("location.pathname") == "/manage/ui/login"
+    # a wrong token is refused
+    browser.submit_form("document.querySelector('input[name=token]').value = 'wrong';"
+                        "document.forms[0].submit()")
+    assert "not a valid admin token" in browser.eval("document.body.innerText")
+    browser.submit_form("document.querySelector('input[name=token]').value = %s;"
+                        "document.forms[0].submit()" % json.dumps(manage.admin_token))
+    assert browser.eval("location.pathname") == "/manage/ui/"
+    c = [c for c in browser.cookies() if c["name"] == "hg_session"]
+    assert c and c[0]["httpOnly"] and c[0]["sameSite"] == "Strict", c
+    assert c[0]["path"] == "/manage/ui"
+    row = "document.querySelector('tr[data-gateway=\"loop-gw2\"]').dataset.status"
+    assert browser.eval(row) == "never"
+    # an agent's heartbeat turns the gateway online
+    agent2 = Agent(workroot + "/agent-loop2", manage.url, "loop-gw2", loop["token2"],
+                   public_key=manage.pub)
+    rc, out = agent2.once()
+    assert rc == 0, out
+    browser.navigate(ui)
+    assert browser.eval(row) == "online"
+    assert "loop-gw2" in browser.eval(
+        "document.querySelector('tr[data-api=\"loop-other\"]').innerText")
+    # the chart shows the requests just made
+    fig = "document.querySelector('figure[data-api=\"loop\"]')"
+    before = browser.eval("%s ? Number(%s.dataset.requests) : 0" % (fig, fig))
+    for i in range(7):
+        assert call(gateway, loop["key"], "/api/loop/chart%d" % i).status_code == 200
+    rc, out = loop["agent"].once()
+    assert rc == 0, out
+    browser.navigate(ui)
+    assert browser.eval("Number(%s.dataset.requests)" % fig) == before + 7
+    assert browser.eval("%s.querySelectorAll('svg rect.req').length" % fig) >= 1
+    assert browser.eval("document.querySelector('figure[data-gateway=\"%s\"]') !== null" % GW)
+    # the day view draws too
+    browser.navigate(ui + "?range=day")
+    assert browser.eval("Number(%s.dataset.requests)" % fig) >= before + 7
+    # logging out needs the form's CSRF token; a forged POST is refused
+    r = requests.post(manage.url + "/ui/logout", data={"csrf": "forged"}, timeout=10,
+                      cookies={"hg_session": c[0]["value"]})
+    assert r.status_code == 403
+    r = requests.post(manage.url + "/ui/logout", data={"csrf": "x"}, timeout=10,
+                      cookies={"hg_session": c[0]["value"]},
+                      headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403
+    browser.submit_form("document.querySelector('form[action=logout]').submit()")
+    assert browser.eval("location.pathname") == "/manage/ui/login"
+    browser.navigate(ui)
+    assert browser.eval("location.pathname") == "/manage/ui/login"
+
+
+def test_dashboard_escapes_everything(admin, manage):
+    """A value an operator wrote comes out as text, never as markup."""
+    evil = "<script>alert(1)</script>"
+    admin.ok("PUT", "/backends/ui-evil", {"url": "http://127.0.0.1:9/", "x-note": evil})
+    admin.ok("PUT", "/apis/ui-evil", {"path": "ui-evil", "backend": "ui-evil",
+                                       "x-note": evil})
+    s = requests.Session()
+    r = s.post(manage.url + "/ui/login", data={"token": manage.admin_token}, timeout=10,
+               allow_redirects=False)
+    assert r.status_code == 303
+    assert "HttpOnly" in r.headers["Set-Cookie"] and "SameSite=Strict" in r.headers["Set-Cookie"]
+    page = s.get(manage.url + "/ui/", timeout=10)
+    assert page.status_code == 200
+    assert "<script" not in page.text
+    assert "script-src" not in page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in page.headers["Content-Security-Policy"]
+    # a heartbeat body is the agent's word: escaped too
+    tok = admin.ok("POST", "/gateways/loop-gw2/tokens")["token"]
+    r = requests.post(manage.url + "/gateways/loop-gw2/heartbeat", timeout=10,
+                      headers={"Authorization": "GatewayKey " + tok},
+                      data=json.dumps({"instance": "i", "hostname": evil, "version": evil,
+                                       "config_generation": 1, "last_error": evil}))
+    assert r.status_code == 204
+    page = s.get(manage.url + "/ui/", timeout=10)
+    assert "<script" not in page.text and "&lt;script&gt;" in page.text
+    admin.ok("DELETE", "/apis/ui-evil")
+    admin.ok("DELETE", "/backends/ui-evil")
