@@ -72,18 +72,18 @@ struct front {
 	int (*write)(void *ctx, const char *buf, size_t n);
 };
 
-/* The path below the mount: HOSTGATE_MOUNT when set (environment or
+/* The path below the mount: HOSTGATE_MANAGE_MOUNT when set (environment or
  * parameter), else SCRIPT_NAME when the server split the path (PATH_INFO
  * set), else the whole path. Into out. */
 static void request_path(struct front *f, char *out, size_t n, const char **query,
 			 char *mount_out, size_t mn)
 {
-	const char *uri = f->param(f->ctx, "REQUEST_URI"), *mount = f->param(f->ctx, "HOSTGATE_MOUNT");
+	const char *uri = f->param(f->ctx, "REQUEST_URI"), *mount = f->param(f->ctx, "HOSTGATE_MANAGE_MOUNT");
 	const char *pi = f->param(f->ctx, "PATH_INFO");
 	size_t ml, ul;
 
 	if (!mount)
-		mount = getenv("HOSTGATE_MOUNT");
+		mount = getenv("HOSTGATE_MANAGE_MOUNT");
 	if (!mount && pi && *pi)
 		mount = f->param(f->ctx, "SCRIPT_NAME");
 	if (!uri)

@@ -293,7 +293,11 @@ static void svg_chart(struct sbuf *b, const struct series *s, const struct chart
 	for (int i = 0; i < cs->points; i++)
 		sbuf_addf(b, "%.1f,%.1f ", i * bw + bw / 2,
 			  2.0 * CHART_H + 10 - (double)s->p95[i] * (CHART_H - 16) / (double)maxp);
-	sbuf_adds(b, "\"/></svg>");
+	sbuf_adds(b, "\"/>");
+	sbuf_addf(b, "<text x=4 y=%d font-size=10 fill=\"#666\">%s</text>"
+		  "<text x=%d y=%d font-size=10 fill=\"#666\" text-anchor=end>now</text></svg>",
+		  2 * CHART_H + 26, cs->step == 60 ? "60 min ago" : "24 h ago", CHART_W - 4,
+		  2 * CHART_H + 26);
 }
 
 static void charts(struct mapp *app, struct sbuf *b, unsigned by, int day, const char *what)
