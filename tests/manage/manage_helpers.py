@@ -40,8 +40,8 @@ class Manage:
       bin/  a copy www-data can run;  db/  the database (www-data's);
       etc/  lighttpd.conf;  log/ run/;  keys: mgmt.key / mgmt.pub (Ed25519)."""
 
-    def __init__(self, root, sign=True, procs=2):
-        self.dir = mkdir(os.path.join(root, "manage"))
+    def __init__(self, root, sign=True, procs=2, mode="bin-path", name="manage"):
+        self.dir = mkdir(os.path.join(root, name))
         self.bin = os.path.join(mkdir(os.path.join(self.dir, "bin")), "hostgate-manage")
         shutil.copy2(MANAGE_BIN, self.bin)
         os.chmod(self.bin, 0o755)
@@ -70,6 +70,12 @@ class Manage:
         env.update(sanitizer_env("manage"))
         self.env = env
         benv = ",\n".join('"%s" => "%s"' % kv for kv in env.items())
+        sock = os.path.join(self.run_dir, "manage.sock")
+        if mode == "bin-path":
+            fcgi = '"bin-path" => "%s", "max-procs" => %d, "bin-environment" => ( %s ),' % (
+                self.bin, procs, benv)
+        else:   # --listen: its own server, lighttpd only connects
+            fcgi = ""
         self.error_log = os.path.join(self.log_dir, "error.log")
         LOGS.add(self.error_log)
         main = write_file(os.path.join(self.etc, "lighttpd.conf"), """
@@ -84,16 +90,22 @@ server.pid-file = "{run}/lighttpd.pid"
 server.modules = ( "mod_fastcgi" )
 server.max-request-size = 20480
 fastcgi.server = ( "{mount}" => ((
-    "bin-path" => "{bin}",
-    "socket" => "{run}/manage.sock",
-    "max-procs" => {procs},
+    {fcgi}
+    "socket" => "{sock}",
     "check-local" => "disable",
-    "bin-environment" => ( {benv} ),
 )) )
 """.format(htdocs=self.htdocs, port=self.port, user=WWW_USER, log=self.log_dir,
-           run=self.run_dir, mount=MOUNT, bin=self.bin, procs=procs, benv=benv))
+           run=self.run_dir, mount=MOUNT, fcgi=fcgi, sock=sock))
         # the database exists, migrated, before lighttpd starts its processes
         self.admin_token = self.command("admin-token", "tests").stdout.strip()
+        self.listener = None
+        if mode == "listen":
+            self.listener = Proc("hostgate-manage --listen", [
+                self.bin, "--listen", "unix:" + sock, "--workers", str(procs)],
+                os.path.join(self.log_dir, "listener.log"),
+                env=dict(env, PATH="/usr/bin:/bin"), user=WWW_USER, group=WWW_USER)
+            wait_until(lambda: self.listener.check_alive() or os.path.exists(sock), 10,
+                       "the hostgate-manage socket")
         self.server = Proc("lighttpd (manage)", ["lighttpd", "-D", "-f", main],
                            os.path.join(self.log_dir, "lighttpd.out"))
         wait_until(lambda: self.server.check_alive() or port_open(self.port), 20,
@@ -110,8 +122,27 @@ fastcgi.server = ( "{mount}" => ((
                 " ".join(args), p.returncode, p.stderr))
         return p
 
+    def cgi(self, method, path, body=b"", headers=None):
+        """One request through the program run as plain CGI (no server):
+        (status, headers, body)."""
+        env = dict(self.env, PATH="/usr/bin:/bin", GATEWAY_INTERFACE="CGI/1.1",
+                   REQUEST_METHOD=method, REQUEST_URI=MOUNT + path, SCRIPT_NAME=MOUNT,
+                   PATH_INFO=path.split("?")[0], QUERY_STRING=path.partition("?")[2],
+                   CONTENT_LENGTH=str(len(body)))
+        for k, v in (headers or {}).items():
+            env["HTTP_" + k.upper().replace("-", "_")] = v
+        p = subprocess.run([self.bin], env=env, input=body, capture_output=True, timeout=30,
+                           user=WWW_USER, group=WWW_USER, cwd=self.dir)
+        head, _, out = p.stdout.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        assert lines[0].startswith("Status: "), p.stdout[:200]
+        hdrs = dict(ln.split(": ", 1) for ln in lines[1:])
+        return int(lines[0].split()[1]), hdrs, out
+
     def stop(self):
         self.server.stop()
+        if self.listener:
+            self.listener.stop()
 
 
 class Admin:
