@@ -687,7 +687,6 @@ out:
 
 static void do_policies(struct mapp *app, const struct mreq *req, struct mresp *resp)
 {
-	static const struct kind_info pk = { "policies", "policies", "id", 0 };
 	char *json = NULL;
 	int64_t changed = 0, gen;
 	int r, began = 0;
@@ -731,7 +730,6 @@ static void do_policies(struct mapp *app, const struct mreq *req, struct mresp *
 		goto out;
 	}
 	began = 0;
-	(void)pk;
 	etag_header(resp, gen);
 	set_json(resp, r == 1 ? 201 : 200, obj);
 out:
@@ -1344,9 +1342,7 @@ static int metrics_row(void *ctx, const struct store_metric *m)
 
 /* Parses the query of /admin/v1/metrics into f and group_by: 0, or -1 with
  * the answer set. Strings in f point into bufs. */
-int app_metrics_query(struct mapp *app, const char *query, struct store_metrics_filter *f,
-		      unsigned *group_by, char bufs[5][128], struct mresp *resp);
-int app_metrics_query(struct mapp *app, const char *query, struct store_metrics_filter *f,
+static int metrics_query(struct mapp *app, const char *query, struct store_metrics_filter *f,
 		      unsigned *group_by, char bufs[5][128], struct mresp *resp)
 {
 	static const char *const names[] = { "gateway", "api", "operation", "subscription" };
@@ -1403,7 +1399,7 @@ static void do_metrics_out(struct mapp *app, const struct mreq *req, struct mres
 	char bufs[5][128];
 	json_object *o;
 
-	if (app_metrics_query(app, req->query, &f, &q.group_by, bufs, resp) != 0) {
+	if (metrics_query(app, req->query, &f, &q.group_by, bufs, resp) != 0) {
 		json_object_put(q.series);
 		return;
 	}

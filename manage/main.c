@@ -63,10 +63,8 @@ static void usage(void)
 
 /* ---- one request, whatever the front ---- */
 
-typedef const char *(*param_fn)(void *ctx, const char *name);
-
 struct front {
-	param_fn param;
+	const char *(*param)(void *ctx, const char *name);
 	void *ctx;
 	long (*read)(void *ctx, char *buf, size_t n);
 	int (*write)(void *ctx, const char *buf, size_t n);
@@ -223,6 +221,24 @@ static void open_app(struct mapp *app)
 		fatal("%s", err);
 }
 
+/* CGI: a database that cannot be opened still gets an answer the client
+ * can read (the reason goes to the server's error log). */
+static int open_app_cgi(struct mapp *app)
+{
+	static const char answer[] =
+		"Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+		"Cache-Control: no-store\r\n\r\n"
+		"{\"statusCode\":503,\"message\":\"the management database is not available\"}\n";
+	char err[512];
+
+	if (app_open(app, err, sizeof(err)) == 0)
+		return 0;
+	log_err("%s", err);
+	if (write(STDOUT_FILENO, answer, sizeof(answer) - 1) < 0)
+		return -1;
+	return -1;
+}
+
 static void serve_fastcgi(int sock)
 {
 	struct mapp app;
@@ -287,7 +303,8 @@ static int serve_cgi(void)
 	struct mapp app;
 	struct front f = { cgi_param, NULL, cgi_read, cgi_write };
 
-	open_app(&app);
+	if (open_app_cgi(&app) != 0)
+		return 1;
 	serve_one(&app, &f);
 	app_close(&app);
 	return 0;
