@@ -2,9 +2,11 @@
  * app — hostgate-manage's requests, whatever front brought them (main.c:
  * FastCGI under a process manager, --listen, or CGI). Three faces under one
  * mount (shared/spec/admin-api.md):
- *   /gateways/{g}/configuration|heartbeat|metrics   the agents (GatewayKey)
- *   /admin/v1/…                                     the admin API (Bearer)
+ *   /gateways/{g}/configuration|heartbeat|metrics   the agents (face.c)
+ *   /admin/v1/…                                     the admin API (admin.c)
  *   /ui/…                                           the dashboard (ui.c)
+ * The faces read and write only through the store (store.h) and build
+ * documents only through the model (model.h).
  *
  *   struct mapp app;  app_open(&app, err, sizeof(err));   once per process
  *   struct mresp resp = MRESP_INIT;
@@ -26,6 +28,7 @@
 #ifndef HOSTGATE_MANAGE_APP_H
 #define HOSTGATE_MANAGE_APP_H
 
+#include <json-c/json.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,15 +75,37 @@ void app_handle(struct mapp *app, const struct mreq *req, struct mresp *resp);
 void mresp_release(struct mresp *resp);
 const char *app_reason(int status);
 
-/* The gateway's document at the current generation, from the cache or
- * built (signed when a key is configured, and cached) now: 0 with *body
- * (*len bytes), *etag (quoted) and *sig (NULL: unsigned), all new; 1 no
- * such gateway; -1 (logged). */
-int app_document(struct mapp *app, const char *g, char **body, size_t *len, char **etag,
-		 char **sig, int64_t *generation);
+/* ---- for the faces (admin.c, face.c, ui.c) ---- */
 
-/* The shared pieces ui.c uses. */
+
+/* Answers: the gateway's JSON error shape {"statusCode", "message",
+ * "requestId"}, with "errors" (taken) when not NULL; app_error_at: one
+ * validation error at a path relative to the body. Each replaces whatever
+ * the answer held. */
 void app_error(struct mresp *resp, int status, const char *message);
+void app_error_with(struct mresp *resp, int status, const char *message,
+		    struct json_object *errors);
+void app_error_at(struct mresp *resp, const char *path, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A JSON answer (o stays the caller's). */
+void app_set_json(struct mresp *resp, int status, struct json_object *o);
+/* "ETag: \"changed\"" */
+void app_etag(struct mresp *resp, int64_t changed);
+/* A short random id for an answer into out. */
+void app_request_id(char *out, size_t n);
+
+/* The body as JSON of type want (json_type_object…), at most cap bytes:
+ * a new object, or NULL with the answer set (400, 413). Depth-capped,
+ * strict, nothing after the value but white space. */
+struct json_object *app_parse_body(const struct mreq *req, struct mresp *resp, size_t cap,
+				   enum json_type want);
+/* A query parameter, percent-decoded into out: 1 found, 0 not. */
+int app_query_param(const char *q, const char *name, char *out, size_t n);
+/* A string member or NULL; the compact text of o (json-c's buffer). */
+const char *app_json_str(struct json_object *o, const char *name);
+const char *app_json_text(struct json_object *o);
+/* "SCHEME TOKEN" in an Authorization header: 0 with *token, or -1. */
+int app_token_of(const char *header, const char *scheme, const char **token);
 /* The q-quantile (0..1) of a histogram with STORE_HIST_BUCKETS buckets,
  * as the upper bound of the bucket it falls in (ms), 0 when empty. */
 int64_t app_percentile(const int64_t *hist, double q);

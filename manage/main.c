@@ -39,6 +39,7 @@
 #include "common/log.h"
 #include "manage/app.h"
 #include "manage/crypto.h"
+#include "manage/face.h"
 #include "manage/model.h"
 #include "policy/gateway.h"
 
@@ -567,7 +568,7 @@ static int publish_one(void *ctx, const char *id, const char *json, int64_t chan
 	}
 	p->ids = ids;
 	p->n++;
-	if (app_document(p->app, id, &body, &len, &etag, &sig, &gen) != 0) {
+	if (face_document(p->app, id, &body, &len, &etag, &sig, &gen) != 0) {
 		fprintf(stderr, "hostgate-manage: cannot make the document of gateway '%s'\n", id);
 		p->failed = 1;
 		return 0;

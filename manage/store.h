@@ -46,6 +46,7 @@
 
 #define STORE_SCHEMA_VERSION 2
 #define STORE_HIST_BUCKETS 12	/* management-protocol.md: 11 bounds + 1 */
+#define STORE_HIST_BOUNDS_MS { 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000 }
 
 struct store;
 
