@@ -155,9 +155,9 @@ static void do_list(struct mapp *app, const struct kind_info *k, struct mresp *r
 }
 
 static void do_get(struct mapp *app, const struct kind_info *k, const char *id,
-		   struct mresp *resp)
+		   const struct mreq *req, struct mresp *resp)
 {
-	char *json = NULL;
+	char *json = NULL, etag[32];
 	int64_t changed = 0;
 	int r = store_get(app->st, k->kind, id, &json, &changed);
 	json_object *o;
@@ -174,7 +174,13 @@ static void do_get(struct mapp *app, const struct kind_info *k, const char *id,
 		return;
 	}
 	app_etag(resp, changed);
-	app_set_json(resp, 200, o);
+	snprintf(etag, sizeof(etag), "\"%lld\"", (long long)changed);
+	/* a gateway's answer also holds its state, which changes without it */
+	if (req->if_none_match && !strcmp(req->if_none_match, etag) &&
+	    strcmp(k->kind, "gateway") != 0)
+		resp->status = 304;
+	else
+		app_set_json(resp, 200, o);
 	json_object_put(o);
 }
 
@@ -972,7 +978,7 @@ void admin_handle(struct mapp *app, const struct mreq *req, struct mresp *resp, 
 		return;
 	}
 	if (!strcmp(m, "GET"))
-		do_get(app, k, seg[1], resp);
+		do_get(app, k, seg[1], req, resp);
 	else if (!strcmp(m, "DELETE"))
 		do_delete(app, k, seg[1], req, resp);
 	else if (!strcmp(m, "PUT") && !strcmp(k->kind, "gateway"))

@@ -545,6 +545,7 @@ out:
 struct publish {
 	struct mapp *app;
 	const char *dir;
+	gid_t gid;		/* DIR/gateways' group, for each gateway's folder */
 	int failed;
 	char **ids;
 	size_t n;
@@ -573,12 +574,16 @@ static int publish_one(void *ctx, const char *id, const char *json, int64_t chan
 		p->failed = 1;
 		return 0;
 	}
+	/* the documents hold secret named values in clear: 0640, with the
+	 * group of DIR/gateways (make it the web server's) */
 	snprintf(path, sizeof(path), "%s/gateways/%s", p->dir, id);
-	if ((mkdir(path, 0755) != 0 && errno != EEXIST) ||
+	if ((mkdir(path, 0750) != 0 && errno != EEXIST) ||
+	    (p->gid != (gid_t)-1 && chown(path, (uid_t)-1, p->gid) != 0) ||
 	    snprintf(path, sizeof(path), "%s/gateways/%s/configuration", p->dir, id) < 0 ||
-	    atomicfile_replace(path, body, len, 0644, 0, &step) != 0 ||
+	    atomicfile_replace(path, body, len, 0640, ATOMICFILE_DIR_GROUP, &step) != 0 ||
 	    (sig && (snprintf(path, sizeof(path), "%s/gateways/%s/configuration.sig", p->dir, id) < 0 ||
-		     atomicfile_replace(path, sig, strlen(sig), 0644, 0, &step) != 0))) {
+		     atomicfile_replace(path, sig, strlen(sig), 0640, ATOMICFILE_DIR_GROUP,
+					&step) != 0))) {
 		fprintf(stderr, "hostgate-manage: cannot write '%s': %s\n", path, strerror(errno));
 		p->failed = 1;
 	}
@@ -591,7 +596,8 @@ static int publish_one(void *ctx, const char *id, const char *json, int64_t chan
 static int cmd_publish(const char *dir)
 {
 	struct mapp app;
-	struct publish p = { &app, dir, 0, NULL, 0 };
+	struct publish p = { &app, dir, (gid_t)-1, 0, NULL, 0 };
+	struct stat st;
 	char path[4096];
 	struct dirent *de;
 	DIR *d;
@@ -606,6 +612,8 @@ static int cmd_publish(const char *dir)
 		app_close(&app);
 		return 1;
 	}
+	if (stat(path, &st) == 0)
+		p.gid = st.st_gid;
 	if (store_each(app.st, "gateway", publish_one, &p) != 0)
 		p.failed = 1;
 	/* the folders of gateways that no longer exist */

@@ -34,6 +34,8 @@ def test_backend_crud_etag_and_generation(admin):
     assert admin.generation() == g0 + 1
     r = admin.get("/backends/crud-b")
     assert r.status_code == 200 and r.headers["ETag"] == etag
+    r = admin.get("/backends/crud-b", headers={"If-None-Match": etag})
+    assert r.status_code == 304 and r.content == b""
     # replaced: 200; an If-Match that no longer matches: 412, nothing changes
     r = admin.put("/backends/crud-b", {"url": "http://127.0.0.1:9/two"},
                   headers={"If-Match": etag})
@@ -276,6 +278,8 @@ def test_import_and_publish(admin, manage, workroot):
     assert pub["generation"] == admin.generation()
     assert [a["id"] for a in pub["apis"]] == ["imp-api"]
     assert (out / "gateways" / "pub-1" / "configuration.sig").read_text().startswith("ed25519=")
+    # secret named values travel in documents: not world-readable
+    assert os.stat(out / "gateways" / "pub-1" / "configuration").st_mode & 0o777 == 0o640
     assert not stale.exists()
     assert admin.delete("/gateways/pub-1").status_code == 204
 
