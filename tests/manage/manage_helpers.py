@@ -14,6 +14,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 import pytest
 import requests
@@ -223,17 +224,21 @@ class Agent:
 
 
 @pytest.fixture(scope="session")
-def workroot(tmp_path_factory):
+def workroot(request):
+    """A directory of our own, not pytest's tmp_path: several suites run as
+    root at once on one machine share /tmp/pytest-of-root, and pytest
+    removes the older numbered directories there while ours may still be in
+    use. Kept when a test failed or with HOSTGATE_KEEP_TMP=1."""
     if os.geteuid() != 0:
         pytest.skip("tests/manage start lighttpd as www-data: run them as root")
-    d = str(tmp_path_factory.mktemp("manage"))
-    os.chmod(d, 0o755)
-    # www-data must reach the directories below
-    p = d
-    while p != "/":
-        os.chmod(p, os.stat(p).st_mode | 0o005)
-        p = os.path.dirname(p)
-    return d
+    d = tempfile.mkdtemp(prefix="hostgate-manage-tests-")
+    os.chmod(d, 0o755)      # www-data must reach the directories below
+    failed = request.session.testsfailed
+    yield d
+    if request.session.testsfailed == failed and os.environ.get("HOSTGATE_KEEP_TMP") != "1":
+        shutil.rmtree(d, ignore_errors=True)
+    else:
+        print("tests/manage: kept " + d)
 
 
 @pytest.fixture(scope="session")
