@@ -92,6 +92,12 @@ $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS)
 
+# the management plane's store, model and helpers, without its fronts
+MANAGE_LIB_OBJ := $(call obj,$(filter-out manage/main.c,$(MANAGE_SRC)))
+$(BUILD)/tests/test_manage_%: $(BUILD)/obj/tests/unit/test_manage_%.o $(MANAGE_LIB_OBJ) $(LIBPOLICY) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(MANAGE_LIB_OBJ) $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS) -lsqlite3
+
 # the app's NPH framing is tested apart from the app
 $(BUILD)/tests/test_nph: $(BUILD)/obj/tests/unit/test_nph.o $(BUILD)/obj/fcgi-app/nph.o
 	@mkdir -p $(dir $@)

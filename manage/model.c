@@ -215,6 +215,7 @@ static const struct {
 	{ "product", "products", 1 },
 	{ "subscription", "subscriptions", 1 },
 };
+#define N_MEMBERS (sizeof(members) / sizeof(members[0]))
 
 struct build {
 	struct sbuf *b;
@@ -284,7 +285,7 @@ static void free_index(struct build *bd)
 /* Turns one loader message "PATH: MESSAGE" into {"path", "message"}. */
 static json_object *map_error(const char *msg, const char *kind, const char *id,
 			      const char *member, int array, long cand_index,
-			      char *const *ids, size_t n_ids)
+			      char **const ids[], const size_t n_ids[])
 {
 	const char *sep = strstr(msg, ": ");
 	char path[1024], prefix[256], rest[1024];
@@ -330,10 +331,9 @@ static json_object *map_error(const char *msg, const char *kind, const char *id,
 		if (!members[k].array || strncmp(rest, members[k].member, ml) || rest[ml] != '[')
 			continue;
 		idx = strtol(rest + ml + 1, &end, 10);
-		if (*end != ']' || strcmp(members[k].kind, kind) != 0 || idx < 0 ||
-		    (size_t)idx >= n_ids)
+		if (*end != ']' || idx < 0 || (size_t)idx >= n_ids[k])
 			break;
-		snprintf(prefix, sizeof(prefix), "%s[\"%s\"]%s", members[k].member, ids[idx],
+		snprintf(prefix, sizeof(prefix), "%s[\"%s\"]%s", members[k].member, ids[k][idx],
 			 end + 1);
 		snprintf(rest, sizeof(rest), "%s", prefix);
 		break;
@@ -350,8 +350,8 @@ int model_validate(struct store *st, const char *kind, const char *id, const cha
 	struct cfg_errors errs = CFG_ERRORS_INIT;
 	struct gateway *gw;
 	char *pol = NULL;
-	char **ids = NULL;
-	size_t n_ids = 0;
+	char **ids[N_MEMBERS] = { NULL };
+	size_t n_ids[N_MEMBERS] = { 0 };
 	long cand_index = -1;
 	const char *cand_member = "";
 	int cand_array = 0, rc = -1;
@@ -380,14 +380,12 @@ int model_validate(struct store *st, const char *kind, const char *id, const cha
 			}
 		}
 		sbuf_adds(&b, members[k].array ? "]" : "}");
+		ids[k] = bd.index_ids;
+		n_ids[k] = bd.n_index;
 		if (mine) {
-			ids = bd.index_ids;
-			n_ids = bd.n_index;
 			cand_index = bd.cand_index;
 			cand_member = members[k].member;
 			cand_array = members[k].array;
-		} else {
-			free_index(&bd);
 		}
 	}
 	if (!strcmp(kind, "policies")) {
@@ -426,7 +424,7 @@ int model_validate(struct store *st, const char *kind, const char *id, const cha
 	*errors = json_object_new_array();
 	for (size_t i = 0; i < errs.n && *errors; i++) {
 		json_object *e = map_error(errs.msg[i], kind, id, cand_member, cand_array,
-					   cand_index, ids, n_ids);
+					   cand_index, (char **const *)ids, n_ids);
 
 		if (e)
 			json_object_array_add(*errors, e);
@@ -444,9 +442,11 @@ int model_validate(struct store *st, const char *kind, const char *id, const cha
 	if (rc < 0)
 		snprintf(err, errlen, "out of memory");
 out:
-	for (size_t i = 0; i < n_ids; i++)
-		free(ids[i]);
-	free(ids);
+	for (size_t k = 0; k < N_MEMBERS; k++) {
+		for (size_t i = 0; i < n_ids[k]; i++)
+			free(ids[k][i]);
+		free(ids[k]);
+	}
 	free(pol);
 	cfg_errors_release(&errs);
 	sbuf_release(&b);
