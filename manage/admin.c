@@ -42,13 +42,14 @@ struct kind_info {
 	int has_id;					/* the object has an "id" member */
 };
 
+enum { K_BACKEND, K_API, K_PRODUCT, K_NAMED_VALUE, K_SUBSCRIPTION, K_GATEWAY };
 static const struct kind_info kinds[] = {
-	{ "backends", "backend", "id", 0 },
-	{ "apis", "api", "id", 1 },
-	{ "products", "product", "id", 1 },
-	{ "named-values", "named_value", "name", 0 },
-	{ "subscriptions", "subscription", "id", 1 },
-	{ "gateways", "gateway", "id", 0 },
+	[K_BACKEND] = { "backends", "backend", "id", 0 },
+	[K_API] = { "apis", "api", "id", 1 },
+	[K_PRODUCT] = { "products", "product", "id", 1 },
+	[K_NAMED_VALUE] = { "named-values", "named_value", "name", 0 },
+	[K_SUBSCRIPTION] = { "subscriptions", "subscription", "id", 1 },
+	[K_GATEWAY] = { "gateways", "gateway", "id", 0 },
 };
 
 static const struct kind_info *kind_by_collection(const char *c, size_t n)
@@ -582,7 +583,7 @@ out:
 static void do_sub_change(struct mapp *app, const char *id, const struct mreq *req,
 			  struct mresp *resp, int which)
 {
-	static const struct kind_info *sk = &kinds[4];
+	const struct kind_info *sk = &kinds[K_SUBSCRIPTION];
 	json_object *patch = NULL, *obj = NULL, *hashes;
 	char key[CRYPTO_TOKEN_LEN] = "", h[CRYPTO_HEX_LEN], *json = NULL;
 	int64_t changed = 0, gen;
@@ -746,7 +747,7 @@ static void do_gateway_put(struct mapp *app, const char *id, const struct mreq *
 		goto out;
 	}
 	began = 0;
-	answer_stored(app, &kinds[5], id, obj, r == 1 ? 201 : 200, gen, resp);
+	answer_stored(app, &kinds[K_GATEWAY], id, obj, r == 1 ? 201 : 200, gen, resp);
 out:
 	model_refs_free(refs, n_refs);
 	if (began)
