@@ -190,18 +190,18 @@ static void do_get(struct mapp *app, const struct kind_info *k, const char *id,
 static int check_if_match(const struct mreq *req, struct mresp *resp, int64_t changed)
 {
 	char want[32];
+	int ok;
 
-	if (!req->if_match || !strcmp(req->if_match, "*")) {
-		if (req->if_match && !changed)
-			goto fail;
-		return 0;
-	}
 	snprintf(want, sizeof(want), "\"%lld\"", (long long)changed);
-	if (changed && !strcmp(req->if_match, want))
-		return 0;
-fail:
-	app_error(resp, 412, "the object has changed (If-Match does not match its ETag)");
-	return -1;
+	if (!req->if_match)
+		ok = 1;
+	else if (!strcmp(req->if_match, "*"))
+		ok = changed != 0;	/* "*": any current version, so none fails */
+	else
+		ok = changed != 0 && !strcmp(req->if_match, want);
+	if (!ok)
+		app_error(resp, 412, "the object has changed (If-Match does not match its ETag)");
+	return ok ? 0 : -1;
 }
 
 /* Stores obj as (kind, id) inside the open transaction: validates, raises

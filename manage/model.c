@@ -571,12 +571,11 @@ int model_gateway_document(struct store *st, const char *gateway, int64_t genera
 	struct gateway *gw;
 	int rc = -1, r;
 
+	/* what every failure below says unless it says more */
+	snprintf(err, errlen, "cannot read the database");
 	r = store_get(st, "gateway", gateway, &json, NULL);
-	if (r != 0) {
-		if (r < 0)
-			snprintf(err, errlen, "cannot read the database");
+	if (r != 0)
 		return r;
-	}
 	gobj = json_tokener_parse(json);
 	if (!gobj) {
 		snprintf(err, errlen, "gateway '%s' is stored as bad JSON", gateway);
@@ -586,7 +585,7 @@ int model_gateway_document(struct store *st, const char *gateway, int64_t genera
 	if (json_object_object_get_ex(gobj, "apis", &apis) &&
 	    json_object_is_type(apis, json_type_string)) {
 		if (store_each(st, "api", all_apis, &g) != 0)
-			goto dberr;
+			goto out;
 	} else if (json_object_is_type(apis, json_type_array)) {
 		for (size_t i = 0; i < json_object_array_length(apis); i++)
 			set_add(&g.apis, json_object_get_string(json_object_array_get_idx(apis, i)));
@@ -597,25 +596,25 @@ int model_gateway_document(struct store *st, const char *gateway, int64_t genera
 		if (store_references(st, ref, ref_to_sets, &g) != 0 ||
 		    store_referrers(st, ref, referrer_product, &g) != 0 ||
 		    store_referrers(st, ref, referrer_sub, &g) != 0)
-			goto dberr;
+			goto out;
 	}
 	for (size_t i = 0; i < g.products.n; i++) {
 		snprintf(ref, sizeof(ref), "product/%s", g.products.v[i]);
 		if (store_references(st, ref, ref_to_sets, &g) != 0 ||
 		    store_referrers(st, ref, referrer_sub, &g) != 0)
-			goto dberr;
+			goto out;
 	}
 	if (g.apis.n && store_referrers(st, "scope/all", referrer_sub, &g) != 0)
-		goto dberr;
+		goto out;
 	if (store_references(st, "policies/global", ref_to_sets, &g) != 0)
-		goto dberr;
+		goto out;
 	snprintf(ref, sizeof(ref), "gateway/%s", gateway);
 	if (store_references(st, ref, ref_to_sets, &g) != 0)
-		goto dberr;
+		goto out;
 	for (size_t i = 0; i < g.backends.n; i++) {
 		snprintf(ref, sizeof(ref), "backend/%s", g.backends.v[i]);
 		if (store_references(st, ref, ref_to_sets, &g) != 0)
-			goto dberr;
+			goto out;
 	}
 	if (g.apis.failed || g.backends.failed || g.products.failed || g.subs.failed ||
 	    g.nvs.failed) {
@@ -634,12 +633,12 @@ int model_gateway_document(struct store *st, const char *gateway, int64_t genera
 	    emit(&g, &b, "apis", "api", &g.apis, 1) != 0 ||
 	    emit(&g, &b, "products", "product", &g.products, 1) != 0 ||
 	    emit(&g, &b, "subscriptions", "subscription", &g.subs, 1) != 0)
-		goto dberr;
+		goto out;
 	free(json);
 	json = NULL;
 	r = store_get(st, "policies", "global", &json, NULL);
 	if (r < 0)
-		goto dberr;
+		goto out;
 	if (r == 0) {
 		sbuf_adds(&b, ",\"policies\":");
 		sbuf_adds(&b, json);
@@ -661,9 +660,6 @@ int model_gateway_document(struct store *st, const char *gateway, int64_t genera
 	*len = b.len;
 	b.s = NULL;
 	rc = 0;
-	goto out;
-dberr:
-	snprintf(err, errlen, "cannot read the database");
 out:
 	cfg_errors_release(&errs);
 	sbuf_release(&b);

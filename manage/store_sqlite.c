@@ -98,6 +98,40 @@ static char *col_dup(sqlite3_stmt *s, int i)
 	return t ? strdup((const char *)t) : NULL;
 }
 
+/* Runs one migration, from version to version + 1, in its own transaction
+ * (unless another process did it meanwhile). 0 or -1 with err set. */
+static int migrate_one(struct store *st, int version, char *err, size_t errlen)
+{
+	char *msg = NULL, pragma[64];
+	sqlite3_stmt *s;
+	int now = -1, rc = -1;
+
+	if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
+		goto out;
+	s = prep(st, "PRAGMA user_version");
+	if (s && sqlite3_step(s) == SQLITE_ROW)
+		now = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	if (now > version) {
+		rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK ? 0 : -1;
+		goto out;
+	}
+	snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
+	if (sqlite3_exec(st->db, migrations[version], NULL, NULL, &msg) == SQLITE_OK &&
+	    sqlite3_exec(st->db, pragma, NULL, NULL, &msg) == SQLITE_OK &&
+	    sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) == SQLITE_OK)
+		rc = 0;
+out:
+	if (rc != 0) {
+		snprintf(err, errlen, "cannot migrate the schema to version %d: %s", version + 1,
+			 msg ? msg : sqlite3_errmsg(st->db));
+		if (!sqlite3_get_autocommit(st->db))
+			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	sqlite3_free(msg);
+	return rc;
+}
+
 static int migrate(struct store *st, char *err, size_t errlen)
 {
 	sqlite3_stmt *s = prep(st, "PRAGMA user_version");
@@ -111,41 +145,16 @@ static int migrate(struct store *st, char *err, size_t errlen)
 			 version, (int)N_MIGRATIONS);
 		return -1;
 	}
-	while (version < (int)N_MIGRATIONS) {
-		char *msg = NULL, pragma[64];
-
-		if (sqlite3_exec(st->db, "BEGIN IMMEDIATE", NULL, NULL, &msg) != SQLITE_OK)
-			goto bad;
-		/* another process may have migrated meanwhile */
-		s = prep(st, "PRAGMA user_version");
-		if (s && sqlite3_step(s) == SQLITE_ROW)
-			version = sqlite3_column_int(s, 0);
-		sqlite3_finalize(s);
-		if (version >= (int)N_MIGRATIONS) {
-			sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-			break;
-		}
-		snprintf(pragma, sizeof(pragma), "PRAGMA user_version = %d", version + 1);
-		if (sqlite3_exec(st->db, migrations[version], NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(st->db, pragma, NULL, NULL, &msg) != SQLITE_OK ||
-		    sqlite3_exec(st->db, "COMMIT", NULL, NULL, &msg) != SQLITE_OK) {
-			sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
-			goto bad;
-		}
-		version++;
-		continue;
-bad:
-		snprintf(err, errlen, "cannot migrate the schema to version %d: %s", version + 1,
-			 msg ? msg : sqlite3_errmsg(st->db));
-		sqlite3_free(msg);
-		return -1;
-	}
+	for (; version < (int)N_MIGRATIONS; version++)
+		if (migrate_one(st, version, err, errlen) != 0)
+			return -1;
 	return 0;
 }
 
 struct store *store_open(const char *path, char *err, size_t errlen)
 {
 	struct store *st = calloc(1, sizeof(*st));
+	int ok = 0;
 
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
@@ -155,21 +164,22 @@ struct store *store_open(const char *path, char *err, size_t errlen)
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot open the database '%s': %s", path,
 			 st->db ? sqlite3_errmsg(st->db) : "out of memory");
-		goto bad;
+		goto out;
 	}
 	sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS);
 	if (sqlite3_exec(st->db, "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
 			 "PRAGMA foreign_keys = ON", NULL, NULL, NULL) != SQLITE_OK) {
 		snprintf(err, errlen, "cannot set up the database '%s': %s", path,
 			 sqlite3_errmsg(st->db));
-		goto bad;
+		goto out;
 	}
-	if (migrate(st, err, errlen) != 0)
-		goto bad;
+	ok = migrate(st, err, errlen) == 0;
+out:
+	if (!ok) {
+		store_close(st);
+		st = NULL;
+	}
 	return st;
-bad:
-	store_close(st);
-	return NULL;
 }
 
 void store_close(struct store *st)
