@@ -1,7 +1,8 @@
-"""hostgate-manage under Apache mod_fcgid, set up as docs/managing.md says
-(CGIPassAuth On, or Apache never passes Authorization on): the admin API, a
-real agent syncing a signed document, its heartbeat and a metrics document
-near the size the protocol allows."""
+"""hostgate-manage under Apache, mod_fcgid and mod_proxy_fcgi in front of
+--listen, set up as docs/managing.md says (CGIPassAuth On, or Apache never
+passes Authorization on; HOSTGATE_MANAGE_MOUNT for mod_proxy_fcgi): the
+admin API, a real agent syncing a signed document, its heartbeat, and a
+large metrics document."""
 import json
 
 import pytest
@@ -10,14 +11,14 @@ import requests
 from manage_helpers import Agent, Manage
 
 
-@pytest.fixture(scope="module")
-def apache(workroot):
-    m = Manage(workroot, mode="apache-fcgid", name="manage-apache")
+@pytest.fixture(scope="module", params=["apache-fcgid", "apache-proxy-fcgi"])
+def apache(workroot, request):
+    m = Manage(workroot, mode=request.param, name="manage-" + request.param)
     yield m
     m.stop()
 
 
-def test_apache_fcgid(apache, workroot):
+def test_apache(apache, workroot):
     a = apache.admin
     assert a.get("/apis").status_code == 200
     r = requests.get(apache.url + "/admin/v1/apis", timeout=10)
@@ -28,7 +29,7 @@ def test_apache_fcgid(apache, workroot):
     assert r.status_code == 400 and r.json()["errors"][0]["path"] == "backend"
     a.ok("PUT", "/gateways/ap-gw", {"apis": ["ap-api"]})
     tok = a.ok("POST", "/gateways/ap-gw/tokens", {})["token"]
-    agent = Agent(workroot + "/agent-apache", apache.url, "ap-gw", tok, public_key=apache.pub)
+    agent = Agent(apache.dir + "/agent", apache.url, "ap-gw", tok, public_key=apache.pub)
     rc, out = agent.once()
     assert rc == 0, out
     assert [x["id"] for x in agent.installed()["apis"]] == ["ap-api"]
