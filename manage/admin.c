@@ -422,7 +422,8 @@ static void do_delete(struct mapp *app, const struct kind_info *k, const char *i
 	}
 	if (store_delete(app->st, k->kind, id) != 0 || store_bump_generation(app->st, &gen) != 0 ||
 	    (!strcmp(k->kind, "gateway") &&
-	     store_token_drop_owner(app->st, "gateway", id) != 0) ||
+	     (store_token_drop_owner(app->st, "gateway", id) != 0 ||
+	      store_gateway_forget(app->st, id) != 0)) ||
 	    store_commit(app->st) != 0) {
 		app_error(resp, 500, "the database cannot be written");
 		goto out;

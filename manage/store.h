@@ -105,6 +105,9 @@ int store_doc_get(struct store *st, const char *gateway, int64_t generation, cha
 int store_doc_put(struct store *st, const char *gateway, int64_t generation, const char *body,
 		  size_t len, const char *etag, const char *sig);
 
+/* Forgets what a deleted gateway left: its cached document and heartbeat. */
+int store_gateway_forget(struct store *st, const char *gateway);
+
 /* ---- heartbeats ---- */
 int store_heartbeat_put(struct store *st, const char *gateway, const char *json,
 			int64_t received);

@@ -472,6 +472,22 @@ int store_doc_put(struct store *st, const char *gateway, int64_t generation, con
 	return run(st, s, "document");
 }
 
+int store_gateway_forget(struct store *st, const char *gateway)
+{
+	sqlite3_stmt *s = prep(st, "DELETE FROM documents WHERE gateway = ?");
+
+	if (!s)
+		return -1;
+	bind_text(s, 1, gateway);
+	if (run(st, s, "gateway") != 0)
+		return -1;
+	s = prep(st, "DELETE FROM heartbeats WHERE gateway = ?");
+	if (!s)
+		return -1;
+	bind_text(s, 1, gateway);
+	return run(st, s, "gateway");
+}
+
 /* ---- heartbeats ---- */
 
 int store_heartbeat_put(struct store *st, const char *gateway, const char *json,

@@ -161,10 +161,26 @@ def test_gateway_face_etag_signature_and_tokens(admin, manage, loop):
     r = requests.get(manage.url + "/admin/v1/apis", timeout=10,
                      headers={"Authorization": "Bearer " + loop["token"]})
     assert r.status_code == 401
-    # an expired token
+    # a token with a far expiry works
     exp = admin.ok("POST", "/gateways/%s/tokens" % GW,
                    {"expires": "2099-01-01T00:00:00Z"})["token"]
     assert face(manage, "/gateways/%s/configuration" % GW, exp).status_code == 200
+
+
+def test_deleted_gateway_is_forgotten(admin, manage, loop):
+    admin.ok("PUT", "/gateways/loop-gone", {"apis": ["loop"]})
+    tok = admin.ok("POST", "/gateways/loop-gone/tokens")["token"]
+    r = face(manage, "/gateways/loop-gone/heartbeat", tok, "POST",
+             data=json.dumps({"instance": "x", "config_generation": 1}))
+    assert r.status_code == 204
+    assert admin.get("/gateways/loop-gone").json()["status"] != "never"
+    assert admin.delete("/gateways/loop-gone").status_code == 204
+    # its tokens went with it; made again, it starts afresh
+    assert face(manage, "/gateways/loop-gone/configuration", tok).status_code == 401
+    admin.ok("PUT", "/gateways/loop-gone", {"apis": ["loop"]})
+    assert admin.get("/gateways/loop-gone").json()["status"] == "never"
+    assert face(manage, "/gateways/loop-gone/configuration", tok).status_code == 401
+    assert admin.delete("/gateways/loop-gone").status_code == 204
 
 
 def test_metrics_deduplicated_and_hostile_bodies(admin, manage, loop):
