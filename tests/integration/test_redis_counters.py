@@ -122,6 +122,10 @@ def rd_doc(base, url, on_failure="local", timeout_ms=TIMEOUT_MS):
         pd.op("free", "GET", "/free", inbound=[{"rate-limit-by-key": {
             "calls": 1000000, "renewal-period": 600, "counter-key": key}}]),
     ]))
+    doc["apis"].append(pd.api("rdb", "httpbin", ops=[
+        pd.op("bw", "GET", "/bytes/{n}", inbound=[{"quota-by-key": {
+            "bandwidth": 64, "renewal-period": 3600, "counter-key": key}}]),
+    ]))
     return doc
 
 
@@ -204,7 +208,8 @@ def test_two_gateways_share_a_rate_limit_exactly(pair, redis):
     k = shared_exactly(pair, "rl-big", 50, 160, 429)
     # the count is Redis's, under a key naming the policy's scope
     keys = [x for x in redis.cli("--scan", "--pattern", "hgtest:*").splitlines() if x.endswith(k)]
-    assert len(keys) == 1 and ":op:" in keys[0] or "rd" in keys[0], keys
+    assert len(keys) == 1, keys
+    assert re.match(r"^hgtest:rk:.*rl-big.*:inbound#0:k:%s$" % k, keys[0]), keys
     assert redis.cli("GET", keys[0]) == "50"
     ttl = int(redis.cli("PTTL", keys[0]))
     assert 0 < ttl <= 600000
@@ -217,6 +222,15 @@ def test_two_gateways_share_a_quota_exactly(pair):
     k = shared_exactly(pair, "quota", 30, 90, 403)
     r = pair[1].get("/api/rd/quota?k=%s" % k)
     assert r.status == 403 and int(r.header("Retry-After")) > 600
+
+
+def test_two_gateways_share_a_bandwidth_quota(pair):
+    # 64 KiB a key, answers of 40000 bytes: the first two pass (39 KiB
+    # counted after the first), the third is refused whichever gateway it
+    # reaches: 78 KiB were counted, half by each gateway, in Redis
+    k = tok()
+    got = [pair[i % 2].get("/api/rdb/bytes/40000?k=%s" % k).status for i in range(4)]
+    assert got[:2] == [200, 200] and got[2:] == [403, 403], got
 
 
 def test_policies_never_share_a_counter(pair, redis):
@@ -368,3 +382,36 @@ def test_a_redis_that_never_answers(pair, base, redis):
     finally:
         silent.stop()
         pair[0].apply(rd_doc(base, "redis://127.0.0.1:%d/0" % redis.port), timeout=20)
+
+
+def test_unix_socket_and_password(pair, base, workroot, redis):
+    d = mkdir(os.path.join(workroot, "redis-unix"))
+    sock = os.path.join(d, "redis.sock")
+    proc = Proc("redis-server unix", [
+        "redis-server", "--port", "0", "--unixsocket", sock, "--unixsocketperm", "777",
+        "--requirepass", "rd-s3cret", "--dir", d, "--save", "", "--appendonly", "no"],
+        os.path.join(d, "redis.log"))
+    try:
+        wait_until(lambda: proc.check_alive() or os.path.exists(sock), 10, "the unix socket")
+        doc = rd_doc(base, "unix:" + sock, "deny")
+        doc["named_values"]["redis-password"] = {"value": "rd-s3cret", "secret": True}
+        doc["gateway"]["counters"]["password"] = "{{redis-password}}"
+        apply_both(pair, doc)
+        k = tok()
+        got = [pair[i % 2].get("/api/rd/rl?k=%s" % k).status for i in range(7)]
+        assert got == [200] * 5 + [429] * 2, got
+        out = subprocess.run(["redis-cli", "-s", sock, "--no-auth-warning", "-a", "rd-s3cret",
+                              "--scan", "--pattern", "hgtest:*" + k],
+                             capture_output=True, text=True, timeout=10).stdout.split()
+        assert len(out) == 1, out
+        # a wrong password: degraded, Redis's reason shown, no password
+        doc["named_values"]["redis-password"]["value"] = "wrong-pass"
+        pair[0].apply(doc, timeout=20)
+        assert pair[0].get("/api/rd/rl?k=%s" % tok()).status == 503
+        r = pair[0].health()
+        c = r.json()["counters"]
+        assert c["state"] == "degraded" and c["error"].startswith("AUTH"), c
+        assert "wrong-pass" not in r.text() and "rd-s3cret" not in r.text()
+    finally:
+        proc.stop()
+        apply_both(pair, rd_doc(base, "redis://127.0.0.1:%d/0" % redis.port))
