@@ -22,20 +22,26 @@ struct redis_conn {
 	int port, db, timeout_ms;
 	redisContext *ctx;
 	pid_t pid;		/* the process that opened ctx */
-	int64_t deadline_ms;	/* of the operation in progress */
+	int64_t deadline_us;	/* of the operation in progress (monotonic) */
 	int64_t retry_at_ms;	/* breaker: no attempt before this */
 	int64_t backoff_ms;	/* the next failure's wait */
+	int sock_ms;		/* the socket's timeout now; 0: not set */
 	int up;
 	uint64_t failures, connects;
 	char error[REDIS_CONN_ERROR_MAX];
 };
 
-static int64_t mono_ms(void)
+static int64_t mono_us(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t mono_ms(void)
+{
+	return mono_us() / 1000;
 }
 
 static struct timeval tv_ms(int64_t ms)
@@ -88,6 +94,7 @@ static void drop(struct redis_conn *rc)
 	if (rc->ctx)
 		redisFree(rc->ctx);	/* close(): a forked copy sends Redis nothing */
 	rc->ctx = NULL;
+	rc->sock_ms = 0;
 }
 
 void redis_conn_free(struct redis_conn *rc)
@@ -140,9 +147,9 @@ static void fail_ctx(struct redis_conn *rc, const char *what)
 
 static int left_ms(const struct redis_conn *rc)
 {
-	int64_t left = rc->deadline_ms - mono_ms();
+	int64_t left = rc->deadline_us - mono_us();
 
-	return left < 0 ? 0 : (int)left;
+	return left <= 0 ? 0 : (int)((left + 999) / 1000);	/* whole ms, rounded up */
 }
 
 /* One command for connect's AUTH/SELECT: 0 when the reply is not an error. */
@@ -201,7 +208,7 @@ int redis_conn_begin(struct redis_conn *rc)
 
 	if (rc->ctx && rc->pid != getpid())
 		drop(rc);	/* inherited across fork */
-	rc->deadline_ms = now + rc->timeout_ms;
+	rc->deadline_us = mono_us() + (int64_t)rc->timeout_ms * 1000;
 	if (rc->ctx)
 		return 0;
 	if (!rc->up && now < rc->retry_at_ms)
@@ -222,9 +229,17 @@ redisReply *redis_conn_call(struct redis_conn *rc, int argc, const char **argv,
 		redis_conn_fail(rc, "timed out");
 		return NULL;
 	}
-	if (redisSetTimeout(rc->ctx, tv_ms(left)) != REDIS_OK) {
-		fail_ctx(rc, "setting the timeout");
-		return NULL;
+	/* the usual call starts an operation: the whole timeout_ms is left and
+	 * the socket already has it; only a later call of the operation (after
+	 * a connect, SCRIPT LOAD) needs the two setsockopt() */
+	if (left < rc->sock_ms - 1 || rc->sock_ms < left - 1 || rc->sock_ms == 0) {
+		int set = left > rc->timeout_ms - 2 ? rc->timeout_ms : left;
+
+		if (redisSetTimeout(rc->ctx, tv_ms(set)) != REDIS_OK) {
+			fail_ctx(rc, "setting the timeout");
+			return NULL;
+		}
+		rc->sock_ms = set;
 	}
 	r = redisCommandArgv(rc->ctx, argc, argv, lens);
 	if (!r) {

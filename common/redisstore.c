@@ -13,33 +13,35 @@
 
 /* KEYS[1] the window; ARGV: op ("t" take, "a" add, "p" peek), n, limit,
  * period in ms. Returns {allowed 0|1, remaining, ms until the window ends}.
- * The key's value is the count; its expiry is the window's end. A key
- * without expiry (set by hand) is treated as no window. */
+ * The key's value is the count; its expiry is the window's end (Redis drops
+ * an ended window before any command sees it, so INCRBY on it starts the
+ * next). The usual call is one INCRBY; a new window adds its PEXPIRE, a
+ * refusal takes its units back before anyone can see them (the script is
+ * atomic) and reads the PTTL. A key without expiry (written by hand) is
+ * started afresh. */
 static const char SCRIPT[] =
-	"local c = tonumber(redis.call('GET', KEYS[1]) or '0') or 0\n"
-	"local ttl = 0\n"
-	"if c > 0 then\n"
-	"  ttl = redis.call('PTTL', KEYS[1])\n"
-	"  if ttl <= 0 then c = 0; ttl = 0 end\n"
-	"end\n"
-	"local op, n, limit, period = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
+	"local k, op, n, limit, period = KEYS[1], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])\n"
 	"if op == 'p' then\n"
+	"  local c = tonumber(redis.call('GET', k) or '0') or 0\n"
 	"  if c < limit then return {1, limit - c, 0} end\n"
+	"  local ttl = redis.call('PTTL', k)\n"
+	"  if ttl < 0 then return {1, limit, 0} end\n"
 	"  return {0, 0, ttl}\n"
 	"end\n"
-	"if op == 'a' then\n"
-	"  if c == 0 then redis.call('SET', KEYS[1], n, 'PX', period)\n"
-	"  else redis.call('SET', KEYS[1], math.min(c + n, 4294967294), 'KEEPTTL') end\n"
-	"  return {1, 0, 0}\n"
-	"end\n"
-	"if limit == 0 or n > limit then return {0, 0, period} end\n"
-	"if c == 0 then\n"
-	"  redis.call('SET', KEYS[1], n, 'PX', period)\n"
+	"if op == 't' and (limit == 0 or n > limit) then return {0, 0, period} end\n"
+	"local c = redis.call('INCRBY', k, n)\n"
+	"if c == n then\n"
+	"  redis.call('PEXPIRE', k, period)\n"
 	"  return {1, limit - n, 0}\n"
 	"end\n"
-	"if c + n > limit then return {0, 0, ttl} end\n"
-	"redis.call('INCRBY', KEYS[1], n)\n"
-	"return {1, limit - c - n, 0}\n";
+	"if op == 'a' or c <= limit then return {1, limit - c, 0} end\n"
+	"local ttl = redis.call('PTTL', k)\n"
+	"if ttl < 0 then\n"
+	"  redis.call('SET', k, n, 'PX', period)\n"
+	"  return {1, limit - n, 0}\n"
+	"end\n"
+	"redis.call('DECRBY', k, n)\n"
+	"return {0, 0, ttl}\n";
 
 struct redis_store {
 	struct redis_conn *conn;
@@ -196,7 +198,9 @@ enum counter_result redis_store_op(void *ctx, enum counter_op op, const char *ke
 	rem = r->element[1]->integer;
 	ms = r->element[2]->integer;
 	freeReplyObject(r);
-	if (res == COUNTER_ALLOW) {
+	if (op == COUNTER_OP_ADD) {
+		*remaining = 0;
+	} else if (res == COUNTER_ALLOW) {
 		*remaining = rem < 0 ? 0 : rem > (long long)limit ? limit : (uint32_t)rem;
 	} else {
 		*remaining = 0;
