@@ -35,7 +35,10 @@ from harness import Proc, free_port, port_open, wait_until
 from servers import Gateway, mkdir
 
 WORKERS = 4             # servers.Gateway._start_listener: --workers 4
-TIMEOUT_MS = 100
+# generous: on a loaded machine a reply later than timeout_ms sends that
+# worker to on_failure for a second, and the exact-sharing checks would see
+# it; the tests of the timeout itself set their own
+TIMEOUT_MS = 1000
 METRICS = "/metrics-rd"
 
 
@@ -194,6 +197,17 @@ def all_ok(pair):
     return all(c and c["state"] == "ok" for g in pair for c in counters_states(g))
 
 
+def wait_all_ok(pair, what):
+    """Three bursts in a row in which every answering worker of both
+    gateways reaches Redis (a burst may miss a worker)."""
+    clean = [0]
+
+    def three():
+        clean[0] = clean[0] + 1 if all_ok(pair) else 0
+        return clean[0] >= 3
+    wait_until(three, 30, what, interval=0.05)
+
+
 def shared_exactly(pair, path, limit, n, refused):
     k = tok()
     res = fire(n, lambda i: pair[i % 2].get("/api/rd/%s?k=%s&i=%d" % (path, k, i), timeout=60))
@@ -309,7 +323,7 @@ class Load:
 @pytest.mark.parametrize("on_failure", ["local", "allow", "deny"])
 def test_redis_killed_and_restarted_mid_run(pair, redis, base, on_failure):
     apply_both(pair, rd_doc(base, "redis://127.0.0.1:%d/0" % redis.port, on_failure))
-    wait_until(lambda: all_ok(pair), 20, "Redis answering every worker")
+    wait_all_ok(pair, "Redis answering every worker")
     load = Load(pair)
     try:
         wait_until(lambda: len(load.results) >= 20, 20, "load running")
@@ -336,14 +350,14 @@ def test_redis_killed_and_restarted_mid_run(pair, redis, base, on_failure):
             redis.start()
         # back to shared counting by itself (each worker's breaker: within 10 s)
         try:
-            wait_until(lambda: all_ok(pair), 20, "every worker back on Redis")
+            wait_all_ok(pair, "every worker back on Redis")
         finally:
             results = load.stop()
     expected = {"local": {200}, "allow": {200}, "deny": {200, 503}}[on_failure]
     assert {s for s, _ in results} <= expected, statuses_of(results)
     # nobody waited on the dead Redis longer than timeout_ms (plus the trip
     # through lighttpd and a loaded machine)
-    assert max(t for _, t in results) < 2.0
+    assert max(t for _, t in results) < TIMEOUT_MS / 1000.0 + 1.5
     shared_exactly(pair, "rl-big", 50, 120, 429)   # the script was loaded again
 
 
@@ -400,8 +414,8 @@ def test_unix_socket_and_password(pair, base, workroot, redis):
         k = tok()
         got = [pair[i % 2].get("/api/rd/rl?k=%s" % k).status for i in range(7)]
         assert got == [200] * 5 + [429] * 2, got
-        out = subprocess.run(["redis-cli", "-s", sock, "--no-auth-warning", "-a", "rd-s3cret",
-                              "--scan", "--pattern", "hgtest:*" + k],
+        out = subprocess.run(["redis-cli", "-s", sock, "--scan", "--pattern", "hgtest:*" + k],
+                             env=dict(os.environ, REDISCLI_AUTH="rd-s3cret"),
                              capture_output=True, text=True, timeout=10).stdout.split()
         assert len(out) == 1, out
         # a wrong password: degraded, Redis's reason shown, no password
