@@ -86,9 +86,9 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 {
 	const struct gw_counters *gc = &gw->counters;
 	unsigned char fp[SHA256_DIGEST_LENGTH];
-	char buf[1024];
 	struct redis_target t;
 	struct counter_remote r;
+	char *buf;
 	int n;
 
 	if (!app->counters)
@@ -101,12 +101,30 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 		}
 		return;
 	}
-	n = snprintf(buf, sizeof(buf), "%s|%d|%d|%s|%s|%lld|%d|%s", gc->host ? gc->host : "",
-		     gc->port, gc->db, gc->unix_path ? gc->unix_path : "",
-		     gc->password ? gc->password : "", (long long)gc->timeout_ms,
-		     (int)gc->on_failure, gc->prefix ? gc->prefix : "");
-	SHA256((const unsigned char *)buf, n > 0 && (size_t)n < sizeof(buf) ? (size_t)n : 0, fp);
-	explicit_bzero(buf, sizeof(buf));
+	/* the same gateway as the last request: nothing can have changed (a
+	 * reload loads the new one before it frees the old, so a new gateway
+	 * never has the address of the one in use) */
+	if (app->redis && gw == app->redis_gw && gw->generation == app->redis_gen)
+		return;
+	/* the password is in the fingerprint, so the buffer is wiped */
+#define COUNTERS_FMT "%s|%d|%d|%s|%s|%lld|%d|%s"
+#define COUNTERS_ARGS gc->host ? gc->host : "", gc->port, gc->db, \
+	gc->unix_path ? gc->unix_path : "", gc->password ? gc->password : "", \
+	(long long)gc->timeout_ms, (int)gc->on_failure, gc->prefix ? gc->prefix : ""
+	n = snprintf(NULL, 0, COUNTERS_FMT, COUNTERS_ARGS);
+	buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (!buf) {
+		log_err("gateway.counters: out of memory");
+		return;
+	}
+	snprintf(buf, (size_t)n + 1, COUNTERS_FMT, COUNTERS_ARGS);
+#undef COUNTERS_FMT
+#undef COUNTERS_ARGS
+	SHA256((const unsigned char *)buf, (size_t)n, fp);
+	explicit_bzero(buf, (size_t)n);
+	free(buf);
+	app->redis_gw = gw;
+	app->redis_gen = gw->generation;
 	if (app->redis && memcmp(fp, app->redis_conf, sizeof(fp)) == 0)
 		return;
 	counter_set_remote(app->counters, NULL);
