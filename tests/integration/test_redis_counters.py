@@ -27,6 +27,7 @@ import time
 import uuid
 
 import re
+import shutil
 
 import pytest
 
@@ -53,6 +54,8 @@ class RedisServer:
         self.proc = None
 
     def start(self):
+        assert shutil.which("redis-server") and shutil.which("redis-cli"), \
+            "redis-server and redis-cli are missing: scripts/install-deps installs them"
         self.proc = Proc("redis-server", [
             "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", self.dir, "--save", "", "--appendonly", "no",
