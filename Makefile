@@ -34,6 +34,9 @@ ALL_CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' \
               $(OPT) $(WARN) $(HARDEN) -I. $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(OPT) -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LIBS        = $(PKG_LIBS) -lm
+# hiredis (common/redisconn.c, redisstore.c) only where Redis is used: the
+# app, the unit tests, the fuzz builds (which compile every source)
+REDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 
 # Rebuild everything when the flags change (SANITIZE=1 after a plain build).
 FLAGS_STAMP := $(BUILD)/.flags
@@ -80,7 +83,7 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 	ar rcs $@ $^
 
 $(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(REDIS_LIBS) $(LIBS)
 $(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 
@@ -90,7 +93,7 @@ $(MANAGE): $(call obj,$(MANAGE_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(REDIS_LIBS) $(LIBS)
 
 # the management plane's store, model and helpers, without its fronts
 MANAGE_LIB_OBJ := $(call obj,$(filter-out manage/main.c,$(MANAGE_SRC)))
@@ -114,7 +117,7 @@ FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' -g -
                -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(POLICY_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(REDIS_LIBS) $(LIBS)
 fuzz: $(FUZZ_BINS)
 
 unit-test: $(UNIT_BINS) $(REPLAY_BINS)

@@ -29,6 +29,10 @@ struct app {
 	struct reload reload;
 	struct metrics_store *metrics;	/* NULL: the state directory is unusable */
 	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
+	struct redis_store *redis;	/* gateway.counters store redis; NULL: local */
+	unsigned char redis_conf[32];	/* SHA-256 of the gw_counters redis was made from */
+	const void *redis_gw;		/* the gateway last compared with, and its generation */
+	int64_t redis_gen;
 	void *curl;			/* CURL *, reused: keeps backend connections */
 	uint64_t rid_state;		/* request-id generator */
 };
