@@ -30,6 +30,7 @@ struct app {
 	struct metrics_store *metrics;	/* NULL: the state directory is unusable */
 	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
 	void *curl;			/* CURL *, reused: keeps backend connections */
+	void *curl_side;		/* CURL * of side calls (send-request), its own */
 	uint64_t rid_state;		/* request-id generator */
 };
 
