@@ -15,6 +15,7 @@ apache-proxy-fcgi only.
 import copy
 import json
 import os
+import subprocess
 import urllib.parse
 import uuid
 
@@ -152,6 +153,23 @@ def test_nested_set_backend_service(egw, nginx):
     assert echo["x_keep"] == "deep-2"
     (rec,) = nginx.requests_with(t)
     assert rec["uri"] == "/echo/ex-fast/fast/%s?region=eu" % t
+
+
+def test_document_compiles_to_an_image(egw, base, nginx, tmp_path):
+    """The per-API image block carries the backend named only inside the
+    nested choose (the image holds a backend's entry only in the blocks of
+    the APIs that name it). A block without it does not load, and the
+    gateway then serves from the document instead, so the routing test
+    above alone would not notice."""
+    if not egw.config.compiler:
+        pytest.skip("images are off (HOSTGATE_TEST_IMAGES=0)")
+    doc = tmp_path / "doc.json"
+    doc.write_text(json.dumps(dict(expr_doc(base, nginx), generation=1)))
+    r = subprocess.run([egw.config.compiler, "--compile", str(doc)], capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    with open(str(doc) + ".image", "rb") as f:
+        assert nginx.url("/echo/ex-fast").encode() in f.read()
 
 
 def test_outbound_choose_rewrites_status_and_json_body(egw):
