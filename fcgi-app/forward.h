@@ -22,6 +22,15 @@
  * at most 5 hops (then 502), RFC 9110 method rules; any other 3xx is the
  * answer. The client always gets exactly one response.
  *
+ * Bodies the policies read (docs/configuration.md, "Bodies the policies
+ * read"): once a policy read the client's body (forward_ops' read_body),
+ * c->req_body goes upstream with its Content-Length instead of the stream,
+ * as often as retries and redirects need it. When the outbound section reads
+ * the backend's body (engine_outbound_needs_body), the backend call goes
+ * without Accept-Encoding, the answer is collected whole (POL_MAX_RESP_BODY,
+ * past it a 502, never a partial answer), the outbound section runs on it
+ * and it goes out with its length recomputed. Otherwise bodies stream.
+ *
  * Response: the backend's headers minus hop-by-hop ones and those a web
  * server would act on (Status, X-Sendfile*, X-LIGHTTPD-*, X-Accel-*,
  * Variable-*, Location outside 201/3xx); Content-Length dropped when the
