@@ -1330,7 +1330,8 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				;
 		}
 	}
-	req->backend_ms = mono_ms() - t0;
+	/* side calls made before (send-request) count too */
+	req->backend_ms = (req->backend_ms > 0 ? req->backend_ms : 0) + mono_ms() - t0;
 	if (rc == CURLE_OK && f->status >= 200 && !req->headers_sent && !f->held) {
 		/* a HEAD, an empty answer, or one collected whole: the head has not
 		 * gone out yet */
@@ -1760,7 +1761,7 @@ out:
 		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(list);
 	free(url);
-	req->backend_ms += mono_ms() - t0;
+	req->backend_ms = (req->backend_ms > 0 ? req->backend_ms : 0) + mono_ms() - t0;
 	return ret;
 }
 
