@@ -171,6 +171,30 @@ def test_retry_resends_the_replaced_body(bgw, raw, chunked):
         assert_length_framed(req, b"dog" * 20000)
 
 
+def test_trickled_body_read_for_a_policy_gets_408(bgw, raw):
+    """read_body holds the client to the same body deadline as streaming
+    does (test_slow_clients): 408, the upstream never reached."""
+    from test_slow_clients import STREAMING, access_record, open_post, trickle
+    if bgw.setup not in STREAMING:
+        pytest.skip("mod_fcgid reads the whole body before hostgate sees the request")
+    t = tok()
+    rid = "slow-" + t
+    path = "/b/slow-%s" % t
+    raw.script(path, response(200, b"ok\n"))
+    s = open_post(bgw, "/api/bfr/slow-%s" % t, 1000, [("X-Request-Id", rid)])
+    try:
+        r = trickle(s, [b"x"] * 60, 0.5, limit_s=15)
+    finally:
+        s.close()
+    rec = access_record(bgw, rid)
+    assert rec["status"] == 408, rec
+    assert rec["duration_ms"] < 5000, rec
+    assert raw.received(path) == []
+    if bgw.setup.startswith("lighttpd"):
+        assert r is not None, "the gateway closed without an answer"
+        assert_gateway_error(r, 408, request_id=rid)
+
+
 def test_request_body_replaced_seen_by_httpbin(bgw):
     t = tok()
     r = http(bgw.port, "PUT", "/api/bfh/x-%s" % t, headers=[("Content-Type", "text/plain")],
