@@ -88,6 +88,11 @@ def bodies_doc(base, raw, httpbin, dead_port):
                                     "value": "application/x-www-form-urlencoded"}],
                     "set-body": "grant_type=client_credentials&client_id=${request.header.X-Client}"}),
             bearer]}),
+        api("sro", "b-hb", policies={"outbound": [
+            send(**{"backend-id": "b-auth-hb",
+                    "set-url": "/response-headers?access_token=${request.header.X-Want}"}),
+            {"set-header": {"name": "X-Token",
+                            "value": "$(json(${var.tok.body}, 'access_token'))/${var.tok.status}"}}]}),
         api("sri", "b-any", policies={"inbound": [
             send(**{"backend-id": "b-dead", "set-url": "/token", "ignore-error": True}),
             status_hdr]}),
@@ -346,6 +351,17 @@ def test_token_exchange_post(bgw, raw):
     (m,) = raw.wait_received("/b/main-%s" % t)
     assert m.header_values("Authorization") == ["Bearer T-%s" % t], m
     assert m.body == b"client body", m
+
+
+def test_side_call_from_outbound(bgw):
+    """A side call made while the backend's answer is being handled (its own
+    handle, inside the backend call's): the answer's header carries it."""
+    logic_only(bgw)
+    want = "out-%s" % tok()
+    r = http(bgw.port, "GET", "/api/sro/anything/o", headers=[("X-Want", want)])
+    assert r.status == 200, r
+    assert r.header("X-Token") == "%s/200" % want, r
+    assert r.json()["url"].endswith("/anything/o"), r
 
 
 def test_ignore_error_continues_with_status_0(bgw):
