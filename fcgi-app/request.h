@@ -34,6 +34,7 @@ struct app {
 	const void *redis_gw;		/* the gateway last compared with, and its generation */
 	int64_t redis_gen;
 	void *curl;			/* CURL *, reused: keeps backend connections */
+	void *curl_side;		/* CURL * of side calls (send-request), its own */
 	uint64_t rid_state;		/* request-id generator */
 };
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "policy/cidr.h"
+#include "policy/expr.h"
 #include "policy/products.h"
 
 #define MSG_MISSING_KEY "Access denied due to missing subscription key. Make sure to include " \
@@ -221,6 +222,55 @@ static enum tpl_status json_put(struct tpl_buf *b, const char *s)
 
 /* ---- values for templates ------------------------------------------------------ */
 
+/* Keeps v (owned from now) until scratch_reset: an expression holds every
+ * value it read until it ends. Returns v, or NULL (v freed) without memory. */
+static char *scratch_keep(struct pol_call *c, char *v)
+{
+	if (!v)
+		return NULL;
+	if (c->priv.n_scratch == c->priv.cap_scratch) {
+		size_t n = c->priv.cap_scratch ? c->priv.cap_scratch * 2 : 8;
+		char **x = realloc(c->priv.scratch, n * sizeof(*x));
+
+		if (!x) {
+			free(v);
+			return NULL;
+		}
+		c->priv.scratch = x;
+		c->priv.cap_scratch = n;
+	}
+	c->priv.scratch[c->priv.n_scratch++] = v;
+	return v;
+}
+
+static void scratch_reset(struct pol_call *c)
+{
+	for (size_t i = 0; i < c->priv.n_scratch; i++)
+		free(c->priv.scratch[i]);
+	c->priv.n_scratch = 0;
+}
+
+/* ${var.NAME[.REST]}: a header of a send-request answer is stored under its
+ * lower-case name (NAME.header.content-type), so the REST after ".header."
+ * is looked up lower-cased. */
+static const char *var_lookup(const struct pol_call *c, const char *name, size_t n, size_t *len)
+{
+	const char *dot = memchr(name, '.', n);
+	char buf[TPL_NAME_MAX + 1];
+
+	if (dot && (size_t)(name + n - dot) > 8 && memcmp(dot, ".header.", 8) == 0 &&
+	    n <= TPL_NAME_MAX) {
+		size_t h = (size_t)(dot - name) + 8;
+
+		memcpy(buf, name, n);
+		for (size_t i = h; i < n; i++)
+			if (buf[i] >= 'A' && buf[i] <= 'Z')
+				buf[i] = (char)(buf[i] - 'A' + 'a');
+		return pol_var_get(c, buf, n, len);
+	}
+	return pol_var_get(c, name, n, len);
+}
+
 static void resolve(void *ctx, enum tpl_root root, const char *name, size_t name_len,
 		    const char **val, size_t *len)
 {
@@ -283,11 +333,30 @@ static void resolve(void *ctx, enum tpl_root root, const char *name, size_t name
 	case TPL_REQUEST_ID:
 		*val = c->request_id;
 		break;
+	case TPL_VAR:
+		*val = var_lookup(c, name, name_len, len);
+		return;
+	case TPL_REQUEST_BODY:
+		*val = c->req_body ? c->req_body : "";
+		*len = c->req_body ? c->req_body_len : 0;
+		return;
+	case TPL_RESPONSE_STATUS:
+		snprintf(c->priv.status_text, sizeof(c->priv.status_text), "%d", c->status);
+		*val = c->priv.status_text;
+		break;
+	case TPL_RESPONSE_HEADER:
+		*val = pol_headers_get(&c->resp_headers, name);
+		break;
+	case TPL_RESPONSE_BODY:
+		*val = c->body ? c->body : "";
+		*len = c->body ? c->body_len : 0;
+		return;
+	case TPL_EXPR:
+	case TPL_N_ROOTS:
+		return;
 	}
 	if (raw) {
-		free(c->priv.scratch);
-		c->priv.scratch = decode_n(raw, raw_len, plus, len);
-		*val = c->priv.scratch;
+		*val = scratch_keep(c, decode_n(raw, raw_len, plus, len));
 		if (!*val)
 			*len = 0;
 		return;
@@ -303,7 +372,10 @@ static enum tpl_status expand(struct pol_call *c, const struct tpl *t, enum tpl_
 	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
 	enum tpl_status st = tpl_expand(t, resolve, c, enc, &b);
 
+	scratch_reset(c);
 	*out = NULL;
+	if (st == TPL_EXPR_FAILED)
+		c->priv.expr_why = b.why;
 	if (st != TPL_OK) {
 		tpl_buf_release(&b);
 		return st;
@@ -362,6 +434,9 @@ static enum step fail_tpl(struct pol_call *c, enum tpl_status st)
 			    "bad value for a header");
 	if (st == TPL_TOO_LONG)
 		return fail(c, 400, "A computed value is too long.", "computed value too long");
+	if (st == TPL_EXPR_FAILED)
+		return fail(c, 500, "Expression failed.", c->priv.expr_why ? c->priv.expr_why :
+			    "expression failed");
 	return fail(c, 500, "Internal server error.", "out of memory");
 }
 
@@ -445,6 +520,121 @@ size_t pol_query_del(char *q, const char *name)
 enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out)
 {
 	return expand(c, t, enc, out);
+}
+
+/* The budget of one evaluation: a value's, or a body's once bodies are read
+ * (an expression over ${request.body} may make a string as large). */
+static size_t eval_budget(const struct pol_call *c)
+{
+	return c->req_body_read || c->resp_body_buffered ? POL_MAX_RESP_BODY : POL_MAX_VALUE_BYTES;
+}
+
+/* Evaluates e into *v with arena a (released by the caller). Returns 0, or
+ * -1 with the error answer set. */
+static int eval_expr(struct pol_call *c, const struct expr *e, struct expr_arena *a,
+		     struct expr_value *v)
+{
+	enum expr_status st = expr_eval(e, resolve, c, a, v);
+
+	if (st == EXPR_OK)
+		return 0;
+	if (st == EXPR_NOMEM)
+		oom(c);
+	else
+		fail(c, 500, "Expression failed.", expr_status_str(st));
+	return -1;
+}
+
+int pol_cond(struct pol_call *c, const struct expr *e)
+{
+	struct expr_arena a = EXPR_ARENA_INIT(eval_budget(c));
+	struct expr_value v;
+	int r = eval_expr(c, e, &a, &v);
+
+	if (r == 0)
+		r = v.type == EXPR_BOOL && v.b;
+	expr_arena_release(&a);
+	scratch_reset(c);
+	return r;
+}
+
+int pol_eval_int(struct pol_call *c, const struct pol_int_expr *x, int64_t *out)
+{
+	struct expr_arena a;
+	struct expr_value v;
+	int r;
+
+	if (!x->e) {
+		*out = x->v;
+		return 0;
+	}
+	a = (struct expr_arena)EXPR_ARENA_INIT(eval_budget(c));
+	r = eval_expr(c, x->e, &a, &v);
+	if (r == 0)
+		*out = v.i;
+	expr_arena_release(&a);
+	scratch_reset(c);
+	return r;
+}
+
+enum tpl_status pol_expand_body(struct pol_call *c, const struct tpl *t, enum tpl_enc enc,
+				char **out, size_t *len)
+{
+	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_RESP_BODY);
+	enum tpl_status st = tpl_expand(t, resolve, c, enc, &b);
+
+	scratch_reset(c);
+	*out = NULL;
+	*len = 0;
+	if (st == TPL_EXPR_FAILED)
+		c->priv.expr_why = b.why;
+	if (st != TPL_OK) {
+		tpl_buf_release(&b);
+		return st;
+	}
+	if (!b.p && !(b.p = strdup(""))) 
+		return TPL_NOMEM;
+	*out = b.p;
+	*len = b.len;
+	return TPL_OK;
+}
+
+/* Does the media type ct[0..n) end in suffix (case-insensitive)? */
+static int type_is(const char *ct, size_t n, const char *what)
+{
+	size_t w = strlen(what);
+
+	return n >= w && strncasecmp(ct + n - w, what, w) == 0;
+}
+
+enum tpl_enc pol_body_enc(const char *ct)
+{
+	size_t n;
+
+	if (!ct)
+		return TPL_ENC_RAW;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, ";");
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if ((n == 16 && strncasecmp(ct, "application/json", 16) == 0) || type_is(ct, n, "+json"))
+		return TPL_ENC_JSON;
+	if ((n == 15 && strncasecmp(ct, "application/xml", 15) == 0) ||
+	    (n == 8 && strncasecmp(ct, "text/xml", 8) == 0) || type_is(ct, n, "+xml"))
+		return TPL_ENC_XML;
+	return TPL_ENC_RAW;
+}
+
+void pol_replace_body(struct pol_call *c, char *body, size_t len)
+{
+	free(c->body);
+	c->body = body;
+	c->body_len = len;
+	/* the backend's length and coding described its body, not this one */
+	pol_headers_del(&c->resp_headers, "Content-Length");
+	pol_headers_del(&c->resp_headers, "Content-Encoding");
+	c->priv.body_replaced = 1;
 }
 
 enum pol_step pol_request_body(struct pol_call *c)
@@ -569,6 +759,17 @@ static enum step run_section(struct pol_call *c, enum pol_section_id sec)
 			return r;
 	}
 	return STEP_NEXT;
+}
+
+enum pol_step pol_run_list(struct pol_call *c, const struct pol_list *l, enum pol_section_id sec)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		enum step r = run_one(c, l->v[i], sec);
+
+		if (r != STEP_NEXT)
+			return (enum pol_step)r;
+	}
+	return POL_STEP_NEXT;
 }
 
 /* The error answer is set: runs on-error (once). */
@@ -723,8 +924,14 @@ int engine_inbound(struct pol_call *c)
 	r = check_subscription(c);
 	if (r == STEP_NEXT) {
 		c->priv.plan = pol_plan_for(c->route->api, c->route->op, c->product);
-		r = run_section(c, POL_INBOUND);
+		/* a value read after forwarding (outbound, on-error) needs the body
+		 * kept before the app streams it upstream */
+		if (c->priv.plan && ((c->priv.plan->needs[POL_OUTBOUND] |
+				      c->priv.plan->needs[POL_ON_ERROR]) & POL_NEED_REQ_BODY))
+			r = (enum step)pol_request_body(c);
 	}
+	if (r == STEP_NEXT)
+		r = run_section(c, POL_INBOUND);
 	if (r == STEP_NEXT)
 		r = run_section(c, POL_BACKEND);
 	if (r == STEP_NEXT)
@@ -745,7 +952,8 @@ int engine_outbound(struct pol_call *c)
 	if (r == STEP_ERROR)
 		return run_on_error(c);
 	add_extra(c);
-	return r == STEP_RESPOND ? POL_RESPOND : POL_CONTINUE;
+	/* set-body replaced the backend's body: c->body is the answer's */
+	return r == STEP_RESPOND || c->priv.body_replaced ? POL_RESPOND : POL_CONTINUE;
 }
 
 void engine_finish(struct pol_call *c)
@@ -781,6 +989,7 @@ void engine_call_release(struct pol_call *c)
 	for (size_t i = 0; i < c->priv.n_bw; i++)
 		free(c->priv.bw_keys[i]);
 	pol_headers_release(&c->priv.extra);
+	scratch_reset(c);
 	free(c->priv.scratch);
 	free(c->req_body);
 	for (size_t i = 0; i < c->priv.n_vars; i++) {
