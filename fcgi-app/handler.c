@@ -58,6 +58,7 @@ int app_init(struct app *app, char **envp)
 	reload_init(&app->reload, app->config_path);
 	app->metrics = metrics_open(app->state_dir, 0);
 	app->counters = counter_open(app->state_dir, 0);
+	app->cache = cache_open(app->state_dir, 0);
 	return forward_init(app);
 }
 
@@ -67,6 +68,7 @@ void app_release(struct app *app)
 		close(app->access_fd);
 	metrics_close(app->metrics);
 	counter_close(app->counters);
+	cache_close(app->cache);
 	forward_release(app);
 	reload_release(&app->reload);
 }
@@ -377,6 +379,7 @@ static void serve_call(struct app *app, struct request *req)
 	request_ip(req);
 	engine_call_init(&c, req->gw, &req->route, req->request_ip, req->request_id,
 			 (int64_t)time(NULL), app->counters);
+	c.cache = app->cache;
 	if (forward_prepare(req, &c) != 0)
 		respond_error(req, 400, "malformed request header");
 	else if (engine_inbound(&c) == POL_RESPOND)

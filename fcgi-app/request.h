@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "common/cache.h"
 #include "common/counter.h"
 #include "common/metrics.h"
 #include "fcgi-app/io.h"
@@ -29,6 +30,7 @@ struct app {
 	struct reload reload;
 	struct metrics_store *metrics;	/* NULL: the state directory is unusable */
 	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
+	struct cache_store *cache;	/* NULL: cache policies miss (common/cache.h) */
 	void *curl;			/* CURL *, reused: keeps backend connections */
 	uint64_t rid_state;		/* request-id generator */
 };
