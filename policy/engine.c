@@ -221,6 +221,55 @@ static enum tpl_status json_put(struct tpl_buf *b, const char *s)
 
 /* ---- values for templates ------------------------------------------------------ */
 
+/* Keeps v (owned from now) until scratch_reset: an expression holds every
+ * value it read until it ends. Returns v, or NULL (v freed) without memory. */
+static char *scratch_keep(struct pol_call *c, char *v)
+{
+	if (!v)
+		return NULL;
+	if (c->priv.n_scratch == c->priv.cap_scratch) {
+		size_t n = c->priv.cap_scratch ? c->priv.cap_scratch * 2 : 8;
+		char **x = realloc(c->priv.scratch, n * sizeof(*x));
+
+		if (!x) {
+			free(v);
+			return NULL;
+		}
+		c->priv.scratch = x;
+		c->priv.cap_scratch = n;
+	}
+	c->priv.scratch[c->priv.n_scratch++] = v;
+	return v;
+}
+
+static void scratch_reset(struct pol_call *c)
+{
+	for (size_t i = 0; i < c->priv.n_scratch; i++)
+		free(c->priv.scratch[i]);
+	c->priv.n_scratch = 0;
+}
+
+/* ${var.NAME[.REST]}: a header of a send-request answer is stored under its
+ * lower-case name (NAME.header.content-type), so the REST after ".header."
+ * is looked up lower-cased. */
+static const char *var_lookup(const struct pol_call *c, const char *name, size_t n, size_t *len)
+{
+	const char *dot = memchr(name, '.', n);
+	char buf[TPL_NAME_MAX + 1];
+
+	if (dot && (size_t)(name + n - dot) > 8 && memcmp(dot, ".header.", 8) == 0 &&
+	    n <= TPL_NAME_MAX) {
+		size_t h = (size_t)(dot - name) + 8;
+
+		memcpy(buf, name, n);
+		for (size_t i = h; i < n; i++)
+			if (buf[i] >= 'A' && buf[i] <= 'Z')
+				buf[i] = (char)(buf[i] - 'A' + 'a');
+		return pol_var_get(c, buf, n, len);
+	}
+	return pol_var_get(c, name, n, len);
+}
+
 static void resolve(void *ctx, enum tpl_root root, const char *name, size_t name_len,
 		    const char **val, size_t *len)
 {
@@ -283,11 +332,30 @@ static void resolve(void *ctx, enum tpl_root root, const char *name, size_t name
 	case TPL_REQUEST_ID:
 		*val = c->request_id;
 		break;
+	case TPL_VAR:
+		*val = var_lookup(c, name, name_len, len);
+		return;
+	case TPL_REQUEST_BODY:
+		*val = c->req_body ? c->req_body : "";
+		*len = c->req_body ? c->req_body_len : 0;
+		return;
+	case TPL_RESPONSE_STATUS:
+		snprintf(c->priv.status_text, sizeof(c->priv.status_text), "%d", c->status);
+		*val = c->priv.status_text;
+		break;
+	case TPL_RESPONSE_HEADER:
+		*val = pol_headers_get(&c->resp_headers, name);
+		break;
+	case TPL_RESPONSE_BODY:
+		*val = c->body ? c->body : "";
+		*len = c->body ? c->body_len : 0;
+		return;
+	case TPL_EXPR:
+	case TPL_N_ROOTS:
+		return;
 	}
 	if (raw) {
-		free(c->priv.scratch);
-		c->priv.scratch = decode_n(raw, raw_len, plus, len);
-		*val = c->priv.scratch;
+		*val = scratch_keep(c, decode_n(raw, raw_len, plus, len));
 		if (!*val)
 			*len = 0;
 		return;
@@ -303,7 +371,10 @@ static enum tpl_status expand(struct pol_call *c, const struct tpl *t, enum tpl_
 	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_VALUE_BYTES);
 	enum tpl_status st = tpl_expand(t, resolve, c, enc, &b);
 
+	scratch_reset(c);
 	*out = NULL;
+	if (st == TPL_EXPR_FAILED)
+		c->priv.expr_why = b.why;
 	if (st != TPL_OK) {
 		tpl_buf_release(&b);
 		return st;
@@ -362,6 +433,9 @@ static enum step fail_tpl(struct pol_call *c, enum tpl_status st)
 			    "bad value for a header");
 	if (st == TPL_TOO_LONG)
 		return fail(c, 400, "A computed value is too long.", "computed value too long");
+	if (st == TPL_EXPR_FAILED)
+		return fail(c, 500, "Expression failed.", c->priv.expr_why ? c->priv.expr_why :
+			    "expression failed");
 	return fail(c, 500, "Internal server error.", "out of memory");
 }
 
@@ -723,8 +797,14 @@ int engine_inbound(struct pol_call *c)
 	r = check_subscription(c);
 	if (r == STEP_NEXT) {
 		c->priv.plan = pol_plan_for(c->route->api, c->route->op, c->product);
-		r = run_section(c, POL_INBOUND);
+		/* a value read after forwarding (outbound, on-error) needs the body
+		 * kept before the app streams it upstream */
+		if (c->priv.plan && ((c->priv.plan->needs[POL_OUTBOUND] |
+				      c->priv.plan->needs[POL_ON_ERROR]) & POL_NEED_REQ_BODY))
+			r = (enum step)pol_request_body(c);
 	}
+	if (r == STEP_NEXT)
+		r = run_section(c, POL_INBOUND);
 	if (r == STEP_NEXT)
 		r = run_section(c, POL_BACKEND);
 	if (r == STEP_NEXT)
@@ -781,6 +861,7 @@ void engine_call_release(struct pol_call *c)
 	for (size_t i = 0; i < c->priv.n_bw; i++)
 		free(c->priv.bw_keys[i]);
 	pol_headers_release(&c->priv.extra);
+	scratch_reset(c);
 	free(c->priv.scratch);
 	free(c->req_body);
 	for (size_t i = 0; i < c->priv.n_vars; i++) {

@@ -193,7 +193,10 @@ struct pol_call {
 		uint32_t bw_period[POL_MAX_BANDWIDTH];
 		size_t n_bw;
 		struct pol_headers extra;	/* added to whatever response goes out */
-		char *scratch;			/* a decoded value for the resolver */
+		char **scratch;			/* decoded values the resolver lent, until */
+		size_t n_scratch, cap_scratch;	/* the evaluation that asked ends */
+		char status_text[16];		/* ${response.status} */
+		const char *expr_why;		/* the last expression's failure, static */
 		struct pol_var vars[POL_MAX_VARS];
 		size_t n_vars, var_bytes;
 		int in_error;

@@ -58,6 +58,7 @@ struct expr {
 	struct enode *v;
 	size_t n, cap;
 	int top;
+	unsigned long reads;	/* TPL_READS() of its values */
 };
 
 struct parser {
@@ -127,6 +128,11 @@ void expr_free(struct expr *e)
 	}
 	free(e->v);
 	free(e);
+}
+
+unsigned long expr_reads(const struct expr *e)
+{
+	return e->reads;
 }
 
 enum expr_type expr_type(const struct expr *e)
@@ -284,94 +290,23 @@ static int unexpected(struct parser *p, const char *wanted)
 
 /* --- "${...}" values ----------------------------------------------------- */
 
-static int var_name_ok(const char *s, size_t n)
-{
-	size_t i = 0;
-
-	while (i < n && s[i] != '.') {
-		unsigned char c = (unsigned char)s[i];
-
-		if (!is_ident(c) && c != '-')
-			return 0;
-		i++;
-	}
-	if (i == 0 || i > EXPR_VAR_MAX)
-		return 0;
-	/* the rest (var.tok.header.NAME) is the resolver's to read */
-	for (; i < n; i++) {
-		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f || s[i] == '$' || s[i] == '{')
-			return 0;
-	}
-	return i == n && s[n - 1] != '.';
-}
-
-/* The value token src[start..end) is "${...}". */
+/* The value token src[start..end) is "${...}": template's roots. */
 static int parse_value(struct parser *p, size_t start, size_t end)
 {
-	const char *in = p->src + start + 2;
-	size_t n = end - start - 3;
-	static const struct { const char *name; int root; int has_name; } extra[] = {
-		{ "var", EXPR_ROOT_VAR, 1 },
-		{ "request.body", EXPR_ROOT_REQUEST_BODY, 0 },
-		{ "response.status", EXPR_ROOT_RESPONSE_STATUS, 0 },
-		{ "response.header", EXPR_ROOT_RESPONSE_HEADER, 1 },
-		{ "response.body", EXPR_ROOT_RESPONSE_BODY, 0 },
-	};
+	enum tpl_root root;
 	const char *name = NULL;
 	size_t name_len = 0;
-	int root = -1, x;
+	char why[300];
+	int x;
 
-	for (size_t k = 0; k < sizeof(extra) / sizeof(extra[0]); k++) {
-		size_t l = strlen(extra[k].name);
-
-		if (n < l || memcmp(in, extra[k].name, l) != 0)
-			continue;
-		if (!extra[k].has_name) {
-			if (n != l)
-				continue;
-		} else {
-			if (n == l || in[l] != '.')
-				continue;
-			name = in + l + 1;
-			name_len = n - l - 1;
-			if (extra[k].root == EXPR_ROOT_VAR && !var_name_ok(name, name_len))
-				return FAIL(p, start, "a variable name is 1 to 80 of A-Z a-z 0-9 _ -");
-			if (name_len == 0 || name_len > TPL_NAME_MAX)
-				return FAIL(p, start, "'${response.header.}' needs a name");
-		}
-		root = extra[k].root;
-		break;
-	}
-	if (root < 0) {
-		/* everything else is template's, with its messages */
-		struct tpl *t = NULL;
-		char why[300];
-
-		if (tpl_parse(p->src + start, end - start, 0, &t, why, sizeof(why)) != 0)
-			return fail_at(p, start, "%s", why);
-		if (t->n != 1 || t->v[0].root == TPL_LITERAL) {
-			tpl_free(t);
-			return FAIL(p, start, "not a '${...}' value");
-		}
-		root = (int)t->v[0].root;
-		name = NULL;
-		name_len = 0;
-		x = new_node(p, N_VALUE, EXPR_STRING);
-		if (x >= 0 && t->v[0].text != NULL) {
-			p->e->v[x].s = t->v[0].text;
-			p->e->v[x].len = t->v[0].len;
-			t->v[0].text = NULL;
-		}
-		tpl_free(t);
-		if (x < 0)
-			return -1;
-		p->e->v[x].root = root;
-		return x;
-	}
+	if (tpl_parse_value(p->src + start + 2, end - start - 3, &root, &name, &name_len, why,
+			    sizeof(why)) != 0)
+		return fail_at(p, start, "%s", why);
 	x = new_node(p, N_VALUE, EXPR_STRING);
 	if (x < 0)
 		return -1;
-	p->e->v[x].root = root;
+	p->e->v[x].root = (int)root;
+	p->e->reads |= TPL_READS(root);
 	if (name != NULL) {
 		p->e->v[x].s = malloc(name_len + 1);
 		if (p->e->v[x].s == NULL)
@@ -1320,7 +1255,7 @@ static enum expr_status eval(struct ev *ev, int x, struct expr_value *out)
 		const char *v = NULL;
 		size_t l = 0;
 
-		ev->resolve(ev->ctx, nd->root, nd->s, nd->len, &v, &l);
+		ev->resolve(ev->ctx, (enum tpl_root)nd->root, nd->s, nd->len, &v, &l);
 		set_str(out, v ? v : "", v ? l : 0);
 		return EXPR_OK;
 	}

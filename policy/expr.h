@@ -28,11 +28,11 @@
  * (regex.h) and its steps are charged to the arena's max_work (EXPR_TOO_SLOW);
  * json() parses at most the remaining budget.
  *
- * "${...}" values: template.h's roots (request.method, request.header.NAME,
- * ...) plus var.NAME[.REST], request.body, response.status,
- * response.header.NAME and response.body, handed to the resolver as an int
- * root: an enum tpl_root value, or one of enum expr_root (which start past
- * every tpl_root), so an engine resolver is template's plus those cases.
+ * "${...}" values: template.h's roots, its one table (request.method,
+ * request.header.NAME, var.NAME[.REST], request.body, response.status,
+ * response.header.NAME, response.body...), handed to the same resolver a
+ * template uses (tpl_resolve_fn); expr_reads() says which roots an
+ * expression reads.
  *
  * Ownership: an expr is immutable once compiled and may be shared; the
  * resolver's results are borrowed for the call; a value's string is borrowed
@@ -46,25 +46,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "policy/template.h"
+
 #define EXPR_MAX_SOURCE 4096	/* bytes of one expression */
 #define EXPR_MAX_DEPTH 32	/* nesting of parentheses, calls and '!' */
 #define EXPR_VAR_MAX 80		/* a variable name's length */
 
 enum expr_type { EXPR_STRING, EXPR_INT, EXPR_BOOL };
 
-/* values beyond template's roots; start past every enum tpl_root */
-enum expr_root {
-	EXPR_ROOT_VAR = 64,		/* name: "NAME" or "NAME.REST" (var.tok.status) */
-	EXPR_ROOT_REQUEST_BODY,
-	EXPR_ROOT_RESPONSE_STATUS,
-	EXPR_ROOT_RESPONSE_HEADER,	/* name */
-	EXPR_ROOT_RESPONSE_BODY,
-};
-
-/* Resolves one "${...}" value: root is an enum tpl_root or enum expr_root;
- * sets *val and *len (borrowed; NULL means missing, which is ""). */
-typedef void expr_resolve_fn(void *ctx, int root, const char *name, size_t name_len,
-			     const char **val, size_t *len);
+/* Resolves one "${...}" value (template.h): sets *val and *len (borrowed
+ * until the evaluation ends; NULL means missing, which is ""). */
+typedef tpl_resolve_fn expr_resolve_fn;
 
 struct expr_value {
 	enum expr_type type;
@@ -104,6 +96,8 @@ struct expr;
  * bytes consumed (len, or the offset of the stopping ')'), or -1 with why. */
 int expr_compile(const char *src, size_t len, unsigned flags, struct expr **out, size_t *used,
 		 char *why, size_t why_cap);
+/* Returns TPL_READS() of every root e reads. */
+unsigned long expr_reads(const struct expr *e);
 /* Returns the type of e's value. */
 enum expr_type expr_type(const struct expr *e);
 /* Evaluates e into *out. Returns EXPR_OK or why not (*out is then unset). */

@@ -47,6 +47,12 @@ struct loader {
 	size_t expanded;	/* bytes produced by substitutions so far */
 	char path[LD_PATH_MAX];
 	size_t plen;
+	/* policies (policies.c): the section being parsed, the nesting of
+	 * choose, and TPL_READS() of the values of the policy being parsed
+	 * (its needs) */
+	int section;
+	int depth;
+	unsigned long reads;
 };
 
 /* path steps: return the mark to pop back to */

@@ -246,9 +246,25 @@ int pol_value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl
 	else if (tpl_parse(s, strlen(s), tflags, out, why, sizeof(why)) != 0)
 		ld_err(ld, "%s", why);
 	else
-		rc = 0;
+		rc = pol_note_reads(ld, (*out)->reads);
+	if (rc != 0) {
+		tpl_free(*out);
+		*out = NULL;
+	}
 	free_secret(s);
 	return rc;
+}
+
+int pol_note_reads(struct loader *ld, unsigned long reads)
+{
+	if ((reads & TPL_READS(TPL_RESPONSE_BODY)) && ld->section != POL_OUTBOUND &&
+	    ld->section != POL_ON_ERROR) {
+		ld_err(ld, "'${response.body}' is only available in the outbound and on-error "
+		       "sections");
+		return -1;
+	}
+	ld->reads |= reads;
+	return 0;
 }
 
 static int attr_tpl(struct loader *ld, json_object *o, const char *name, int required,
@@ -555,7 +571,15 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 
 		ld_check_members(ld, attrs, none);
 	} else {
+		unsigned long saved = ld->reads;
+
+		ld->reads = 0;
 		module_parse(ld, attrs, p);
+		if (ld->reads & TPL_READS(TPL_REQUEST_BODY))
+			p->needs |= POL_NEED_REQ_BODY;
+		if ((ld->reads & TPL_READS(TPL_RESPONSE_BODY)) && sec == POL_OUTBOUND)
+			p->needs |= POL_NEED_RESP_BODY;
+		ld->reads = saved;
 	}
 out:
 	ld_pop(ld, mark);
@@ -595,6 +619,7 @@ void pol_parse_scope(struct loader *ld, json_object *v, struct pol_scope **out)
 		if (!a)
 			continue;
 		mark = ld_push_member(ld, section_names[s]);
+		ld->section = s;
 		if (ld_is_array(ld, a) != 0) {
 			ld_pop(ld, mark);
 			continue;

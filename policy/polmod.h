@@ -198,6 +198,10 @@ int pol_is_token(const char *s);
  * substituted, "${...}" allowed, at most 1 MiB; tflags as tpl_parse's.
  * Returns 0 with a new *out, or -1 (reported). */
 int pol_value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out);
+/* Records that the value being parsed reads the roots reads (TPL_READS()):
+ * what the policy needs buffered follows from it. '${response.body}' outside
+ * outbound and on-error is reported here. Returns 0 or -1 (reported). */
+int pol_note_reads(struct loader *ld, unsigned long reads);
 /* A decimal integer of at most 18 digits, '-' allowed: 0 or -1. */
 int pol_parse_decimal(const char *s, int64_t *out);
 

@@ -30,18 +30,18 @@ static const char json_doc[] = "{\"a\":{\"b\":[{\"c\":\"deep\"},1,true,null]},\"
 static const char hostile[] = "a/b?c=d&e#f%\r\n x\v\x7f'' ${x} Zm9v==";
 static char big[3000];
 
-static void resolver(void *ctx, int root, const char *name, size_t name_len, const char **val,
+static void resolver(void *ctx, enum tpl_root root, const char *name, size_t name_len, const char **val,
 		     size_t *len)
 {
 	(void)ctx;
 	(void)name;
 	switch (root) {
-	case EXPR_ROOT_REQUEST_BODY:
-	case EXPR_ROOT_RESPONSE_BODY:
+	case TPL_REQUEST_BODY:
+	case TPL_RESPONSE_BODY:
 		*val = json_doc;
 		*len = sizeof(json_doc) - 1;
 		return;
-	case EXPR_ROOT_RESPONSE_STATUS:
+	case TPL_RESPONSE_STATUS:
 		*val = "503";
 		*len = 3;
 		return;

@@ -23,7 +23,7 @@ static const char body[] =
 	"{\"a\":{\"b\":[{\"c\":\"deep\"},{\"c\":7}]},\"s\":\"x\\\"y\",\"n\":-1.5,\"t\":true,"
 	"\"z\":null,\"o\":{\"k\":[1,2]},\"e\":\"\"}";
 
-static void resolve(void *ctx, int root, const char *name, size_t name_len, const char **val,
+static void resolve(void *ctx, enum tpl_root root, const char *name, size_t name_len, const char **val,
 		    size_t *len)
 {
 	const char *v = NULL;
@@ -43,7 +43,7 @@ static void resolve(void *ctx, int root, const char *name, size_t name_len, cons
 		break;
 	case TPL_REQUEST_QUERY: v = NAMED("q") ? "Hello World" : NULL; break;
 	case TPL_PATH_PARAM: v = NAMED("id") ? "17" : NULL; break;
-	case EXPR_ROOT_VAR:
+	case TPL_VAR:
 		if (NAMED("n"))
 			v = "42";
 		else if (NAMED("tok.status"))
@@ -51,9 +51,9 @@ static void resolve(void *ctx, int root, const char *name, size_t name_len, cons
 		else if (NAMED("big"))
 			v = " -123456789012345678 ";
 		break;
-	case EXPR_ROOT_REQUEST_BODY: v = body; break;
-	case EXPR_ROOT_RESPONSE_STATUS: v = "404"; break;
-	case EXPR_ROOT_RESPONSE_HEADER: v = NAMED("Content-Type") ? "application/json" : NULL; break;
+	case TPL_REQUEST_BODY: v = body; break;
+	case TPL_RESPONSE_STATUS: v = "404"; break;
+	case TPL_RESPONSE_HEADER: v = NAMED("Content-Type") ? "application/json" : NULL; break;
 	default: break;
 	}
 #undef NAMED
@@ -343,13 +343,14 @@ static const struct error_case error_cases[] = {
 	{ "lower('a' 'b')", "column 11: expected ',' or ')', found ''b''" },
 	{ "$x", "column 1: '$' must start a '${...}' value" },
 	{ "${request.method", "column 1: unterminated '${'" },
-	{ "${var.}", "column 1: a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
-	{ "${var.a b}", "column 1: a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
-	{ "${var.a$}", "column 1: a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
+	{ "${var.}", "column 1: '${var.}': a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
+	{ "${var.a b}", "column 1: '${var.a b}': a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
+	{ "${var.a$}", "column 1: '${var.a$}': a variable name is 1 to 80 of A-Z a-z 0-9 _ -" },
 	{ "${nope}", NULL },
 	{ "${request.header.}", "column 1: '${request.header.}' needs a name of 1 to 256 characters "
 				"after 'request.header.'" },
-	{ "${response.header.}", "column 1: '${response.header.}' needs a name" },
+	{ "${response.header.}", "column 1: '${response.header.}' needs a name of 1 to 256 "
+				 "characters after 'response.header.'" },
 	{ "${request.body.x}", NULL },	/* template's message, checked by prefix below */
 	{ "1234567890123456789", "column 1: integer literal over 18 digits" },
 	{ "12abc", "column 3: a letter right after a number" },
@@ -380,7 +381,7 @@ static void test_errors(void **state)
 static int seen_root;
 static char seen_name[64];
 
-static void record(void *ctx, int root, const char *name, size_t name_len, const char **val,
+static void record(void *ctx, enum tpl_root root, const char *name, size_t name_len, const char **val,
 		   size_t *len)
 {
 	(void)ctx;
@@ -397,16 +398,15 @@ static void test_roots(void **state)
 		{ "${request.header.X-A}", TPL_REQUEST_HEADER, "X-A" },
 		{ "${jwt.claim.sub}", TPL_JWT_CLAIM, "sub" },
 		{ "${context.request_id}", TPL_REQUEST_ID, "" },
-		{ "${var.a-b_9}", EXPR_ROOT_VAR, "a-b_9" },
-		{ "${var.tok.header.Content-Type}", EXPR_ROOT_VAR, "tok.header.Content-Type" },
-		{ "${request.body}", EXPR_ROOT_REQUEST_BODY, "" },
-		{ "${response.status}", EXPR_ROOT_RESPONSE_STATUS, "" },
-		{ "${response.header.ETag}", EXPR_ROOT_RESPONSE_HEADER, "ETag" },
-		{ "${response.body}", EXPR_ROOT_RESPONSE_BODY, "" },
+		{ "${var.a-b_9}", TPL_VAR, "a-b_9" },
+		{ "${var.tok.header.Content-Type}", TPL_VAR, "tok.header.Content-Type" },
+		{ "${request.body}", TPL_REQUEST_BODY, "" },
+		{ "${response.status}", TPL_RESPONSE_STATUS, "" },
+		{ "${response.header.ETag}", TPL_RESPONSE_HEADER, "ETag" },
+		{ "${response.body}", TPL_RESPONSE_BODY, "" },
 	};
 
 	(void)state;
-	assert_true((int)EXPR_ROOT_VAR > (int)TPL_REQUEST_ID);
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		struct expr *e = NULL;
 		struct expr_arena a = EXPR_ARENA_INIT(0);
