@@ -25,6 +25,9 @@
 #include <cmocka.h>
 
 #include "common/cache.h"
+#include "policy/engine.h"
+#include "policy/gateway.h"
+#include "policy/route.h"
 
 #define T0 1700000000
 
@@ -401,6 +404,177 @@ static void test_corrupt_value_refused(void **state)
 	cache_close(cs);
 }
 
+
+/* ---- the policies through the engine ------------------------------------ */
+
+#define CDOC(LOOKUP, STORE) \
+	"{\"format\":1,\"generation\":1,\"backends\":{\"w\":{\"url\":\"https://w.example\"}}," \
+	"\"apis\":[{\"id\":\"a\",\"path\":\"a\",\"backend\":\"w\",\"subscription_required\":false," \
+	"\"policies\":{\"inbound\":[{\"cache-lookup\":" LOOKUP "}]," \
+	"\"outbound\":[{\"cache-store\":" STORE "}]}}]}"
+
+struct call {
+	struct route_match m;
+	struct pol_call c;
+	int rc;
+};
+
+static void call_start(struct call *k, struct gateway *gw, struct cache_store *cs,
+		       const char *method, const char *path, const char *query, const char *hdr)
+{
+	assert_int_equal(route_match(gw, path, strlen(path), NULL, method, &k->m), ROUTE_OK);
+	engine_call_init(&k->c, gw, &k->m, "192.0.2.1", "req", T0, NULL);
+	k->c.cache = cs;
+	k->c.method = strdup(method);
+	k->c.path = strndup(k->m.rest, k->m.rest_len);
+	k->c.query = strdup(query);
+	if (hdr)
+		assert_int_equal(pol_headers_add(&k->c.req_headers, "Authorization", hdr), 0);
+	k->rc = engine_inbound(&k->c);
+}
+
+/* The backend answers status with body (NULs allowed) and a header. */
+static void call_backend(struct call *k, int status, const char *body, size_t len,
+			 const char *hname, const char *hvalue)
+{
+	assert_true(engine_outbound_needs_body(&k->c));
+	k->c.status = status;
+	assert_int_equal(pol_headers_add(&k->c.resp_headers, hname, hvalue), 0);
+	assert_int_equal(pol_headers_add(&k->c.resp_headers, "Connection", "close"), 0);
+	free(k->c.body);
+	k->c.body = malloc(len + 1);
+	assert_non_null(k->c.body);
+	memcpy(k->c.body, body, len);
+	k->c.body_len = len;
+	k->c.resp_body_buffered = 1;
+	assert_int_equal(engine_outbound(&k->c), POL_CONTINUE);
+}
+
+static void call_end(struct call *k)
+{
+	engine_finish(&k->c);
+	engine_call_release(&k->c);
+}
+
+static struct gateway *load_doc(const char *doc)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct gateway *gw = gw_load_buffer(doc, strlen(doc), &errs);
+
+	for (size_t i = 0; i < errs.n; i++)
+		print_message("    error: %s\n", errs.msg[i]);
+	cfg_errors_release(&errs);
+	return gw;
+}
+
+static void test_policies_hit_miss(void **state)
+{
+	struct cache_store *cs = open_store(state, 0);
+	struct gateway *gw = load_doc(CDOC("{\"downstream-caching-type\":\"private\"}",
+					   "{\"duration\":60}"));
+	struct call k;
+
+	assert_non_null(gw);
+	/* a miss goes to the backend, and its answer is stored */
+	call_start(&k, gw, cs, "GET", "/a/x", "q=1", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "hel\0lo", 6, "Content-Type", "text/plain");
+	call_end(&k);
+	/* a hit answers it whole, with Age and Cache-Control, and no hop-by-hop */
+	call_start(&k, gw, cs, "GET", "/a/x", "q=1", NULL);
+	assert_int_equal(k.rc, POL_RESPOND);
+	assert_int_equal(k.c.status, 200);
+	assert_int_equal(k.c.body_len, 6);
+	assert_memory_equal(k.c.body, "hel\0lo", 6);
+	assert_string_equal(pol_headers_get(&k.c.resp_headers, "Content-Type"), "text/plain");
+	assert_string_equal(pol_headers_get(&k.c.resp_headers, "Age"), "0");
+	assert_string_equal(pol_headers_get(&k.c.resp_headers, "Cache-Control"),
+			    "private, max-age=60, must-revalidate");
+	assert_null(pol_headers_get(&k.c.resp_headers, "Connection"));
+	call_end(&k);
+	/* another query is another entry; a POST is never looked up */
+	call_start(&k, gw, cs, "GET", "/a/x", "q=2", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_end(&k);
+	call_start(&k, gw, cs, "POST", "/a/x", "q=1", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "post", 4, "Content-Type", "text/plain");
+	call_end(&k);
+	/* Authorization: neither served nor stored */
+	call_start(&k, gw, cs, "GET", "/a/x", "q=1", "Bearer t");
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "private", 7, "Content-Type", "text/plain");
+	call_end(&k);
+	call_start(&k, gw, cs, "GET", "/a/x", "q=1", NULL);
+	assert_int_equal(k.rc, POL_RESPOND);
+	assert_memory_equal(k.c.body, "hel\0lo", 6);
+	call_end(&k);
+	gw_free(gw);
+	cache_close(cs);
+}
+
+static void test_policies_what_is_not_stored(void **state)
+{
+	struct cache_store *cs = open_store(state, 0);
+	struct gateway *gw = load_doc(CDOC("{}", "{\"duration\":60}"));
+	struct gateway *gw_any = load_doc(CDOC("{}", "{\"duration\":60,\"cache-response\":true}"));
+	struct call k;
+
+	assert_non_null(gw);
+	assert_non_null(gw_any);
+	call_start(&k, gw, cs, "GET", "/a/404", "", NULL);
+	call_backend(&k, 404, "no", 2, "Content-Type", "text/plain");
+	call_end(&k);
+	call_start(&k, gw, cs, "GET", "/a/404", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);	/* only 200 by default */
+	call_backend(&k, 404, "no", 2, "Content-Type", "text/plain");
+	call_end(&k);
+	call_start(&k, gw_any, cs, "GET", "/a/404", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 404, "no", 2, "Content-Type", "text/plain");
+	call_end(&k);
+	call_start(&k, gw_any, cs, "GET", "/a/404", "", NULL);
+	assert_int_equal(k.rc, POL_RESPOND);	/* cache-response: any status */
+	assert_int_equal(k.c.status, 404);
+	call_end(&k);
+	call_start(&k, gw, cs, "GET", "/a/cookie", "", NULL);
+	call_backend(&k, 200, "c", 1, "Set-Cookie", "s=1");
+	call_end(&k);
+	call_start(&k, gw, cs, "GET", "/a/cookie", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "c", 1, "Cache-Control", "max-age=5, private");
+	call_end(&k);
+	call_start(&k, gw, cs, "GET", "/a/cookie", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "c", 1, "cache-control", "No-Store");
+	call_end(&k);
+	call_start(&k, gw, cs, "GET", "/a/cookie", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_end(&k);
+	/* no store: a miss, the request goes on */
+	call_start(&k, gw, NULL, "GET", "/a/cookie", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_end(&k);
+	gw_free(gw_any);
+	gw_free(gw);
+	cache_close(cs);
+}
+
+static void test_external_refused(void **state)
+{
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	const char *doc = CDOC("{\"caching-type\":\"external\"}", "{\"duration\":60}");
+	struct gateway *gw = gw_load_buffer(doc, strlen(doc), &errs);
+	int named = 0;
+
+	(void)state;
+	assert_null(gw);
+	for (size_t i = 0; i < errs.n; i++)
+		named |= strstr(errs.msg[i], "caching-type") && strstr(errs.msg[i], "gateway.counters");
+	assert_true(named);
+	cfg_errors_release(&errs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -413,6 +587,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_killed_holding_lock, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_killed_mid_write, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_value_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policies_hit_miss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policies_what_is_not_stored, setup, teardown),
+		cmocka_unit_test(test_external_refused),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
