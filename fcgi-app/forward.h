@@ -53,6 +53,11 @@ int forward_prepare(struct request *req, struct pol_call *c);
  * the outbound or on-error section, retries as c->retry says. Always answers
  * the client. */
 void forward(struct app *app, struct request *req, struct pol_call *c);
+/* Gives c the app's services (engine.h struct pol_app_ops) for req: read_body
+ * (the client's whole body, up to gateway.max_request_body_bytes, within the
+ * client deadlines) and side_call (send-request, on a second handle of the
+ * process). After engine_call_init. */
+void forward_ops(struct app *app, struct request *req, struct pol_call *c);
 /* Sends the answer a policy made: c->status, reason, resp_headers, body. */
 void respond_call(struct request *req, struct pol_call *c);
 

@@ -380,6 +380,7 @@ static void serve_call(struct app *app, struct request *req)
 	engine_call_init(&c, req->gw, &req->route, req->request_ip, req->request_id,
 			 (int64_t)time(NULL), app->counters);
 	c.cache = app->cache;
+	forward_ops(app, req, &c);
 	if (forward_prepare(req, &c) != 0)
 		respond_error(req, 400, "malformed request header");
 	else if (engine_inbound(&c) == POL_RESPOND)

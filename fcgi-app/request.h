@@ -32,6 +32,7 @@ struct app {
 	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
 	struct cache_store *cache;	/* NULL: cache policies miss (common/cache.h) */
 	void *curl;			/* CURL *, reused: keeps backend connections */
+	void *curl_side;		/* CURL * of side calls (send-request), its own */
 	uint64_t rid_state;		/* request-id generator */
 };
 

@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "policy/cidr.h"
+#include "policy/expr.h"
 #include "policy/products.h"
 
 #define MSG_MISSING_KEY "Access denied due to missing subscription key. Make sure to include " \
@@ -521,6 +522,121 @@ enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc
 	return expand(c, t, enc, out);
 }
 
+/* The budget of one evaluation: a value's, or a body's once bodies are read
+ * (an expression over ${request.body} may make a string as large). */
+static size_t eval_budget(const struct pol_call *c)
+{
+	return c->req_body_read || c->resp_body_buffered ? POL_MAX_RESP_BODY : POL_MAX_VALUE_BYTES;
+}
+
+/* Evaluates e into *v with arena a (released by the caller). Returns 0, or
+ * -1 with the error answer set. */
+static int eval_expr(struct pol_call *c, const struct expr *e, struct expr_arena *a,
+		     struct expr_value *v)
+{
+	enum expr_status st = expr_eval(e, resolve, c, a, v);
+
+	if (st == EXPR_OK)
+		return 0;
+	if (st == EXPR_NOMEM)
+		oom(c);
+	else
+		fail(c, 500, "Expression failed.", expr_status_str(st));
+	return -1;
+}
+
+int pol_cond(struct pol_call *c, const struct expr *e)
+{
+	struct expr_arena a = EXPR_ARENA_INIT(eval_budget(c));
+	struct expr_value v;
+	int r = eval_expr(c, e, &a, &v);
+
+	if (r == 0)
+		r = v.type == EXPR_BOOL && v.b;
+	expr_arena_release(&a);
+	scratch_reset(c);
+	return r;
+}
+
+int pol_eval_int(struct pol_call *c, const struct pol_int_expr *x, int64_t *out)
+{
+	struct expr_arena a;
+	struct expr_value v;
+	int r;
+
+	if (!x->e) {
+		*out = x->v;
+		return 0;
+	}
+	a = (struct expr_arena)EXPR_ARENA_INIT(eval_budget(c));
+	r = eval_expr(c, x->e, &a, &v);
+	if (r == 0)
+		*out = v.i;
+	expr_arena_release(&a);
+	scratch_reset(c);
+	return r;
+}
+
+enum tpl_status pol_expand_body(struct pol_call *c, const struct tpl *t, enum tpl_enc enc,
+				char **out, size_t *len)
+{
+	struct tpl_buf b = TPL_BUF_INIT(POL_MAX_RESP_BODY);
+	enum tpl_status st = tpl_expand(t, resolve, c, enc, &b);
+
+	scratch_reset(c);
+	*out = NULL;
+	*len = 0;
+	if (st == TPL_EXPR_FAILED)
+		c->priv.expr_why = b.why;
+	if (st != TPL_OK) {
+		tpl_buf_release(&b);
+		return st;
+	}
+	if (!b.p && !(b.p = strdup(""))) 
+		return TPL_NOMEM;
+	*out = b.p;
+	*len = b.len;
+	return TPL_OK;
+}
+
+/* Does the media type ct[0..n) end in suffix (case-insensitive)? */
+static int type_is(const char *ct, size_t n, const char *what)
+{
+	size_t w = strlen(what);
+
+	return n >= w && strncasecmp(ct + n - w, what, w) == 0;
+}
+
+enum tpl_enc pol_body_enc(const char *ct)
+{
+	size_t n;
+
+	if (!ct)
+		return TPL_ENC_RAW;
+	while (*ct == ' ' || *ct == '\t')
+		ct++;
+	n = strcspn(ct, ";");
+	while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t'))
+		n--;
+	if ((n == 16 && strncasecmp(ct, "application/json", 16) == 0) || type_is(ct, n, "+json"))
+		return TPL_ENC_JSON;
+	if ((n == 15 && strncasecmp(ct, "application/xml", 15) == 0) ||
+	    (n == 8 && strncasecmp(ct, "text/xml", 8) == 0) || type_is(ct, n, "+xml"))
+		return TPL_ENC_XML;
+	return TPL_ENC_RAW;
+}
+
+void pol_replace_body(struct pol_call *c, char *body, size_t len)
+{
+	free(c->body);
+	c->body = body;
+	c->body_len = len;
+	/* the backend's length and coding described its body, not this one */
+	pol_headers_del(&c->resp_headers, "Content-Length");
+	pol_headers_del(&c->resp_headers, "Content-Encoding");
+	c->priv.body_replaced = 1;
+}
+
 enum pol_step pol_request_body(struct pol_call *c)
 {
 	int st;
@@ -643,6 +759,17 @@ static enum step run_section(struct pol_call *c, enum pol_section_id sec)
 			return r;
 	}
 	return STEP_NEXT;
+}
+
+enum pol_step pol_run_list(struct pol_call *c, const struct pol_list *l, enum pol_section_id sec)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		enum step r = run_one(c, l->v[i], sec);
+
+		if (r != STEP_NEXT)
+			return (enum pol_step)r;
+	}
+	return POL_STEP_NEXT;
 }
 
 /* The error answer is set: runs on-error (once). */
@@ -825,7 +952,8 @@ int engine_outbound(struct pol_call *c)
 	if (r == STEP_ERROR)
 		return run_on_error(c);
 	add_extra(c);
-	return r == STEP_RESPOND ? POL_RESPOND : POL_CONTINUE;
+	/* set-body replaced the backend's body: c->body is the answer's */
+	return r == STEP_RESPOND || c->priv.body_replaced ? POL_RESPOND : POL_CONTINUE;
 }
 
 void engine_finish(struct pol_call *c)

@@ -197,6 +197,7 @@ struct pol_call {
 		size_t n_scratch, cap_scratch;	/* the evaluation that asked ends */
 		char status_text[16];		/* ${response.status} */
 		const char *expr_why;		/* the last expression's failure, static */
+		int body_replaced;		/* set-body in outbound: send c->body */
 		struct pol_var vars[POL_MAX_VARS];
 		size_t n_vars, var_bytes;
 		int in_error;
@@ -228,7 +229,8 @@ void engine_call_init(struct pol_call *c, const struct gateway *gw,
 int engine_inbound(struct pol_call *c);
 /* Outbound section on c->status and c->resp_headers (the backend's). Returns
  * POL_CONTINUE (send the backend's body with c's status and headers) or
- * POL_RESPOND (send c->body instead). */
+ * POL_RESPOND (send c->body instead: a policy answered, or set-body replaced
+ * the backend's body). */
 int engine_outbound(struct pol_call *c);
 /* Makes the error answer status/message (the gateway's JSON error form) and
  * runs the on-error section. For failures outside the engine (backend

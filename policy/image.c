@@ -359,17 +359,30 @@ static void add_backend(struct compile *cc, json_object *be, struct strs *s,
 	}
 }
 
-/* The backends a scope's policies name (pol_module.backend). */
+struct backend_walk {
+	struct compile *cc;
+	json_object *be;
+	struct strs *s;
+};
+
+static void add_policy_backend(const struct pol_policy *p, void *arg)
+{
+	struct backend_walk *w = arg;
+
+	if (p->kind == POL_MODULE && p->mod->backend)
+		add_backend(w->cc, w->be, w->s, p->mod->backend(p->conf));
+}
+
+/* The backends a scope's policies name (pol_module.backend), nested ones
+ * (choose) included. */
 static void scope_backends(struct compile *cc, json_object *be, struct strs *s,
 			   const struct pol_scope *sc)
 {
-	for (int sec = 0; sc && sec < POL_N_SECTIONS; sec++)
-		for (size_t i = 0; i < sc->n[sec]; i++) {
-			const struct pol_policy *p = sc->s[sec][i];
+	struct backend_walk w = { cc, be, s };
 
-			if (p->kind == POL_MODULE && p->mod->backend)
-				add_backend(cc, be, s, p->mod->backend(p->conf));
-		}
+	for (int sec = 0; sc && sec < POL_N_SECTIONS; sec++)
+		for (size_t i = 0; i < sc->n[sec]; i++)
+			pol_walk(sc->s[sec][i], add_policy_backend, &w);
 }
 
 /* One API's block: a complete document holding that API alone, the backends

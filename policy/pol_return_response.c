@@ -13,7 +13,7 @@
 #include "policy/loader.h"
 
 struct conf {
-	int64_t code;
+	struct pol_int_expr code;	/* a number, or "$(EXPR)" checked per request */
 	struct tpl *body;	/* NULL: empty */
 	char *content_type;	/* mock-response only; becomes a header */
 	char **header_names;
@@ -22,7 +22,7 @@ struct conf {
 };
 
 static const struct pol_attr return_attrs[] = {
-	{ "status-code", POL_A_INT, POL_A_REQUIRED, 100, 599, 200, NULL, NULL,
+	{ "status-code", POL_A_INT_EXPR, POL_A_REQUIRED, 100, 599, 200, NULL, NULL,
 	  offsetof(struct conf, code) },
 	{ "body", POL_A_TPL, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, body) },
 	/* a map of header name to value template */
@@ -31,7 +31,7 @@ static const struct pol_attr return_attrs[] = {
 };
 
 static const struct pol_attr mock_attrs[] = {
-	{ "status-code", POL_A_INT, 0, 100, 599, 200, NULL, NULL, offsetof(struct conf, code) },
+	{ "status-code", POL_A_INT_EXPR, 0, 100, 599, 200, NULL, NULL, offsetof(struct conf, code) },
 	{ "body", POL_A_TPL, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, body) },
 	{ "headers", POL_A_RAW, 0, 0, 0, 0, NULL, NULL, 0 },
 	{ "content-type", POL_A_STR, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, content_type) },
@@ -113,9 +113,15 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 {
 	const struct conf *cf = p->conf;
 	char *body = NULL;
+	size_t len = 0;
 	struct pol_headers h = { NULL, 0, 0 };
+	int64_t code;
 
 	(void)sec;
+	if (pol_eval_int(c, &cf->code, &code) != 0)
+		return POL_STEP_ERROR;
+	if (code < 100 || code > 599)
+		return pol_fail(c, 500, "Expression failed.", "return-response status out of 100-599");
 	for (size_t i = 0; i < cf->n_headers; i++) {
 		char *v;
 		enum tpl_status st = pol_expand(c, cf->header_values[i], TPL_ENC_HEADER, &v);
@@ -132,14 +138,18 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 		free(v);
 	}
 	if (cf->body) {
-		enum tpl_status st = pol_expand(c, cf->body, TPL_ENC_RAW, &body);
+		/* values escaped for the answer's own Content-Type */
+		enum tpl_status st = pol_expand_body(c, cf->body,
+						     pol_body_enc(pol_headers_get(&h, "Content-Type")),
+						     &body, &len);
 
 		if (st != TPL_OK) {
 			pol_headers_release(&h);
 			return pol_fail_tpl(c, st);
 		}
 	}
-	pol_respond(c, (int)cf->code, &h, body);
+	pol_respond(c, (int)code, &h, body);
+	c->body_len = len;
 	return POL_STEP_RESPOND;
 }
 

@@ -12,12 +12,12 @@
 #define REASON_MAX 256
 
 struct conf {
-	int64_t code;
+	struct pol_int_expr code;	/* a number, or "$(EXPR)" checked per request */
 	char *reason;	/* NULL: the standard phrase */
 };
 
 static const struct pol_attr attrs[] = {
-	{ "code", POL_A_INT, POL_A_REQUIRED, 100, 599, 200, NULL, NULL, offsetof(struct conf, code) },
+	{ "code", POL_A_INT_EXPR, POL_A_REQUIRED, 100, 599, 200, NULL, NULL, offsetof(struct conf, code) },
 	{ "reason", POL_A_STR, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, reason) },
 	POL_ATTRS_END
 };
@@ -46,9 +46,14 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
 	const struct conf *cf = p->conf;
+	int64_t code;
 
 	(void)sec;
-	c->status = (int)cf->code;
+	if (pol_eval_int(c, &cf->code, &code) != 0)
+		return POL_STEP_ERROR;
+	if (code < 100 || code > 599)
+		return pol_fail(c, 500, "Expression failed.", "set-status code out of 100-599");
+	c->status = (int)code;
 	free(c->reason);
 	c->reason = cf->reason ? strdup(cf->reason) : NULL;
 	return POL_STEP_NEXT;

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "policy/expr.h"
 #include "policy/loader.h"
 #include "policy/polmod.h"
 
@@ -367,6 +368,95 @@ static int attr_enum(struct loader *ld, json_object *o, const char *name, int re
 	return rc;
 }
 
+/* A string (current path at it) as an expression of type want: "$(EXPR)"
+ * when dollar, else the whole string. Reports "column N: ..." (of the
+ * string) and a wrong type. */
+static int value_expr(struct loader *ld, json_object *v, int dollar, enum expr_type want,
+		      struct expr **out)
+{
+	char *s = NULL, why[300];
+	const char *src;
+	size_t len, used = 0, off = dollar ? 2 : 0;
+	int secret, rc = -1;
+
+	*out = NULL;
+	if (ld_string(ld, v, STR_SUBST | STR_REQUEST_VALUES, &s, &secret) != 0)
+		return -1;
+	len = strlen(s);
+	src = s + off;
+	if (dollar) {
+		if (len < 3 || s[len - 1] != ')')
+			goto bad_form;
+		len -= 3;
+	}
+	if (expr_compile(src, len, 0, out, &used, why, sizeof(why)) != 0) {
+		/* columns of the member's string, not of the expression alone */
+		size_t col;
+
+		if (off && sscanf(why, "column %zu:", &col) == 1) {
+			const char *rest = strchr(why, ':');
+
+			ld_err(ld, "column %zu%s", col + off, rest ? rest : "");
+		} else {
+			ld_err(ld, "%s", why);
+		}
+		goto out;
+	}
+	if (expr_type(*out) != want) {
+		ld_err(ld, want == EXPR_BOOL ? "a condition must be a boolean" :
+		       "must be an integer expression");
+		goto fail;
+	}
+	if (pol_note_reads(ld, expr_reads(*out)) != 0)
+		goto fail;
+	rc = 0;
+	goto out;
+bad_form:
+	ld_err(ld, "must be an integer or '$(EXPR)', an integer expression");
+	goto out;
+fail:
+	expr_free(*out);
+	*out = NULL;
+out:
+	free_secret(s);
+	return rc;
+}
+
+static int attr_cond(struct loader *ld, json_object *o, const char *name, int required,
+		     struct expr **out)
+{
+	size_t mark = 0;
+	json_object *v = attr_get(ld, o, name, required, &mark);
+	int rc;
+
+	if (!v)
+		return required ? -1 : 1;
+	rc = value_expr(ld, v, 0, EXPR_BOOL, out);
+	ld_pop(ld, mark);
+	return rc;
+}
+
+/* An integer as attr_int, or "$(EXPR)". */
+static int attr_int_expr(struct loader *ld, json_object *o, const struct pol_attr *a,
+			 struct pol_int_expr *out)
+{
+	size_t mark = 0;
+	json_object *v;
+	int rc;
+
+	out->v = a->def;
+	out->e = NULL;
+	v = ld_get(ld, o, a->name, 0);
+	if (v && json_object_is_type(v, json_type_string) &&
+	    strncmp(json_object_get_string(v), "$(", 2) == 0) {
+		mark = ld_push_member(ld, a->name);
+		rc = value_expr(ld, v, 1, EXPR_INT, &out->e);
+		ld_pop(ld, mark);
+		return rc;
+	}
+	return attr_int(ld, o, a->name, (a->flags & POL_A_REQUIRED) != 0, a->min, a->max, &out->v);
+}
+
 /* ---- attributes from a module's table (polmod.h) ------------------------- */
 
 static void *field(void *conf, const struct pol_attr *a)
@@ -420,6 +510,12 @@ void pol_attrs_parse(struct loader *ld, json_object *o, const struct pol_attr *a
 		case POL_A_TPL_LIST:
 			attr_list(ld, o, a->name, req, 1, field(conf, a), NULL);
 			break;
+		case POL_A_COND:
+			attr_cond(ld, o, a->name, req, field(conf, a));
+			break;
+		case POL_A_INT_EXPR:
+			attr_int_expr(ld, o, a, field(conf, a));
+			break;
 		case POL_A_RAW:
 			/* compile reads it; only "missing" is generic */
 			if (req && !ld_present(o, a->name))
@@ -453,6 +549,14 @@ void pol_attrs_release(const struct pol_attr *attrs, void *conf)
 			break;
 		case POL_A_TPL_LIST:
 			tpls_free(field(conf, a));
+			break;
+		case POL_A_COND:
+			expr_free(*(struct expr **)field(conf, a));
+			*(struct expr **)field(conf, a) = NULL;
+			break;
+		case POL_A_INT_EXPR:
+			expr_free(((struct pol_int_expr *)field(conf, a))->e);
+			((struct pol_int_expr *)field(conf, a))->e = NULL;
 			break;
 		default:
 			break;
@@ -492,15 +596,43 @@ static void module_parse(struct loader *ld, json_object *o, struct pol_policy *p
 		p->mod->compile(ld, o, p->conf);
 }
 
-/* What p needs buffered in section sec: what its values read, and what the
- * module says. */
+void pol_walk(const struct pol_policy *p, void (*fn)(const struct pol_policy *q, void *arg),
+	      void *arg)
+{
+	const struct pol_list *l;
+	size_t n = 0;
+
+	fn(p, arg);
+	if (p->kind != POL_MODULE || !p->conf || !p->mod->lists)
+		return;
+	l = p->mod->lists(p->conf, &n);
+	for (size_t i = 0; l && i < n; i++)
+		for (size_t j = 0; j < l[i].n; j++)
+			pol_walk(l[i].v[j], fn, arg);
+}
+
+struct needs_walk {
+	enum pol_section_id sec;
+	unsigned needs;
+};
+
+static void add_needs(const struct pol_policy *p, void *arg)
+{
+	struct needs_walk *w = arg;
+
+	w->needs |= p->needs;
+	if (p->kind == POL_MODULE && p->mod->needs)
+		w->needs |= p->mod->needs(p->conf, w->sec);
+}
+
+/* What p (and every policy nested in it) needs buffered in section sec: what
+ * their values read, and what the modules say. */
 static unsigned policy_needs(const struct pol_policy *p, enum pol_section_id sec)
 {
-	unsigned n = p->needs;
+	struct needs_walk w = { sec, 0 };
 
-	if (p->kind == POL_MODULE && p->mod->needs)
-		n |= p->mod->needs(p->conf, sec);
-	return n;
+	pol_walk(p, add_needs, &w);
+	return w.needs;
 }
 
 /* ---- the policies -------------------------------------------------------- */
@@ -510,6 +642,14 @@ static void policy_free(struct pol_policy *p)
 	if (!p)
 		return;
 	free(p->counter_prefix);
+	if (p->kind == POL_MODULE && p->conf && p->mod->lists) {
+		size_t n = 0;
+		const struct pol_list *l = p->mod->lists(p->conf, &n);
+
+		for (size_t i = 0; l && i < n; i++)
+			for (size_t j = 0; j < l[i].n; j++)
+				policy_free(l[i].v[j]);
+	}
 	if (p->kind == POL_MODULE && p->conf) {
 		if (p->mod->release)
 			p->mod->release(p->conf);
@@ -584,6 +724,49 @@ static struct pol_policy *parse_element(struct loader *ld, json_object *e,
 out:
 	ld_pop(ld, mark);
 	return p;
+}
+
+int pol_parse_list(struct loader *ld, json_object *v, struct pol_list *out)
+{
+	size_t n;
+	int rc = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	if (ld_is_array(ld, v) != 0)
+		return -1;
+	if (ld->depth >= POL_MAX_DEPTH) {
+		ld_err(ld, "policies nest more than %d deep", POL_MAX_DEPTH);
+		return -1;
+	}
+	n = json_object_array_length(v);
+	if (n > POL_MAX_PER_SECTION) {
+		ld_err(ld, "has more than %d policies", POL_MAX_PER_SECTION);
+		return -1;
+	}
+	out->v = calloc(n ? n : 1, sizeof(*out->v));
+	if (!out->v) {
+		ld_err(ld, "out of memory");
+		return -1;
+	}
+	ld->depth++;
+	for (size_t i = 0; i < n; i++) {
+		size_t m2 = ld_push_index(ld, i);
+		struct pol_policy *p = parse_element(ld, json_object_array_get_idx(v, i),
+						     (enum pol_section_id)ld->section);
+
+		if (p)
+			out->v[out->n++] = p;
+		else
+			rc = -1;
+		if (p && p->kind == POL_BASE) {
+			ld_err(ld, "'base' is not allowed in a nested policy list");
+			rc = -1;
+		}
+		ld_pop(ld, m2);
+	}
+	ld->depth--;
+	return rc;
 }
 
 static void scope_free(struct pol_scope *sc)
@@ -691,10 +874,19 @@ static void plan_free(struct pol_plan *pl)
 	free(pl);
 }
 
+/* arg: size_t[2], seats and bandwidth */
+static void add_claims(const struct pol_policy *p, void *arg)
+{
+	size_t *c = arg;
+
+	if (p->kind == POL_MODULE && p->mod->claims)
+		p->mod->claims(p->conf, &c[0], &c[1]);
+}
+
 static struct pol_plan *plan_build(struct loader *ld, struct pol_scope *const chain[4])
 {
 	struct pol_plan *pl = calloc(1, sizeof(*pl));
-	size_t seats = 0, bw = 0;
+	size_t seats = 0, bw = 0, claims[2] = { 0, 0 };
 
 	if (!pl) {
 		ld_err(ld, "out of memory");
@@ -724,12 +916,10 @@ static struct pol_plan *plan_build(struct loader *ld, struct pol_scope *const ch
 	for (int s = 0; s < POL_N_SECTIONS; s++)
 		for (size_t i = 0; i < pl->s[s].n; i++)
 			pl->needs[s] |= policy_needs(pl->s[s].v[i], (enum pol_section_id)s);
-	for (size_t i = 0; i < pl->s[POL_INBOUND].n; i++) {
-		const struct pol_policy *p = pl->s[POL_INBOUND].v[i];
-
-		if (p->kind == POL_MODULE && p->mod->claims)
-			p->mod->claims(p->conf, &seats, &bw);
-	}
+	for (size_t i = 0; i < pl->s[POL_INBOUND].n; i++)
+		pol_walk(pl->s[POL_INBOUND].v[i], add_claims, claims);
+	seats = claims[0];
+	bw = claims[1];
 	if (seats > POL_MAX_SEATS || bw > POL_MAX_BANDWIDTH) {
 		ld_err(ld, "more than %d limit-concurrency or %d bandwidth quota policies apply to "
 		       "one request", POL_MAX_SEATS, POL_MAX_BANDWIDTH);
@@ -773,6 +963,34 @@ static void plans_free(struct pol_plan **plans, size_t n)
 	free(plans);
 }
 
+/* Gives p, and every policy nested in it, its counter prefix: pos is its
+ * place ("inbound#2"); a nested one adds its list and index ("inbound#2.0.1":
+ * choose's first branch, second policy), so each counts on its own. */
+static void prefix_one(struct loader *ld, struct pol_policy *p, const char *scope,
+		       const char *pos)
+{
+	char buf[512];
+
+	if (p->kind != POL_MODULE)
+		return;
+	if (p->mod->counter_tag) {
+		snprintf(buf, sizeof(buf), "%s:%s:%s", p->mod->counter_tag, scope, pos);
+		p->counter_prefix = strdup(buf);
+		if (!p->counter_prefix)
+			ld_err(ld, "out of memory");
+	}
+	if (p->conf && p->mod->lists) {
+		size_t n = 0;
+		const struct pol_list *l = p->mod->lists(p->conf, &n);
+
+		for (size_t i = 0; l && i < n; i++)
+			for (size_t j = 0; j < l[i].n; j++) {
+				snprintf(buf, sizeof(buf), "%s.%zu.%zu", pos, i, j);
+				prefix_one(ld, l[i].v[j], scope, buf);
+			}
+	}
+}
+
 /* Gives every counting policy of sc its counter prefix. */
 static void set_prefixes(struct loader *ld, struct pol_scope *sc, const char *scope)
 {
@@ -780,15 +998,10 @@ static void set_prefixes(struct loader *ld, struct pol_scope *sc, const char *sc
 		return;
 	for (int s = 0; s < POL_N_SECTIONS; s++) {
 		for (size_t i = 0; i < sc->n[s]; i++) {
-			struct pol_policy *p = sc->s[s][i];
-			char buf[512];
+			char pos[64];
 
-			if (p->kind != POL_MODULE || !p->mod->counter_tag)
-				continue;
-			snprintf(buf, sizeof(buf), "%s:%s:%s#%zu", p->mod->counter_tag, scope, section_names[s], i);
-			p->counter_prefix = strdup(buf);
-			if (!p->counter_prefix)
-				ld_err(ld, "out of memory");
+			snprintf(pos, sizeof(pos), "%s#%zu", section_names[s], i);
+			prefix_one(ld, sc->s[s][i], scope, pos);
 		}
 	}
 }

@@ -88,6 +88,12 @@ struct pol_policy {
 	unsigned needs;
 };
 
+/* A policy list nested in a policy (choose's branches): owned by it. */
+struct pol_list {
+	struct pol_policy **v;
+	size_t n;
+};
+
 /* One scope's sections as written (base elements included). */
 struct pol_scope {
 	int present[POL_N_SECTIONS];
@@ -119,6 +125,10 @@ int pol_compile(struct loader *ld);
  * safe on a partly built gateway. Before products_free(). */
 void pol_free_gateway(struct gateway *gw);
 
+/* Calls fn on p and then on every policy nested in it (choose), depth first,
+ * in document order. */
+void pol_walk(const struct pol_policy *p, void (*fn)(const struct pol_policy *q, void *arg),
+	      void *arg);
 /* Returns the name of p as written ("set-status"), module or not. */
 const char *pol_policy_name(const struct pol_policy *p);
 /* Returns the name of a section ("on-error"). */

@@ -74,7 +74,19 @@ enum pol_attr_type {
 	POL_A_TPL,		/* struct tpl *: "${...}" allowed */
 	POL_A_STR_LIST,		/* struct pol_strings: a string or an array of them */
 	POL_A_TPL_LIST,		/* struct pol_tpls: the same, as templates */
+	POL_A_COND,		/* struct expr *: a boolean expression (a condition) */
+	POL_A_INT_EXPR,		/* struct pol_int_expr: an integer in [min, max] (as
+				 * POL_A_INT), or "$(EXPR)" an integer expression whose
+				 * value the module range-checks per request */
 	POL_A_RAW,		/* nothing stored: compile reads the member itself */
+};
+
+struct expr;
+
+/* POL_A_INT_EXPR: e NULL means the constant v */
+struct pol_int_expr {
+	int64_t v;
+	struct expr *e;
 };
 
 /* pol_attr.flags */
@@ -126,6 +138,11 @@ struct pol_module {
 	 * policies.h), beyond what its templates and expressions read (may be
 	 * NULL): find-and-replace, cache-store. */
 	unsigned (*needs)(const void *conf, enum pol_section_id sec);
+	/* The policy lists nested in this policy (choose: each when's, then
+	 * otherwise), *n of them (may be NULL: none). The generic code walks
+	 * them for everything a top-level policy gets: counter prefixes, seat
+	 * and bandwidth caps, needs, the image's backends, freeing. */
+	const struct pol_list *(*lists)(const void *conf, size_t *n);
 };
 
 /* Every module, from policy/pol_list.h. */
@@ -151,6 +168,28 @@ enum pol_step pol_fail_tpl(struct pol_call *c, enum tpl_status st);
 /* Expands t with c's request values, encoded as enc: TPL_OK with a new *out,
  * or the failure (then *out is NULL). */
 enum tpl_status pol_expand(struct pol_call *c, const struct tpl *t, enum tpl_enc enc, char **out);
+
+/* Evaluates the condition e (POL_A_COND). Returns 1 (true), 0 (false), or -1
+ * with the error answer set (500 "Expression failed.", the reason logged). */
+int pol_cond(struct pol_call *c, const struct expr *e);
+/* The value of x (POL_A_INT_EXPR): 0 with *out, or -1 with the error answer
+ * set. The caller checks the range. */
+int pol_eval_int(struct pol_call *c, const struct pol_int_expr *x, int64_t *out);
+/* Runs the nested list l in section sec as a section runs: in order, stopping
+ * at a policy that answers or fails (its step is returned). */
+enum pol_step pol_run_list(struct pol_call *c, const struct pol_list *l,
+			   enum pol_section_id sec);
+/* Expands a body template t (encoding enc: TPL_ENC_RAW, _JSON, _XML) within
+ * POL_MAX_RESP_BODY bytes: TPL_OK with a new *out and *len, or the failure. */
+enum tpl_status pol_expand_body(struct pol_call *c, const struct tpl *t, enum tpl_enc enc,
+				char **out, size_t *len);
+/* The body encoding for a message whose Content-Type is ct (NULL: none):
+ * TPL_ENC_JSON for application/json and +json, TPL_ENC_XML for
+ * application/xml, text/xml and +xml, else TPL_ENC_RAW. */
+enum tpl_enc pol_body_enc(const char *ct);
+/* Marks c's response body as replaced by an outbound policy (set-body): the
+ * app then sends c->body, not the backend's. */
+void pol_replace_body(struct pol_call *c, char *body, size_t len);
 
 /* Reads the client's body into c->req_body once (the app's read_body).
  * Returns POL_STEP_NEXT, or POL_STEP_ERROR with the answer set (413, 408,
@@ -198,6 +237,12 @@ int pol_is_token(const char *s);
  * substituted, "${...}" allowed, at most 1 MiB; tflags as tpl_parse's.
  * Returns 0 with a new *out, or -1 (reported). */
 int pol_value_tpl(struct loader *ld, json_object *v, unsigned tflags, struct tpl **out);
+#define POL_MAX_DEPTH 8	/* nesting of choose */
+/* The policies of the JSON array v (current path at it) for the section
+ * being parsed, each element validated as a section's ("base" refused),
+ * into *out (owned by the caller's conf; freed by the generic code through
+ * the module's lists hook). Returns 0 or -1 (reported). */
+int pol_parse_list(struct loader *ld, json_object *v, struct pol_list *out);
 /* Records that the value being parsed reads the roots reads (TPL_READS()):
  * what the policy needs buffered follows from it. '${response.body}' outside
  * outbound and on-error is reported here. Returns 0 or -1 (reported). */
