@@ -6,7 +6,9 @@
  * a miss the call remembers the key in the reserved variable CACHE_KEY_VAR,
  * which cache-store (pol_cache_store.c) reads in outbound to store the answer.
  *
- * The key: "r" NUL api-id NUL operation-id NUL method NUL path NUL, then the
+ * HEAD is answered from a GET's entry (the app sends no body) and never stored.
+ *
+ * The key: "r", api id, operation id, "GET", path, then the
  * query part — every listed vary-by-query-parameter's decoded value (or a
  * mark for absent), or the whole raw query when the list is absent — then
  * every vary-by-header's values, then the subscription id (vary-by-developer)
@@ -174,7 +176,7 @@ static int make_key(const struct pol_call *c, const struct conf *cf, struct kbuf
 	kputs(k, "r");
 	kputs(k, r && r->api ? r->api->id : "");
 	kputs(k, r && r->op ? r->op->id : "");
-	kputs(k, c->method);
+	kputs(k, "GET");	/* HEAD reads GET's entries */
 	kputs(k, c->path);
 	if (cf->params_given) {
 		kputs(k, "q");
@@ -291,7 +293,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 				 "every lookup is a miss");
 		return POL_STEP_NEXT;
 	}
-	if (!c->method || strcmp(c->method, "GET") != 0)
+	if (!c->method || (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0))
 		return POL_STEP_NEXT;
 	if (pol_headers_get(&c->req_headers, "Authorization") && !cf->allow_private)
 		return POL_STEP_NEXT;
@@ -305,8 +307,8 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 		if (step != POL_STEP_NEXT)
 			goto out;
 	}
-	/* a miss: cache-store (outbound) stores under this key */
-	if (pol_var_set(c, CACHE_KEY_VAR, k.p, k.len) < 0)
+	/* a miss: cache-store (outbound) stores a GET's answer under this key */
+	if (strcmp(c->method, "GET") == 0 && pol_var_set(c, CACHE_KEY_VAR, k.p, k.len) < 0)
 		log_warn("cache-lookup: too many variables: the answer will not be stored");
 out:
 	free(v);

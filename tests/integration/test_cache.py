@@ -124,6 +124,8 @@ def test_second_get_is_a_hit_and_never_reaches_the_backend(cgw, nginx):
     assert r2.header("Content-Type") == r1.header("Content-Type")
     assert r2.header("Age") is not None and int(r2.header("Age")) >= 0
     assert r2.header("X-Request-Id") and r2.header("X-Request-Id") != r1.header("X-Request-Id")
+    h = cgw.request("HEAD", path)                   # HEAD: the GET's entry, no body
+    assert h.status == 200 and h.header("Age") is not None and h.body == b""
     assert upstream_count(nginx, t) == 1
 
 

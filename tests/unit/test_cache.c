@@ -492,6 +492,10 @@ static void test_policies_hit_miss(void **state)
 			    "private, max-age=60, must-revalidate");
 	assert_null(pol_headers_get(&k.c.resp_headers, "Connection"));
 	call_end(&k);
+	/* HEAD is answered from GET's entry */
+	call_start(&k, gw, cs, "HEAD", "/a/x", "q=1", NULL);
+	assert_int_equal(k.rc, POL_RESPOND);
+	call_end(&k);
 	/* another query is another entry; a POST is never looked up */
 	call_start(&k, gw, cs, "GET", "/a/x", "q=2", NULL);
 	assert_int_equal(k.rc, POL_CONTINUE);
