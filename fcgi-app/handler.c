@@ -60,6 +60,7 @@ int app_init(struct app *app, char **envp)
 	reload_init(&app->reload, app->config_path);
 	app->metrics = metrics_open(app->state_dir, 0);
 	app->counters = counter_open(app->state_dir, 0);
+	app->cache = cache_open(app->state_dir, 0);
 	return forward_init(app);
 }
 
@@ -72,6 +73,7 @@ void app_release(struct app *app)
 	redis_store_free(app->redis);
 	app->redis = NULL;
 	counter_close(app->counters);
+	cache_close(app->cache);
 	forward_release(app);
 	reload_release(&app->reload);
 }
@@ -488,6 +490,7 @@ static void serve_call(struct app *app, struct request *req)
 	request_ip(req);
 	engine_call_init(&c, req->gw, &req->route, req->request_ip, req->request_id,
 			 (int64_t)time(NULL), app->counters);
+	c.cache = app->cache;
 	forward_ops(app, req, &c);
 	if (forward_prepare(req, &c) != 0)
 		respond_error(req, 400, "malformed request header");

@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "common/cache.h"
 #include "common/counter.h"
 #include "common/metrics.h"
 #include "fcgi-app/io.h"
@@ -33,6 +34,7 @@ struct app {
 	unsigned char redis_conf[32];	/* SHA-256 of the gw_counters redis was made from */
 	const void *redis_gw;		/* the gateway last compared with, and its generation */
 	int64_t redis_gen;
+	struct cache_store *cache;	/* NULL: cache policies miss (common/cache.h) */
 	void *curl;			/* CURL *, reused: keeps backend connections */
 	void *curl_side;		/* CURL * of side calls (send-request), its own */
 	uint64_t rid_state;		/* request-id generator */

@@ -4,6 +4,11 @@
  * Included several times with POL_MOD defined differently: no guard.
  */
 POL_MOD(authentication_basic)
+POL_MOD(cache_lookup)
+POL_MOD(cache_lookup_value)
+POL_MOD(cache_remove_value)
+POL_MOD(cache_store)
+POL_MOD(cache_store_value)
 POL_MOD(check_header)
 POL_MOD(choose)
 POL_MOD(cors)
