@@ -425,6 +425,13 @@ static void respond_health(struct app *app, struct request *req)
 			up < 0 ? "not set up" : rs.error));
 		json_object_object_add(c, "errors", json_object_new_int64(
 			(int64_t)counters_errors(app)));
+		if (app->cache) {	/* the cache's calls Redis failed (common/cache.h) */
+			struct cache_stats cst;
+
+			cache_get_stats(app->cache, &cst);
+			json_object_object_add(c, "cache_fallbacks", json_object_new_int64(
+				(int64_t)cst.remote_fallbacks));
+		}
 		json_object_object_add(o, "counters", c);
 	}
 	respond_json(req, req->gw ? 200 : 503, o);

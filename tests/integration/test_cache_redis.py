@@ -198,6 +198,7 @@ def test_redis_killed_falls_back_to_each_hosts_memory_then_shares_again(pair, ng
     for g in pair:
         g.apply(cr_doc(base, url), timeout=20)
     wait_all_ok(pair, "Redis answering every worker")
+    fallbacks = a.health().json()["counters"]["cache_fallbacks"]
     redis.kill()
     try:
         t = tok()
@@ -222,7 +223,10 @@ def test_redis_killed_falls_back_to_each_hosts_memory_then_shares_again(pair, ng
         times.append(dt)
         assert r.body == b"[none]"
         assert max(times) < TIMEOUT_MS / 1000.0 + 1.5, times
-        assert a.health().json()["counters"]["state"] == "degraded"
+        c = a.health().json()["counters"]
+        assert c["state"] == "degraded", c
+        # A's two lookups, its store and the value store and lookup fell back
+        assert c["cache_fallbacks"] >= fallbacks + 5, (fallbacks, c)
     finally:
         if not redis.proc.alive():
             redis.start()
