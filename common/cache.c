@@ -46,6 +46,7 @@ struct cache_hdr {
 	uint32_t live, pad;
 	uint64_t hits, misses, stores, evictions, expired, corrupt;
 	_Atomic uint64_t takeovers;
+	_Atomic uint64_t remote_fallbacks;	/* zero in files made before it */
 };
 #define HDR_SIZE 192
 _Static_assert(sizeof(struct cache_hdr) <= HDR_SIZE, "cache header fits in HDR_SIZE bytes");
@@ -73,6 +74,7 @@ struct cache_store {
 	unsigned char *data;
 	uint32_t nslots, nblocks;
 	int64_t warned_at;
+	struct cache_remote remote;	/* lookup NULL: none */
 	char path[4096];
 };
 
@@ -611,5 +613,76 @@ void cache_get_stats(struct cache_store *cs, struct cache_stats *st)
 	st->expired = h->expired;
 	st->corrupt = h->corrupt;
 	st->takeovers = atomic_load_explicit(&h->takeovers, memory_order_relaxed);
+	st->remote_fallbacks = atomic_load_explicit(&h->remote_fallbacks, memory_order_relaxed);
 	cache_unlock(cs);
+}
+
+/* ---- the remote store ----------------------------------------------------- */
+
+void cache_set_remote(struct cache_store *cs, const struct cache_remote *r)
+{
+	if (!cs)
+		return;
+	if (r && r->lookup && r->store && r->remove)
+		cs->remote = *r;
+	else
+		memset(&cs->remote, 0, sizeof(cs->remote));
+}
+
+static int use_remote(const struct cache_store *cs, enum cache_where where)
+{
+	return cs && where == CACHE_SHARED && cs->remote.lookup;
+}
+
+static void fell_back(struct cache_store *cs)
+{
+	atomic_fetch_add_explicit(&cs->hdr->remote_fallbacks, 1, memory_order_relaxed);
+}
+
+int cache_lookup_at(struct cache_store *cs, enum cache_where where, const void *key,
+		    size_t key_len, int64_t now, char **value, size_t *len, int64_t *age)
+{
+	int rc;
+
+	*value = NULL;
+	*len = 0;
+	if (age)
+		*age = 0;
+	if (use_remote(cs, where) && key && key_len <= CACHE_KEY_MAX) {
+		rc = cs->remote.lookup(cs->remote.ctx, key, key_len, now, value, len, age);
+		if (rc >= 0)
+			return rc;
+		fell_back(cs);
+	}
+	return cache_lookup(cs, key, key_len, now, value, len, age);
+}
+
+int cache_store_at(struct cache_store *cs, enum cache_where where, const void *key,
+		   size_t key_len, const void *value, size_t len, uint32_t ttl_s, int64_t now)
+{
+	if (use_remote(cs, where) && key && key_len <= CACHE_KEY_MAX && ttl_s > 0 &&
+	    ttl_s <= CACHE_TTL_MAX && len <= CACHE_VALUE_MAX && (value || !len)) {
+		if (cs->remote.store(cs->remote.ctx, key, key_len, value, len, ttl_s, now) == 0)
+			return 0;
+		fell_back(cs);
+	}
+	return cache_store(cs, key, key_len, value, len, ttl_s, now);
+}
+
+int cache_remove_at(struct cache_store *cs, enum cache_where where, const void *key,
+		    size_t key_len)
+{
+	int rc = 0, local;
+
+	if (use_remote(cs, where) && key && key_len <= CACHE_KEY_MAX) {
+		rc = cs->remote.remove(cs->remote.ctx, key, key_len);
+		if (rc < 0) {
+			fell_back(cs);
+			rc = 0;
+		}
+	}
+	local = cache_remove(cs, key, key_len);
+	if (local < 0)
+		return -1;
+	return rc || local;
 }

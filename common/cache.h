@@ -46,9 +46,23 @@
  * The lock is named by pid, so one process must not use the store from two
  * threads at once (the app forks its workers and has no threads).
  *
- * A Redis store (gateway.counters naming one, issue 14) would sit behind the
- * same four calls: cache_open would take the Redis client, and each call would
- * try Redis first and fall back to this file when it fails (docs/state.md).
+ * A shared store (Redis, when gateway.counters names one: common/cacheredis.h)
+ * plugs in with cache_set_remote; the *_at calls then take a cache_where:
+ *
+ *   cache_set_remote(cs, &remote);          process-local; NULL drops it
+ *   cache_lookup_at(cs, CACHE_SHARED, key, klen, now, &v, &len, &age);
+ *   cache_store_at(cs, CACHE_SHARED, key, klen, value, vlen, ttl_s, now);
+ *   cache_remove_at(cs, CACHE_SHARED, key, klen);
+ *
+ * CACHE_LOCAL is this file only (caching-type "internal"; the plain calls
+ * above). CACHE_SHARED is the remote store when one is set, and this file when
+ * none is or when the remote call fails (unavailable, timed out, breaker
+ * open): for that call only, counted in cache_stats.remote_fallbacks, so a
+ * Redis outage costs hit rate, never a request. A remote answer (hit or miss)
+ * is final: a remote miss does not look here. A remove drops the key from
+ * both (an entry stored here during an outage must not come back at the next
+ * one). Values are bounded as here (CACHE_VALUE_MAX) before the remote is
+ * asked.
  *
  * Ownership: the store owns its mapping; keys and values are only read during
  * the call; cache_lookup's *value is the caller's. Errors: cache_open returns
@@ -78,6 +92,23 @@ struct cache_stats {
 	uint32_t live;			/* entries stored (expired or not) */
 	uint32_t free_blocks;
 	uint64_t hits, misses, stores, evictions, expired, corrupt, takeovers;
+	uint64_t remote_fallbacks;	/* CACHE_SHARED calls the remote failed */
+};
+
+/* Where a call goes (caching-type): this file, or the remote store falling
+ * back to this file. */
+enum cache_where { CACHE_LOCAL = 0, CACHE_SHARED = 1 };
+
+/* A remote store (common/cacheredis.h). Each returns as the call of the same
+ * name, except -1 means "unavailable now" (the caller falls back); lookup's
+ * *value is malloc'd and NUL-terminated. The arguments are checked before. */
+struct cache_remote {
+	int (*lookup)(void *ctx, const void *key, size_t key_len, int64_t now, char **value,
+		      size_t *len, int64_t *age);
+	int (*store)(void *ctx, const void *key, size_t key_len, const void *value, size_t len,
+		     uint32_t ttl_s, int64_t now);
+	int (*remove)(void *ctx, const void *key, size_t key_len);
+	void *ctx;
 };
 
 /* Opens "{state_dir}/cache", creating it with a data area of bytes (0: the
@@ -100,6 +131,17 @@ int cache_store(struct cache_store *cs, const void *key, size_t key_len, const v
 		size_t len, uint32_t ttl_s, int64_t now);
 /* Drops key. Returns 1 (it was there), 0 (absent) or -1 (bad argument). */
 int cache_remove(struct cache_store *cs, const void *key, size_t key_len);
+
+/* Sets (a copy of *r) or drops (r NULL) the remote store of this process's
+ * handle; cs may be NULL. The remote's ctx must outlive its use here. */
+void cache_set_remote(struct cache_store *cs, const struct cache_remote *r);
+/* As cache_lookup, cache_store and cache_remove, at where (see above). */
+int cache_lookup_at(struct cache_store *cs, enum cache_where where, const void *key,
+		    size_t key_len, int64_t now, char **value, size_t *len, int64_t *age);
+int cache_store_at(struct cache_store *cs, enum cache_where where, const void *key,
+		   size_t key_len, const void *value, size_t len, uint32_t ttl_s, int64_t now);
+int cache_remove_at(struct cache_store *cs, enum cache_where where, const void *key,
+		    size_t key_len);
 
 /* Fills *st (under the lock). */
 void cache_get_stats(struct cache_store *cs, struct cache_stats *st);

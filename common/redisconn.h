@@ -6,7 +6,8 @@
  * breaker of its own). The only file besides redisstore.c that includes
  * hiredis (users that read replies include it too); it knows nothing
  * about counters. The counter store
- * (common/redisstore.h) is its first user; a response cache would be the next:
+ * (common/redisstore.h) is its first user; the cache's store
+ * (common/cacheredis.h) shares the same connection:
  *
  *   struct redis_target t = { .host = "127.0.0.1", .port = 6379, .timeout_ms = 50 };
  *   struct redis_conn *rc = redis_conn_new(&t);         copies t

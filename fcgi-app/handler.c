@@ -15,6 +15,7 @@
 #include <openssl/sha.h>
 
 #include "common/log.h"
+#include "common/cacheredis.h"
 #include "common/redisstore.h"
 #include "fcgi-app/forward.h"
 #include "policy/engine.h"
@@ -64,14 +65,14 @@ int app_init(struct app *app, char **envp)
 	return forward_init(app);
 }
 
+static void redis_drop(struct app *app);
+
 void app_release(struct app *app)
 {
 	if (app->access_fd >= 0)
 		close(app->access_fd);
 	metrics_close(app->metrics);
-	counter_set_remote(app->counters, NULL);
-	redis_store_free(app->redis);
-	app->redis = NULL;
+	redis_drop(app);
 	counter_close(app->counters);
 	cache_close(app->cache);
 	forward_release(app);
@@ -79,6 +80,17 @@ void app_release(struct app *app)
 }
 
 /* ---- gateway.counters ------------------------------------------------- */
+
+/* Counters and cache back to this host's files; the Redis store freed. */
+static void redis_drop(struct app *app)
+{
+	counter_set_remote(app->counters, NULL);
+	cache_set_remote(app->cache, NULL);
+	cache_redis_free(app->cache_redis);
+	app->cache_redis = NULL;
+	redis_store_free(app->redis);
+	app->redis = NULL;
+}
 
 /* Makes the counter store count in the Redis that gw names (or locally when
  * it names none). The store and its connection live as long as the process
@@ -96,11 +108,8 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 	if (!app->counters)
 		return;
 	if (gc->store != GW_COUNTERS_REDIS) {
-		if (app->redis) {
-			counter_set_remote(app->counters, NULL);
-			redis_store_free(app->redis);
-			app->redis = NULL;
-		}
+		if (app->redis)
+			redis_drop(app);
 		return;
 	}
 	/* the same gateway as the last request: nothing can have changed (a
@@ -129,8 +138,7 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 	app->redis_gen = gw->generation;
 	if (app->redis && memcmp(fp, app->redis_conf, sizeof(fp)) == 0)
 		return;
-	counter_set_remote(app->counters, NULL);
-	redis_store_free(app->redis);
+	redis_drop(app);
 	t = (struct redis_target){ gc->host, gc->port, gc->unix_path, gc->db, gc->password,
 				   (int)gc->timeout_ms };
 	app->redis = redis_store_new(&t, gc->prefix);
@@ -144,6 +152,14 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 		gc->on_failure == GW_ON_FAILURE_DENY ? COUNTER_FALLBACK_DENY :
 		COUNTER_FALLBACK_LOCAL };
 	counter_set_remote(app->counters, &r);
+	/* the cache shares the connection (common/cacheredis.h) */
+	app->cache_redis = cache_redis_new(redis_store_conn(app->redis), gc->prefix);
+	if (app->cache_redis) {
+		struct cache_remote cr;
+
+		cache_redis_remote(app->cache_redis, &cr);
+		cache_set_remote(app->cache, &cr);
+	}
 }
 
 /* Whether Redis answers now (a PING within timeout_ms, or at once "no" while
@@ -409,6 +425,13 @@ static void respond_health(struct app *app, struct request *req)
 			up < 0 ? "not set up" : rs.error));
 		json_object_object_add(c, "errors", json_object_new_int64(
 			(int64_t)counters_errors(app)));
+		if (app->cache) {	/* the cache's calls Redis failed (common/cache.h) */
+			struct cache_stats cst;
+
+			cache_get_stats(app->cache, &cst);
+			json_object_object_add(c, "cache_fallbacks", json_object_new_int64(
+				(int64_t)cst.remote_fallbacks));
+		}
 		json_object_object_add(o, "counters", c);
 	}
 	respond_json(req, req->gw ? 200 : 503, o);

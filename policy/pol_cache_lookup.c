@@ -4,7 +4,8 @@
  * stored status, headers and body go out with Age (and Cache-Control for
  * downstream-caching-type private/public) and the backend is not called; on
  * a miss the call remembers the key in the reserved variable CACHE_KEY_VAR,
- * which cache-store (pol_cache_store.c) reads in outbound to store the answer.
+ * which cache-store (pol_cache_store.c) reads in outbound to store the answer
+ * (its first byte says where: caching-type internal or not).
  *
  * HEAD is answered from a GET's entry (the app sends no body) and never stored.
  *
@@ -40,10 +41,15 @@
 #include "policy/loader.h"
 
 #define CACHE_KEY_VAR "cache-lookup:key"
+#define CACHE_WHERE_LOCAL 'L'	/* the variable's first byte (pol_cache_store.c) */
+#define CACHE_WHERE_SHARED 'S'
 #define KEY_MAX ((size_t)256 << 10)
 
 enum downstream { DS_NONE, DS_PRIVATE, DS_PUBLIC };
 enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
+/* internal: this host's file only; the others: Redis when gateway.counters
+ * names one, this file when it does not or when Redis fails (cache.h) */
+#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
 
 struct conf {
 	int vary_dev, vary_groups, must_revalidate, allow_private;
@@ -86,11 +92,11 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 	for (i = 0; i < cf->params.n; i++)
 		if (cf->params.v[i][0] == '\0')
 			ld_err(ld, "'vary-by-query-parameter' has an empty name");
-	if (cf->caching_type == CT_EXTERNAL) {
+	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
 		size_t mark = ld_push_member(ld, "caching-type");
 
-		ld_err(ld, "\"external\" needs a Redis server named by gateway.counters, "
-			   "which this gateway does not support yet");
+		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
+			   "(\"prefer-external\" uses it when there is one)");
 		ld_pop(ld, mark);
 	}
 }
@@ -281,7 +287,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	const struct conf *cf = p->conf;
 	struct kbuf k = { NULL, 0, 0, 0 };
 	enum pol_step step = POL_STEP_NEXT;
-	char *v = NULL;
+	char *v = NULL, *mark = NULL;
 	size_t len;
 	int64_t age;
 	int rc;
@@ -301,16 +307,27 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 		return POL_STEP_NEXT;
 	if (make_key(c, cf, &k) < 0)
 		goto out;	/* too long to key: neither served nor stored */
-	rc = cache_lookup(c->cache, k.p, k.len, c->now, &v, &len, &age);
+	rc = cache_lookup_at(c->cache, WHERE(cf), k.p, k.len, c->now, &v, &len, &age);
 	if (rc == 1) {
 		step = answer(c, cf, v, len, age);
 		if (step != POL_STEP_NEXT)
 			goto out;
 	}
-	/* a miss: cache-store (outbound) stores a GET's answer under this key */
-	if (strcmp(c->method, "GET") == 0 && pol_var_set(c, CACHE_KEY_VAR, k.p, k.len) < 0)
+	if (strcmp(c->method, "GET") != 0)
+		goto out;
+	/* a miss: cache-store (outbound) stores a GET's answer under this key,
+	 * where this lookup looked: the variable is that (one byte) and the key */
+	mark = malloc(k.len + 1);
+	if (!mark) {
+		step = pol_oom(c);
+		goto out;
+	}
+	mark[0] = WHERE(cf) == CACHE_LOCAL ? CACHE_WHERE_LOCAL : CACHE_WHERE_SHARED;
+	memcpy(mark + 1, k.p, k.len);
+	if (pol_var_set(c, CACHE_KEY_VAR, mark, k.len + 1) < 0)
 		log_warn("cache-lookup: too many variables: the answer will not be stored");
 out:
+	free(mark);
 	free(v);
 	free(k.p);
 	return step;

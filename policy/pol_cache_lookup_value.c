@@ -18,6 +18,9 @@
 #include "policy/loader.h"
 
 enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
+/* internal: this host's file only; the others: Redis when gateway.counters
+ * names one, this file when it does not or when Redis fails (cache.h) */
+#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
 
 struct conf {
 	struct tpl *key;
@@ -64,10 +67,10 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 		ld_err(ld, "must be 1 to 64 letters, digits, '_' or '-', starting with a letter or '_'");
 		ld_pop(ld, mark);
 	}
-	if (cf->caching_type == CT_EXTERNAL) {
+	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
 		mark = ld_push_member(ld, "caching-type");
-		ld_err(ld, "\"external\" needs a Redis server named by gateway.counters, "
-			   "which this gateway does not support yet");
+		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
+			   "(\"prefer-external\" uses it when there is one)");
 		ld_pop(ld, mark);
 	}
 }
@@ -95,7 +98,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 		}
 		kb[0] = 'v';	/* values: apart from cache-lookup's "r..." keys */
 		memcpy(kb + 1, key, klen + 1);
-		rc = cache_lookup(c->cache, kb, klen + 1, c->now, &v, &len, NULL);
+		rc = cache_lookup_at(c->cache, WHERE(cf), kb, klen + 1, c->now, &v, &len, NULL);
 		free(kb);
 	} else if (!warned++) {
 		log_warn("cache-lookup-value: no cache store (state directory not usable): "

@@ -14,6 +14,9 @@
 #include "policy/loader.h"
 
 enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
+/* internal: this host's file only; the others: Redis when gateway.counters
+ * names one, this file when it does not or when Redis fails (cache.h) */
+#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
 
 struct conf {
 	struct tpl *key;
@@ -34,11 +37,11 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 	struct conf *cf = conf;
 
 	(void)o;
-	if (cf->caching_type == CT_EXTERNAL) {
+	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
 		size_t mark = ld_push_member(ld, "caching-type");
 
-		ld_err(ld, "\"external\" needs a Redis server named by gateway.counters, "
-			   "which this gateway does not support yet");
+		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
+			   "(\"prefer-external\" uses it when there is one)");
 		ld_pop(ld, mark);
 	}
 }
@@ -64,7 +67,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	}
 	kb[0] = 'v';
 	memcpy(kb + 1, key, klen + 1);
-	cache_remove(c->cache, kb, klen + 1);
+	cache_remove_at(c->cache, WHERE(cf), kb, klen + 1);
 	free(kb);
 	free(key);
 	return POL_STEP_NEXT;

@@ -5,7 +5,8 @@
  * needs hook asks the app to buffer it (POL_NEED_RESP_BODY).
  *
  * Stored: only when cache-lookup left its key (CACHE_KEY_VAR: a GET that may
- * be cached, and missed); only status 200 unless cache-response; never an
+ * be cached, and missed), where that lookup looked (the variable's first
+ * byte: its caching-type); only status 200 unless cache-response; never an
  * answer with Set-Cookie, Cache-Control private or no-store, a Vary of "*",
  * or a body the app did not buffer; never more than CACHE_VALUE_MAX bytes
  * (cache.h). Hop-by-hop headers, Content-Length, Age and X-Request-Id are not
@@ -28,6 +29,7 @@
 #include "policy/loader.h"
 
 #define CACHE_KEY_VAR "cache-lookup:key"
+#define CACHE_WHERE_LOCAL 'L'	/* the variable's first byte (pol_cache_lookup.c) */
 
 struct conf {
 	int64_t duration;
@@ -144,14 +146,19 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 {
 	static int warned;
 	const struct conf *cf = p->conf;
+	enum cache_where where;
 	const char *key;
 	size_t klen, vlen;
 	char *v = NULL;
 
 	(void)sec;
 	key = pol_var_get(c, CACHE_KEY_VAR, strlen(CACHE_KEY_VAR), &klen);
-	if (!key || !c->cache)
+	if (!key || klen < 2 || !c->cache)
 		return POL_STEP_NEXT;
+	/* where cache-lookup looked (its caching-type), then the key */
+	where = key[0] == CACHE_WHERE_LOCAL ? CACHE_LOCAL : CACHE_SHARED;
+	key++;
+	klen--;
 	if (c->status != 200 && !cf->cache_response)
 		return POL_STEP_NEXT;
 	if (!c->resp_body_buffered) {
@@ -161,7 +168,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	}
 	if (!storable(c) || serialise(c, cf->duration, &v, &vlen) < 0)
 		return POL_STEP_NEXT;
-	cache_store(c->cache, key, klen, v, vlen, (uint32_t)cf->duration, c->now);
+	cache_store_at(c->cache, where, key, klen, v, vlen, (uint32_t)cf->duration, c->now);
 	free(v);
 	return POL_STEP_NEXT;
 }

@@ -16,6 +16,9 @@
 #include "policy/loader.h"
 
 enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
+/* internal: this host's file only; the others: Redis when gateway.counters
+ * names one, this file when it does not or when Redis fails (cache.h) */
+#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
 
 struct conf {
 	struct tpl *key, *value;
@@ -40,11 +43,11 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 	struct conf *cf = conf;
 
 	(void)o;
-	if (cf->caching_type == CT_EXTERNAL) {
+	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
 		size_t mark = ld_push_member(ld, "caching-type");
 
-		ld_err(ld, "\"external\" needs a Redis server named by gateway.counters, "
-			   "which this gateway does not support yet");
+		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
+			   "(\"prefer-external\" uses it when there is one)");
 		ld_pop(ld, mark);
 	}
 }
@@ -80,7 +83,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	}
 	kb[0] = 'v';	/* values: apart from cache-lookup's "r..." keys */
 	memcpy(kb + 1, key, klen + 1);
-	cache_store(c->cache, kb, klen + 1, val, strlen(val), (uint32_t)cf->duration, c->now);
+	cache_store_at(c->cache, WHERE(cf), kb, klen + 1, val, strlen(val), (uint32_t)cf->duration, c->now);
 out:
 	free(kb);
 	free(val);

@@ -291,8 +291,9 @@ def test_value_round_trip_across_apis(cgw):
 
 
 def test_external_caching_type_is_refused_at_its_path(cgw, _cmodule, base, binary, workroot):
-    """No Redis client yet: "external" cannot be honoured, so the document is
-    refused with the member's JSON path (docs/policies.md)."""
+    """No Redis named by gateway.counters: "external" cannot be honoured, so
+    the document is refused with the member's JSON path (docs/policies.md;
+    with Redis: test_cache_redis.py)."""
     doc = cache_doc(base)
     doc["apis"].append(api("hc-ext", [lookup(**{"caching-type": "external"})], [store()]))
     path = os.path.join(workroot, "hc-ext.json")

@@ -407,8 +407,10 @@ static void test_corrupt_value_refused(void **state)
 
 /* ---- the policies through the engine ------------------------------------ */
 
-#define CDOC(LOOKUP, STORE) \
-	"{\"format\":1,\"generation\":1,\"backends\":{\"w\":{\"url\":\"https://w.example\"}}," \
+#define CDOC(LOOKUP, STORE) CDOC_GW("{}", LOOKUP, STORE)
+#define CDOC_GW(GW, LOOKUP, STORE) \
+	"{\"format\":1,\"generation\":1,\"gateway\":" GW "," \
+	"\"backends\":{\"w\":{\"url\":\"https://w.example\"}}," \
 	"\"apis\":[{\"id\":\"a\",\"path\":\"a\",\"backend\":\"w\",\"subscription_required\":false," \
 	"\"policies\":{\"inbound\":[{\"cache-lookup\":" LOOKUP "}]," \
 	"\"outbound\":[{\"cache-store\":" STORE "}]}}]}"
@@ -564,6 +566,170 @@ static void test_policies_what_is_not_stored(void **state)
 	cache_close(cs);
 }
 
+/* ---- a remote store (cache_set_remote; Redis's is tests/integration) ------ */
+
+/* One entry, and a switch that makes every call "unavailable". */
+static struct fake {
+	char key[64], value[64];
+	size_t klen, vlen;
+	int have, down, calls;
+} fake;
+
+static int fake_lookup(void *ctx, const void *key, size_t key_len, int64_t now, char **value,
+		       size_t *len, int64_t *age)
+{
+	(void)ctx;
+	(void)now;
+	fake.calls++;
+	if (fake.down)
+		return -1;
+	if (!fake.have || key_len != fake.klen || memcmp(key, fake.key, key_len) != 0)
+		return 0;
+	*value = malloc(fake.vlen + 1);
+	if (!*value)
+		return -1;
+	memcpy(*value, fake.value, fake.vlen);
+	(*value)[fake.vlen] = '\0';
+	*len = fake.vlen;
+	if (age)
+		*age = 7;
+	return 1;
+}
+
+static int fake_store(void *ctx, const void *key, size_t key_len, const void *value, size_t len,
+		      uint32_t ttl_s, int64_t now)
+{
+	(void)ctx;
+	(void)ttl_s;
+	(void)now;
+	fake.calls++;
+	if (fake.down)
+		return -1;
+	if (key_len > sizeof(fake.key) || len > sizeof(fake.value))
+		return -1;
+	memcpy(fake.key, key, key_len);
+	memcpy(fake.value, value, len);
+	fake.klen = key_len;
+	fake.vlen = len;
+	fake.have = 1;
+	return 0;
+}
+
+static int fake_remove(void *ctx, const void *key, size_t key_len)
+{
+	int was;
+
+	(void)ctx;
+	fake.calls++;
+	if (fake.down)
+		return -1;
+	was = fake.have && key_len == fake.klen && memcmp(key, fake.key, key_len) == 0;
+	if (was)
+		fake.have = 0;
+	return was;
+}
+
+static const struct cache_remote fake_remote = { fake_lookup, fake_store, fake_remove, NULL };
+
+static void test_remote_first_then_the_file(void **state)
+{
+	struct cache_store *cs = open_store(state, 0);
+	struct cache_stats st;
+	char *v;
+	size_t len;
+	int64_t age;
+
+	memset(&fake, 0, sizeof(fake));
+	cache_set_remote(cs, &fake_remote);
+	/* shared: the remote only (its answers are final) */
+	assert_int_equal(cache_store_at(cs, CACHE_SHARED, "k", 1, "remote", 6, 60, T0), 0);
+	assert_true(fake.have);
+	assert_int_equal(cache_lookup(cs, "k", 1, T0, &v, &len, NULL), 0);
+	assert_int_equal(cache_lookup_at(cs, CACHE_SHARED, "k", 1, T0, &v, &len, &age), 1);
+	assert_string_equal(v, "remote");
+	assert_int_equal(age, 7);
+	free(v);
+	assert_int_equal(cache_lookup_at(cs, CACHE_SHARED, "x", 1, T0, &v, &len, NULL), 0);
+	/* local: never the remote */
+	fake.calls = 0;
+	assert_int_equal(cache_lookup_at(cs, CACHE_LOCAL, "k", 1, T0, &v, &len, NULL), 0);
+	assert_int_equal(cache_store_at(cs, CACHE_LOCAL, "l", 1, "file", 4, 60, T0), 0);
+	assert_int_equal(fake.calls, 0);
+	/* too large for the cache: refused before the remote is asked */
+	assert_int_equal(cache_store_at(cs, CACHE_SHARED, "k", 1, "v", CACHE_VALUE_MAX + 1, 60, T0),
+			 -1);
+	assert_int_equal(fake.calls, 0);
+	/* the remote down: this call falls back to the file, counted */
+	fake.down = 1;
+	assert_int_equal(cache_store_at(cs, CACHE_SHARED, "k", 1, "local", 5, 60, T0), 0);
+	assert_int_equal(cache_lookup_at(cs, CACHE_SHARED, "k", 1, T0, &v, &len, NULL), 1);
+	assert_string_equal(v, "local");
+	free(v);
+	cache_get_stats(cs, &st);
+	assert_int_equal(st.remote_fallbacks, 2);
+	/* back: the remote's entry again; a remove drops both */
+	fake.down = 0;
+	assert_int_equal(cache_lookup_at(cs, CACHE_SHARED, "k", 1, T0, &v, &len, NULL), 1);
+	assert_string_equal(v, "remote");
+	free(v);
+	assert_int_equal(cache_remove_at(cs, CACHE_SHARED, "k", 1), 1);
+	assert_false(fake.have);
+	fake.down = 1;
+	assert_int_equal(cache_lookup_at(cs, CACHE_SHARED, "k", 1, T0, &v, &len, NULL), 0);
+	/* no remote: shared is the file */
+	cache_set_remote(cs, NULL);
+	fake.calls = 0;
+	assert_int_equal(cache_lookup_at(cs, CACHE_SHARED, "l", 1, T0, &v, &len, NULL), 1);
+	free(v);
+	assert_int_equal(fake.calls, 0);
+	cache_close(cs);
+}
+
+#define REDIS_GW "{\"counters\":{\"store\":\"redis\",\"url\":\"redis://127.0.0.1:6379/0\"}}"
+
+/* cache-store stores where its cache-lookup looked */
+static void test_policies_caching_type(void **state)
+{
+	struct cache_store *cs = open_store(state, 0);
+	struct gateway *gw = load_doc(CDOC_GW(REDIS_GW, "{}", "{\"duration\":60}"));
+	struct gateway *gw_ext = load_doc(CDOC_GW(REDIS_GW, "{\"caching-type\":\"external\"}",
+						  "{\"duration\":60}"));
+	struct gateway *gw_int = load_doc(CDOC_GW(REDIS_GW, "{\"caching-type\":\"internal\"}",
+						  "{\"duration\":60}"));
+	struct call k;
+
+	assert_non_null(gw);
+	assert_non_null(gw_ext);
+	assert_non_null(gw_int);
+	memset(&fake, 0, sizeof(fake));
+	cache_set_remote(cs, &fake_remote);
+	call_start(&k, gw_int, cs, "GET", "/a/x", "", NULL);
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "int", 3, "Content-Type", "text/plain");
+	call_end(&k);
+	assert_int_equal(fake.calls, 0);
+	assert_false(fake.have);
+	call_start(&k, gw, cs, "GET", "/a/x", "", NULL);	/* the file's entry is not seen */
+	assert_int_equal(k.rc, POL_CONTINUE);
+	call_backend(&k, 200, "ext", 3, "Content-Type", "text/plain");
+	call_end(&k);
+	assert_true(fake.have);	/* under the key the lookups use: the next one hits */
+	call_start(&k, gw_ext, cs, "GET", "/a/x", "", NULL);
+	assert_int_equal(k.rc, POL_RESPOND);
+	assert_memory_equal(k.c.body, "ext", 3);
+	assert_string_equal(pol_headers_get(&k.c.resp_headers, "Age"), "7");
+	call_end(&k);
+	call_start(&k, gw_int, cs, "GET", "/a/x", "", NULL);
+	assert_int_equal(k.rc, POL_RESPOND);
+	assert_memory_equal(k.c.body, "int", 3);
+	call_end(&k);
+	cache_set_remote(cs, NULL);
+	gw_free(gw_int);
+	gw_free(gw_ext);
+	gw_free(gw);
+	cache_close(cs);
+}
+
 static void test_external_refused(void **state)
 {
 	struct cfg_errors errs = CFG_ERRORS_INIT;
@@ -593,6 +759,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_corrupt_value_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policies_hit_miss, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_policies_what_is_not_stored, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_remote_first_then_the_file, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_policies_caching_type, setup, teardown),
 		cmocka_unit_test(test_external_refused),
 	};
 
