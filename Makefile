@@ -35,6 +35,9 @@ ALL_CFLAGS  = -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' \
               $(OPT) $(WARN) $(HARDEN) -I. $(PKG_CFLAGS) $(CFLAGS)
 ALL_LDFLAGS = $(OPT) -pie -Wl,-z,relro,-z,now $(LDFLAGS)
 LIBS        = $(PKG_LIBS) -lm
+# hiredis (common/redisconn.c, redisstore.c) only where Redis is used: the
+# app, the unit tests, the fuzz builds (which compile every source)
+REDIS_LIBS := $(shell pkg-config --libs hiredis 2>/dev/null || echo -lhiredis)
 
 # Rebuild everything when the flags change (SANITIZE=1 after a plain build).
 FLAGS_STAMP := $(BUILD)/.flags
@@ -49,6 +52,7 @@ COMMON_SRC := $(filter-out $(SAN_SRC),$(wildcard common/*.c))
 POLICY_SRC := $(wildcard policy/*.c)
 APP_SRC    := $(wildcard fcgi-app/*.c)
 AGENT_SRC  := $(wildcard sync-agent/*.c)
+MANAGE_SRC := $(wildcard manage/*.c)
 UNIT_SRC   := $(wildcard tests/unit/test_*.c)
 FUZZ_SRC   := $(wildcard tests/fuzz/fuzz_*.c)
 
@@ -58,6 +62,7 @@ LIBCOMMON := $(BUILD)/libcommon.a
 LIBPOLICY := $(BUILD)/libpolicy.a
 APP       := $(BUILD)/hostgate-fcgi
 AGENT     := $(BUILD)/hostgate-sync
+MANAGE    := $(BUILD)/hostgate-manage
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 REPLAY_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
@@ -65,7 +70,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 .PHONY: all test unit-test integration-test fuzz bench bench-engine install clean
 # keep the test objects: they are intermediate to make, not to us
 .SECONDARY:
-all: $(APP) $(AGENT)
+all: $(APP) $(AGENT) $(MANAGE)
 
 $(BUILD)/obj/%.o: %.c $(FLAGS_STAMP)
 	@mkdir -p $(dir $@)
@@ -79,13 +84,23 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 	ar rcs $@ $^
 
 $(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(REDIS_LIBS) $(LIBS)
 $(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 
+# the management plane: SQLite is its own, not every binary's
+$(MANAGE): $(call obj,$(MANAGE_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(MANAGE_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS) $(shell pkg-config --libs sqlite3 2>/dev/null || echo -lsqlite3)
+
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(LIBPOLICY) $(LIBCOMMON)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(REDIS_LIBS) $(LIBS)
+
+# the management plane's store, model and helpers, without its fronts
+MANAGE_LIB_OBJ := $(call obj,$(filter-out manage/main.c,$(MANAGE_SRC)))
+$(BUILD)/tests/test_manage_%: $(BUILD)/obj/tests/unit/test_manage_%.o $(MANAGE_LIB_OBJ) $(LIBPOLICY) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(MANAGE_LIB_OBJ) $(LIBPOLICY) $(LIBCOMMON) -lcmocka $(LIBS) -lsqlite3
 
 # the app's NPH framing is tested apart from the app
 $(BUILD)/tests/test_nph: $(BUILD)/obj/tests/unit/test_nph.o $(BUILD)/obj/fcgi-app/nph.o
@@ -103,7 +118,7 @@ FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' -g -
                -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(POLICY_SRC)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(REDIS_LIBS) $(LIBS)
 fuzz: $(FUZZ_BINS)
 
 unit-test: $(UNIT_BINS) $(REPLAY_BINS)
@@ -127,7 +142,7 @@ $(BUILD)/bench/choose-bench: $(BUILD)/obj/bench/choose-bench.o $(LIBPOLICY) $(LI
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
-	install -m 0755 $(APP) $(AGENT) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(APP) $(AGENT) $(MANAGE) $(DESTDIR)$(PREFIX)/bin/
 
 clean:
 	rm -rf $(BUILD)

@@ -68,7 +68,8 @@ struct counter_hdr {
 	_Atomic uint64_t full;
 	_Atomic uint64_t takeovers;
 	_Atomic uint64_t reclaimed;
-	uint64_t reserved[6];
+	_Atomic uint64_t remote_fallbacks;	/* was reserved: 0 in older files */
+	uint64_t reserved[5];
 };
 _Static_assert(sizeof(struct counter_hdr) == 128, "counter header is 128 bytes");
 
@@ -87,6 +88,8 @@ struct counter_store {
 	uint32_t nslots;
 	uint32_t nholders;
 	int64_t warned_at;
+	int has_remote;
+	struct counter_remote remote;
 	char path[4096];
 };
 
@@ -580,27 +583,27 @@ static enum counter_result win_update(struct counter_store *cs, const char *key,
 	}
 }
 
-enum counter_result counter_take(struct counter_store *cs, const char *key, uint32_t limit,
-				 uint32_t period_s, int64_t now, uint32_t *retry_after,
-				 uint32_t *remaining)
+static enum counter_result local_take(struct counter_store *cs, const char *key, uint32_t limit,
+			      uint32_t period_s, int64_t now, uint32_t *retry_after,
+			      uint32_t *remaining)
 {
 	return win_update(cs, key, WIN_TAKE, 1, limit, period_s, now, retry_after, remaining);
 }
 
-enum counter_result counter_take_n(struct counter_store *cs, const char *key, uint32_t n,
+static enum counter_result local_take_n(struct counter_store *cs, const char *key, uint32_t n,
 				   uint32_t limit, uint32_t period_s, int64_t now,
 				   uint32_t *retry_after, uint32_t *remaining)
 {
 	return win_update(cs, key, WIN_TAKE, n, limit, period_s, now, retry_after, remaining);
 }
 
-enum counter_result counter_add(struct counter_store *cs, const char *key, uint32_t n,
+static enum counter_result local_add(struct counter_store *cs, const char *key, uint32_t n,
 				uint32_t period_s, int64_t now)
 {
 	return win_update(cs, key, WIN_ADD, n, 0, period_s, now, NULL, NULL);
 }
 
-enum counter_result counter_peek(struct counter_store *cs, const char *key, uint32_t limit,
+static enum counter_result local_peek(struct counter_store *cs, const char *key, uint32_t limit,
 				 int64_t now, uint32_t *retry_after, uint32_t *remaining)
 {
 	uint32_t t = time32(now);
@@ -624,6 +627,92 @@ enum counter_result counter_peek(struct counter_store *cs, const char *key, uint
 	if (remaining)
 		*remaining = 0;
 	return COUNTER_DENY;
+}
+
+
+void counter_set_remote(struct counter_store *cs, const struct counter_remote *r)
+{
+	if (!cs)
+		return;
+	cs->has_remote = r != NULL;
+	if (r)
+		cs->remote = *r;
+}
+
+#define COUNT_HERE (-2)	/* remote_call: count in this file */
+
+/* Asks the remote; returns COUNT_HERE when the caller should count in this
+ * file, else the answer (outputs set). */
+static int remote_call(struct counter_store *cs, enum counter_op op, const char *key,
+		       uint32_t n, uint32_t limit, uint32_t period_s, uint32_t *retry_after,
+		       uint32_t *remaining)
+{
+	uint32_t ra = 0, rem = limit;
+	enum counter_result r;
+
+	if (!cs->has_remote || !key || strlen(key) > COUNTER_KEY_MAX)
+		return COUNT_HERE;
+	if (op != COUNTER_OP_PEEK && n == 0)
+		return COUNT_HERE;
+	if (period_s == 0)
+		period_s = 1;
+	r = cs->remote.op(cs->remote.ctx, op, key, n, limit, period_s, &ra, &rem);
+	if (r == COUNTER_UNAVAILABLE) {
+		atomic_fetch_add_explicit(&cs->hdr->remote_fallbacks, 1, memory_order_relaxed);
+		if (cs->remote.on_failure == COUNTER_FALLBACK_LOCAL)
+			return COUNT_HERE;
+		ra = 0;
+		rem = limit;
+		r = cs->remote.on_failure == COUNTER_FALLBACK_ALLOW ? COUNTER_FULL
+								    : COUNTER_UNAVAILABLE;
+	}
+	if (retry_after)
+		*retry_after = ra;
+	if (remaining)
+		*remaining = rem;
+	return (int)r;
+}
+
+enum counter_result counter_take(struct counter_store *cs, const char *key, uint32_t limit,
+				 uint32_t period_s, int64_t now, uint32_t *retry_after,
+				 uint32_t *remaining)
+{
+	int r = remote_call(cs, COUNTER_OP_TAKE, key, 1, limit, period_s, retry_after, remaining);
+
+	if (r == COUNT_HERE)
+		return local_take(cs, key, limit, period_s, now, retry_after, remaining);
+	return (enum counter_result)r;
+}
+
+enum counter_result counter_take_n(struct counter_store *cs, const char *key, uint32_t n,
+				   uint32_t limit, uint32_t period_s, int64_t now,
+				   uint32_t *retry_after, uint32_t *remaining)
+{
+	int r = remote_call(cs, COUNTER_OP_TAKE, key, n, limit, period_s, retry_after, remaining);
+
+	if (r == COUNT_HERE)
+		return local_take_n(cs, key, n, limit, period_s, now, retry_after, remaining);
+	return (enum counter_result)r;
+}
+
+enum counter_result counter_add(struct counter_store *cs, const char *key, uint32_t n,
+				uint32_t period_s, int64_t now)
+{
+	int r = remote_call(cs, COUNTER_OP_ADD, key, n, 0, period_s, NULL, NULL);
+
+	if (r == COUNT_HERE)
+		return local_add(cs, key, n, period_s, now);
+	return (enum counter_result)r;
+}
+
+enum counter_result counter_peek(struct counter_store *cs, const char *key, uint32_t limit,
+				 int64_t now, uint32_t *retry_after, uint32_t *remaining)
+{
+	int r = remote_call(cs, COUNTER_OP_PEEK, key, 0, limit, 0, retry_after, remaining);
+
+	if (r == COUNT_HERE)
+		return local_peek(cs, key, limit, now, retry_after, remaining);
+	return (enum counter_result)r;
 }
 
 /* ---- concurrency ---------------------------------------------------------- */
@@ -771,4 +860,6 @@ void counter_get_stats(struct counter_store *cs, struct counter_stats *st)
 	st->full = atomic_load_explicit(&cs->hdr->full, memory_order_relaxed);
 	st->takeovers = atomic_load_explicit(&cs->hdr->takeovers, memory_order_relaxed);
 	st->reclaimed = atomic_load_explicit(&cs->hdr->reclaimed, memory_order_relaxed);
+	st->remote_fallbacks = atomic_load_explicit(&cs->hdr->remote_fallbacks,
+						    memory_order_relaxed);
 }

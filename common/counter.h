@@ -70,6 +70,17 @@
  * named by pid, so one process must not use the store from two threads at once
  * (the app forks its workers and has no threads).
  *
+ * A remote store (gateway.counters, common/redisstore.h): counter_set_remote
+ * makes counter_take, counter_take_n, counter_add and counter_peek ask the
+ * remote first; concurrency seats and breakers always stay in this file. When
+ * the remote cannot answer (its op returns COUNTER_UNAVAILABLE), the store's
+ * on_failure decides: COUNTER_FALLBACK_LOCAL counts in this file as without a
+ * remote, COUNTER_FALLBACK_ALLOW allows without counting (COUNTER_FULL, the
+ * outputs of an allowed call), COUNTER_FALLBACK_DENY returns
+ * COUNTER_UNAVAILABLE (the caller answers 503). Every such call is counted in
+ * counter_stats.remote_fallbacks (shared by the host's processes). The remote
+ * is per process (the struct, not the file): set it after fork().
+ *
  * Errors: counter_open returns NULL (logged). The others return a status; on
  * COUNTER_ERROR and COUNTER_FULL the outputs are set as for an allowed call
  * with nothing counted (retry_after 0, remaining limit).
@@ -93,6 +104,28 @@ enum counter_result {
 	COUNTER_DENY = 0,	/* over the limit: refuse */
 	COUNTER_ALLOW = 1,	/* counted and allowed */
 	COUNTER_FULL = 2,	/* table full: allowed, not counted (fail open) */
+	COUNTER_UNAVAILABLE = 3,	/* remote store down and on_failure deny: 503 */
+};
+
+/* What a remote store is asked; the arguments are those of counter_take_n,
+ * counter_add and counter_peek. */
+enum counter_op { COUNTER_OP_TAKE, COUNTER_OP_ADD, COUNTER_OP_PEEK };
+enum counter_fallback {
+	COUNTER_FALLBACK_LOCAL = 0,
+	COUNTER_FALLBACK_ALLOW = 1,
+	COUNTER_FALLBACK_DENY = 2,
+};
+
+/* A remote back end: op answers ALLOW or DENY (outputs as the local calls
+ * set them; retry_after and remaining are never NULL), or UNAVAILABLE without
+ * waiting longer than its own timeout. ctx is the back end's; the struct is
+ * copied by counter_set_remote. */
+struct counter_remote {
+	enum counter_result (*op)(void *ctx, enum counter_op op, const char *key, uint32_t n,
+				  uint32_t limit, uint32_t period_s, uint32_t *retry_after,
+				  uint32_t *remaining);
+	void *ctx;
+	enum counter_fallback on_failure;
 };
 
 struct counter_store;
@@ -111,12 +144,16 @@ struct counter_stats {
 	uint64_t full;		/* calls that found the table full */
 	uint64_t takeovers;	/* locks taken over from dead processes */
 	uint64_t reclaimed;	/* seats taken back from dead processes */
+	uint64_t remote_fallbacks;	/* calls the remote store could not answer */
 };
 
 /* Opens "{state_dir}/counters", creating it with slots slots (0: the default;
  * clamped to [COUNTER_MIN_SLOTS, COUNTER_MAX_SLOTS]) when absent. Returns the
  * store or NULL (logged). */
 struct counter_store *counter_open(const char *state_dir, uint32_t slots);
+/* Sends window calls to r first (NULL: this file only, the default). */
+void counter_set_remote(struct counter_store *cs, const struct counter_remote *r);
+
 /* Unmaps. Seats still held stay held until released or their pid dies. */
 void counter_close(struct counter_store *cs);
 

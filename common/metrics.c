@@ -804,6 +804,17 @@ int metrics_prometheus(struct metrics_store *ms, const struct metrics_gauges *g,
 		sb_printf(&b, "# HELP hostgate_config_age_seconds Age of the configuration in use.\n"
 			      "# TYPE hostgate_config_age_seconds gauge\n"
 			      "hostgate_config_age_seconds %lld\n", (long long)g->config_age_s);
+	if (g && g->counter_store)
+		sb_printf(&b, "# HELP hostgate_counter_store_up Whether the shared counter store "
+			      "(Redis) answers this process.\n"
+			      "# TYPE hostgate_counter_store_up gauge\n"
+			      "hostgate_counter_store_up %d\n", g->counter_store_up ? 1 : 0);
+	if (g && g->counter_store)
+		sb_printf(&b, "# HELP hostgate_counter_store_errors_total Counted calls the shared "
+			      "counter store could not answer.\n"
+			      "# TYPE hostgate_counter_store_errors_total counter\n"
+			      "hostgate_counter_store_errors_total %llu\n",
+			  (unsigned long long)g->counter_store_errors);
 	free(arr);
 	return sb_finish(&b, out, len);
 }

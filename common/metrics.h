@@ -113,10 +113,14 @@ struct metrics_snapshot {
 };
 #define METRICS_SNAPSHOT_INIT { 0, 0, 0, NULL }
 
-/* What the metrics path shows besides the series; < 0: unknown, left out. */
+/* What the metrics path shows besides the series; < 0: unknown, left out
+ * (counter_store 0: the counter store's lines left out). */
 struct metrics_gauges {
 	int64_t config_generation;
 	int64_t config_age_s;
+	int counter_store;		/* 1: gateway.counters names Redis: show the two below */
+	int counter_store_up;		/* 1: Redis answers this process, 0: not */
+	uint64_t counter_store_errors;	/* counted calls Redis could not answer, host-wide */
 };
 
 /* Opens "{state_dir}/metrics", creating it with series slots (0: the default;
@@ -148,7 +152,8 @@ int metrics_snapshot_json(const struct metrics_snapshot *snap, const char *insta
  * hostgate_requests_total{api,operation,status}, the histograms
  * hostgate_request_duration_seconds and hostgate_backend_duration_seconds
  * {api,operation} (cumulative le buckets, _sum, _count), and the gauges
- * hostgate_config_generation, hostgate_config_age_seconds when known. A null
+ * hostgate_config_generation, hostgate_config_age_seconds,
+ * hostgate_counter_store_up and hostgate_counter_store_errors_total when known. A null
  * label is "". Returns 0 with a new NUL-terminated *out, or -1. */
 int metrics_prometheus(struct metrics_store *ms, const struct metrics_gauges *g, char **out,
 		       size_t *len);

@@ -60,6 +60,11 @@ struct fwd {
 	unsigned hops;		/* redirects followed */
 	int redirect;		/* this hop's answer is a redirect we follow */
 	int too_many_redirects;
+	int replay_borrowed;	/* replay is c->req_body (a policy read it): not ours */
+	int buffering;		/* the outbound section reads the body: collect it whole */
+	int resp_too_large;	/* ...and it passed POL_MAX_RESP_BODY */
+	char *rbuf;		/* the collected body */
+	size_t rbuf_len, rbuf_cap;
 	/* response headers, collected until the blank line; last, so that a
 	 * memset up to it resets everything else */
 	char hdr[MAX_RESPONSE_HEADERS];
@@ -76,14 +81,17 @@ int forward_init(struct app *app)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	app->curl = curl_easy_init();
-	return app->curl ? 0 : -1;
+	app->curl_side = curl_easy_init();
+	return app->curl && app->curl_side ? 0 : -1;
 }
 
 void forward_release(struct app *app)
 {
 	if (app->curl)
 		curl_easy_cleanup(app->curl);
-	app->curl = NULL;
+	if (app->curl_side)
+		curl_easy_cleanup(app->curl_side);
+	app->curl = app->curl_side = NULL;
 	curl_global_cleanup();
 }
 
@@ -648,13 +656,11 @@ static int check_lengths(const struct fwd *f)
 	return 0;
 }
 
-/* The backend's header block is complete: run the outbound section and send
- * the answer's head (or the policy's own answer). */
-static int send_headers(struct fwd *f)
+/* The backend's status and headers (f->hdr) into c, less those that must
+ * not go on. Returns 0, or -1 (too many: f->headers_too_large). */
+static int take_headers(struct fwd *f)
 {
-	struct request *req = f->req;
 	struct pol_call *c = f->call;
-	const char *cl;
 	int have_cl = 0;
 
 	c->status = f->status;
@@ -689,6 +695,19 @@ static int send_headers(struct fwd *f)
 		}
 		h[nlen] = ':';
 	}
+	return 0;
+}
+
+/* The backend's header block is complete: run the outbound section and send
+ * the answer's head (or the policy's own answer). */
+static int send_headers(struct fwd *f)
+{
+	struct request *req = f->req;
+	struct pol_call *c = f->call;
+	const char *cl;
+
+	if (take_headers(f) != 0)
+		return -1;
 	if (engine_outbound(c) == POL_RESPOND) {
 		/* the policy answers instead: the backend's body is dropped */
 		f->discard = 1;
@@ -713,6 +732,39 @@ static int send_headers(struct fwd *f)
 	/* a body of known length follows at once: the head goes out with it (one
 	 * write fewer for small answers); otherwise it goes out now */
 	if (f->resp_length < 0 && req->io->flush(req->io) != 0)
+		return -1;
+	return 0;
+}
+
+/* The backend's whole answer is in f->rbuf (f->buffering): the outbound
+ * section reads and changes it as c->body, and the answer goes out with its
+ * length as the section left it. Returns 0, or -1 (headers too large, or the
+ * client gone). */
+static int send_buffered(struct fwd *f)
+{
+	struct request *req = f->req;
+	struct pol_call *c = f->call;
+	int no_body;
+
+	if (take_headers(f) != 0)
+		return -1;
+	/* the backend's framing is not the answer's: the length is recomputed */
+	pol_headers_del(&c->resp_headers, "Content-Length");
+	free(c->body);
+	c->body = f->rbuf;
+	c->body_len = f->rbuf_len;
+	f->rbuf = NULL;
+	f->rbuf_len = f->rbuf_cap = 0;
+	c->resp_body_buffered = 1;
+	if (engine_outbound(c) == POL_RESPOND) {
+		respond_call(req, c);
+		return 0;
+	}
+	no_body = c->status == 204 || c->status == 304;
+	if (emit_head(req, c->status, c->reason, &c->resp_headers,
+		      no_body ? -1 : (long long)c->body_len) != 0)
+		return -1;
+	if (!no_body && c->body_len && respond_write(req, c->body, c->body_len) != 0)
 		return -1;
 	return 0;
 }
@@ -885,7 +937,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	if (len == 0) {
 		/* end of a header block; interim 1xx answers are not passed on */
-		if (f->status < 200 || f->req->headers_sent || f->discard)
+		if (f->status < 200 || f->req->headers_sent || f->discard || f->buffering)
 			return size * nitems;
 		if (f->call->follow_redirects) {
 			int r = redirect_decide(f);
@@ -908,6 +960,11 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 		if (!f->resp_chunked && check_lengths(f) != 0) {
 			f->bad_length = 1;
 			return 0;
+		}
+		if (engine_outbound_needs_body(f->call) && strcmp(f->method, "HEAD") != 0) {
+			/* the head goes out with the body, once the policies saw it */
+			f->buffering = 1;
+			return size * nitems;
 		}
 		if (send_headers(f) != 0) {
 			if (!f->headers_too_large)
@@ -954,6 +1011,36 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	return size * nitems;
 }
 
+/* Appends a piece of the backend's body to f->rbuf, up to POL_MAX_RESP_BODY.
+ * Returns len, or 0 (stop: too large, or no memory) as on_write. */
+static size_t collect(struct fwd *f, const char *buf, size_t len)
+{
+	if (len > POL_MAX_RESP_BODY - f->rbuf_len) {
+		f->resp_too_large = 1;
+		return 0;
+	}
+	if (f->rbuf_len + len + 1 > f->rbuf_cap) {
+		size_t cap = f->rbuf_cap ? f->rbuf_cap : 65536;
+		char *n;
+
+		while (cap < f->rbuf_len + len + 1)
+			cap *= 2;
+		if (cap > POL_MAX_RESP_BODY + 1)
+			cap = POL_MAX_RESP_BODY + 1;
+		n = realloc(f->rbuf, cap);
+		if (!n) {
+			f->resp_too_large = 1;
+			return 0;
+		}
+		f->rbuf = n;
+		f->rbuf_cap = cap;
+	}
+	memcpy(f->rbuf + f->rbuf_len, buf, len);
+	f->rbuf_len += len;
+	f->rbuf[f->rbuf_len] = '\0';
+	return len;
+}
+
 static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct fwd *f = arg;
@@ -961,6 +1048,8 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 
 	if (f->discard)
 		return len;
+	if (f->buffering)
+		return collect(f, buf, len);
 	if (!f->req->headers_sent && send_headers(f) != 0) {
 		f->client_gone = 1;
 		return 0;
@@ -1016,7 +1105,7 @@ static void setup_tls(CURL *c, const struct gw_backend *be)
  * whole body), or -1 (sent chunked). */
 static int64_t body_length(const struct fwd *f)
 {
-	if (f->replay && !f->replay_prefix)
+	if (f->replay_borrowed || (f->replay && !f->replay_prefix))
 		return (int64_t)f->replay_len;
 	return f->req->content_length > 0 ? f->req->content_length : -1;
 }
@@ -1163,12 +1252,20 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		(void)engine_on_error(c, 414, "request target too long");
 		goto answer;
 	}
+	/* a body the policies search is searched as sent: no compression */
+	if (engine_outbound_needs_body(c))
+		pol_headers_del(&c->req_headers, "Accept-Encoding");
 	/* HEAD never carries a body upstream (libcurl sends none): neither may
 	 * its head announce one */
-	body = req->content_length != 0 && strcmp(c->method, "HEAD") != 0;
-	/* a retried or redirected request needs its body again: keep a small
-	 * one; a body of unknown length is kept up to the same cap */
-	if (body && (c->retry.count || c->follow_redirects) &&
+	body = (req->content_length != 0 || c->req_body_len) && strcmp(c->method, "HEAD") != 0;
+	if (c->req_body_read) {
+		/* a policy read the body: what the policies left goes, with its
+		 * length, as often as retries and redirects need it */
+		f->replay = c->req_body;
+		f->replay_len = c->req_body_len;
+		f->replay_borrowed = 1;
+		f->upload_done = 1;
+	} else if (body && (c->retry.count || c->follow_redirects) &&
 	    req->content_length <= RETRY_BODY_MAX) {
 		if (keep_body(f) != 0) {
 			if (f->body_too_large) {
@@ -1199,6 +1296,8 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		for (;;) {
 			f->replay_pos = 0;
 			f->held = f->discard = f->redirect = 0;
+			f->buffering = f->resp_too_large = 0;
+			f->rbuf_len = 0;
 			curl_slist_free_all(headers);
 			headers = NULL;
 			if (build_headers(c, f->send_body, body_length(f), &headers) != 0) {
@@ -1208,10 +1307,11 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 			setup_request(h, f, headers, hop_timeout_ms(f, attempt_t0, &by_deadline));
 			rc = curl_easy_perform(h);
 			if (!f->redirect || req->headers_sent || f->client_gone ||
-			    f->client_slow || f->body_too_large)
+			    f->client_slow || f->body_too_large || f->resp_too_large)
 				break;
 		}
-		if (req->headers_sent || f->client_gone || f->client_slow || f->body_too_large)
+		if (req->headers_sent || f->client_gone || f->client_slow || f->body_too_large ||
+		    f->resp_too_large)
 			break;
 		if (f->attempt >= c->retry.count)
 			break;
@@ -1230,17 +1330,20 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				;
 		}
 	}
-	req->backend_ms = mono_ms() - t0;
+	/* side calls made before (send-request) count too */
+	req->backend_ms = (req->backend_ms > 0 ? req->backend_ms : 0) + mono_ms() - t0;
 	if (rc == CURLE_OK && f->status >= 200 && !req->headers_sent && !f->held) {
-		/* a HEAD or an empty answer: the head has not gone out yet */
-		if (send_headers(f) != 0)
+		/* a HEAD, an empty answer, or one collected whole: the head has not
+		 * gone out yet */
+		if ((f->buffering ? send_buffered(f) : send_headers(f)) != 0 &&
+		    !f->headers_too_large)
 			f->client_gone = 1;
 	}
 	/* the circuit breaker counts what the backend did, never what a client
 	 * did: a body over the limit, a client gone or too slow while we read
 	 * its body (libcurl's timeout while the upload is unfinished included),
 	 * nor the request's deadline running out first */
-	client_fault = f->client_gone || f->client_slow || f->body_too_large ||
+	client_fault = f->client_gone || f->client_slow || f->body_too_large || f->resp_too_large ||
 		       (rc == CURLE_OPERATION_TIMEDOUT &&
 			(by_deadline || (f->send_body && !f->upload_done &&
 					 !(f->replay && !f->replay_prefix))));
@@ -1277,7 +1380,11 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		respond_error(req, 408, "client too slow");
 		goto out;
 	}
-	if (rc == CURLE_OPERATION_TIMEDOUT) {
+	if (f->resp_too_large) {
+		log_warn("request '%s': backend '%s': answer over %u bytes, the outbound "
+			 "policies' limit", req->request_id, c->backend->id, POL_MAX_RESP_BODY);
+		(void)engine_on_error(c, 502, "backend answer too large for the policies");
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
 		(void)engine_on_error(c, 504, "backend timed out");
 	} else if (f->headers_too_large) {
 		(void)engine_on_error(c, 502, "backend response headers too large");
@@ -1301,6 +1408,369 @@ answer:
 out:
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
-	free(f->replay);
+	if (!f->replay_borrowed)
+		free(f->replay);
 	f->replay = NULL;
+	free(f->rbuf);
+	f->rbuf = NULL;
+}
+
+/* ---- the engine's services (pol_app_ops) ------------------------------- */
+
+#define SIDE_MAX_HEADERS 100		/* a side answer's headers... */
+#define SIDE_MAX_HEADER_BYTES 65536	/* ...and their bytes */
+
+struct ops_ctx {
+	struct app *app;
+	struct request *req;
+};
+
+static struct ops_ctx ops_ctx;	/* one request at a time per process */
+
+/* Reads the client's whole body (its Content-Length, or to the end when the
+ * length is unknown) within the client deadlines the front enforces. */
+static int read_body(void *ctx, char **body, size_t *len)
+{
+	struct request *req = ((struct ops_ctx *)ctx)->req;
+	int64_t limit = req->gw->max_request_body_bytes;
+	size_t cap, n = 0;
+	char *b;
+
+	*body = NULL;
+	*len = 0;
+	if (req->content_length > limit)
+		return 413;
+	cap = req->content_length > 0 ? (size_t)req->content_length + 1 : 65536;
+	b = malloc(cap);
+	if (!b)
+		return 500;
+	for (;;) {
+		long got;
+
+		if (req->content_length >= 0 && n == (size_t)req->content_length)
+			break;
+		if (n + 1 == cap) {
+			/* unknown length: grow, never past the limit (plus one
+			 * byte, to tell a body of exactly the limit from a longer one) */
+			size_t ncap = cap * 2;
+			char *nb;
+
+			if (ncap > (size_t)limit + 2)
+				ncap = (size_t)limit + 2;
+			if (ncap <= cap) {
+				free(b);
+				return 413;
+			}
+			nb = realloc(b, ncap);
+			if (!nb) {
+				free(b);
+				return 500;
+			}
+			b = nb;
+			cap = ncap;
+		}
+		got = req->io->read(req->io, b + n, cap - 1 - n);
+		if (got < 0 || (got == 0 && req->content_length > 0)) {
+			free(b);
+			if (got < 0 && req->io->timed_out) {
+				req->error = "client too slow";
+				return 408;
+			}
+			req->error = "client went away";
+			return 400;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+		req->bytes_in += got;
+		if ((int64_t)n > limit) {
+			free(b);
+			return 413;
+		}
+	}
+	b[n] = '\0';
+	*body = b;
+	*len = n;
+	return 0;
+}
+
+struct side {
+	struct pol_side_response *rs;
+	size_t hdr_bytes;
+	int too_large;		/* body or headers past their caps */
+	char conn[1024];	/* the answer's Connection tokens */
+};
+
+static size_t side_header(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct side *s = arg;
+	size_t len = size * nitems, nlen;
+	char name[256], value[MAX_HEADER_LINE];
+	const char *v;
+	size_t vlen;
+
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		/* a new answer (after a 1xx): its headers only */
+		pol_headers_release(&s->rs->headers);
+		s->hdr_bytes = 0;
+		s->conn[0] = '\0';
+		return size * nitems;
+	}
+	if (len == 0 || buf[0] == ' ' || buf[0] == '\t')
+		return size * nitems;	/* the end, or an obsolete fold (dropped) */
+	nlen = strcspn(buf, ":");
+	if (nlen >= len || nlen >= sizeof(name) || !is_token(buf, nlen))
+		return size * nitems;
+	s->hdr_bytes += len;
+	if (s->hdr_bytes > SIDE_MAX_HEADER_BYTES || s->rs->headers.n >= SIDE_MAX_HEADERS) {
+		s->too_large = 1;
+		return 0;
+	}
+	for (v = buf + nlen + 1; v < buf + len && (*v == ' ' || *v == '\t'); v++)
+		;
+	vlen = (size_t)(buf + len - v);
+	if (vlen >= sizeof(value))
+		vlen = sizeof(value) - 1;
+	for (size_t i = 0; i < vlen; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		value[i] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
+	}
+	value[vlen] = '\0';
+	if (nlen == 10 && !strncasecmp(buf, "Connection", 10)) {
+		size_t have = strlen(s->conn);
+
+		if (have + vlen + 2 < sizeof(s->conn)) {
+			s->conn[have] = ',';
+			memcpy(s->conn + have + 1, value, vlen + 1);
+		}
+	}
+	if (is_hop_by_hop(buf, nlen, NULL))
+		return size * nitems;
+	memcpy(name, buf, nlen);
+	name[nlen] = '\0';
+	if (pol_headers_add(&s->rs->headers, name, value) != 0) {
+		s->too_large = 1;
+		return 0;
+	}
+	return size * nitems;
+}
+
+static size_t side_write(char *buf, size_t size, size_t nitems, void *arg)
+{
+	struct side *s = arg;
+	struct pol_side_response *rs = s->rs;
+	size_t len = size * nitems;
+	char *n;
+
+	if (len > POL_MAX_SIDE_BODY - rs->body_len) {
+		s->too_large = 1;
+		return 0;
+	}
+	n = realloc(rs->body, rs->body_len + len + 1);
+	if (!n) {
+		s->too_large = 1;
+		return 0;
+	}
+	rs->body = n;
+	memcpy(rs->body + rs->body_len, buf, len);
+	rs->body_len += len;
+	rs->body[rs->body_len] = '\0';
+	return len;
+}
+
+/* Is target an origin-form path (and query) that stays below a backend's
+ * URL: empty or "/" first, no authority ("//"), no dot segment however encoded, no
+ * fragment, no byte a URL cannot hold? Returns 0 or -1. */
+static int side_target_check(const char *target)
+{
+	size_t plen = strcspn(target, "?");
+
+	/* "" or "?query": the backend's URL itself */
+	if (plen && (target[0] != '/' || target[1] == '/' || target[1] == '\\'))
+		return -1;
+	for (const char *p = target; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '#')
+			return -1;
+	return path_check(target, plen);
+}
+
+/* The request headers of a side call: the policy's, less hop-by-hop ones and
+ * what the backend's credentials set, then those. Returns 0 or -1. */
+static int side_headers(const struct pol_side_request *rq, struct curl_slist **list)
+{
+	const struct gw_backend *be = rq->backend;
+	int have_accept = 0, have_ctype = 0;
+
+	for (size_t i = 0; rq->headers && i < rq->headers->n; i++) {
+		const char *name = rq->headers->v[i].name;
+		const char *value = rq->headers->v[i].value;
+
+		if (!is_token(name, strlen(name)) || is_hop_by_hop(name, strlen(name), NULL) ||
+		    !strcasecmp(name, "Host") || !strcasecmp(name, "Content-Length") ||
+		    !strcasecmp(name, "Expect") || header_configured(be, name) ||
+		    (be->basic_username && !strcasecmp(name, "Authorization")))
+			continue;
+		if (has_ctl(value))
+			return -1;
+		if (!strcasecmp(name, "Accept"))
+			have_accept = 1;
+		if (!strcasecmp(name, "Content-Type"))
+			have_ctype = 1;
+		if (*value ? list_addf(list, "%s: %s", name, value) : list_addf(list, "%s;", name))
+			return -1;
+	}
+	if ((!have_ctype && list_add(list, "Content-Type:")) ||
+	    (!have_accept && list_add(list, "Accept:")) || list_add(list, "Expect:"))
+		return -1;
+	for (size_t i = 0; i < be->n_cred_headers; i++)
+		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
+			return -1;
+	return 0;
+}
+
+/* A side call (send-request) on the process's second handle, so that the
+ * backend call's connection stays; its time is the request's and counts as
+ * backend time in the access log. */
+static int side_call(void *ctx, const struct pol_side_request *rq, struct pol_side_response *rs)
+{
+	struct ops_ctx *o = ctx;
+	struct request *req = o->req;
+	const struct gw_backend *be = rq->backend;
+	CURL *h = o->app->curl_side;
+	struct curl_slist *list = NULL;
+	struct side s;
+	char *url = NULL;
+	size_t ulen = 0, plen;
+	int64_t t0 = mono_ms();
+	long timeout = rq->timeout_ms;
+	long code = 0;
+	CURLcode rc;
+	int ret = -1;
+
+	memset(rs, 0, sizeof(*rs));
+	memset(&s, 0, sizeof(s));
+	s.rs = rs;
+	if (!h || !be || !be->url || !rq->target || !rq->method) {
+		rs->error = "side calls unavailable";
+		goto out;
+	}
+	if (side_target_check(rq->target) != 0) {
+		rs->error = "target is not a path below the backend";
+		goto out;
+	}
+	if (req->deadline_ms > 0 && req->deadline_ms - t0 < timeout)
+		timeout = (long)(req->deadline_ms - t0);
+	if (timeout < 1) {
+		rs->error = "the request's deadline passed";
+		rs->timed_out = 1;
+		goto out;
+	}
+	url = malloc(MAX_URL);
+	plen = strcspn(rq->target, "?");
+	if (!url)
+		goto nomem;
+	url[0] = '\0';
+	if (url_append(url, &ulen, be->url, strlen(be->url)) != 0 ||
+	    url_append_raw(url, &ulen, rq->target, plen) != 0 ||
+	    append_query(url, &ulen, be, rq->target[plen] ? rq->target + plen + 1 : "",
+			 rq->target[plen] ? strlen(rq->target + plen + 1) : 0) != 0) {
+		rs->error = "target too long";
+		goto out;
+	}
+	if (side_headers(rq, &list) != 0) {
+		rs->error = "malformed header";
+		goto out;
+	}
+	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout);
+	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
+			 be->connect_timeout_ms < timeout ? be->connect_timeout_ms : timeout);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, list);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, side_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &s);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, side_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &s);
+	/* no redirects: a side call goes where the configuration says */
+	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+	setup_tls(h, be);
+	if (be->basic_username) {
+		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+		curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
+		curl_easy_setopt(h, CURLOPT_PASSWORD, be->basic_password ? be->basic_password : "");
+	}
+	if (!strcmp(rq->method, "HEAD")) {
+		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
+	} else {
+		if (rq->body || !strcmp(rq->method, "POST") || !strcmp(rq->method, "PUT") ||
+		    !strcmp(rq->method, "PATCH")) {
+			curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
+			curl_easy_setopt(h, CURLOPT_POSTFIELDS, rq->body ? rq->body : "");
+		}
+		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
+	}
+	rc = curl_easy_perform(h);
+	if (rc == CURLE_OK && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
+	    code >= 100 && code <= 599) {
+		rs->status = (int)code;
+		for (const char *p = s.conn; *p;) {
+			size_t n;
+			char name[256];
+
+			while (*p == ',' || *p == ' ' || *p == '\t')
+				p++;
+			n = strcspn(p, ", \t");
+			if (n && n < sizeof(name)) {
+				memcpy(name, p, n);
+				name[n] = '\0';
+				pol_headers_del(&rs->headers, name);
+			}
+			p += n;
+		}
+		ret = 0;
+		goto out;
+	}
+	pol_headers_release(&rs->headers);
+	free(rs->body);
+	rs->body = NULL;
+	rs->body_len = 0;
+	rs->status = 0;
+	if (s.too_large) {
+		rs->error = "answer too large";
+	} else if (rc == CURLE_OPERATION_TIMEDOUT) {
+		rs->error = "timed out";
+		rs->timed_out = 1;
+	} else {
+		rs->error = rc == CURLE_OK ? "bad answer" : "unreachable or bad answer";
+		log_warn("request '%s': side call to backend '%s': %s", req->request_id, be->id,
+			 curl_easy_strerror(rc));
+	}
+	goto out;
+nomem:
+	rs->error = "out of memory";
+out:
+	if (h)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(list);
+	free(url);
+	req->backend_ms = (req->backend_ms > 0 ? req->backend_ms : 0) + mono_ms() - t0;
+	return ret;
+}
+
+static const struct pol_app_ops app_ops = { read_body, side_call };
+
+void forward_ops(struct app *app, struct request *req, struct pol_call *c)
+{
+	ops_ctx.app = app;
+	ops_ctx.req = req;
+	c->ops = &app_ops;
+	c->ops_ctx = &ops_ctx;
 }

@@ -22,6 +22,15 @@
  * at most 5 hops (then 502), RFC 9110 method rules; any other 3xx is the
  * answer. The client always gets exactly one response.
  *
+ * Bodies the policies read (docs/configuration.md, "Bodies the policies
+ * read"): once a policy read the client's body (forward_ops' read_body),
+ * c->req_body goes upstream with its Content-Length instead of the stream,
+ * as often as retries and redirects need it. When the outbound section reads
+ * the backend's body (engine_outbound_needs_body), the backend call goes
+ * without Accept-Encoding, the answer is collected whole (POL_MAX_RESP_BODY,
+ * past it a 502, never a partial answer), the outbound section runs on it
+ * and it goes out with its length recomputed. Otherwise bodies stream.
+ *
  * Response: the backend's headers minus hop-by-hop ones and those a web
  * server would act on (Status, X-Sendfile*, X-LIGHTTPD-*, X-Accel-*,
  * Variable-*, Location outside 201/3xx); Content-Length dropped when the
@@ -53,6 +62,11 @@ int forward_prepare(struct request *req, struct pol_call *c);
  * the outbound or on-error section, retries as c->retry says. Always answers
  * the client. */
 void forward(struct app *app, struct request *req, struct pol_call *c);
+/* Gives c the app's services (engine.h struct pol_app_ops) for req: read_body
+ * (the client's whole body, up to gateway.max_request_body_bytes, within the
+ * client deadlines) and side_call (send-request, on a second handle of the
+ * process). After engine_call_init. */
+void forward_ops(struct app *app, struct request *req, struct pol_call *c);
 /* Sends the answer a policy made: c->status, reason, resp_headers, body. */
 void respond_call(struct request *req, struct pol_call *c);
 

@@ -12,8 +12,10 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
+#include <openssl/sha.h>
 
 #include "common/log.h"
+#include "common/redisstore.h"
 #include "fcgi-app/forward.h"
 #include "policy/engine.h"
 #include "policy/cidr.h"
@@ -58,6 +60,7 @@ int app_init(struct app *app, char **envp)
 	reload_init(&app->reload, app->config_path);
 	app->metrics = metrics_open(app->state_dir, 0);
 	app->counters = counter_open(app->state_dir, 0);
+	app->cache = cache_open(app->state_dir, 0);
 	return forward_init(app);
 }
 
@@ -66,9 +69,106 @@ void app_release(struct app *app)
 	if (app->access_fd >= 0)
 		close(app->access_fd);
 	metrics_close(app->metrics);
+	counter_set_remote(app->counters, NULL);
+	redis_store_free(app->redis);
+	app->redis = NULL;
 	counter_close(app->counters);
+	cache_close(app->cache);
 	forward_release(app);
 	reload_release(&app->reload);
+}
+
+/* ---- gateway.counters ------------------------------------------------- */
+
+/* Makes the counter store count in the Redis that gw names (or locally when
+ * it names none). The store and its connection live as long as the process
+ * serves documents with the same gateway.counters: a reload that changes
+ * nothing there keeps the connection. */
+static void counters_sync(struct app *app, const struct gateway *gw)
+{
+	const struct gw_counters *gc = &gw->counters;
+	unsigned char fp[SHA256_DIGEST_LENGTH];
+	struct redis_target t;
+	struct counter_remote r;
+	char *buf;
+	int n;
+
+	if (!app->counters)
+		return;
+	if (gc->store != GW_COUNTERS_REDIS) {
+		if (app->redis) {
+			counter_set_remote(app->counters, NULL);
+			redis_store_free(app->redis);
+			app->redis = NULL;
+		}
+		return;
+	}
+	/* the same gateway as the last request: nothing can have changed (a
+	 * reload loads the new one before it frees the old, so a new gateway
+	 * never has the address of the one in use) */
+	if (app->redis && gw == app->redis_gw && gw->generation == app->redis_gen)
+		return;
+	/* the password is in the fingerprint, so the buffer is wiped */
+#define COUNTERS_FMT "%s|%d|%d|%s|%s|%lld|%d|%s"
+#define COUNTERS_ARGS gc->host ? gc->host : "", gc->port, gc->db, \
+	gc->unix_path ? gc->unix_path : "", gc->password ? gc->password : "", \
+	(long long)gc->timeout_ms, (int)gc->on_failure, gc->prefix ? gc->prefix : ""
+	n = snprintf(NULL, 0, COUNTERS_FMT, COUNTERS_ARGS);
+	buf = n >= 0 ? malloc((size_t)n + 1) : NULL;
+	if (!buf) {
+		log_err("gateway.counters: out of memory");
+		return;
+	}
+	snprintf(buf, (size_t)n + 1, COUNTERS_FMT, COUNTERS_ARGS);
+#undef COUNTERS_FMT
+#undef COUNTERS_ARGS
+	SHA256((const unsigned char *)buf, (size_t)n, fp);
+	explicit_bzero(buf, (size_t)n);
+	free(buf);
+	app->redis_gw = gw;
+	app->redis_gen = gw->generation;
+	if (app->redis && memcmp(fp, app->redis_conf, sizeof(fp)) == 0)
+		return;
+	counter_set_remote(app->counters, NULL);
+	redis_store_free(app->redis);
+	t = (struct redis_target){ gc->host, gc->port, gc->unix_path, gc->db, gc->password,
+				   (int)gc->timeout_ms };
+	app->redis = redis_store_new(&t, gc->prefix);
+	if (!app->redis) {
+		log_err("gateway.counters: cannot set up the Redis store (out of memory)");
+		return;
+	}
+	memcpy(app->redis_conf, fp, sizeof(fp));
+	r = (struct counter_remote){ redis_store_op, app->redis,
+		gc->on_failure == GW_ON_FAILURE_ALLOW ? COUNTER_FALLBACK_ALLOW :
+		gc->on_failure == GW_ON_FAILURE_DENY ? COUNTER_FALLBACK_DENY :
+		COUNTER_FALLBACK_LOCAL };
+	counter_set_remote(app->counters, &r);
+}
+
+/* Whether Redis answers now (a PING within timeout_ms, or at once "no" while
+ * the connection's breaker is open), for the health path and the metrics.
+ * Returns 1 up, 0 down, -1 no Redis store. */
+static int counters_up(struct app *app, struct redis_conn_state *st)
+{
+	struct redis_conn *rc;
+
+	if (!app->redis)
+		return -1;
+	rc = redis_store_conn(app->redis);
+	redis_conn_ping(rc);
+	redis_conn_state(rc, st);
+	return st->up;
+}
+
+static uint64_t counters_errors(struct app *app)
+{
+	struct counter_stats cs;
+
+	if (!app->counters)
+		return 0;
+	counter_get_stats(app->counters, &cs);
+	return cs.remote_fallbacks;
 }
 
 /* ---- request id -------------------------------------------------------- */
@@ -298,6 +398,19 @@ static void respond_health(struct app *app, struct request *req)
 		json_object_object_add(c, "image", r->image_note[0] ? json_object_new_string(r->image_note) : NULL);
 		json_object_object_add(o, "config", c);
 	}
+	if (req->gw && req->gw->counters.store == GW_COUNTERS_REDIS) {
+		struct redis_conn_state rs;
+		json_object *c = json_object_new_object();
+		int up = counters_up(app, &rs);
+
+		json_object_object_add(c, "store", json_object_new_string("redis"));
+		json_object_object_add(c, "state", json_object_new_string(up == 1 ? "ok" : "degraded"));
+		json_object_object_add(c, "error", up == 1 ? NULL : json_object_new_string(
+			up < 0 ? "not set up" : rs.error));
+		json_object_object_add(c, "errors", json_object_new_int64(
+			(int64_t)counters_errors(app)));
+		json_object_object_add(o, "counters", c);
+	}
 	respond_json(req, req->gw ? 200 : 503, o);
 	json_object_put(o);
 	json_object_put(st);
@@ -377,6 +490,8 @@ static void serve_call(struct app *app, struct request *req)
 	request_ip(req);
 	engine_call_init(&c, req->gw, &req->route, req->request_ip, req->request_id,
 			 (int64_t)time(NULL), app->counters);
+	c.cache = app->cache;
+	forward_ops(app, req, &c);
 	if (forward_prepare(req, &c) != 0)
 		respond_error(req, 400, "malformed request header");
 	else if (engine_inbound(&c) == POL_RESPOND)
@@ -394,7 +509,8 @@ static void serve_call(struct app *app, struct request *req)
 static void respond_metrics(struct app *app, struct request *req)
 {
 	const struct gateway *gw = req->gw;
-	struct metrics_gauges g = { gw->generation, reload_config_age(&app->reload) };
+	struct metrics_gauges g = { gw->generation, reload_config_age(&app->reload), 0, 0, 0 };
+	struct redis_conn_state rs;
 	char head[256];
 	char *text = NULL;
 	size_t len = 0;
@@ -404,6 +520,11 @@ static void respond_metrics(struct app *app, struct request *req)
 	    !cidr_list_contains(gw->metrics_allow, gw->n_metrics_allow, req->client_ip)) {
 		respond_error(req, 403, "forbidden");
 		return;
+	}
+	if (gw->counters.store == GW_COUNTERS_REDIS) {
+		g.counter_store = 1;
+		g.counter_store_up = counters_up(app, &rs) == 1;
+		g.counter_store_errors = counters_errors(app);
 	}
 	if (!app->metrics || metrics_prometheus(app->metrics, &g, &text, &len) != 0) {
 		respond_error(req, 503, "metrics are not available");
@@ -487,6 +608,7 @@ void handle_request(struct app *app, struct io *io)
 		};
 
 		io_set_limits(io, &l);
+		counters_sync(app, req.gw);
 	}
 	req.deadline_ms = io_request_deadline(io);
 

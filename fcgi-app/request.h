@@ -12,6 +12,7 @@
 
 #include <json-c/json.h>
 
+#include "common/cache.h"
 #include "common/counter.h"
 #include "common/metrics.h"
 #include "fcgi-app/io.h"
@@ -29,7 +30,13 @@ struct app {
 	struct reload reload;
 	struct metrics_store *metrics;	/* NULL: the state directory is unusable */
 	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
+	struct redis_store *redis;	/* gateway.counters store redis; NULL: local */
+	unsigned char redis_conf[32];	/* SHA-256 of the gw_counters redis was made from */
+	const void *redis_gw;		/* the gateway last compared with, and its generation */
+	int64_t redis_gen;
+	struct cache_store *cache;	/* NULL: cache policies miss (common/cache.h) */
 	void *curl;			/* CURL *, reused: keeps backend connections */
+	void *curl_side;		/* CURL * of side calls (send-request), its own */
 	uint64_t rid_state;		/* request-id generator */
 };
 

@@ -16,6 +16,7 @@
 #include "policy/path.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -983,11 +984,193 @@ static void parse_metrics(struct loader *ld, json_object *m)
 	}
 }
 
+/* ---- gateway.counters ---------------------------------------------------- */
+
+/* "redis://HOST[:PORT][/DB]" or "unix:/PATH" into c. HOST is a name, an IPv4
+ * address or a bracketed IPv6 address. Returns 0 or -1 (reported). */
+static int parse_redis_url(struct loader *ld, const char *s, int secret, struct gw_counters *c)
+{
+	const char *h, *e, *p;
+	size_t hl;
+	long v;
+	char *end;
+
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/' || strlen(s + 5) >= 108) {
+			ld_err_value(ld, s, secret, "must be unix:/ABSOLUTE/PATH (at most 107 bytes)");
+			return -1;
+		}
+		c->unix_path = strdup(s + 5);
+		return c->unix_path ? 0 : -1;
+	}
+	if (strncmp(s, "rediss://", 9) == 0) {
+		ld_err(ld, "TLS to Redis (rediss://) is not supported in format 1");
+		return -1;
+	}
+	if (strncmp(s, "redis://", 8) != 0) {
+		ld_err_value(ld, s, secret, "must be redis://HOST:PORT/DB or unix:/PATH");
+		return -1;
+	}
+	h = s + 8;
+	if (strchr(h, '@')) {
+		ld_err(ld, "must not hold credentials: use 'password'");
+		return -1;
+	}
+	if (*h == '[') {
+		e = strchr(h, ']');
+		if (!e) {
+			ld_err_value(ld, s, secret, "has an unclosed '[' in its host");
+			return -1;
+		}
+		h++;
+		hl = (size_t)(e - h);
+		p = e + 1;
+	} else {
+		hl = strcspn(h, ":/");
+		p = h + hl;
+	}
+	if (hl == 0 || hl > 253) {
+		ld_err_value(ld, s, secret, "needs a host (at most 253 bytes)");
+		return -1;
+	}
+	for (size_t i = 0; i < hl; i++) {
+		unsigned char ch = (unsigned char)h[i];
+
+		if (!isalnum(ch) && ch != '.' && ch != '-' && ch != ':' && ch != '_') {
+			ld_err_value(ld, s, secret, "has a character that is not allowed in a host");
+			return -1;
+		}
+	}
+	c->port = 6379;
+	if (*p == ':') {
+		errno = 0;
+		v = strtol(p + 1, &end, 10);
+		if (end == p + 1 || errno || v < 1 || v > 65535 || (*end && *end != '/')) {
+			ld_err_value(ld, s, secret, "has a port that is not 1-65535");
+			return -1;
+		}
+		c->port = (int)v;
+		p = end;
+	}
+	if (*p == '/' && p[1]) {
+		errno = 0;
+		v = strtol(p + 1, &end, 10);
+		if (end == p + 1 || errno || v < 0 || v > 65535 || *end) {
+			ld_err_value(ld, s, secret, "has a database that is not 0-65535");
+			return -1;
+		}
+		c->db = (int)v;
+	} else if (*p && strcmp(p, "/") != 0) {
+		ld_err_value(ld, s, secret, "must be redis://HOST:PORT/DB or unix:/PATH");
+		return -1;
+	}
+	c->host = strndup(h, hl);
+	return c->host ? 0 : -1;
+}
+
+/* One optional string member through named values; 0 with *out (or absent:
+ * *out untouched), -1 reported. */
+static int member_string(struct loader *ld, json_object *obj, const char *name, char **out,
+			 int *secret)
+{
+	json_object *v = ld_get(ld, obj, name, 0);
+	size_t mark;
+	int r;
+
+	if (!v)
+		return 0;
+	mark = ld_push_member(ld, name);
+	r = ld_string(ld, v, STR_SUBST, out, secret);
+	ld_pop(ld, mark);
+	return r;
+}
+
+static void parse_counters(struct loader *ld, json_object *o)
+{
+	static const char *const known[] = { "store", "url", "password", "timeout_ms",
+		"on_failure", "prefix", NULL };
+	struct gw_counters *c = &ld->gw->counters;
+	char *store = NULL, *url = NULL, *fail = NULL, *prefix = NULL;
+	int secret = 0;
+	size_t mark;
+
+	if (ld_is_object(ld, o) != 0)
+		return;
+	ld_check_members(ld, o, known);
+	if (!ld_get(ld, o, "store", 1))
+		return;
+	if (member_string(ld, o, "store", &store, &secret) != 0)
+		goto out;
+	mark = ld_push_member(ld, "store");
+	if (strcmp(store, "local") == 0) {
+		c->store = GW_COUNTERS_LOCAL;
+		if (ld_get(ld, o, "url", 0))
+			ld_err(ld, "'local' takes no 'url'");
+		ld_pop(ld, mark);
+		goto out;
+	}
+	if (strcmp(store, "redis") != 0) {
+		ld_err_value(ld, store, secret, "is not a counter store (local, redis)");
+		ld_pop(ld, mark);
+		goto out;
+	}
+	ld_pop(ld, mark);
+	c->store = GW_COUNTERS_REDIS;
+	c->timeout_ms = GW_COUNTERS_DEFAULT_TIMEOUT_MS;
+	if (!ld_get(ld, o, "url", 1))
+		goto out;
+	if (member_string(ld, o, "url", &url, &secret) == 0 && url) {
+		mark = ld_push_member(ld, "url");
+		parse_redis_url(ld, url, secret, c);
+		ld_pop(ld, mark);
+	}
+	member_string(ld, o, "password", &c->password, NULL);
+	if (c->password && !*c->password) {
+		mark = ld_push_member(ld, "password");
+		ld_err(ld, "must not be empty (leave it out for no password)");
+		ld_pop(ld, mark);
+	}
+	ld_member_int(ld, o, "timeout_ms", 1, 10000, &c->timeout_ms);
+	if (member_string(ld, o, "on_failure", &fail, &secret) == 0 && fail) {
+		mark = ld_push_member(ld, "on_failure");
+		if (strcmp(fail, "local") == 0)
+			c->on_failure = GW_ON_FAILURE_LOCAL;
+		else if (strcmp(fail, "allow") == 0)
+			c->on_failure = GW_ON_FAILURE_ALLOW;
+		else if (strcmp(fail, "deny") == 0)
+			c->on_failure = GW_ON_FAILURE_DENY;
+		else
+			ld_err_value(ld, fail, secret, "must be local, allow or deny");
+		ld_pop(ld, mark);
+	}
+	if (member_string(ld, o, "prefix", &prefix, &secret) == 0 && prefix) {
+		mark = ld_push_member(ld, "prefix");
+		if (strlen(prefix) > GW_COUNTERS_PREFIX_MAX)
+			ld_err(ld, "is longer than %d bytes", GW_COUNTERS_PREFIX_MAX);
+		for (const char *q = prefix; *q; q++)
+			if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f) {
+				ld_err_value(ld, prefix, secret, "must be printable ASCII without spaces");
+				break;
+			}
+		ld_pop(ld, mark);
+		c->prefix = prefix;
+		prefix = NULL;
+	} else {
+		c->prefix = strdup("hostgate:");
+	}
+out:
+	free(store);
+	free_secret(url);
+	free(fail);
+	free(prefix);
+}
+
 static void parse_gateway(struct loader *ld, json_object *root)
 {
 	static const char *const known[] = { "trusted_proxies", "max_request_body_bytes",
 		"forwarded_headers", "health_path", "metrics", "client_request_timeout_ms",
-		"client_idle_timeout_ms", "client_body_timeout_ms", "client_body_min_rate", NULL };
+		"client_idle_timeout_ms", "client_body_timeout_ms", "client_body_min_rate", "counters",
+		NULL };
 	struct gateway *gw = ld->gw;
 	json_object *g = ld_get(ld, root, "gateway", 0), *v;
 	size_t mark, m2;
@@ -1040,6 +1223,12 @@ static void parse_gateway(struct loader *ld, json_object *root)
 			ld_err(ld, "must differ from health_path");
 			ld_pop(ld, m3);
 		}
+		ld_pop(ld, m2);
+	}
+	v = ld_get(ld, g, "counters", 0);
+	if (v) {
+		m2 = ld_push_member(ld, "counters");
+		parse_counters(ld, v);
 		ld_pop(ld, m2);
 	}
 out:
@@ -2050,6 +2239,10 @@ void gw_free(struct gateway *gw)
 	free_secret(gw->health_path);
 	free_secret(gw->metrics_path);
 	free(gw->metrics_allow);
+	free_secret(gw->counters.host);
+	free_secret(gw->counters.unix_path);
+	free_secret(gw->counters.password);
+	free_secret(gw->counters.prefix);
 	free_kvs(gw->named_values, gw->n_named_values);
 	for (size_t i = 0; i < gw->n_backends; i++) {
 		struct gw_backend *be = &gw->backends[i];

@@ -56,6 +56,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/cache.h"
 #include "common/counter.h"
 #include "policy/gateway.h"
 #include "policy/jwt.h"
@@ -138,6 +139,9 @@ struct pol_call {
 	const char *request_id;
 	int64_t now;			/* unix seconds */
 	struct counter_store *counters;
+	/* the cache policies' store (common/cache.h), set by the app after
+	 * engine_call_init; NULL: every cache policy acts as a miss */
+	struct cache_store *cache;
 
 	/* the upstream request: the client's, changed by inbound/backend policies */
 	char *method;

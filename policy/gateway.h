@@ -170,6 +170,25 @@ struct gw_keytab;		/* products.c: key digest -> subscription */
 struct route_table;		/* route.h */
 struct gw_image;		/* image.h: the compiled image a gateway was opened from */
 
+/* gateway.counters (config-v1.md, after the policies table): where rate
+ * limits and quotas count. store GW_COUNTERS_LOCAL leaves every other member
+ * empty. A redis target is either host/port or unix_path, never both. */
+enum gw_counter_store { GW_COUNTERS_LOCAL = 0, GW_COUNTERS_REDIS = 1 };
+enum gw_counter_failure { GW_ON_FAILURE_LOCAL = 0, GW_ON_FAILURE_ALLOW = 1, GW_ON_FAILURE_DENY = 2 };
+#define GW_COUNTERS_PREFIX_MAX 64	/* bytes of "prefix" */
+#define GW_COUNTERS_DEFAULT_TIMEOUT_MS 50
+struct gw_counters {
+	enum gw_counter_store store;
+	char *host;		/* redis://HOST:PORT/DB; NULL with unix_path */
+	int port;		/* default 6379 */
+	int db;			/* default 0 */
+	char *unix_path;	/* unix:/PATH; NULL with host */
+	char *password;		/* NULL: no AUTH */
+	int64_t timeout_ms;	/* 1..10000, default GW_COUNTERS_DEFAULT_TIMEOUT_MS */
+	enum gw_counter_failure on_failure;
+	char *prefix;		/* default "hostgate:" */
+};
+
 struct gateway {
 	int64_t generation;
 	/* gateway section */
@@ -185,6 +204,7 @@ struct gateway {
 	int64_t client_idle_timeout_ms;	/* each client read and write */
 	int64_t client_body_timeout_ms;	/* grace for the body... */
 	int64_t client_body_min_rate;	/* ...plus 1 s per this many bytes received */
+	struct gw_counters counters;
 	/* collections */
 	struct gw_kv *named_values;	/* kept for secret redaction; values substituted already */
 	size_t n_named_values;

@@ -3,7 +3,9 @@
  * quotas, bandwidth) per subscription, client address or counter key, in the
  * shared counter store (polmod.h, common/counter.h). The four differ only in
  * their tables (a key or not; bandwidth or not) and their answer (429 or
- * 403), so they share this file.
+ * 403), so they share this file. Where they count (this host's shared memory,
+ * or Redis under gateway.counters) is the counter store's business; a Redis
+ * that cannot answer under on_failure "deny" is COUNTER_UNAVAILABLE here: 503.
  */
 #include "policy/polmod.h"
 
@@ -137,6 +139,12 @@ static enum pol_step refuse(struct pol_call *c, const struct conf *cf, int quota
 	return POL_STEP_ERROR;
 }
 
+/* The shared counter store could not answer and gateway.counters says deny. */
+static enum pol_step unavailable(struct pol_call *c)
+{
+	return pol_fail(c, 503, "Service unavailable.", "counter store unavailable");
+}
+
 static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
 	const struct conf *cf = p->conf;
@@ -158,10 +166,16 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 			r = pol_fail(c, 400, "A computed value is too long.", "counter key too long");
 			goto out;
 		}
-		if (counter_take(c->counters, k, (uint32_t)cf->calls, (uint32_t)cf->period, c->now,
-				 &retry, &left) == COUNTER_DENY) {
+		switch (counter_take(c->counters, k, (uint32_t)cf->calls, (uint32_t)cf->period,
+				     c->now, &retry, &left)) {
+		case COUNTER_DENY:
 			r = refuse(c, cf, cf->quota, retry);
 			goto out;
+		case COUNTER_UNAVAILABLE:
+			r = unavailable(c);
+			goto out;
+		default:
+			break;
 		}
 		add_count_headers(c, cf, left, (uint32_t)cf->calls);
 		free(k);
@@ -176,10 +190,16 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 			r = pol_fail(c, 400, "A computed value is too long.", "counter key too long");
 			goto out;
 		}
-		if (counter_peek(c->counters, k, (uint32_t)cf->bandwidth, c->now, &retry,
-				 &left) == COUNTER_DENY) {
+		switch (counter_peek(c->counters, k, (uint32_t)cf->bandwidth, c->now, &retry,
+				     &left)) {
+		case COUNTER_DENY:
 			r = refuse(c, cf, 1, retry);
 			goto out;
+		case COUNTER_UNAVAILABLE:
+			r = unavailable(c);
+			goto out;
+		default:
+			break;
 		}
 		if (pol_hold_bandwidth(c, k, (uint32_t)cf->period) == 0)
 			k = NULL;

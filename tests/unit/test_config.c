@@ -258,6 +258,27 @@ static const struct bad_case bad_cases[] = {
 	{ GW("'metrics':{'path':'/m','allow':{}}"), "gateway.metrics.allow", "must be an array" },
 	{ GW("'metrics':{'path':'/m','deny':[]}"), "gateway.metrics.deny", "unknown member" },
 	{ GW("'health_path':'/h','metrics':{'path':'/h'}"), "gateway.metrics.path", "must differ from health_path" },
+	/* gateway.counters */
+	{ GW("'counters':{'store':'memcached'}"), "gateway.counters.store", "is not a counter store (local, redis)" },
+	{ GW("'counters':{}"), "gateway.counters", "missing required member 'store'" },
+	{ GW("'counters':[]"), "gateway.counters", "must be an object" },
+	{ GW("'counters':{'store':'redis'}"), "gateway.counters", "missing required member 'url'" },
+	{ GW("'counters':{'store':'redis','url':'http://r:6379'}"), "gateway.counters.url", "must be redis://HOST:PORT/DB or unix:/PATH" },
+	{ GW("'counters':{'store':'redis','url':'redis://r:0'}"), "gateway.counters.url", "has a port that is not 1-65535" },
+	{ GW("'counters':{'store':'redis','url':'redis://r:70000/0'}"), "gateway.counters.url", "has a port that is not 1-65535" },
+	{ GW("'counters':{'store':'redis','url':'redis://r:6379/x'}"), "gateway.counters.url", "has a database that is not 0-65535" },
+	{ GW("'counters':{'store':'redis','url':'redis://:6379'}"), "gateway.counters.url", "needs a host" },
+	{ GW("'counters':{'store':'redis','url':'redis://u:p@r:6379'}"), "gateway.counters.url", "must not hold credentials: use 'password'" },
+	{ GW("'counters':{'store':'redis','url':'rediss://r:6379'}"), "gateway.counters.url", "TLS to Redis (rediss://) is not supported" },
+	{ GW("'counters':{'store':'redis','url':'unix:relative.sock'}"), "gateway.counters.url", "must be unix:/ABSOLUTE/PATH" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','on_failure':'retry'}"), "gateway.counters.on_failure", "'retry' must be local, allow or deny" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','timeout_ms':0}"), "gateway.counters.timeout_ms", "must be an integer from 1 to 10000, not 0" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','timeout_ms':10001}"), "gateway.counters.timeout_ms", "must be an integer from 1 to 10000" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','password':''}"), "gateway.counters.password", "must not be empty" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','prefix':'a b'}"), "gateway.counters.prefix", "must be printable ASCII without spaces" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','prefix':'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'}"), "gateway.counters.prefix", "is longer than 64 bytes" },
+	{ GW("'counters':{'store':'redis','url':'redis://r','db':1}"), "gateway.counters.db", "unknown member" },
+	{ GW("'counters':{'store':'local','url':'redis://r'}"), "gateway.counters.store", "'local' takes no 'url'" },
 	{ GW("'client_request_timeout_ms':99"), "gateway.client_request_timeout_ms", "must be an integer from 100 to 86400000, not 99" },
 	{ GW("'client_request_timeout_ms':'5s'"), "gateway.client_request_timeout_ms", "must be an integer, not a string" },
 	{ GW("'client_idle_timeout_ms':0"), "gateway.client_idle_timeout_ms", "must be an integer from 100 to 86400000, not 0" },
@@ -586,6 +607,47 @@ static void test_gateway_section(void **state)
 	assert_int_equal(gw->client_idle_timeout_ms, 86400000);
 	assert_int_equal(gw->client_body_timeout_ms, 1500);
 	assert_int_equal(gw->client_body_min_rate, 1);
+	gw_free(gw);
+}
+
+static void test_counters_section(void **state)
+{
+	struct gateway *gw;
+
+	(void)state;
+	gw = load_ok(HEAD "'gateway':{}}");
+	assert_int_equal(gw->counters.store, GW_COUNTERS_LOCAL);
+	gw_free(gw);
+
+	gw = load_ok(HEAD "'gateway':{'counters':{'store':'redis','url':'redis://10.0.0.5'}}}");
+	assert_int_equal(gw->counters.store, GW_COUNTERS_REDIS);
+	assert_string_equal(gw->counters.host, "10.0.0.5");
+	assert_int_equal(gw->counters.port, 6379);
+	assert_int_equal(gw->counters.db, 0);
+	assert_null(gw->counters.unix_path);
+	assert_null(gw->counters.password);
+	assert_int_equal(gw->counters.timeout_ms, GW_COUNTERS_DEFAULT_TIMEOUT_MS);
+	assert_int_equal(gw->counters.on_failure, GW_ON_FAILURE_LOCAL);
+	assert_string_equal(gw->counters.prefix, "hostgate:");
+	gw_free(gw);
+
+	gw = load_ok(HEAD "'named_values':{'rp':{'value':'pw1','secret':true}},"
+		     "'gateway':{'counters':{'store':'redis','url':'redis://[::1]:6380/3',"
+		     "'password':'{{rp}}','timeout_ms':250,'on_failure':'deny','prefix':'eu1:'}}}");
+	assert_string_equal(gw->counters.host, "::1");
+	assert_int_equal(gw->counters.port, 6380);
+	assert_int_equal(gw->counters.db, 3);
+	assert_string_equal(gw->counters.password, "pw1");
+	assert_int_equal(gw->counters.timeout_ms, 250);
+	assert_int_equal(gw->counters.on_failure, GW_ON_FAILURE_DENY);
+	assert_string_equal(gw->counters.prefix, "eu1:");
+	gw_free(gw);
+
+	gw = load_ok(HEAD "'gateway':{'counters':{'store':'redis','url':'unix:/run/redis/r.sock',"
+		     "'on_failure':'allow'}}}");
+	assert_null(gw->counters.host);
+	assert_string_equal(gw->counters.unix_path, "/run/redis/r.sock");
+	assert_int_equal(gw->counters.on_failure, GW_ON_FAILURE_ALLOW);
 	gw_free(gw);
 }
 
@@ -995,6 +1057,7 @@ int main(void)
 		cmocka_unit_test(test_x_members_ignored),
 		cmocka_unit_test(test_values_stored),
 		cmocka_unit_test(test_gateway_section),
+		cmocka_unit_test(test_counters_section),
 		cmocka_unit_test(test_named_values),
 		cmocka_unit_test(test_secret_never_shown),
 		cmocka_unit_test(test_non_secret_shown),

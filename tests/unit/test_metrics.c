@@ -242,7 +242,7 @@ static void test_prometheus_text(void **state)
 {
 	struct metrics_store *ms = open_store(state, 0);
 	struct metrics_snapshot snap = METRICS_SNAPSHOT_INIT;
-	struct metrics_gauges g = { 42, 3600 };
+	struct metrics_gauges g = { 42, 3600, 0, 0, 0 };
 	const char *api = "we\"ird\\api";
 	char *text = NULL, *line, *nl;
 	size_t len = 0;
@@ -282,7 +282,19 @@ static void test_prometheus_text(void **state)
 	assert_null(strstr(text, "hostgate_backend_duration_seconds_count{api=\"\""));
 	assert_contains(text, "\nhostgate_config_generation 42\n");
 	assert_contains(text, "\nhostgate_config_age_seconds 3600\n");
+	assert_null(strstr(text, "hostgate_counter_store"));	/* no Redis store */
 	assert_int_equal(text[len - 1], '\n');
+	{
+		struct metrics_gauges g2 = { 42, 3600, 1, 0, 17 };
+		char *t2 = NULL;
+		size_t l2 = 0;
+
+		assert_int_equal(metrics_prometheus(ms, &g2, &t2, &l2), 0);
+		assert_contains(t2, "# TYPE hostgate_counter_store_up gauge\nhostgate_counter_store_up 0\n");
+		assert_contains(t2, "# TYPE hostgate_counter_store_errors_total counter\n"
+				    "hostgate_counter_store_errors_total 17\n");
+		free(t2);
+	}
 
 	/* every line: a comment or "name{labels} value"; buckets never decrease */
 	for (line = text; *line; line = nl + 1) {
