@@ -14,7 +14,6 @@ apache-proxy-fcgi only.
 
 import copy
 import json
-import os
 import subprocess
 import urllib.parse
 import uuid
