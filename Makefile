@@ -7,6 +7,7 @@
 #                        and the runners fail on any
 #   make fuzz            libFuzzer targets (clang) in build/fuzz/
 #   make bench           benchmarks (bench/run), table in docs/performance.md
+#   make bench-engine    the engine alone: what a 10-condition choose costs
 #   make install PREFIX=/usr/local DESTDIR=
 #
 # Sources are found by wildcard: a new module is a .c/.h pair in its directory, a
@@ -66,7 +67,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 REPLAY_BINS := $(patsubst tests/fuzz/fuzz_%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRC))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRC))
 
-.PHONY: all test unit-test integration-test fuzz bench install clean
+.PHONY: all test unit-test integration-test fuzz bench bench-engine install clean
 # keep the test objects: they are intermediate to make, not to us
 .SECONDARY:
 all: $(APP) $(AGENT) $(MANAGE)
@@ -129,8 +130,15 @@ integration-test: all
 test: all $(UNIT_BINS) $(REPLAY_BINS)
 	HOSTGATE_SANITIZE=$(SANITIZE) tests/run-all $(UNIT_BINS) -- $(REPLAY_BINS)
 
-bench: all
+bench: all bench-engine
 	bench/run
+
+# the engine alone (no servers): what choose costs, docs/performance.md
+bench-engine: $(BUILD)/bench/choose-bench
+	$(BUILD)/bench/choose-bench
+$(BUILD)/bench/choose-bench: $(BUILD)/obj/bench/choose-bench.o $(LIBPOLICY) $(LIBCOMMON)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

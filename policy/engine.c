@@ -592,7 +592,9 @@ enum tpl_status pol_expand_body(struct pol_call *c, const struct tpl *t, enum tp
 		tpl_buf_release(&b);
 		return st;
 	}
-	if (!b.p && !(b.p = strdup(""))) 
+	if (!b.p)
+		b.p = strdup("");	/* an empty template: an empty body, not none */
+	if (!b.p)
 		return TPL_NOMEM;
 	*out = b.p;
 	*len = b.len;

@@ -45,8 +45,9 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	free(c->req_body);
 	c->req_body = body;
 	c->req_body_len = len;
+	/* the app sends req_body with its own length (the client's
+	 * Content-Length is never forwarded as a header) */
 	c->req_body_read = 1;
-	pol_headers_del(&c->req_headers, "Content-Length");
 	return POL_STEP_NEXT;
 }
 

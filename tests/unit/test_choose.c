@@ -30,6 +30,8 @@
 #define DOC(P) HEAD "'apis':[{'id':'a','path':'a','backend':'w','subscription_required':false," \
 	"'policies':" P "}]}"
 #define NOW 1800000000
+/* x inside a choose whose one condition is true */
+#define CH(x) "{'choose':{'when':[{'condition':'true','policies':[" x "]}]}}"
 
 static char *dq(const char *s)
 {
@@ -355,6 +357,14 @@ static void test_needs(void **state)
 	backend(&r, 200, NULL, "xyz");
 	assert_int_equal(r.c.status, 299);
 	stop(&r);
+	/* a find-and-replace two levels down in an outbound choose: buffered too */
+	start(&r, DOC("{'outbound':[{'choose':{'when':[{'condition':'false','policies':[]}],"
+		      "'otherwise':[" CH("{'find-and-replace':{'from':'a','to':'b'}}") "]}}]}"),
+	      "GET", "/a/x", NULL, NULL, NULL);
+	assert_true(engine_outbound_needs_body(&r.c));
+	backend(&r, 200, NULL, "banana");
+	assert_string_equal(r.c.body, "bbnbnb");
+	stop(&r);
 	/* a request body read in on-error is kept before forwarding */
 	start(&r, DOC("{'inbound':[{'set-header':{'name':'X','value':'1'}}],"
 		      "'on-error':[{'choose':{'when':[{'condition':'isEmpty(${request.body})',"
@@ -433,14 +443,16 @@ static void test_set_body_xml_raw(void **state)
 
 /* ---- the generic walks see nested policies -------------------------------------- */
 
+#define PREFIXES_MAX 600
+
+/* arg: a buffer of PREFIXES_MAX bytes; appends "PREFIX " */
 static void collect_prefix(const struct pol_policy *p, void *arg)
 {
 	char *buf = arg;
+	size_t l = strlen(buf);
 
-	if (p->counter_prefix) {
-		strcat(buf, p->counter_prefix);
-		strcat(buf, " ");
-	}
+	if (p->counter_prefix)
+		snprintf(buf + l, PREFIXES_MAX - l, "%s ", p->counter_prefix);
 }
 
 static void test_nested_prefixes(void **state)
@@ -450,7 +462,7 @@ static void test_nested_prefixes(void **state)
 		"{'rate-limit':{'calls':5,'renewal-period':60}}]}],"
 		"'otherwise':[{'rate-limit':{'calls':5,'renewal-period':60}}]}}]}"));
 	const struct pol_plan *pl = pol_plan_for(&gw->apis[0], NULL, NULL);
-	char buf[600] = "";
+	char buf[PREFIXES_MAX] = "";
 
 	(void)state;
 	assert_int_equal(pl->s[POL_INBOUND].n, 2);
@@ -463,7 +475,6 @@ static void test_nested_prefixes(void **state)
 /* ---- load errors ----------------------------------------------------------- */
 
 /* choose nested 9 deep (8 is the cap) */
-#define CH(x) "{'choose':{'when':[{'condition':'true','policies':[" x "]}]}}"
 #define DEEP9 CH(CH(CH(CH(CH(CH(CH(CH(CH("")))))))))
 /* 9 limit-concurrency, 8 of them inside a choose */
 #define LCC "{'limit-concurrency':{'key':'k','max-count':1}}"
