@@ -34,6 +34,17 @@ def pytest_configure(config):
                                 "www-data user: run them as root (tests/run-integration)")
 
 
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (tests/run-integration runs it with --dist
+    loadgroup) a set-up's tests stay on one worker: each worker starts only
+    the web servers of its set-ups, and a module's document is installed
+    once per set-up, as in a serial run."""
+    for item in items:
+        cs = getattr(item, "callspec", None)
+        setup = cs.params.get("gw") if cs is not None else None
+        item.add_marker(pytest.mark.xdist_group(setup or "no-setup"))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item):
     LOGS.mark()
