@@ -219,8 +219,9 @@ static json_object *S_policy(struct cx *c, const struct imp_text *t)
 			c->api_bad[c->cur_api] = 1;
 		else
 			c->failed = 1;
-		return NULL;
 	}
+	/* a refused policy's remainder still goes to the loader, for its errors:
+	 * the document is never written then */
 	return p;
 }
 
@@ -908,19 +909,14 @@ int imp_convert(const struct imp_artifacts *a, const struct imp_options *o, json
 		px_origins_release(&c.orig);
 		c.report = json_object_new_object();
 		d = S_build(&c);
-		if (c.failed)
-			break;
-		if (!o->exclude_unconvertible) {
+		c.errs = errs;
+		if (S_validate(&c, d, &api_errors) == 0 && !c.failed) {
 			size_t i;
 			int bad = 0;
 			for (i = 0; i < a->n_apis; i++)
-				bad |= c.api_bad[i];
-			if (bad)
-				break;
-		}
-		c.errs = errs;
-		if (S_validate(&c, d, &api_errors) == 0) {
-			rc = 0;
+				bad |= c.api_bad[i] && !c.api_skip[i];
+			if (!bad || o->exclude_unconvertible)
+				rc = 0;
 			break;
 		}
 		if (!o->exclude_unconvertible || !api_errors || c.failed)

@@ -1040,10 +1040,8 @@ int px_convert(const char *xml, size_t len, const char *file, const struct px_fr
 out:
 	xmlFreeDoc(doc);
 	px_linemap_release(&map);
-	if (c.failed) {
-		json_object_put(res);
-		return -1;
-	}
+	/* even when failed: what did convert, so that the loader can check it
+	 * and every refusal is listed in one run */
 	*out = res;
-	return 0;
+	return c.failed ? -1 : 0;
 }

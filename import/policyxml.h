@@ -92,7 +92,9 @@ int px_expr(const char *cs, size_t len, char **out, int *is_value, char *why, si
 /* Converts a <policies> document (len bytes, at most PX_MAX_XML_BYTES) into
  * {"inbound": [...], "backend": [...], "outbound": [...], "on-error": [...]}
  * (only the sections present). include-fragment is inlined from frags.
- * 0 with a new *out, or -1 with every problem appended to errs. */
+ * 0 with a new *out, or -1 with every problem appended to errs and *out what
+ * did convert (NULL when the file is not XML): never to be used as the
+ * result, only for checking the rest of it. */
 int px_convert(const char *xml, size_t len, const char *file, const struct px_fragment *frags,
 	       size_t n_frags, json_object **out, struct px_origins *orig, struct cfg_errors *errs);
 
