@@ -922,9 +922,27 @@ static void S_policies(struct cv *c, const xmlNode *first, json_object *arr)
 	c->depth--;
 }
 
+struct first_error {
+	int seen;
+	int line;
+	char msg[400];
+};
+
+static void S_first_error(void *arg, xmlErrorPtr e)
+{
+	struct first_error *f = arg;
+
+	if (f->seen || !e || e->level < XML_ERR_ERROR)
+		return;
+	f->seen = 1;
+	f->line = e->line;
+	snprintf(f->msg, sizeof(f->msg), "%s", e->message ? e->message : "not XML");
+}
+
 static xmlDoc *S_parse(struct cv *c, const char *xml, size_t len, const char *file,
 		       struct px_linemap *map)
 {
+	struct first_error first;
 	xmlParserCtxt *ctxt = NULL;
 	xmlDoc *doc = NULL;
 	char *tok = NULL, where[512];
@@ -946,19 +964,27 @@ static xmlDoc *S_parse(struct cv *c, const char *xml, size_t len, const char *fi
 	ctxt = xmlNewParserCtxt();
 	if (!ctxt)
 		goto oom;
+	/* the first error names the place; libxml2's last is often "premature
+	 * end of data" at the end of the file */
+	first.seen = 0;
+	xmlSetStructuredErrorFunc(&first, S_first_error);
 	doc = xmlCtxtReadMemory(ctxt, tok, (int)tl, file, NULL,
-				XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING |
-				XML_PARSE_BIG_LINES);
-	if (!doc) {
+				XML_PARSE_NONET | XML_PARSE_NOWARNING | XML_PARSE_BIG_LINES);
+	xmlSetStructuredErrorFunc(NULL, NULL);
+	if (!doc || first.seen) {
 		const xmlError *e = xmlCtxtGetLastError(ctxt);
 		char msg[512];
 		size_t n;
+		int eline = first.seen ? first.line : e ? e->line : 0;
 
-		snprintf(msg, sizeof(msg), "%s", e && e->message ? e->message : "not XML");
+		snprintf(msg, sizeof(msg), "%s", first.seen ? first.msg :
+			 e && e->message ? e->message : "not XML");
 		n = strlen(msg);
 		while (n && isspace((unsigned char)msg[n - 1]))
 			msg[--n] = '\0';
-		snprintf(where, sizeof(where), "%s:%d", file, e ? e->line : 0);
+		xmlFreeDoc(doc);
+		doc = NULL;
+		snprintf(where, sizeof(where), "%s:%d", file, eline);
 		cfg_error(c->errs, where, "not well-formed XML even with its expressions read"
 			  " as APIM reads them: %s", msg);
 		c->failed = 1;
