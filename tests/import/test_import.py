@@ -36,6 +36,7 @@ def run(*args):
 @pytest.fixture(scope="module")
 def tmp():
     d = tempfile.mkdtemp(prefix="hostgate-import-")
+    os.chmod(d, 0o755)   # the web server (www-data) reaches its directories below
     yield pathlib.Path(d)
     shutil.rmtree(d, ignore_errors=True)
 
