@@ -192,11 +192,10 @@ int px_pretokenize(const char *in, size_t len, char **out, size_t *out_len, size
 	*why = NULL;
 	while (p < end) {
 		if (*p == '<' && end - p >= 4 && !memcmp(p, "<!--", 4)) {
-			e = strstr(p + 4, "-->");	/* in is NUL-terminated past len or not: bound it */
-			if (!e || e >= end)
-				e = end;
-			else
-				e += 3;
+			/* in need not be NUL-terminated: a bounded search */
+			for (e = p + 4; e + 3 <= end && memcmp(e, "-->", 3); e++)
+				;
+			e = e + 3 <= end ? e + 3 : end;
 			ln += S_lines(p, e);
 			S_put(&b, p, (size_t)(e - p));
 			p = e;

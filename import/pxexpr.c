@@ -64,6 +64,12 @@ static char *S_fmt(const char *fmt, ...)
 	return s;
 }
 
+/* how much of the rest to quote in a message: the input is not NUL-terminated */
+static int S_left(const struct px *x)
+{
+	return x->end - x->p > 20 ? 20 : (int)(x->end - x->p);
+}
+
 static void S_ws(struct px *x)
 {
 	while (x->p < x->end && isspace((unsigned char)*x->p))
@@ -90,7 +96,7 @@ static int S_expect(struct px *x, const char *tok)
 {
 	if (S_eat(x, tok))
 		return 0;
-	S_fail(x, "expected '%s' at '%.20s'", tok, x->p);
+	S_fail(x, "expected '%s' at '%.*s'", tok, S_left(x), x->p);
 	return -1;
 }
 
@@ -738,7 +744,7 @@ int px_expr(const char *cs, size_t len, char **out, int *is_value, char *why, si
 	v = S_expr(&x);
 	S_ws(&x);
 	if (!x.failed && x.p < x.end)
-		S_fail(&x, "'%.20s' is not importable here", x.p);
+		S_fail(&x, "'%.*s' is not importable here", S_left(&x), x.p);
 	if (!x.failed && !v.s)
 		S_fail(&x, "out of memory");
 	if (x.failed) {
