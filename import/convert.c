@@ -522,6 +522,10 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		      " URL template) cannot be known", api->name);
 	else if (imp_openapi_operations(api->spec, api->spec_file, ops, c->errs) != 0)
 		c->api_bad[idx] = 1;
+	else if (json_object_array_length(ops) == 0)
+		S_err(c, api->spec_file, 1, "API '%s': the specification has no operations (APIM"
+		      " answers 404 to every call; a format 1 API without operations forwards"
+		      " every call)", api->name);
 	/* operation policies by the extractor's folder names */
 	for (k = 0; k < api->n_ops; k++) {
 		json_object *op = NULL;
@@ -540,7 +544,11 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		if (pol)
 			json_object_object_add(op, "policies", pol);
 	}
-	json_object_object_add(o, "operations", ops);
+	/* empty only when already refused: not worth a second message */
+	if (json_object_array_length(ops) > 0)
+		json_object_object_add(o, "operations", ops);
+	else
+		json_object_put(ops);
 	pol = S_policy(c, &api->policy);
 	if (pol)
 		json_object_object_add(o, "policies", pol);
@@ -580,6 +588,32 @@ static void S_left_out(struct cx *c, const char *kind, const char *name, const c
 	json_object_array_add(l, e);
 }
 
+/* A product that requires no subscription opens its APIs to anonymous calls
+ * under its policies: format 1 has no such product, so each of its APIs
+ * cannot be carried over exactly (and is left out whole with
+ * --exclude-unconvertible). */
+static void S_open_products(struct cx *c)
+{
+	size_t i, k;
+
+	for (i = 0; i < c->a->n_products; i++) {
+		const struct imp_item *it = &c->a->products[i];
+		if (S_bool(S_props(it->info), "subscriptionRequired", 1))
+			continue;
+		for (k = 0; k < it->n_apis; k++) {
+			long ai = S_api_index(c, it->apis[k]);
+			if (ai < 0 || c->api_skip[ai])
+				continue;
+			c->cur_api = ai;
+			S_err(c, it->file, 1, "product '%s' requires no subscription, which opens API"
+			      " '%s' to calls without a key under the product's policies: format 1"
+			      " products are reached through subscriptions only", it->name,
+			      it->apis[k]);
+			c->cur_api = -1;
+		}
+	}
+}
+
 static void S_products(struct cx *c, json_object *arr)
 {
 	size_t i, k;
@@ -603,8 +637,7 @@ static void S_products(struct cx *c, json_object *arr)
 			continue;
 		}
 		if (!S_bool(p, "subscriptionRequired", 1)) {
-			S_err(c, it->file, 1, "product '%s' requires no subscription: format 1 products"
-			      " are reached through subscriptions only", it->name);
+			/* its APIs were refused by S_open_products: none is left */
 			json_object_put(apis);
 			continue;
 		}
@@ -831,6 +864,7 @@ static json_object *S_build(struct cx *c)
 	bs = json_object_new_object();
 	json_object_object_add(doc, "backends", bs);
 	S_backends(c, bs);
+	S_open_products(c);
 	apis = json_object_new_array();
 	for (i = 0; i < c->a->n_apis; i++) {
 		json_object *o;
