@@ -15,6 +15,8 @@ struct cx {
 	const struct imp_artifacts *a;
 	const struct imp_options *o;
 	struct cfg_errors *errs;
+	struct cfg_errors *real_errs;	/* errs of the first round: notes only then */
+	struct cfg_errors notes;
 	struct px_origins orig;
 	json_object *doc;
 	json_object *report;
@@ -214,7 +216,7 @@ static json_object *S_policy(struct cx *c, const struct imp_text *t)
 	if (!t->file || !t->text)
 		return NULL;
 	if (px_convert(t->text, t->len, t->file, c->a->frags, c->a->n_frags, &p, &c->orig,
-		       c->errs) != 0) {
+		       c->errs, c->errs == c->real_errs ? &c->notes : NULL) != 0) {
 		if (c->cur_api >= 0)
 			c->api_bad[c->cur_api] = 1;
 		else
@@ -923,6 +925,7 @@ int imp_convert(const struct imp_artifacts *a, const struct imp_options *o, json
 	c.a = a;
 	c.o = o;
 	c.errs = errs;
+	c.real_errs = errs;
 	c.cur_api = -1;
 	*doc = NULL;
 	c.api_bad = calloc(a->n_apis + 1, 1);
@@ -958,6 +961,14 @@ int imp_convert(const struct imp_artifacts *a, const struct imp_options *o, json
 	}
 	c.errs = errs;
 	S_report_apis(&c);
+	{
+		json_object *n = json_object_new_array();
+		size_t i;
+		for (i = 0; i < c.notes.n; i++)
+			json_object_array_add(n, json_object_new_string(c.notes.msg[i]));
+		json_object_object_add(c.report, "notes", n);
+		cfg_errors_release(&c.notes);
+	}
 out:
 	cfg_errors_release(&scratch);
 	if (rc == 0) {
@@ -983,6 +994,9 @@ void imp_report_print(const struct imp_report *r, const struct cfg_errors *errs,
 		fprintf(f, "(%zu more errors)\n", errs->dropped);
 	if (!r->j)
 		return;
+	if (json_object_object_get_ex(r->j, "notes", &arr))
+		for (i = 0; i < json_object_array_length(arr); i++)
+			fprintf(f, "note: %s\n", json_object_get_string(json_object_array_get_idx(arr, i)));
 	if (json_object_object_get_ex(r->j, "apis", &arr))
 		for (i = 0; i < json_object_array_length(arr); i++) {
 			json_object *e = json_object_array_get_idx(arr, i);

@@ -295,6 +295,7 @@ struct cv {
 	size_t n_frags;
 	struct px_origins *orig;
 	struct cfg_errors *errs;
+	struct cfg_errors *notes;
 	int depth;
 	int failed;
 };
@@ -702,10 +703,19 @@ static void S_children(struct cv *c, const xmlNode *n, json_object *obj)
 								 v ? (const char *)v : "", 0);
 					if (j)
 						json_object_object_add(obj, "status-code", j);
+				} else if (!strcmp((const char *)a->name, "reason")) {
+					/* lighttpd and HTTP/2 write their own reason phrase: APIM's
+					 * is not behaviour a client can rely on */
+					if (c->notes) {
+						char where[512];
+						snprintf(where, sizeof(where), "%s:%zu", c->file,
+							 px_linemap_start(c->map, (size_t)xmlGetLineNo(k)));
+						cfg_error(c->notes, where, "return-response: the reason phrase"
+							  " '%s' is not carried over (the web server writes its"
+							  " own)", v ? (const char *)v : "");
+					}
 				} else {
-					S_err(c, k, "return-response: <set-status %s> is not importable"
-					      " (format 1's return-response takes a status code only;"
-					      " the web server writes its own reason phrase)",
+					S_err(c, k, "return-response: <set-status %s> is not importable",
 					      (const char *)a->name);
 				}
 				xmlFree(v);
@@ -1008,10 +1018,11 @@ out:
 }
 
 int px_convert(const char *xml, size_t len, const char *file, const struct px_fragment *frags,
-	       size_t n_frags, json_object **out, struct px_origins *orig, struct cfg_errors *errs)
+	       size_t n_frags, json_object **out, struct px_origins *orig, struct cfg_errors *errs,
+	       struct cfg_errors *notes)
 {
 	struct px_linemap map = PX_LINEMAP_INIT;
-	struct cv c = { file, &map, frags, n_frags, orig, errs, 0, 0 };
+	struct cv c = { file, &map, frags, n_frags, orig, errs, notes, 0, 0 };
 	static const char *const sections[] = { "inbound", "backend", "outbound", "on-error" };
 	xmlDoc *doc;
 	xmlNode *root, *s;

@@ -94,9 +94,13 @@ int px_expr(const char *cs, size_t len, char **out, int *is_value, char *why, si
  * (only the sections present). include-fragment is inlined from frags.
  * 0 with a new *out, or -1 with every problem appended to errs and *out what
  * did convert (NULL when the file is not XML): never to be used as the
- * result, only for checking the rest of it. */
+ * result, only for checking the rest of it. notes (may be NULL) gets one
+ * "FILE:LINE" message for each thing carried over that a person should know
+ * of without it being a difference in behaviour (a reason phrase: the web
+ * server writes its own). */
 int px_convert(const char *xml, size_t len, const char *file, const struct px_fragment *frags,
-	       size_t n_frags, json_object **out, struct px_origins *orig, struct cfg_errors *errs);
+	       size_t n_frags, json_object **out, struct px_origins *orig, struct cfg_errors *errs,
+	       struct cfg_errors *notes);
 
 /* The "FILE:LINE" of the policy element whose attribute object is obj, or NULL. */
 const char *px_origins_find(const struct px_origins *orig, const json_object *obj);

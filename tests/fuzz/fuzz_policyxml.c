@@ -41,7 +41,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t ol = 0, line = 0, i, a = 0, b = 0;
 	struct px_linemap map = PX_LINEMAP_INIT;
 	struct px_origins orig = PX_ORIGINS_INIT;
-	struct cfg_errors errs = CFG_ERRORS_INIT;
+	struct cfg_errors errs = CFG_ERRORS_INIT, notes = CFG_ERRORS_INIT;
 	json_object *pol = NULL;
 	int rc, bare;
 
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	frags[1].file = "policy fragments/input/policy.xml";
 	frags[1].xml = in;
 	frags[1].len = size;
-	rc = px_convert(in, size, "policy.xml", frags, 2, &pol, &orig, &errs);
+	rc = px_convert(in, size, "policy.xml", frags, 2, &pol, &orig, &errs, &notes);
 	if (rc == 0)
 		CHECK(pol != NULL && errs.n + errs.dropped == 0);
 	else
@@ -82,6 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_object_put(pol);
 	px_origins_release(&orig);
 	cfg_errors_release(&errs);
+	cfg_errors_release(&notes);
 
 	out = NULL;
 	ewhy[0] = '\0';

@@ -19,7 +19,7 @@ import pytest
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
-from harness import LOGS  # noqa: E402
+from harness import LOGS, wait_until  # noqa: E402
 from servers import Gateway, Httpbin  # noqa: E402
 
 IMPORT = os.environ.get("HOSTGATE_IMPORT", str(ROOT / "build" / "hostgate-import"))
@@ -119,6 +119,8 @@ def test_report_as_json(keys):
             "--format", "json", "--keys", keys)
     assert r.returncode == 0
     rep = json.loads(r.stderr)
+    assert rep["notes"] == ["apis/echo-api/policy.xml:23: return-response: the reason phrase"
+                            " 'Forbidden' is not carried over (the web server writes its own)"]
     assert {a["name"]: a["status"] for a in rep["apis"]} == {
         "echo-api": "imported", "legacy-api": "left-out", "orders-api": "imported"}
     assert rep["secrets"] == [{"name": "orders-key",
@@ -214,11 +216,16 @@ def served(tmp, keys):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     gw = Gateway(str(tmp), "lighttpd-socket", FCGI)
+    gw.httpbin = httpbin
     gw.start()
     gw.apply(doc)
     yield gw
     gw.stop()
     httpbin.stop()
+
+
+def served_httpbin_lines(gw):
+    return gw.httpbin.log_lines()
 
 
 def echoed(resp):
@@ -246,6 +253,14 @@ def test_served_policies_behave(served):
                    headers=key + [("X-Mode", "a<b"), ("X-User", "bob"), ("Content-Length", "0")])
     h = echoed(r)["headers"]
     assert h["X-Mode-Seen"] == "yes" and h["X-Caller"] == "bob"
+    # return-response inside a choose: the upstream is never reached
+    r = gw.get(gw.mount + "/echo/items/42?mark=denied", headers=key + [("X-Deny", "1")])
+    assert r.status == 403 and r.json() == {"denied": True}
+    assert r.header("Content-Type") == "application/json"
+    echoed(gw.get(gw.mount + "/echo/items/43?mark=after", headers=key))
+    wait_until(lambda: any("mark=after" in x for x in served_httpbin_lines(gw)), 10,
+               "httpbin to log the request after the denied one")
+    assert not any("mark=denied" in x for x in served_httpbin_lines(gw))
     # operations from the specification: anything else is 404; no key is 401
     assert gw.get(gw.mount + "/echo/nothing-here", headers=key).status == 404
     assert gw.get(gw.mount + "/echo/items/42").status == 401
