@@ -829,6 +829,110 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 	return -1;
 }
 
+/* ---- send-request to a URL → to the backend that URL is under ------------------ */
+
+/* s with every {{name}} of a non-secret named value replaced; a new string */
+static char *S_expand(json_object *nv, const char *s)
+{
+	char out[4096];
+	size_t n = 0;
+
+	while (*s && n + 1 < sizeof(out)) {
+		const char *e;
+		json_object *v;
+		char name[128];
+		if (s[0] == '{' && s[1] == '{' && (e = strstr(s + 2, "}}")) &&
+		    (size_t)(e - s - 2) < sizeof(name)) {
+			snprintf(name, sizeof(name), "%.*s", (int)(e - s - 2), s + 2);
+			if (json_object_object_get_ex(nv, name, &v) && !S_bool(v, "secret", 0) &&
+			    S_str(v, "value")) {
+				const char *val = S_str(v, "value");
+				size_t l = strlen(val);
+				if (n + l + 1 >= sizeof(out))
+					break;
+				memcpy(out + n, val, l);
+				n += l;
+				s = e + 2;
+				continue;
+			}
+		}
+		out[n++] = *s++;
+	}
+	out[n] = '\0';
+	return strdup(out);
+}
+
+/* APIM's send-request names a URL; format 1's a backend and a path below it
+ * (never an open proxy). An absolute set-url under exactly one configured
+ * backend's URL (the longest, at a '/' boundary) becomes backend-id and the
+ * rest; anything else is left for the loader to refuse at the element's line. */
+static void S_send_request(json_object *doc, json_object *sr)
+{
+	json_object *bs, *nv = NULL, *u;
+	const char *url, *best = NULL;
+	char *x, *rest = NULL;
+	size_t best_len = 0;
+
+	if (!json_object_object_get_ex(sr, "set-url", &u) || !json_object_is_type(u, json_type_string) ||
+	    json_object_object_get_ex(sr, "backend-id", NULL) ||
+	    !json_object_object_get_ex(doc, "backends", &bs))
+		return;
+	json_object_object_get_ex(doc, "named_values", &nv);
+	x = S_expand(nv, json_object_get_string(u));
+	if (!x || (strncmp(x, "http://", 7) && strncmp(x, "https://", 8))) {
+		free(x);
+		return;
+	}
+	json_object_object_foreach(bs, id, b) {
+		char *bu;
+		size_t l;
+		url = S_str(b, "url");
+		if (!url)
+			continue;
+		bu = S_expand(nv, url);
+		if (!bu)
+			continue;
+		l = strlen(bu);
+		while (l > 0 && bu[l - 1] == '/')
+			l--;
+		if (l > best_len && !strncasecmp(x, bu, l) && (x[l] == '\0' || x[l] == '/' || x[l] == '?')) {
+			best = id;
+			best_len = l;
+		}
+		free(bu);
+	}
+	if (best) {
+		rest = strdup(x + best_len);
+		json_object_object_add(sr, "backend-id", json_object_new_string(best));
+		if (rest && *rest)
+			json_object_object_add(sr, "set-url", json_object_new_string(
+				rest[0] == '?' ? rest : rest));
+		else
+			json_object_object_del(sr, "set-url");
+	}
+	free(rest);
+	free(x);
+}
+
+static void S_walk_send_requests(json_object *doc, json_object *v, int depth)
+{
+	size_t i;
+
+	if (depth > 64 || !v)
+		return;
+	if (json_object_is_type(v, json_type_array)) {
+		for (i = 0; i < json_object_array_length(v); i++)
+			S_walk_send_requests(doc, json_object_array_get_idx(v, i), depth + 1);
+	} else if (json_object_is_type(v, json_type_object)) {
+		json_object_object_foreach(v, k, m) {
+			if (!strcmp(k, "send-request") && json_object_is_type(m, json_type_object))
+				S_send_request(doc, m);
+			else if (strcmp(k, "backends") && strcmp(k, "named_values"))
+				S_walk_send_requests(doc, m, depth + 1);
+		}
+	}
+}
+
 /* ---- the whole ----------------------------------------------------------------- */
 
 static void S_gateway_filter(struct cx *c)
@@ -893,6 +997,7 @@ static json_object *S_build(struct cx *c)
 	pol = S_policy(c, &c->a->policy);
 	if (pol)
 		json_object_object_add(doc, "policies", pol);
+	S_walk_send_requests(doc, doc, 0);
 	return doc;
 }
 

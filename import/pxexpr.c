@@ -491,6 +491,23 @@ static struct val S_primary(struct px *x)
 		}
 		return S_mk(strndup(b, (size_t)(x->p - b)), T_INT, 0);
 	}
+	if (S_eat(x, "((IResponse)context.Variables[")) {
+		/* a send-request answer's status */
+		char *q2;
+		if (S_cstring(x, &lit) || S_expect(x, "])") || S_expect(x, ".StatusCode")) {
+			free(lit);
+			S_fail(x, "only ((IResponse)context.Variables[\"name\"]).StatusCode is importable");
+			return S_none();
+		}
+		if (!S_name_ok(lit, 0)) {
+			S_fail(x, "the variable name '%s' is not importable", lit);
+			free(lit);
+			return S_none();
+		}
+		q2 = S_fmt("int(${var.%s.status})", lit);
+		free(lit);
+		return S_mk(q2, T_INT, 0);
+	}
 	if (S_eat(x, "(")) {
 		v = S_expr(x);
 		if (x->failed || S_expect(x, ")")) {

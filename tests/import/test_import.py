@@ -246,6 +246,10 @@ def test_served_policies_behave(served):
     assert h["X-Mode-Seen"] == "no"                   # choose: otherwise
     assert h["X-Op"] == "get-item/echo-api"           # operation policy, "+" concatenation
     assert h["X-Request-Stamp"] == r.header("X-Request-Id")   # the fragment, inlined
+    # send-request to {{orders-url}}/token became the orders-backend backend + /token
+    assert h["X-Token-Status"] == "200"
+    wait_until(lambda: any(x.startswith("GET /anything/orders-backend/token")
+                           for x in served_httpbin_lines(gw)), 10, "the side call in httpbin's log")
     assert "Ocp-Apim-Subscription-Key" not in h
     assert r.header("X-Served-By") == "hostgate-import"       # outbound
     # the non-strict-XML condition: POST && X-Mode == "a<b"

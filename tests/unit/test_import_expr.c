@@ -54,6 +54,8 @@ static const struct map_case maps[] = {
 	{ "context.Request.Headers.GetValueOrDefault(\"X\",\"\") ?? \"d\"",
 	  "default(${request.header.X}, 'd')", 0 },
 	{ "context.Request.Body.As<string>(preserveContent: true)", "${request.body}", 1 },
+	{ "((IResponse)context.Variables[\"tok\"]).StatusCode == 200",
+	  "int(${var.tok.status}) == 200", 0 },
 	{ "int.Parse(context.Request.Headers.GetValueOrDefault(\"N\",\"\")) + 1",
 	  "int(${request.header.N}) + 1", 0 },
 };
