@@ -524,7 +524,11 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		      " URL template) cannot be known", api->name);
 	else if (imp_openapi_operations(api->spec, api->spec_file, ops, c->errs) != 0)
 		c->api_bad[idx] = 1;
-	else if (json_object_array_length(ops) == 0)
+	for (i = 0; i < json_object_array_length(ops); i++)
+		/* a template format 1 refuses is the specification's doing */
+		S_origin(c, json_object_array_get_idx(ops, i), api->spec_file);
+	if (!api->spec_refused && api->spec && json_object_array_length(ops) == 0 &&
+	    !c->api_bad[idx])
 		S_err(c, api->spec_file, 1, "API '%s': the specification has no operations (APIM"
 		      " answers 404 to every call; a format 1 API without operations forwards"
 		      " every call)", api->name);

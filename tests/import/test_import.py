@@ -114,6 +114,29 @@ def test_gateway_keeps_only_its_apis():
     assert "no gateway 'nosuch'" in r.stderr
 
 
+def test_older_layouts_and_spec_refusals(tmp):
+    d = corpus_copy(tmp, "older")
+    # gateways/NAME/apis.json, as the extractor wrote it before apis/API/ folders
+    (d / "gateways/old").mkdir()
+    (d / "gateways/old/gatewayInformation.json").write_text('{"properties": {}}')
+    (d / "gateways/old/apis.json").write_text('[{"name": "orders-api"}]')
+    r = run("apiops", d, "--overrides", OVERRIDES, "--gateway", "old")
+    assert r.returncode == 0, r.stderr
+    assert [a["id"] for a in json.loads(r.stdout)["apis"]] == ["orders-api"]
+    # a URL template format 1 cannot route is refused at the specification
+    spec = d / "apis/orders-api/specification.json"
+    spec.write_text(spec.read_text().replace('"/orders/{orderId}"', '"/orders/{orderId}.json"'))
+    r = run("apiops", d, "--overrides", OVERRIDES, "--gateway", "old")
+    assert r.returncode == 1
+    assert "apis/orders-api/specification.json:1: format 1 refuses it: apis[0].operations[0]" in r.stderr, r.stderr
+    # WSDL
+    (d / "apis/orders-api/specification.wsdl").write_text("<definitions/>")
+    spec.unlink()
+    r = run("apiops", d, "--overrides", OVERRIDES, "--gateway", "old")
+    assert r.returncode == 1
+    assert "apis/orders-api/specification.wsdl:1: API 'orders-api': the specification is not OpenAPI" in r.stderr
+
+
 def test_report_as_json(keys):
     r = run("apiops", CORPUS, "--overrides", OVERRIDES, "--exclude-unconvertible",
             "--format", "json", "--keys", keys)
