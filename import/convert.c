@@ -796,6 +796,16 @@ static const char *S_where(struct cx *c, json_object *doc, const char *msg, long
 	return found;
 }
 
+static int S_already(const struct cfg_errors *errs, const char *where)
+{
+	size_t i, n = strlen(where);
+
+	for (i = 0; i < errs->n; i++)
+		if (!strncmp(errs->msg[i], where, n) && errs->msg[i][n] == ':')
+			return 1;
+	return 0;
+}
+
 /* load doc; errors mapped to files into c->errs and to APIs; 0 when it loads */
 static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 {
@@ -825,6 +835,10 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 			c->failed = 1;
 		}
 		snprintf(mapped, sizeof(mapped), "%s", w ? w : "(document)");
+		/* an element already refused at that line (an attribute that did not
+		 * convert is missing now): its first reason is the one to read */
+		if (w && S_already(c->errs, w))
+			continue;
 		cfg_error(c->errs, mapped, "format 1 refuses it: %s", le.msg[i]);
 	}
 	if (le.dropped)
