@@ -147,19 +147,14 @@ static json_object *S_json_text(struct rd *r, const char *rel, const char *text,
 	if (!t)
 		return NULL;
 	j = json_tokener_parse_ex(t, text, (int)len);
-	if (!j || json_tokener_get_error(t) != json_tokener_success ||
-	    t->char_offset < (int)len) {
+	/* trailing whitespace is fine */
+	for (i = (size_t)t->char_offset; j && i < len && strchr(" \t\r\n", text[i]); i++)
+		;
+	if (!j || json_tokener_get_error(t) != json_tokener_success || (j && i < len)) {
 		size_t off = (size_t)t->char_offset;
-		int trailing = j && t->char_offset < (int)len;
+		int trailing = j != NULL;
 		for (i = 0; i < off && i < len; i++)
 			line += text[i] == '\n';
-		/* trailing whitespace is fine */
-		if (trailing) {
-			for (i = off; i < len && strchr(" \t\r\n", text[i]); i++)
-				;
-			if (i == len)
-				goto ok;
-		}
 		snprintf(msg, sizeof(msg), "not JSON: %s",
 			 trailing ? "text after the value" :
 			 json_tokener_error_desc(json_tokener_get_error(t)));
@@ -167,7 +162,6 @@ static json_object *S_json_text(struct rd *r, const char *rel, const char *text,
 		json_object_put(j);
 		j = NULL;
 	}
-ok:
 	json_tokener_free(t);
 	return j;
 }

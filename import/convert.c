@@ -689,23 +689,25 @@ static void S_subscriptions(struct cx *c, json_object *arr, json_object *product
 		json_object *p = S_props(it->info), *o, *keys = NULL, *kh;
 		const char *scope = S_str(p, "scope"), *state = S_str(p, "state"),
 			*exp = S_str(p, "expirationDate");
-		const char *m;
+		const char *m, *mapi;
 		char sc[200];
 
 		if (!scope)
 			scope = "";
-		if ((m = strstr(scope, "/products/"))) {
+		m = strstr(scope, "/products/");
+		mapi = strstr(scope, "/apis/");
+		if (m) {
 			if (!S_product_kept(products, m + 10)) {
 				S_left_out(c, "subscription", it->name, "its product is not imported");
 				continue;
 			}
 			snprintf(sc, sizeof(sc), "product:%s", m + 10);
-		} else if ((m = strstr(scope, "/apis/"))) {
-			if (!S_api_kept(c, S_api_index(c, m + 6))) {
+		} else if (mapi) {
+			if (!S_api_kept(c, S_api_index(c, mapi + 6))) {
 				S_left_out(c, "subscription", it->name, "its API is not imported");
 				continue;
 			}
-			snprintf(sc, sizeof(sc), "api:%s", m + 6);
+			snprintf(sc, sizeof(sc), "api:%s", mapi + 6);
 		} else {
 			snprintf(sc, sizeof(sc), "all");
 		}
@@ -859,8 +861,8 @@ static char *S_expand(json_object *nv, const char *s)
 		const char *e;
 		json_object *v;
 		char name[128];
-		if (s[0] == '{' && s[1] == '{' && (e = strstr(s + 2, "}}")) &&
-		    (size_t)(e - s - 2) < sizeof(name)) {
+		e = s[0] == '{' && s[1] == '{' ? strstr(s + 2, "}}") : NULL;
+		if (e && (size_t)(e - s - 2) < sizeof(name)) {
 			snprintf(name, sizeof(name), "%.*s", (int)(e - s - 2), s + 2);
 			if (json_object_object_get_ex(nv, name, &v) && !S_bool(v, "secret", 0) &&
 			    S_str(v, "value")) {

@@ -392,53 +392,44 @@ static json_object *S_value(struct cv *c, const xmlNode *n, const char *what, co
 {
 	char *t = S_trim_dup(raw), *x = NULL, *s = NULL;
 	char why[256];
-	int bare = 0;
+	int bare = 0, refused = 0;
 	json_object *j = NULL;
 	size_t tl;
 
 	if (!t)
-		goto oom;
+		goto out;
 	tl = strlen(t);
 	if (tl >= 2 && t[0] == '@' && t[1] == '{') {
 		S_err(c, n, "%s: a multi-statement expression @{...} is not importable (format 1"
 		      " expressions are single expressions, docs/expressions.md)", what);
-		goto out;
-	}
-	if (tl >= 3 && t[0] == '@' && t[1] == '(' && t[tl - 1] == ')') {
+		refused = 1;
+	} else if (tl >= 3 && t[0] == '@' && t[1] == '(' && t[tl - 1] == ')') {
 		if (px_expr(t + 2, tl - 3, &x, &bare, why, sizeof(why)) != 0) {
 			S_err(c, n, "%s: the expression cannot be carried over, %s", what, why);
-			goto out;
-		}
-		if (condition || bare)
+			refused = 1;
+		} else if (condition || bare) {
 			j = json_object_new_string(x);
-		else {
+		} else {
 			size_t l = strlen(x) + 4;
 			s = malloc(l);
-			if (!s)
-				goto oom;
-			snprintf(s, l, "$(%s)", x);
-			j = json_object_new_string(s);
+			if (s) {
+				snprintf(s, l, "$(%s)", x);
+				j = json_object_new_string(s);
+			}
 		}
-		if (!j)
-			goto oom;
-		goto out;
-	}
-	if (condition) {
+	} else if (condition) {
 		S_err(c, n, "%s: a condition must be an expression @(...)", what);
-		goto out;
-	}
-	if (strstr(raw, "${") || strstr(raw, "$(") || strstr(raw, "$$")) {
+		refused = 1;
+	} else if (strstr(raw, "${") || strstr(raw, "$(") || strstr(raw, "$$")) {
 		S_err(c, n, "%s: the literal text holds '${', '$(' or '$$', which format 1 would read"
 		      " as a substitution", what);
-		goto out;
+		refused = 1;
+	} else {
+		j = json_object_new_string(raw);
 	}
-	j = json_object_new_string(raw);
-	if (!j)
-		goto oom;
-	goto out;
-oom:
-	S_err(c, n, "out of memory");
 out:
+	if (!j && !refused)
+		S_err(c, n, "out of memory");
 	free(t);
 	free(x);
 	free(s);
@@ -618,13 +609,9 @@ static void S_children(struct cv *c, const xmlNode *n, json_object *obj)
 		if (k->type != XML_ELEMENT_NODE)
 			continue;
 		kn = S_name(k);
-		if ((!strcmp(p, "set-header") || !strcmp(p, "set-query-parameter") ||
-		     !strcmp(p, "check-header") || !strcmp(p, "ip-filter")) &&
-		    (!strcmp(kn, "value") || !strcmp(kn, "address"))) {
-			if ((kn[0] == 'v') != (p[0] != 'i')) {
-				S_unexpected(c, n, k);
-				continue;
-			}
+		if (((!strcmp(p, "set-header") || !strcmp(p, "set-query-parameter") ||
+		      !strcmp(p, "check-header")) && !strcmp(kn, "value")) ||
+		    (!strcmp(p, "ip-filter") && !strcmp(kn, "address"))) {
 			json_object *v = S_text_value(c, k, kn, 0);
 			if (v)
 				json_object_array_add(S_arr_member(obj, kn), v);
@@ -971,8 +958,12 @@ static xmlDoc *S_parse(struct cv *c, const char *xml, size_t len, const char *fi
 		return NULL;
 	}
 	ctxt = xmlNewParserCtxt();
-	if (!ctxt)
-		goto oom;
+	if (!ctxt) {
+		snprintf(where, sizeof(where), "%s:1", file);
+		cfg_error(c->errs, where, "out of memory");
+		c->failed = 1;
+		goto out;
+	}
 	/* the first error names the place; libxml2's last is often "premature
 	 * end of data" at the end of the file */
 	first.seen = 0;
@@ -1006,11 +997,6 @@ static xmlDoc *S_parse(struct cv *c, const char *xml, size_t len, const char *fi
 		xmlFreeDoc(doc);
 		doc = NULL;
 	}
-	goto out;
-oom:
-	snprintf(where, sizeof(where), "%s:1", file);
-	cfg_error(c->errs, where, "out of memory");
-	c->failed = 1;
 out:
 	xmlFreeParserCtxt(ctxt);
 	free(tok);
