@@ -438,6 +438,11 @@ static const char *S_api_backend(struct cx *c, json_object *bs, const struct imp
 		S_err(c, api->file, 1, "API '%s': the name is too long to name its backend", api->name);
 		return NULL;
 	}
+	if (json_object_object_get_ex(bs, buf, NULL)) {
+		S_err(c, api->file, 1, "API '%s': its serviceUrl needs a backend named '%s', and a"
+		      " backend of the artifacts has that name with another URL", api->name, buf);
+		return NULL;
+	}
 	nb = json_object_new_object();
 	json_object_object_add(nb, "url", json_object_new_string(url));
 	json_object_object_add(bs, buf, nb);
