@@ -243,6 +243,7 @@ static void S_origin(struct cx *c, json_object *obj, const char *file)
 	snprintf(where, sizeof(where), "%s:1", file);
 	o->v[o->n].obj = obj;
 	o->v[o->n].where = strdup(where);
+	o->v[o->n].refused = 0;
 	if (o->v[o->n].where)
 		o->n++;
 }
@@ -758,9 +759,11 @@ static void S_subscriptions(struct cx *c, json_object *arr, json_object *product
 
 /* "apis[0].policies.inbound[1][\"set-header\"].x: msg" → the deepest recorded
  * object on that path; its FILE:LINE, or NULL. *api set to the API's index. */
-static const char *S_where(struct cx *c, json_object *doc, const char *msg, long *api)
+static const struct px_origin *S_where(struct cx *c, json_object *doc, const char *msg,
+				       long *api)
 {
-	const char *p = msg, *found = NULL, *w;
+	const char *p = msg;
+	const struct px_origin *found = NULL, *w;
 	json_object *cur = doc, *apis = NULL;
 	char key[256];
 	size_t n;
@@ -828,7 +831,8 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 	}
 	for (i = 0; i < le.n; i++) {
 		long api;
-		const char *w = S_where(c, doc, le.msg[i], &api);
+		const struct px_origin *o = S_where(c, doc, le.msg[i], &api);
+		const char *w = o ? o->where : NULL;
 		char mapped[700];
 		if (api >= 0) {
 			const char *id = S_str(json_object_array_get_idx(
@@ -844,7 +848,7 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 		snprintf(mapped, sizeof(mapped), "%s", w ? w : "(document)");
 		/* an element already refused at that line (an attribute that did not
 		 * convert is missing now): its first reason is the one to read */
-		if (w && S_already(c->errs, w))
+		if (o && (o->refused || S_already(c->errs, w)))
 			continue;
 		cfg_error(c->errs, mapped, "format 1 refuses it: %s", le.msg[i]);
 	}

@@ -316,7 +316,7 @@ static void S_err(struct cv *c, const xmlNode *n, const char *fmt, ...)
 	c->failed = 1;
 }
 
-static void S_origin(struct cv *c, const xmlNode *n, json_object *obj)
+static void S_origin(struct cv *c, const xmlNode *n, json_object *obj, int refused)
 {
 	struct px_origins *o = c->orig;
 	struct px_origin *nv;
@@ -336,17 +336,18 @@ static void S_origin(struct cv *c, const xmlNode *n, json_object *obj)
 		 px_linemap_start(c->map, (size_t)xmlGetLineNo(n)));
 	o->v[o->n].obj = obj;
 	o->v[o->n].where = strdup(where);
+	o->v[o->n].refused = refused;
 	if (o->v[o->n].where)
 		o->n++;
 }
 
-const char *px_origins_find(const struct px_origins *orig, const json_object *obj)
+const struct px_origin *px_origins_find(const struct px_origins *orig, const json_object *obj)
 {
 	size_t i;
 
 	for (i = 0; i < orig->n; i++)
 		if (orig->v[i].obj == obj)
-			return orig->v[i].where;
+			return &orig->v[i];
 	return NULL;
 }
 
@@ -860,6 +861,7 @@ static void S_policies(struct cv *c, const xmlNode *first, json_object *arr)
 {
 	const xmlNode *n;
 	const char *const *k;
+	size_t nerr;
 
 	if (++c->depth > PX_MAX_DEPTH) {
 		S_err(c, first, "policies nest more than %d deep", PX_MAX_DEPTH);
@@ -908,9 +910,10 @@ static void S_policies(struct cv *c, const xmlNode *first, json_object *arr)
 			continue;
 		}
 		obj = json_object_new_object();
+		nerr = c->errs->n + c->errs->dropped;
 		S_attrs(c, n, obj, NULL);
 		S_children(c, n, obj);
-		S_origin(c, n, obj);
+		S_origin(c, n, obj, c->errs->n + c->errs->dropped != nerr);
 		el = json_object_new_object();
 		json_object_object_add(el, p, obj);
 		json_object_array_add(arr, el);

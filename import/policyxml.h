@@ -58,6 +58,7 @@ struct px_fragment {
 struct px_origin {
 	json_object *obj;	/* a policy element's attribute object (borrowed) */
 	char *where;		/* "FILE:LINE", owned */
+	int refused;		/* something in it was already refused */
 };
 struct px_origins {
 	struct px_origin *v;
@@ -102,8 +103,8 @@ int px_convert(const char *xml, size_t len, const char *file, const struct px_fr
 	       size_t n_frags, json_object **out, struct px_origins *orig, struct cfg_errors *errs,
 	       struct cfg_errors *notes);
 
-/* The "FILE:LINE" of the policy element whose attribute object is obj, or NULL. */
-const char *px_origins_find(const struct px_origins *orig, const json_object *obj);
+/* The origin of the policy element whose attribute object is obj, or NULL. */
+const struct px_origin *px_origins_find(const struct px_origins *orig, const json_object *obj);
 /* Frees the recorded strings; orig can be reused. */
 void px_origins_release(struct px_origins *orig);
 

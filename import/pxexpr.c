@@ -267,13 +267,13 @@ static struct val S_context(struct px *x)
 	char a[64], b[64], c[64];
 	char *name = NULL, *dflt = NULL;
 
-	if (S_expect(x, ".") || S_ident(x, a, sizeof(a)))
+	if (!S_eat(x, ".") || S_ident(x, a, sizeof(a)))
 		goto unknown;
 	if (!strcmp(a, "RequestId"))
 		return S_mk(strdup("${context.request_id}"), T_STR, 1);
 	if (!strcmp(a, "Subscription") || !strcmp(a, "Product") || !strcmp(a, "Api") ||
 	    !strcmp(a, "Operation")) {
-		if (S_expect(x, ".") || S_ident(x, b, sizeof(b)) || strcmp(b, "Id"))
+		if (!S_eat(x, ".") || S_ident(x, b, sizeof(b)) || strcmp(b, "Id"))
 			goto unknown;
 		if (!strcmp(a, "Subscription"))
 			return S_mk(strdup("${subscription.id}"), T_STR, 1);
@@ -284,7 +284,7 @@ static struct val S_context(struct px *x)
 		return S_mk(strdup("${operation.id}"), T_STR, 1);
 	}
 	if (!strcmp(a, "Variables")) {
-		if (S_expect(x, ".") || S_ident(x, b, sizeof(b)))
+		if (!S_eat(x, ".") || S_ident(x, b, sizeof(b)))
 			goto unknown;
 		if (!strcmp(b, "ContainsKey")) {
 			if (S_args_name_default(x, &name, &dflt))
@@ -316,7 +316,7 @@ static struct val S_context(struct px *x)
 	}
 	if (!strcmp(a, "Request") || !strcmp(a, "Response")) {
 		int req = !strcmp(a, "Request");
-		if (S_expect(x, ".") || S_ident(x, b, sizeof(b)))
+		if (!S_eat(x, ".") || S_ident(x, b, sizeof(b)))
 			goto unknown;
 		if (req && !strcmp(b, "Method"))
 			return S_mk(strdup("${request.method}"), T_STR, 1);
@@ -325,7 +325,7 @@ static struct val S_context(struct px *x)
 		if (!req && !strcmp(b, "StatusCode"))
 			return S_mk(strdup("int(${response.status})"), T_INT, 0);
 		if (!strcmp(b, "Headers")) {
-			if (S_expect(x, ".") || S_ident(x, c, sizeof(c)) ||
+			if (!S_eat(x, ".") || S_ident(x, c, sizeof(c)) ||
 			    strcmp(c, "GetValueOrDefault"))
 				goto unknown;
 			if (S_args_name_default(x, &name, &dflt))
@@ -341,7 +341,7 @@ static struct val S_context(struct px *x)
 				}
 				return S_value_with_default(x, "path", name, NULL, 0);
 			}
-			if (S_expect(x, ".") || S_ident(x, c, sizeof(c)) ||
+			if (!S_eat(x, ".") || S_ident(x, c, sizeof(c)) ||
 			    strcmp(c, "GetValueOrDefault"))
 				goto unknown;
 			if (S_args_name_default(x, &name, &dflt))
@@ -349,11 +349,11 @@ static struct val S_context(struct px *x)
 			return S_value_with_default(x, "path", name, dflt, 0);
 		}
 		if (req && !strcmp(b, "Url")) {
-			if (S_expect(x, ".") || S_ident(x, c, sizeof(c)))
+			if (!S_eat(x, ".") || S_ident(x, c, sizeof(c)))
 				goto unknown;
 			if (!strcmp(c, "Path"))
 				return S_mk(strdup("${request.path}"), T_STR, 1);
-			if (strcmp(c, "Query") || S_expect(x, ".") || S_ident(x, c, sizeof(c)) ||
+			if (strcmp(c, "Query") || !S_eat(x, ".") || S_ident(x, c, sizeof(c)) ||
 			    strcmp(c, "GetValueOrDefault"))
 				goto unknown;
 			if (S_args_name_default(x, &name, &dflt))

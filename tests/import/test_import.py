@@ -190,6 +190,39 @@ def test_attribute_format1_lacks_refused_at_its_line(tmp):
     assert "apis/orders-api/policy.xml:8: " in err and "buffer-request-body" in err, err
 
 
+def test_nested_refusals_each_once_at_their_line(tmp):
+    d = corpus_copy(tmp, "nested")
+    (d / "apis/echo-api/operations/get-item/policy.xml").write_text(
+        "<policies>\n"
+        "\t<inbound>\n"
+        "\t\t<base />\n"
+        "\t\t<choose>\n"
+        "\t\t\t<when condition=\"@(context.Request.Method == \"GET\")\">\n"
+        "\t\t\t\t<set-header name=\"X-A\" exists-action=\"override\">\n"
+        "\t\t\t\t\t<value>{{missing}}</value>\n"
+        "\t\t\t\t</set-header>\n"
+        "\t\t\t</when>\n"
+        "\t\t</choose>\n"
+        "\t\t<validate-content unspecified-content-type-action=\"prevent\" max-size=\"102400\" />\n"
+        "\t\t<set-header name=\"X-B\" exists-action=\"override\">\n"
+        "\t\t\t<value>@(context.Request.Headers[\"X\"])</value>\n"
+        "\t\t</set-header>\n"
+        "\t\t<rate-limit calls=\"5\" renewal-period=\"60\">\n"
+        "\t\t\t<api name=\"x\" calls=\"1\" renewal-period=\"1\" />\n"
+        "\t\t</rate-limit>\n"
+        "\t</inbound>\n"
+        "</policies>\n")
+    r = run("apiops", d, "--overrides", OVERRIDES, "--gateway", "edge")
+    assert r.returncode == 1
+    f = "apis/echo-api/operations/get-item/policy.xml:"
+    errs = [x for x in r.stderr.splitlines() if x.startswith(f)]
+    assert [x.split(":")[1] for x in errs] == ["11", "13", "16", "6"], r.stderr
+    assert "'validate-content' is not importable" in errs[0]
+    assert "this use of 'context' is not in the table" in errs[1]
+    assert "<api> is not importable" in errs[2]
+    assert "unknown named value 'missing'" in errs[3]
+
+
 def test_not_xml_refused_at_its_line(tmp):
     d = corpus_copy(tmp, "notxml")
     (d / "apis/echo-api/operations/get-item/policy.xml").write_text(
