@@ -346,8 +346,11 @@ static void S_api(struct rd *r, const char *folder, struct imp_api *api)
 		if (p && lstat(p, &st) == 0) {
 			api->spec_file = f;
 			if (strstr(*s, ".yaml") || strstr(*s, ".yml") || strstr(*s, ".json")) {
+				size_t sl;
 				if (apiops_read_spec(p, f, &api->spec, r->errs) != 0)
 					r->failed = 1;
+				else if (S_read(r, f, &api->spec_text, &sl) != 0)
+					api->spec_text = NULL;
 			} else {
 				api->spec_refused = 1;
 			}
@@ -388,6 +391,7 @@ static void S_api_free(struct imp_api *api)
 	json_object_put(api->info);
 	json_object_put(api->spec);
 	free(api->spec_file);
+	free(api->spec_text);
 	S_text_free(&api->policy);
 	for (i = 0; i < api->n_ops; i++) {
 		free(api->ops[i].name);

@@ -227,7 +227,37 @@ static json_object *S_policy(struct cx *c, const struct imp_text *t)
 	return p;
 }
 
+static void S_origin_line(struct cx *c, json_object *obj, const char *file, size_t line);
+
 static void S_origin(struct cx *c, json_object *obj, const char *file)
+{
+	S_origin_line(c, obj, file, 1);
+}
+
+/* the line of a specification where path is a key ("/a/{b}": or '/a/{b}': or
+ * /a/{b}:), 1 when not found */
+static size_t S_spec_line(const char *text, const char *path)
+{
+	const char *p = text;
+	size_t n = strlen(path), line = 1;
+
+	if (!text || !n)
+		return 1;
+	while ((p = strstr(p, path)) != NULL) {
+		const char *e = p + n;
+		if ((*e == '"' || *e == '\'' || *e == ':' || *e == '?') &&
+		    (p == text || p[-1] == '"' || p[-1] == '\'' || p[-1] == ' ' || p[-1] == '\n')) {
+			const char *q;
+			for (q = text; q < p; q++)
+				line += *q == '\n';
+			return line;
+		}
+		p++;
+	}
+	return 1;
+}
+
+static void S_origin_line(struct cx *c, json_object *obj, const char *file, size_t line)
 {
 	struct px_origins *o = &c->orig;
 	char where[600];
@@ -240,7 +270,7 @@ static void S_origin(struct cx *c, json_object *obj, const char *file)
 		o->v = nv;
 		o->cap = cap;
 	}
-	snprintf(where, sizeof(where), "%s:1", file);
+	snprintf(where, sizeof(where), "%s:%zu", file, line);
 	o->v[o->n].obj = obj;
 	o->v[o->n].where = strdup(where);
 	o->v[o->n].refused = 0;
@@ -532,7 +562,9 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		c->api_bad[idx] = 1;
 	for (i = 0; i < json_object_array_length(ops); i++)
 		/* a template format 1 refuses is the specification's doing */
-		S_origin(c, json_object_array_get_idx(ops, i), api->spec_file);
+		S_origin_line(c, json_object_array_get_idx(ops, i), api->spec_file,
+			      S_spec_line(api->spec_text,
+					  S_str(json_object_array_get_idx(ops, i), "url_template")));
 	if (!api->spec_refused && api->spec && json_object_array_length(ops) == 0 &&
 	    !c->api_bad[idx])
 		S_err(c, api->spec_file, 1, "API '%s': the specification has no operations (APIM"

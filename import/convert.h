@@ -61,6 +61,7 @@ struct imp_api {
 	json_object *info;	/* that file's object ({"properties": {...}}) */
 	json_object *spec;	/* OpenAPI 2 or 3 as JSON; NULL: none */
 	char *spec_file;	/* the specification's file (also WSDL/GraphQL: refused) */
+	char *spec_text;	/* its text, for line numbers in messages; may be NULL */
 	int spec_refused;	/* a specification that is not OpenAPI */
 	struct imp_text policy;
 	struct imp_operation *ops;	/* operation policies */

@@ -128,7 +128,7 @@ def test_older_layouts_and_spec_refusals(tmp):
     spec.write_text(spec.read_text().replace('"/orders/{orderId}"', '"/orders/{orderId}.json"'))
     r = run("apiops", d, "--overrides", OVERRIDES, "--gateway", "old")
     assert r.returncode == 1
-    assert "apis/orders-api/specification.json:1: format 1 refuses it: apis[0].operations[0]" in r.stderr, r.stderr
+    assert "apis/orders-api/specification.json:6: format 1 refuses it: apis[0].operations[0]" in r.stderr, r.stderr
     # WSDL
     (d / "apis/orders-api/specification.wsdl").write_text("<definitions/>")
     spec.unlink()
