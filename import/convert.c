@@ -24,7 +24,34 @@ struct cx {
 	unsigned char *api_skip;	/* per API: not served by --gateway */
 	int failed;		/* an error outside any API */
 	long cur_api;		/* the API being converted, -1: none */
+	json_object *reasons;	/* per API: why it cannot be carried over (strings) */
 };
+
+/* appends msg to API ai's reasons, once */
+static void S_reason(struct cx *c, long ai, const char *msg)
+{
+	json_object *arr;
+	size_t i;
+
+	if (ai < 0 || !c->reasons)
+		return;
+	arr = json_object_array_get_idx(c->reasons, (size_t)ai);
+	if (!arr)
+		return;
+	for (i = 0; i < json_object_array_length(arr); i++)
+		if (!strcmp(json_object_get_string(json_object_array_get_idx(arr, i)), msg))
+			return;
+	json_object_array_add(arr, json_object_new_string(msg));
+}
+
+/* the messages errs got since n0 become API ai's reasons */
+static void S_reasons_since(struct cx *c, long ai, size_t n0)
+{
+	size_t i;
+
+	for (i = n0; i < c->errs->n; i++)
+		S_reason(c, ai, c->errs->msg[i]);
+}
 
 static void S_err(struct cx *c, const char *file, long line, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -38,10 +65,14 @@ static void S_err(struct cx *c, const char *file, long line, const char *fmt, ..
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	cfg_error(c->errs, where, "%s", msg);
-	if (c->cur_api >= 0)
+	if (c->cur_api >= 0) {
+		char full[1700];
+		snprintf(full, sizeof(full), "%s: %s", where, msg);
+		S_reason(c, c->cur_api, full);
 		c->api_bad[c->cur_api] = 1;
-	else
+	} else {
 		c->failed = 1;
+	}
 }
 
 static json_object *S_props(json_object *info)
@@ -212,15 +243,18 @@ int imp_openapi_operations(json_object *spec, const char *file, json_object *ops
 static json_object *S_policy(struct cx *c, const struct imp_text *t)
 {
 	json_object *p = NULL;
+	size_t n0 = c->errs->n;
 
 	if (!t->file || !t->text)
 		return NULL;
 	if (px_convert(t->text, t->len, t->file, c->a->frags, c->a->n_frags, &p, &c->orig,
 		       c->errs, c->errs == c->real_errs ? &c->notes : NULL) != 0) {
-		if (c->cur_api >= 0)
+		if (c->cur_api >= 0) {
 			c->api_bad[c->cur_api] = 1;
-		else
+			S_reasons_since(c, c->cur_api, n0);
+		} else {
 			c->failed = 1;
+		}
 	}
 	/* a refused policy's remainder still goes to the loader, for its errors:
 	 * the document is never written then */
@@ -558,8 +592,13 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 	else if (!api->spec)
 		S_err(c, api->file, 1, "API '%s' has no specification: its operations (method and"
 		      " URL template) cannot be known", api->name);
-	else if (imp_openapi_operations(api->spec, api->spec_file, ops, c->errs) != 0)
-		c->api_bad[idx] = 1;
+	else {
+		size_t n0 = c->errs->n;
+		if (imp_openapi_operations(api->spec, api->spec_file, ops, c->errs) != 0) {
+			c->api_bad[idx] = 1;
+			S_reasons_since(c, (long)idx, n0);
+		}
+	}
 	for (i = 0; i < json_object_array_length(ops); i++)
 		/* a template format 1 refuses is the specification's doing */
 		S_origin_line(c, json_object_array_get_idx(ops, i), api->spec_file,
@@ -882,7 +921,15 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 		 * convert is missing now): its first reason is the one to read */
 		if (o && (o->refused || S_already(c->errs, w)))
 			continue;
-		cfg_error(c->errs, mapped, "format 1 refuses it: %s", le.msg[i]);
+		{
+			size_t n0 = c->errs->n;
+			cfg_error(c->errs, mapped, "format 1 refuses it: %s", le.msg[i]);
+			if (api >= 0) {
+				const char *id = S_str(json_object_array_get_idx(
+					json_object_object_get(doc, "apis"), (size_t)api), "id");
+				S_reasons_since(c, id ? S_api_index(c, id) : -1, n0);
+			}
+		}
 	}
 	if (le.dropped)
 		c->failed = 1;
@@ -1074,6 +1121,9 @@ static void S_report_apis(struct cx *c)
 			"imported";
 		json_object_object_add(e, "name", json_object_new_string(c->a->apis[i].name));
 		json_object_object_add(e, "status", json_object_new_string(st));
+		if (c->api_bad[i] && !c->api_skip[i] && c->reasons)
+			json_object_object_add(e, "why", json_object_get(
+				json_object_array_get_idx(c->reasons, i)));
 		json_object_array_add(arr, e);
 	}
 	json_object_object_add(c->report, "apis", arr);
@@ -1100,6 +1150,9 @@ int imp_convert(const struct imp_artifacts *a, const struct imp_options *o, json
 		cfg_error(errs, NULL, "out of memory");
 		goto out;
 	}
+	c.reasons = json_object_new_array();
+	for (size_t i = 0; c.reasons && i < a->n_apis; i++)
+		json_object_array_add(c.reasons, json_object_new_array());
 	S_gateway_filter(&c);
 	/* with --exclude-unconvertible, an API the loader refuses is left out and
 	 * the rest built again: at most once per API */
@@ -1144,6 +1197,7 @@ out:
 	json_object_put(d);
 	r->j = c.report;
 	px_origins_release(&c.orig);
+	json_object_put(c.reasons);
 	free(c.api_bad);
 	free(c.api_skip);
 	return rc;
@@ -1165,8 +1219,14 @@ void imp_report_print(const struct imp_report *r, const struct cfg_errors *errs,
 			fprintf(f, "note: %s\n", json_object_get_string(json_object_array_get_idx(arr, i)));
 	if (json_object_object_get_ex(r->j, "apis", &arr))
 		for (i = 0; i < json_object_array_length(arr); i++) {
-			json_object *e = json_object_array_get_idx(arr, i);
-			fprintf(f, "api %s: %s\n", S_str(e, "name"), S_str(e, "status"));
+			json_object *e = json_object_array_get_idx(arr, i), *why;
+			fprintf(f, "api %s: %s", S_str(e, "name"), S_str(e, "status"));
+			if (json_object_object_get_ex(e, "why", &why) &&
+			    json_object_array_length(why) > 0)
+				fprintf(f, ", first reason: %s%s", json_object_get_string(
+					json_object_array_get_idx(why, 0)),
+					json_object_array_length(why) > 1 ? " (and more above)" : "");
+			fputc('\n', f);
 		}
 	if (json_object_object_get_ex(r->j, "left_out", &arr))
 		for (i = 0; i < json_object_array_length(arr); i++) {

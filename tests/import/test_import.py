@@ -64,7 +64,7 @@ def test_unconvertible_policy_refused_with_file_and_line(tmp):
     assert not out.exists()
     assert ("apis/legacy-api/policy.xml:4: set-variable value: a multi-statement expression"
             in r.stderr), r.stderr
-    assert "api legacy-api: refused" in r.stderr
+    assert "api legacy-api: refused, first reason: apis/legacy-api/policy.xml:4:" in r.stderr
 
 
 def test_exclude_unconvertible_leaves_the_whole_api_out(tmp, keys):
@@ -74,8 +74,8 @@ def test_exclude_unconvertible_leaves_the_whole_api_out(tmp, keys):
     doc = json.loads(r.stdout)
     assert [a["id"] for a in doc["apis"]] == ["echo-api", "orders-api"]
     assert "api-legacy-api" not in doc["backends"]
-    assert "api legacy-api: left-out" in r.stderr
-    assert "apis/legacy-api/policy.xml:4:" in r.stderr
+    assert ("api legacy-api: left-out, first reason: apis/legacy-api/policy.xml:4: set-variable"
+            in r.stderr), r.stderr
 
 
 def structural(doc):
@@ -146,6 +146,8 @@ def test_report_as_json(keys):
                             " 'Forbidden' is not carried over (the web server writes its own)"]
     assert {a["name"]: a["status"] for a in rep["apis"]} == {
         "echo-api": "imported", "legacy-api": "left-out", "orders-api": "imported"}
+    why = [a for a in rep["apis"] if a["name"] == "legacy-api"][0]["why"]
+    assert len(why) == 1 and why[0].startswith("apis/legacy-api/policy.xml:4: set-variable value:")
     assert rep["secrets"] == [{"name": "orders-key",
                                "file": "named values/orders-key/namedValueInformation.json",
                                "supplied": True}]
