@@ -675,7 +675,7 @@ static void S_left_out(struct cx *c, const char *kind, const char *name, const c
  * under its policies: format 1 has no such product, so each of its APIs
  * cannot be carried over exactly (and is left out whole with
  * --exclude-unconvertible). */
-static void S_open_products(struct cx *c)
+static void S_open_products(struct cx *c, size_t ai)
 {
 	size_t i, k;
 
@@ -684,10 +684,9 @@ static void S_open_products(struct cx *c)
 		if (S_bool(S_props(it->info), "subscriptionRequired", 1))
 			continue;
 		for (k = 0; k < it->n_apis; k++) {
-			long ai = S_api_index(c, it->apis[k]);
-			if (ai < 0 || c->api_skip[ai])
+			if (strcmp(it->apis[k], c->a->apis[ai].name))
 				continue;
-			c->cur_api = ai;
+			c->cur_api = (long)ai;
 			S_err(c, it->file, 1, "product '%s' requires no subscription, which opens API"
 			      " '%s' to calls without a key under the product's policies: format 1"
 			      " products are reached through subscriptions only", it->name,
@@ -1078,13 +1077,13 @@ static json_object *S_build(struct cx *c)
 	bs = json_object_new_object();
 	json_object_object_add(doc, "backends", bs);
 	S_backends(c, bs);
-	S_open_products(c);
 	apis = json_object_new_array();
 	for (i = 0; i < c->a->n_apis; i++) {
 		json_object *o;
 		if (c->api_skip[i])
 			continue;
 		o = S_api(c, i, bs);
+		S_open_products(c, i);
 		if (c->api_bad[i] && c->o->exclude_unconvertible) {
 			char id[IMP_MAX_NAME + 8];
 			/* and the backend made for its serviceUrl */
