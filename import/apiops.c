@@ -330,6 +330,7 @@ static void S_api(struct rd *r, const char *folder, struct imp_api *api)
 	const char *const *s;
 	char *base = S_join("apis", folder), *f, *semi, **ops;
 	size_t n, i;
+	int not_current;
 
 	memset(api, 0, sizeof(*api));
 	api->name = strdup(folder);
@@ -339,7 +340,9 @@ static void S_api(struct rd *r, const char *folder, struct imp_api *api)
 	api->file = S_join(base, "apiInformation.json");
 	if (S_json(r, api->file, &api->info) == 1)
 		S_err(r, api->file, 1, "missing (the extractor writes one per API)");
-	for (s = specs; *s; s++) {
+	/* a revision that is not the current one is not read (S_apis drops it) */
+	not_current = api->info && S_api_current(api->info) == 0;
+	for (s = specs; !not_current && *s; s++) {
 		f = S_join(base, *s);
 		char *p = S_join(r->dir, f);
 		struct stat st;
@@ -417,6 +420,12 @@ static void S_apis(struct rd *r, struct imp_artifacts *a)
 			continue;
 		}
 		cur = S_api_current(api.info);
+		if (cur == 0) {
+			/* a revision that is not the current one: APIM does not serve it
+			 * (only through ;rev=N URLs, which format 1 has no place for) */
+			S_api_free(&api);
+			continue;
+		}
 		for (k = 0; k < a->n_apis && strcmp(a->apis[k].name, api.name); k++)
 			;
 		if (k < a->n_apis) {
@@ -431,9 +440,6 @@ static void S_apis(struct rd *r, struct imp_artifacts *a)
 				S_api_free(&api);
 			}
 			continue;
-		}
-		if (cur == 0 && strchr(names[i], ';')) {
-			/* a non-current revision seen first: keep it until the current shows */
 		}
 		a->apis[a->n_apis++] = api;
 	}
