@@ -264,7 +264,8 @@ static void S_item_apis(struct rd *r, const char *kind, struct imp_item *it)
 	if (f && S_json(r, f, &j) == 0) {
 		if (!json_object_is_type(j, json_type_array))
 			S_err(r, f, 1, "expected an array of API names");
-		for (i = 0; j && i < json_object_array_length(j); i++) {
+		for (i = 0; json_object_is_type(j, json_type_array) &&
+			    i < json_object_array_length(j); i++) {
 			json_object *e = json_object_array_get_idx(j, i), *nm;
 			if (json_object_is_type(e, json_type_string))
 				S_add_name(&it->apis, &it->n_apis, json_object_get_string(e));
@@ -487,9 +488,18 @@ static void S_override(struct rd *r, json_object *ov, const char *key, const cha
 				dst = apis[k].info;
 		if (!dst)
 			continue;	/* as the publisher: an override for what is not here is unused */
+		if (!json_object_is_type(p, json_type_object) ||
+		    !json_object_is_type(dst, json_type_object)) {
+			S_err(r, file, 1, "overrides: properties must be a mapping");
+			continue;
+		}
 		if (!json_object_object_get_ex(dst, "properties", &ip)) {
 			ip = json_object_new_object();
 			json_object_object_add(dst, "properties", ip);
+		}
+		if (!json_object_is_type(ip, json_type_object)) {
+			S_err(r, file, 1, "overrides: the artifact's properties are not an object");
+			continue;
 		}
 		S_merge(ip, p);
 	}

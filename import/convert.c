@@ -367,6 +367,18 @@ static const struct imp_item *S_backend_item(struct cx *c, const char *ref)
 	return NULL;
 }
 
+/* a member that is there and not null, false or an empty array */
+static int S_nonempty(json_object *o, const char *name)
+{
+	json_object *v;
+
+	if (!json_object_object_get_ex(o, name, &v) || !v)
+		return 0;
+	if (json_object_is_type(v, json_type_array))
+		return json_object_array_length(v) > 0;
+	return !json_object_is_type(v, json_type_boolean) || json_object_get_boolean(v);
+}
+
 static json_object *S_num(json_object *o, const char *name, long long dflt)
 {
 	json_object *v;
@@ -436,6 +448,11 @@ static void S_backends(struct cx *c, json_object *bs)
 			for (k = 0; k < 2; k++) {
 				if (!json_object_object_get_ex(cr, kinds[k], &h) || !h)
 					continue;
+				if (!json_object_is_type(h, json_type_object)) {
+					S_err(c, it->file, 1, "backend '%s': credentials %s is not an"
+					      " object", it->name, kinds[k]);
+					continue;
+				}
 				json_object *m = json_object_new_object();
 				json_object_object_foreach(h, hk, hv) {
 					if (json_object_is_type(hv, json_type_array) &&
@@ -456,10 +473,7 @@ static void S_backends(struct cx *c, json_object *bs)
 				      " importable (format 1 has basic username/password, not a"
 				      " scheme and parameter: write the header under credentials"
 				      " header)", it->name);
-			if ((json_object_object_get_ex(cr, "certificate", &h) && h &&
-			     json_object_array_length(h) > 0) ||
-			    (json_object_object_get_ex(cr, "certificateIds", &h) && h &&
-			     json_object_array_length(h) > 0))
+			if (S_nonempty(cr, "certificate") || S_nonempty(cr, "certificateIds"))
 				S_err(c, it->file, 1, "backend '%s': client certificates live in APIM's"
 				      " certificate store, not in the artifacts: give tls.client_certificate"
 				      " by hand", it->name);
