@@ -768,6 +768,18 @@ static void S_sha256_hex(const char *s, char out[65])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
+/* "/apis", "/", ".../apis", or the service's own resource id: every API */
+static int S_scope_all(const char *scope)
+{
+	size_t n = strlen(scope);
+	const char *svc = strstr(scope, "/service/");
+
+	if (!strcmp(scope, "/") || !strcmp(scope, "/apis") ||
+	    (n >= 5 && !strcmp(scope + n - 5, "/apis")))
+		return 1;
+	return svc && !strchr(svc + 9, '/') && svc[9] != '\0';
+}
+
 static void S_subscriptions(struct cx *c, json_object *arr, json_object *products)
 {
 	json_object *nokeys = json_object_new_array();
@@ -798,8 +810,17 @@ static void S_subscriptions(struct cx *c, json_object *arr, json_object *product
 				continue;
 			}
 			snprintf(sc, sizeof(sc), "api:%s", mapi + 6);
-		} else {
+		} else if (S_scope_all(scope)) {
 			snprintf(sc, sizeof(sc), "all");
+		} else {
+			S_err(c, it->file, 1, "subscription '%s': the scope '%s' is not importable (a"
+			      " product, an API, all APIs or the service)", it->name, scope);
+			continue;
+		}
+		if (strchr(sc, '/')) {
+			S_err(c, it->file, 1, "subscription '%s': the scope '%s' is not importable",
+			      it->name, scope);
+			continue;
 		}
 		if (state && strcmp(state, "active") && strcmp(state, "suspended")) {
 			S_left_out(c, "subscription", it->name, "its state is neither active nor suspended");

@@ -167,6 +167,23 @@ def test_secret_without_override_and_subscriptions_without_keys():
     assert json.loads(r.stdout)["subscriptions"] == []
 
 
+def test_subscription_scope_never_widened(tmp, keys):
+    d = corpus_copy(tmp, "scope")
+    (d / "subscriptions/nokey/subscriptionInformation.json").write_text(
+        '{"properties": {"scope": "/users/1", "state": "active"}}')
+    r = run("apiops", d, "--overrides", OVERRIDES, "--keys", keys, "--gateway", "edge")
+    assert r.returncode == 1
+    assert ("subscriptions/nokey/subscriptionInformation.json:1: subscription 'nokey': the scope"
+            " '/users/1' is not importable" in r.stderr), r.stderr
+    (d / "subscriptions/nokey/subscriptionInformation.json").write_text(
+        '{"properties": {"scope": "/subscriptions/x/resourceGroups/y/providers/'
+        'Microsoft.ApiManagement/service/contoso", "state": "suspended"}}')
+    r = run("apiops", d, "--overrides", OVERRIDES, "--keys", keys, "--gateway", "edge")
+    assert r.returncode == 0, r.stderr
+    sub = {s["id"]: s for s in json.loads(r.stdout)["subscriptions"]}
+    assert sub["nokey"]["scope"] == "all" and sub["nokey"]["state"] == "suspended"
+
+
 def test_attribute_format1_lacks_refused_at_its_line(tmp):
     d = corpus_copy(tmp, "attr")
     (d / "apis/orders-api/policy.xml").write_text(
