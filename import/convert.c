@@ -509,7 +509,9 @@ static const char *S_api_backend(struct cx *c, json_object *bs, const struct imp
 
 	json_object_object_foreach(bs, id, b) {
 		const char *u = S_str(b, "url");
-		if (u && !strcmp(u, url) && !json_object_object_get_ex(b, "credentials", NULL))
+		/* only a plain backend: its credentials or TLS settings are not the
+		 * serviceUrl's */
+		if (u && !strcmp(u, url) && json_object_object_length(b) == 1)
 			return id;
 	}
 	snprintf(buf, bl, "api-%s", api->name);
