@@ -1058,6 +1058,46 @@ static void S_send_request(json_object *doc, json_object *sr)
 	free(x);
 }
 
+/* APIM's set-backend-service base-url may name any URL; format 1's must be a
+ * configured backend's (its allow-list). A literal base-url (named values
+ * allowed) that no backend has gets a plain backend of its own, "url-N":
+ * the same URL, nothing added. An expression is left for the loader. */
+static void S_base_url(json_object *doc, json_object *sbs)
+{
+	json_object *bs, *nv = NULL, *u, *nb;
+	char *x, id[32];
+	int found = 0;
+	size_t n;
+
+	if (!json_object_object_get_ex(sbs, "base-url", &u) ||
+	    !json_object_is_type(u, json_type_string) ||
+	    strstr(json_object_get_string(u), "$(") || strstr(json_object_get_string(u), "${") ||
+	    !json_object_object_get_ex(doc, "backends", &bs))
+		return;
+	json_object_object_get_ex(doc, "named_values", &nv);
+	x = S_expand(nv, json_object_get_string(u));
+	if (!x)
+		return;
+	json_object_object_foreach(bs, bid, b) {
+		char *bu = S_str(b, "url") ? S_expand(nv, S_str(b, "url")) : NULL;
+		(void)bid;
+		if (bu && !strcmp(bu, x))
+			found = 1;
+		free(bu);
+	}
+	free(x);
+	if (found)
+		return;
+	for (n = 1; n < 100000; n++) {
+		snprintf(id, sizeof(id), "url-%zu", n);
+		if (!json_object_object_get_ex(bs, id, NULL))
+			break;
+	}
+	nb = json_object_new_object();
+	json_object_object_add(nb, "url", json_object_get(u));
+	json_object_object_add(bs, id, nb);
+}
+
 static void S_walk_send_requests(json_object *doc, json_object *v, int depth)
 {
 	size_t i;
@@ -1071,6 +1111,9 @@ static void S_walk_send_requests(json_object *doc, json_object *v, int depth)
 		json_object_object_foreach(v, k, m) {
 			if (!strcmp(k, "send-request") && json_object_is_type(m, json_type_object))
 				S_send_request(doc, m);
+			else if (!strcmp(k, "set-backend-service") &&
+				 json_object_is_type(m, json_type_object))
+				S_base_url(doc, m);
 			else if (strcmp(k, "backends") && strcmp(k, "named_values"))
 				S_walk_send_requests(doc, m, depth + 1);
 		}

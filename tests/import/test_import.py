@@ -184,6 +184,19 @@ def test_subscription_scope_never_widened(tmp, keys):
     assert sub["nokey"]["scope"] == "all" and sub["nokey"]["state"] == "suspended"
 
 
+def test_base_url_gets_a_backend(tmp):
+    d = corpus_copy(tmp, "baseurl")
+    pol = d / "apis/orders-api/policy.xml"
+    pol.write_text(pol.read_text().replace('<set-backend-service backend-id="orders-backend" />',
+                                           '<set-backend-service base-url="http://elsewhere.invalid/v2" />'))
+    r = run("apiops", d, "--overrides", OVERRIDES, "--gateway", "edge")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["backends"]["url-1"] == {"url": "http://elsewhere.invalid/v2"}
+    assert doc["apis"][1]["policies"]["inbound"][1] == {
+        "set-backend-service": {"base-url": "http://elsewhere.invalid/v2"}}
+
+
 def test_attribute_format1_lacks_refused_at_its_line(tmp):
     d = corpus_copy(tmp, "attr")
     (d / "apis/orders-api/policy.xml").write_text(
