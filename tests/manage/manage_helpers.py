@@ -232,6 +232,10 @@ class Admin:
         self.base = url + "/admin/v1"
         self.s = requests.Session()
         self.s.headers["Authorization"] = "Bearer " + token
+        # a connection left idle past lighttpd's keep-alive idle time may be
+        # closed just as the next request goes out on it ("Remote end closed
+        # connection without response", not retried for a PUT)
+        self.s.headers["Connection"] = "close"
 
     def req(self, method, path, body=None, raw=None, headers=None, **kw):
         data = raw if raw is not None else (json.dumps(body) if body is not None else None)
