@@ -16,6 +16,8 @@ Each scenario names its source. The sources are public APIM policies:
   [mask]    Microsoft Learn, find-and-replace policy ("mask URLs in content":
             from="@(context.Api.ServiceUrl.Host)" to="@(context.Request.OriginalUrl.Host)")
             https://learn.microsoft.com/azure/api-management/find-and-replace-policy
+  [geo]     Azure/api-management-policy-snippets,
+            examples/Call out to an HTTP endpoint and cache the response.policy.xml
   [cache]   Microsoft Learn, cache-lookup policy example (vary-by-header Accept,
             Accept-Charset; cache-store duration)
             https://learn.microsoft.com/azure/api-management/cache-lookup-policy
@@ -88,7 +90,11 @@ def scenario_doc(base, raw, httpbin, nginx, run):
         "sc-us": {"url": httpbin.url("/anything/us")},
         "sc-beta": {"url": httpbin.url("/anything/beta")},
         "sc-hb": {"url": httpbin.url()},
+        "sc-geo": {"url": raw.url("/geo")},
+        "sc-forecast": {"url": httpbin.url("/anything/fc")},
     })
+    doc["named_values"]["geo-api-key"] = {"value": "geokey-%s" % run, "secret": True}
+    doc["named_values"]["dark-sky-api-key"] = {"value": "dskey"}
 
     # [oauth] Backend OAuth2 Authentication With Cache. Translation:
     #   <cache-lookup-value key="bearerToken" variable-name="bearerToken"/>
@@ -224,7 +230,34 @@ def scenario_doc(base, raw, httpbin, nginx, run):
                                   "vary-by-query-parameter": ["version"]}}]
     cache_out = [{"cache-store": {"duration": 600}}]
 
+    # [geo] Call out to an HTTP endpoint and cache the response: the place's
+    # lat/long looked up once (send-request GET with the place in the query),
+    # kept by cache-store-value under the place, and put into the backend URL
+    # by rewrite-uri. Translation: MatchedParameters["place"] -> ${path.place};
+    # Body.As<JObject>()["results"][0]["geometry"]["location"].ToString()
+    # -> json(..., 'results[0].geometry.location'); the @{ JObject.Parse(...) }
+    # rewrite-uri template -> json(${var.latlong}, 'lat') in $(...). (The
+    # snippet's store key is mistyped; its intent, the place, is used.)
+    geo_in = [
+        {"cache-lookup-value": {"key": "latlong-%s-${path.place}" % run,
+                                "variable-name": "latlong"}},
+        {"choose": {"when": [{"condition": "isEmpty(${var.latlong})", "policies": [
+            {"send-request": {"mode": "new", "response-variable-name": "response",
+                              "timeout": 10, "ignore-error": False, "backend-id": "sc-geo",
+                              "set-url": "/geocode/json?address=${path.place}&key={{geo-api-key}}",
+                              "set-method": "GET"}},
+            {"set-variable": {"name": "latlong",
+                              "value": "$(json(${var.response.body}, "
+                                       "'results[0].geometry.location'))"}},
+            {"cache-store-value": {"key": "latlong-%s-${path.place}" % run,
+                                   "value": "${var.latlong}", "duration": 3600}}]}]}},
+        {"rewrite-uri": {"template": "/forecast/{{dark-sky-api-key}}/"
+                                     "$(json(${var.latlong}, 'lat')),$(json(${var.latlong}, 'lng'))"}},
+    ]
+
     doc["apis"] = doc["apis"] + [
+        pd.api("sc-geo", "sc-forecast", ops=[pd.op("forecast", "GET", "/forecast/{place}")],
+               policies={"inbound": geo_in}),
         pd.api("sc-oauth", "sc-api", policies={"inbound": oauth_in, "outbound": oauth_out}),
         pd.api("sc-region", "sc-us", policies={"inbound": region_in}),
         pd.api("sc-vars", "sc-hb", policies={"inbound": vars_in, "outbound": vars_out}),
@@ -242,10 +275,11 @@ def _smodule(gw, base, httpbin, nginx):
         pytest.skip("policy logic: runs on %s" % ", ".join(SETUPS))
     raw = RawUpstream()
     idp = Idp(raw)
+    geo = Geo(raw)
     run = tok()
     try:
         with ModuleDocument(gw, base, scenario_doc(base, raw, httpbin, nginx, run)) as m:
-            yield m, raw, idp, run
+            yield m, raw, idp, run, geo
     finally:
         raw.stop()
 
@@ -503,3 +537,45 @@ def test_cache_varies_by_header_and_query(sgw, nginx):
     nginx.settle()
     assert len(nginx.requests_with(t, expect=False)) == 4
 
+
+
+# ---- [geo] send-request, its answer cached per place, used in rewrite-uri -------------
+
+class Geo:
+    PLACES = {"Berlin": (52.52, 13.405), "S\u00e3o Paulo": (-23.5505, -46.6333)}
+
+    def __init__(self, raw):
+        self.lock = threading.Lock()
+        self.asked = []
+        raw.script("/geo/geocode/json", self.answer)
+
+    def answer(self, req, up):
+        qs = urllib.parse.parse_qs(req.query)
+        place = qs.get("address", [""])[0]
+        with self.lock:
+            self.asked.append((place, qs.get("key", [""])[0]))
+        lat, lng = self.PLACES[place]
+        return response(200, json.dumps({"results": [{"geometry": {
+            "location": {"lat": lat, "lng": lng}}}], "status": "OK"}).encode(),
+            [("Content-Type", "application/json")])
+
+
+@pytest.fixture
+def geo(_smodule):
+    return _smodule[4]
+
+
+@pytest.mark.parametrize("place", ["Berlin", "S\u00e3o Paulo"])
+def test_geocode_once_per_place_then_rewrite(sgw, geo, _smodule, place):
+    run = _smodule[3]
+    lat, lng = Geo.PLACES[place]
+    target = "/api/sc-geo/forecast/%s" % q(place)
+    r = sgw.get(target)
+    assert r.status == 200, r
+    want = "/anything/fc/forecast/dskey/%s,%s" % (json.dumps(lat), json.dumps(lng))
+    assert urllib.parse.urlsplit(r.json()["url"]).path == want, r.json()["url"]
+    assert [a for a in geo.asked if a[0] == place] == [(place, "geokey-%s" % run)]
+    rs = burst(lambda i: sgw.get(target + "?i=%d" % i), 12, threads=6)
+    assert all(x.status == 200 and
+               urllib.parse.urlsplit(x.json()["url"]).path == want for x in rs), rs
+    assert [a for a in geo.asked if a[0] == place] == [(place, "geokey-%s" % run)]
