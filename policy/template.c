@@ -205,6 +205,13 @@ int tpl_parse(const char *s, size_t len, unsigned flags, struct tpl **out, char 
 		snprintf(why, why_cap, "out of memory");
 		return -1;
 	}
+	/* APIM reads a value that starts with @( or @{ as C#: copied here it
+	 * would go out as literal text, silently wrong; refuse it instead */
+	if (len >= 2 && s[0] == '@' && (s[1] == '(' || s[1] == '{')) {
+		snprintf(why, why_cap, "an APIM C# expression ('%c%c...') is not supported: "
+			 "write $(EXPR) (docs/expressions.md)", s[0], s[1]);
+		goto out;
+	}
 	while (i < len) {
 		enum tpl_root root;
 		const char *name, *end;

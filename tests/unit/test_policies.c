@@ -487,6 +487,19 @@ static void test_templates(void **state)
 	assert_int_equal(tpl_parse("{id}", 4, TPL_PARSE_BRACES, &t, why, sizeof(why)), 0);
 	assert_int_equal(t->v[0].root, TPL_PATH_PARAM);
 	tpl_free(t);
+	/* an APIM C# value copied as it is: refused, never sent as literal text */
+	assert_int_equal(tpl_parse("@(context.Request.IpAddress)", 28, 0, &t, why, sizeof(why)), -1);
+	assert_null(t);
+	assert_non_null(strstr(why, "APIM C# expression ('@(...')"));
+	assert_int_equal(tpl_parse("@{ return \"x\"; }", 16, 0, &t, why, sizeof(why)), -1);
+	assert_non_null(strstr(why, "write $(EXPR)"));
+	/* an @ elsewhere, or not before ( or {, is text */
+	assert_int_equal(tpl_parse("a@(b)", 5, 0, &t, why, sizeof(why)), 0);
+	assert_string_equal(tpl_constant(t), "a@(b)");
+	tpl_free(t);
+	assert_int_equal(tpl_parse("@home", 5, 0, &t, why, sizeof(why)), 0);
+	assert_string_equal(tpl_constant(t), "@home");
+	tpl_free(t);
 }
 
 /* every byte value against the header rule: control bytes but HTAB refused */
