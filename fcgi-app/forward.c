@@ -13,6 +13,7 @@
 #include <curl/curl.h>
 
 #include "common/log.h"
+#include "fcgi-app/curlload.h"
 #include "policy/cidr.h"
 #include "policy/engine.h"
 #include "policy/path.h"
@@ -78,7 +79,17 @@ static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 
 int forward_init(struct app *app)
 {
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	app->curl = app->curl_side = NULL;
+	return 0;
+}
+
+int forward_load(struct app *app)
+{
+	if (app->curl && app->curl_side)
+		return 0;
+	if (app->curl || app->curl_side)
+		return -1;	/* a half-made earlier attempt: not retried */
+	if (curlload_open() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
@@ -87,6 +98,8 @@ int forward_init(struct app *app)
 
 void forward_release(struct app *app)
 {
+	if (!curlload_loaded())
+		return;
 	if (app->curl)
 		curl_easy_cleanup(app->curl);
 	if (app->curl_side)
@@ -1236,7 +1249,7 @@ static long hop_timeout_ms(const struct fwd *f, int64_t attempt_t0, int *by_dead
 
 void forward(struct app *app, struct request *req, struct pol_call *c)
 {
-	CURL *h = app->curl;
+	CURL *h = NULL;
 	struct curl_slist *headers = NULL;
 	struct fwd *f = &fwd_state;
 	CURLcode rc = CURLE_OK;
@@ -1248,6 +1261,11 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 	f->req = req;
 	f->call = c;
 	f->body_limit = req->gw->max_request_body_bytes;
+	if (forward_load(app) != 0) {
+		(void)engine_on_error(c, 502, "libcurl unavailable");
+		goto answer;
+	}
+	h = app->curl;
 	if (build_url(c, url_buf) != 0) {
 		(void)engine_on_error(c, 414, "request target too long");
 		goto answer;
@@ -1406,7 +1424,8 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 answer:
 	respond_call(req, c);
 out:
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
+	if (h)
+		curl_easy_setopt(h, CURLOPT_HTTPHEADER, NULL);
 	curl_slist_free_all(headers);
 	if (!f->replay_borrowed)
 		free(f->replay);
@@ -1639,7 +1658,7 @@ static int side_call(void *ctx, const struct pol_side_request *rq, struct pol_si
 	struct ops_ctx *o = ctx;
 	struct request *req = o->req;
 	const struct gw_backend *be = rq->backend;
-	CURL *h = o->app->curl_side;
+	CURL *h = forward_load(o->app) == 0 ? o->app->curl_side : NULL;
 	struct curl_slist *list = NULL;
 	struct side s;
 	char *url = NULL;

@@ -50,8 +50,13 @@
 
 struct pol_call;
 
-/* Returns 0, or -1 when libcurl cannot be set up. */
+/* Returns 0. libcurl is loaded (curlload.h) and set up on the first
+ * request that goes to a backend or makes a side call, or by forward_load:
+ * answers decided without a backend never load it. */
 int forward_init(struct app *app);
+/* Loads and sets up libcurl now (a FastCGI worker, before its first
+ * request). Returns 0, or -1 when libcurl cannot be loaded or set up. */
+int forward_load(struct app *app);
 void forward_release(struct app *app);
 /* Fills c's upstream request from the client's (c initialised by
  * engine_call_init): method, raw path below the API, raw query, the client's

@@ -30,6 +30,7 @@
 
 #include "common/fileread.h"
 #include "common/log.h"
+#include "fcgi-app/forward.h"
 #include "fcgi-app/handler.h"
 #include "fcgi-app/nph.h"
 #include "policy/image.h"
@@ -401,7 +402,9 @@ static void serve_fastcgi(int sock)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);	/* mod_fcgid's graceful stop */
-	if (app_init(&app, environ) != 0)
+	/* a worker loads libcurl before its first request (a CGI process
+	 * only when its request goes to a backend: curlload.h) */
+	if (app_init(&app, environ) != 0 || forward_load(&app) != 0)
 		fatal("cannot initialise libcurl");
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		fatal("cannot initialise libfcgi");
