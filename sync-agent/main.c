@@ -213,6 +213,15 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_WARN);	/* silent on success: cron mails output */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		die("cannot initialise libcurl");
+	if (agent.conf.source == AGENTCONF_SRC_AZURE_APIM) {
+		/* the configuration and the secret are checked now, so that an
+		 * agent.conf written from docs/apim-sync.md can be tried; the
+		 * reader itself is not built yet (docs/apim-sync.md, "Status") */
+		if (agentconf_read_client_secret(&agent.conf, err, sizeof(err)) < 0)
+			die(err);
+		die("'source = azure-apim': this build checks the configuration but does not "
+		    "sync from Azure API Management yet (docs/apim-sync.md, \"Status\")");
+	}
 	if (agentconf_read_token(&agent.conf, err, sizeof(err)) < 0)
 		die(err);
 	if (agent.conf.public_key_file) {
