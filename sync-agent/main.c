@@ -28,6 +28,7 @@
 
 #include "common/log.h"
 #include "sync-agent/agent.h"
+#include "sync-agent/apim.h"
 #include "sync-agent/heartbeat.h"
 #include "sync-agent/ship.h"
 #include "sync-agent/state.h"
@@ -214,16 +215,11 @@ int main(int argc, char **argv)
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		die("cannot initialise libcurl");
 	if (agent.conf.source == AGENTCONF_SRC_AZURE_APIM) {
-		/* the configuration and the secret are checked now, so that an
-		 * agent.conf written from docs/apim-sync.md can be tried; the
-		 * reader itself is not built yet (docs/apim-sync.md, "Status") */
 		if (agentconf_read_client_secret(&agent.conf, err, sizeof(err)) < 0)
 			die(err);
-		die("'source = azure-apim': this build checks the configuration but does not "
-		    "sync from Azure API Management yet (docs/apim-sync.md, \"Status\")");
-	}
-	if (agentconf_read_token(&agent.conf, err, sizeof(err)) < 0)
+	} else if (agentconf_read_token(&agent.conf, err, sizeof(err)) < 0) {
 		die(err);
+	}
 	if (agent.conf.public_key_file) {
 		agent.key = verify_load_key(agent.conf.public_key_file, err, sizeof(err));
 		if (!agent.key)
@@ -245,6 +241,13 @@ int main(int argc, char **argv)
 		die("cannot set up the http client");
 	state_load(&agent);
 
+	if (agent.conf.source == AGENTCONF_SRC_AZURE_APIM) {
+		/* the reader is built in parts (docs/apim-sync.md, "Status"):
+		 * one read, in --once and daemon mode alike */
+		rc = apim_once(&agent);
+		close(lock_fd);
+		finish(rc);
+	}
 	rc = once ? run_once(&agent) : run_daemon(&agent);
 	close(lock_fd);
 	finish(rc);

@@ -1,8 +1,7 @@
 """agent.conf with `source = azure-apim` (docs/apim-sync.md): the keys are
 parsed and checked together, the client secret file is held to the token
-file's rules, and the secret never reaches the output. The ARM reader is not
-built yet: a complete, valid configuration ends with exit 2 and a message
-saying so (docs/apim-sync.md, "Status") — never with a sync that pretends."""
+file's rules, and the secret never reaches the output. (What the agent then
+does with Azure: test_apim_arm.py.)"""
 import pytest
 
 from sync_helpers import TOKEN
@@ -35,10 +34,11 @@ def run(make_agent, tmp_path, **over):
     return rc, out, secret, a
 
 
-def test_complete_conf_is_checked_and_says_not_built_yet(make_agent, tmp_path):
-    rc, out, _, _ = run(make_agent, tmp_path)
-    assert rc == 2, out
-    assert "does not sync from Azure API Management yet" in out
+def test_complete_conf_goes_to_azure(make_agent, tmp_path):
+    """Valid: the agent asks the authority for a token (unreachable here: 1)."""
+    rc, out, _, _ = run(make_agent, tmp_path, azure_authority="https://unused.invalid")
+    assert rc == 1, out
+    assert "Azure AD token" in out
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o640])

@@ -1,0 +1,233 @@
+"""A fake of Azure Resource Manager (the API Management provider) and of the
+Azure AD token endpoint, on HTTPS on 127.0.0.1 with a test CA made at test
+time, for hostgate-sync's `source = azure-apim` (docs/apim-sync.md).
+
+Why a fake: a real APIM service cannot run here (no Azure from the test
+machines, loopback only). The answers are shaped as the examples Azure
+publishes for api-version 2022-08-01 (azure-rest-api-specs,
+specification/apimanagement/resource-manager/Microsoft.ApiManagement/stable/
+2022-08-01/examples/): lists are {"value": [...], "count": N, "nextLink": URL}
+with ARM entities {"id", "type", "name", "properties"}; listSecrets answers
+{"primaryKey", "secondaryKey"}; listValue {"value"}; the token endpoint (v2.0,
+client credentials) {"token_type": "Bearer", "expires_in", "ext_expires_in",
+"access_token"}; errors are ARM's {"error": {"code", "message"}} and AAD's
+{"error", "error_description", "error_codes"}.
+
+Misbehaviour on demand: page_size (nextLink paging), throttle (answer the
+next N ARM reads 429 with Retry-After), expire_tokens (every token issued so
+far is refused 401 ExpiredAuthenticationToken), refuse_client (AAD answers
+invalid_client). Every request is recorded (method, path, headers, form)."""
+import http.server
+import json
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.parse
+import uuid
+
+API_VERSION = "2022-08-01"
+SUB = "00000000-0000-0000-0000-000000000000"
+RG = "rg1"
+SERVICE_NAME = "apimService1"
+SERVICE = ("/subscriptions/%s/resourceGroups/%s/providers/Microsoft.ApiManagement/service/%s"
+           % (SUB, RG, SERVICE_NAME))
+TENANT = "11111111-1111-1111-1111-111111111111"
+CLIENT_ID = "22222222-2222-2222-2222-222222222222"
+CLIENT_SECRET = "Zx8Q~client-secret-never-logged.4b1f"
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl"] + list(args), cwd=cwd, check=True, capture_output=True)
+
+
+def make_ca_and_cert(d):
+    """ca.pem (the test CA the agent is told to trust), server.pem/.key for
+    127.0.0.1."""
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+            "-subj", "/CN=hostgate test ARM CA", cwd=d)
+    openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1", cwd=d)
+    (d / "ext.cnf").write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                               "extendedKeyUsage=serverAuth\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+            "-CAcreateserial", "-out", "server.pem", "-days", "2", "-extfile", "ext.cnf", cwd=d)
+    return d / "ca.pem"
+
+
+def gateway_api(name, path, service_url):
+    """One item of gateways/{g}/apis (ApiManagementListGatewayApis.json):
+    an ApiContract under the gateway's id."""
+    return {
+        "id": SERVICE + "/gateways/gw1/apis/" + name,
+        "type": "Microsoft.ApiManagement/service/gateways/apis",
+        "name": name,
+        "properties": {"displayName": name, "apiRevision": "1", "description": "",
+                       "serviceUrl": service_url, "path": path, "protocols": ["https"],
+                       "isCurrent": True, "subscriptionRequired": True,
+                       "subscriptionKeyParameterNames": {"header": "Ocp-Apim-Subscription-Key",
+                                                         "query": "subscription-key"}},
+    }
+
+
+class FakeArm:
+    """The service's state (apis per gateway, …) is plain dicts the tests
+    edit between syncs."""
+
+    def __init__(self, d):
+        self.ca = make_ca_and_cert(d)
+        self.requests = []
+        self.lock = threading.Lock()
+        self.gateway_apis = {"gw1": []}
+        self.page_size = 100
+        self.throttle = 0
+        self.retry_after = "1"
+        self.refuse_client = False
+        self.expires_in = 3599
+        self.tokens = {}          # token -> still valid
+        self.expire_at_read = 0   # expire every token when the Nth ARM read arrives
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status, body, headers=()):
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length", "0"))
+                body = self.rfile.read(n).decode()
+                form = dict(urllib.parse.parse_qsl(body))
+                with fake.lock:
+                    fake.requests.append({"method": "POST", "path": self.path,
+                                          "headers": dict(self.headers.items()), "form": form,
+                                          "body": body})
+                if self.path == "/%s/oauth2/v2.0/token" % TENANT:
+                    return fake.token(self, form)
+                return self.answer(404, {"error": {"code": "ResourceNotFound",
+                                                   "message": "not in the fake"}})
+
+            def do_GET(self):
+                with fake.lock:
+                    fake.requests.append({"method": "GET", "path": self.path,
+                                          "headers": dict(self.headers.items())})
+                return fake.arm_get(self)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(d / "server.pem"), str(d / "server.key"))
+        self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        self.port = self.server.server_address[1]
+        self.url = "https://127.0.0.1:%d" % self.port
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    # ---- Azure AD ----------------------------------------------------------
+    def token(self, h, form):
+        if (self.refuse_client or form.get("client_secret") != CLIENT_SECRET or
+                form.get("client_id") != CLIENT_ID):
+            return h.answer(401, {"error": "invalid_client",
+                                  "error_description": "AADSTS7000215: Invalid client secret "
+                                  "provided.", "error_codes": [7000215]})
+        if (form.get("grant_type") != "client_credentials" or
+                form.get("scope") != self.url + "/.default"):
+            return h.answer(400, {"error": "invalid_request",
+                                  "error_description": "AADSTS90014: bad request",
+                                  "error_codes": [90014]})
+        tok = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + uuid.uuid4().hex
+        with self.lock:
+            self.tokens[tok] = True
+        return h.answer(200, {"token_type": "Bearer", "expires_in": self.expires_in,
+                              "ext_expires_in": self.expires_in, "access_token": tok})
+
+    def expire_tokens(self):
+        with self.lock:
+            for t in self.tokens:
+                self.tokens[t] = False
+
+    # ---- ARM ---------------------------------------------------------------
+    def arm_get(self, h):
+        with self.lock:
+            n = sum(1 for r in self.requests if r["method"] == "GET")
+            if self.expire_at_read and n == self.expire_at_read:
+                for t in self.tokens:
+                    self.tokens[t] = False
+        auth = h.headers.get("Authorization", "")
+        tok = auth[len("Bearer "):] if auth.startswith("Bearer ") else None
+        with self.lock:
+            valid = self.tokens.get(tok)
+        if valid is None:
+            return h.answer(401, {"error": {"code": "InvalidAuthenticationToken",
+                                            "message": "The access token is invalid."}})
+        if not valid:
+            return h.answer(401, {"error": {"code": "ExpiredAuthenticationToken",
+                                            "message": "The access token expiry UTC time "
+                                            "is earlier than current UTC time."}})
+        with self.lock:
+            throttled = self.throttle > 0
+            if throttled:
+                self.throttle -= 1
+        if throttled:
+            return h.answer(429, {"error": {"code": "TooManyRequests",
+                                            "message": "Number of 'read' requests for "
+                                            "subscription actor exceeded."}},
+                            headers=[("Retry-After", self.retry_after)])
+        u = urllib.parse.urlsplit(h.path)
+        q = dict(urllib.parse.parse_qsl(u.query))
+        if q.get("api-version") != API_VERSION:
+            return h.answer(400, {"error": {"code": "InvalidApiVersionParameter",
+                                            "message": "bad api-version"}})
+        prefix = SERVICE + "/gateways/"
+        if u.path.startswith(prefix) and u.path.endswith("/apis"):
+            g = u.path[len(prefix):-len("/apis")]
+            if g not in self.gateway_apis:
+                return h.answer(404, {"error": {"code": "ResourceNotFound",
+                                                "message": "Gateway not found."}})
+            return self.page(h, u.path, q, self.gateway_apis[g])
+        return h.answer(404, {"error": {"code": "ResourceNotFound",
+                                        "message": "not in the fake"}})
+
+    def page(self, h, path, q, items):
+        skip = int(q.get("$skip", "0"))
+        chunk = items[skip:skip + self.page_size]
+        body = {"value": chunk, "count": len(items)}
+        if skip + self.page_size < len(items):
+            body["nextLink"] = "%s%s?api-version=%s&$skip=%d" % (
+                self.url, path, API_VERSION, skip + self.page_size)
+        return h.answer(200, body)
+
+    def reads(self):
+        with self.lock:
+            return [r for r in self.requests if r["method"] == "GET"]
+
+    def token_requests(self):
+        with self.lock:
+            return [r for r in self.requests if r["path"].endswith("/oauth2/v2.0/token")]
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def wait_listening(port, timeout=10):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
