@@ -12,7 +12,8 @@
  *   fetch_post_json(&f, url, json, len, &r);    heartbeat, metrics
  *   fetch_release(&f);                           zeroes the token copies
  *
- * Every request carries "Authorization: GatewayKey {token}" and
+ * Every request carries "Authorization: GatewayKey {token}" (fetch_send, for
+ * the Azure source, the caller's headers instead) and
  * "User-Agent: hostgate-sync/VERSION". Protocols are limited to https (and http
  * with allow_insecure); verification is always on; proxies from the
  * environment are ignored; redirects are not followed. Time caps: connect 10 s,
