@@ -81,12 +81,16 @@ int arm_token(struct arm *arm)
 	id = curl_easy_escape(arm->f->curl, c->azure_client_id, 0);
 	secret = curl_easy_escape(arm->f->curl, c->client_secret, (int)c->client_secret_len);
 	sc = curl_easy_escape(arm->f->curl, scope, 0);
-	if (!id || !secret || !sc)
-		goto oom;
+	if (!id || !secret || !sc) {
+		snprintf(arm->error, sizeof(arm->error), "out of memory");
+		goto out;
+	}
 	body_len = strlen(id) + strlen(secret) + strlen(sc) + 80;
 	body = malloc(body_len);
-	if (!body)
-		goto oom;
+	if (!body) {
+		snprintf(arm->error, sizeof(arm->error), "out of memory");
+		goto out;
+	}
 	body_len = (size_t)snprintf(body, body_len, "grant_type=client_credentials&client_id=%s"
 				    "&client_secret=%s&scope=%s", id, secret, sc);
 	arm->token_requests++;
@@ -130,9 +134,6 @@ int arm_token(struct arm *arm)
 	snprintf(arm->auth, sizeof(arm->auth), "Authorization: Bearer %s",
 		 json_object_get_string(tok));
 	rc = 0;
-	goto out;
-oom:
-	snprintf(arm->error, sizeof(arm->error), "out of memory");
 out:
 	if (j) {
 		/* the answer holds the token: zero it before it is freed */
