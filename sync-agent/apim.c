@@ -2,38 +2,280 @@
 
 #include <json-c/json.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "common/log.h"
+#include "import/convert.h"
 #include "sync-agent/arm.h"
+
+#define APIM_MAX_APIS 2000
+#define APIM_MAX_OPS 2000	/* per API */
+
+/* What one sync read, owned here; a.* point into it. */
+struct read {
+	struct imp_artifacts a;
+	json_object *gw_apis;		/* gateways/{g}/apis items */
+	json_object **ops;		/* per API: operations list items */
+	json_object **op_lists;		/* per API: [{"id","method","url_template"}] */
+	json_object *policies;		/* every policy answer, kept for its text */
+	char **names;			/* file names for messages */
+	size_t n_names, cap_names;
+};
+
+/* Keeps a copy of s for the sync's lifetime, without its query (a name for
+ * messages: "apis/A/policies/policy"). Returns it, or NULL. */
+static char *S_keep(struct read *rd, const char *s)
+{
+	if (rd->n_names == rd->cap_names) {
+		size_t cap = rd->cap_names ? rd->cap_names * 2 : 64;
+		char **nv = realloc(rd->names, cap * sizeof(*nv));
+
+		if (!nv)
+			return NULL;
+		rd->names = nv;
+		rd->cap_names = cap;
+	}
+	rd->names[rd->n_names] = strndup(s, strcspn(s, "?"));
+	return rd->names[rd->n_names] ? rd->names[rd->n_names++] : NULL;
+}
+
+static const char *S_str(json_object *o, const char *name)
+{
+	json_object *v;
+
+	if (o && json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_string))
+		return json_object_get_string(v);
+	return NULL;
+}
+
+static json_object *S_props(json_object *o)
+{
+	json_object *p;
+
+	if (o && json_object_object_get_ex(o, "properties", &p) &&
+	    json_object_is_type(p, json_type_object))
+		return p;
+	return NULL;
+}
+
+/* 1 when s is a name ARM could give: 1-256 of A-Z a-z 0-9 - _ . ; = (never
+ * '/', '?', '&', '%': it goes into a path). */
+static int S_arm_name(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n < 1 || n > 256)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_' || c == '.' || c == ';' || c == '='))
+			return 0;
+	}
+	return 1;
+}
+
+/* Reads the rawxml policy at path into *t (absent: t->text NULL), keeping the
+ * answer alive in rd->policies. Returns 0 or -1. */
+static int S_policy(struct arm *arm, struct read *rd, const char *path, const char *file,
+		    struct imp_text *t)
+{
+	json_object *j = NULL;
+	const char *v;
+	long status = 0;
+
+	if (arm_get(arm, path, &status, &j) < 0)
+		return -1;
+	if (!j)
+		return 0;
+	json_object_array_add(rd->policies, j);
+	v = S_str(S_props(j), "value");
+	if (!v) {
+		snprintf(arm->error, sizeof(arm->error), "ARM %s: no properties.value", path);
+		return -1;
+	}
+	t->file = (char *)(uintptr_t)file;
+	t->text = (char *)(uintptr_t)v;
+	t->len = strlen(v);
+	return 0;
+}
+
+/* The operations of API i, and each one's policy. Returns 0 or -1. */
+static int S_api(struct arm *arm, struct read *rd, size_t i)
+{
+	struct imp_api *api = &rd->a.apis[i];
+	char path[AGENT_URL_MAX];
+	const char *file;
+	size_t n;
+
+	snprintf(path, sizeof(path), "/apis/%s/operations", api->name);
+	rd->ops[i] = json_object_new_array();
+	rd->op_lists[i] = json_object_new_array();
+	if (!rd->ops[i] || !rd->op_lists[i]) {
+		snprintf(arm->error, sizeof(arm->error), "out of memory");
+		return -1;
+	}
+	if (arm_list(arm, path, rd->ops[i]) < 0)
+		return -1;
+	n = json_object_array_length(rd->ops[i]);
+	if (n > APIM_MAX_OPS) {
+		snprintf(arm->error, sizeof(arm->error), "API '%s' has more than %d operations",
+			 api->name, APIM_MAX_OPS);
+		return -1;
+	}
+	api->ops = calloc(n + 1, sizeof(*api->ops));
+	if (!api->ops) {
+		snprintf(arm->error, sizeof(arm->error), "out of memory");
+		return -1;
+	}
+	for (size_t k = 0; k < n; k++) {
+		json_object *op = json_object_array_get_idx(rd->ops[i], k), *p = S_props(op);
+		json_object *o = json_object_new_object();
+		const char *name = S_str(op, "name");
+
+		if (!o || !S_arm_name(name) || !S_str(p, "method") || !S_str(p, "urlTemplate")) {
+			json_object_put(o);
+			snprintf(arm->error, sizeof(arm->error), "ARM /apis/%s/operations: an "
+				 "operation without a usable name, method or urlTemplate", api->name);
+			return -1;
+		}
+		json_object_object_add(o, "id", json_object_new_string(name));
+		json_object_object_add(o, "method", json_object_new_string(S_str(p, "method")));
+		json_object_object_add(o, "url_template",
+				       json_object_new_string(S_str(p, "urlTemplate")));
+		json_object_array_add(rd->op_lists[i], o);
+		api->ops[k].name = (char *)(uintptr_t)name;
+		snprintf(path, sizeof(path), "/apis/%s/operations/%s/policies/policy?format=rawxml",
+			 api->name, name);
+		file = S_keep(rd, path + 1);
+		if (!file)
+			snprintf(arm->error, sizeof(arm->error), "out of memory");
+		if (!file || S_policy(arm, rd, path, file, &api->ops[k].policy) < 0)
+			return -1;
+		api->n_ops++;
+	}
+	api->operations = rd->op_lists[i];
+	snprintf(path, sizeof(path), "/apis/%s/policies/policy?format=rawxml", api->name);
+	file = S_keep(rd, path + 1);
+	if (!file) {
+		snprintf(arm->error, sizeof(arm->error), "out of memory");
+		return -1;
+	}
+	return S_policy(arm, rd, path, file, &api->policy);
+}
+
+/* Logs what the converter said, one line each. */
+static void S_log_report(const struct imp_report *r, const struct cfg_errors *errs)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return;
+	imp_report_print(r, errs, f);
+	fclose(f);
+	for (char *line = buf, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		log_err("%s", line);
+	}
+	free(buf);
+}
 
 int apim_once(struct agent *a)
 {
 	struct arm arm;
-	json_object *apis = json_object_new_array();
+	struct read rd;
+	struct imp_options o = { NULL, NULL, 1, a->installed ? a->generation + 1 : 1 };
+	struct imp_report r = IMP_REPORT_INIT;
+	struct cfg_errors errs = CFG_ERRORS_INIT;
+	json_object *doc = NULL;
 	char path[AGENT_URL_MAX];
+	size_t n_apis = 0;
 	int code = 1;
 
+	memset(&rd, 0, sizeof(rd));
 	arm_init(&arm, &a->fetch, &a->conf);
-	if (!apis) {
+	rd.gw_apis = json_object_new_array();
+	rd.policies = json_object_new_array();
+	if (!rd.gw_apis || !rd.policies) {
 		log_err("out of memory");
 		goto out;
 	}
-	if (snprintf(path, sizeof(path), "/gateways/%s/apis", a->conf.apim_gateway) >=
-	    (int)sizeof(path)) {
-		log_err("the gateway's name is too long");
+	snprintf(path, sizeof(path), "/gateways/%s/apis", a->conf.apim_gateway);
+	if (arm_list(&arm, path, rd.gw_apis) < 0)
+		goto fail;
+	n_apis = json_object_array_length(rd.gw_apis);
+	if (n_apis > APIM_MAX_APIS) {
+		snprintf(arm.error, sizeof(arm.error), "the gateway has more than %d APIs",
+			 APIM_MAX_APIS);
+		goto fail;
+	}
+	rd.a.apis = calloc(n_apis + 1, sizeof(*rd.a.apis));
+	rd.ops = calloc(n_apis + 1, sizeof(*rd.ops));
+	rd.op_lists = calloc(n_apis + 1, sizeof(*rd.op_lists));
+	if (!rd.a.apis || !rd.ops || !rd.op_lists) {
+		log_err("out of memory");
 		goto out;
 	}
-	if (arm_list(&arm, path, apis) < 0) {
-		log_err("%s", arm.error);
-		goto out;
+	for (size_t i = 0; i < n_apis; i++) {
+		json_object *it = json_object_array_get_idx(rd.gw_apis, i);
+		const char *name = S_str(it, "name");
+
+		if (!S_arm_name(name) || !S_props(it)) {
+			snprintf(arm.error, sizeof(arm.error), "ARM gateways/%s/apis: an API "
+				 "without a usable name or properties", a->conf.apim_gateway);
+			goto fail;
+		}
+		/* the gateway's list carries each API's whole contract: no read of its own */
+		rd.a.apis[i].name = (char *)(uintptr_t)name;
+		rd.a.apis[i].info = it;
+		snprintf(path, sizeof(path), "apis/%s", name);
+		rd.a.apis[i].file = S_keep(&rd, path);
+		if (!rd.a.apis[i].file) {
+			log_err("out of memory");
+			goto out;
+		}
+		rd.a.n_apis++;
+		if (S_api(&arm, &rd, i) < 0)
+			goto fail;
 	}
-	log_err("APIM gateway '%s': %zu APIs assigned (%u ARM reads, %u token requests); "
-		"'source = azure-apim': this build reads Azure API Management but does not "
-		"convert and install yet (docs/apim-sync.md, \"Status\")", a->conf.apim_gateway,
-		json_object_array_length(apis), arm.reads, arm.token_requests);
+	if (S_policy(&arm, &rd, "/policies/policy?format=rawxml", "policy", &rd.a.policy) < 0)
+		goto fail;
+	/* converted whole or not at all: only after every read succeeded */
+	if (imp_convert(&rd.a, &o, &doc, &r, &errs) < 0)
+		log_err("APIM gateway '%s': the conversion failed", a->conf.apim_gateway);
+	S_log_report(&r, &errs);
+	log_err("APIM gateway '%s': %zu APIs assigned, %s (%u ARM reads, %u token requests); "
+		"'source = azure-apim': this build reads and converts Azure API Management but "
+		"does not install yet (docs/apim-sync.md, \"Status\")", a->conf.apim_gateway,
+		n_apis, doc ? "converted" : "not converted", arm.reads, arm.token_requests);
 	code = 2;
+	goto out;
+fail:
+	log_err("%s", arm.error);
 out:
-	json_object_put(apis);
+	json_object_put(doc);
+	imp_report_release(&r);
+	cfg_errors_release(&errs);
+	for (size_t i = 0; rd.a.apis && i < rd.a.n_apis; i++)
+		free(rd.a.apis[i].ops);
+	for (size_t i = 0; rd.ops && i < n_apis; i++) {
+		json_object_put(rd.ops[i]);
+		json_object_put(rd.op_lists[i]);
+	}
+	for (size_t i = 0; i < rd.n_names; i++)
+		free(rd.names[i]);
+	free(rd.names);
+	free(rd.a.apis);
+	free(rd.ops);
+	free(rd.op_lists);
+	json_object_put(rd.policies);
+	json_object_put(rd.gw_apis);
 	arm_release(&arm);
 	return code;
 }

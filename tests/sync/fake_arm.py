@@ -72,6 +72,27 @@ def gateway_api(name, path, service_url):
     }
 
 
+def operation(api, name, method, url_template):
+    """One item of apis/{a}/operations (ApiManagementListApiOperations.json)."""
+    return {
+        "id": SERVICE + "/apis/%s/operations/%s" % (api, name),
+        "type": "Microsoft.ApiManagement/service/apis/operations",
+        "name": name,
+        "properties": {"displayName": name, "method": method, "urlTemplate": url_template,
+                       "templateParameters": [], "responses": []},
+    }
+
+
+def policy_answer(resource, xml):
+    """A policy GET with format=rawxml (ApiManagementGetApiPolicy.json)."""
+    kind = resource.rsplit("/policies/policy", 1)[0]
+    typ = "Microsoft.ApiManagement/service/" + (
+        "apis/operations/policies" if "/operations/" in kind else
+        "apis/policies" if "/apis/" in kind else "policies")
+    return {"id": SERVICE + resource, "type": typ, "name": "policy",
+            "properties": {"format": "rawxml", "value": xml}}
+
+
 class FakeArm:
     """The service's state (apis per gateway, …) is plain dicts the tests
     edit between syncs."""
@@ -81,6 +102,8 @@ class FakeArm:
         self.requests = []
         self.lock = threading.Lock()
         self.gateway_apis = {"gw1": []}
+        self.operations = {}      # api -> [operation(...)]
+        self.policies = {}        # "/apis/a/policies/policy", "/policies/policy", ... -> XML
         self.page_size = 100
         self.throttle = 0
         self.retry_after = "1"
@@ -95,6 +118,12 @@ class FakeArm:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                # headers and body go in two writes: without this, delayed ACKs
+                # cost 40 ms per answer
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
             def answer(self, status, body, headers=()):
                 data = json.dumps(body).encode()
@@ -196,6 +225,19 @@ class FakeArm:
                 return h.answer(404, {"error": {"code": "ResourceNotFound",
                                                 "message": "Gateway not found."}})
             return self.page(h, u.path, q, self.gateway_apis[g])
+        rest = u.path[len(SERVICE):] if u.path.startswith(SERVICE) else None
+        if rest is not None and rest.endswith("/policies/policy"):
+            if q.get("format") != "rawxml":
+                return h.answer(400, {"error": {"code": "ValidationError",
+                                                "message": "the fake serves rawxml"}})
+            if rest in self.policies:
+                return h.answer(200, policy_answer(rest, self.policies[rest]))
+            return h.answer(404, {"error": {"code": "ResourceNotFound",
+                                            "message": "Policy configuration not found."}})
+        if rest is not None and rest.startswith("/apis/") and rest.endswith("/operations"):
+            a = rest[len("/apis/"):-len("/operations")]
+            if any(x["name"] == a for g in self.gateway_apis.values() for x in g):
+                return self.page(h, u.path, q, self.operations.get(a, []))
         return h.answer(404, {"error": {"code": "ResourceNotFound",
                                         "message": "not in the fake"}})
 

@@ -8,7 +8,8 @@ import re
 
 import pytest
 
-from fake_arm import CLIENT_ID, CLIENT_SECRET, SERVICE, TENANT, FakeArm, gateway_api
+from fake_arm import (CLIENT_ID, CLIENT_SECRET, SERVICE, TENANT, FakeArm, gateway_api,
+                      operation)
 from sync_helpers import have
 
 pytestmark = pytest.mark.skipif(not have("openssl"), reason="needs the openssl CLI")
@@ -46,7 +47,9 @@ def run(a):
 
 
 def assigned(out):
-    m = re.search(r"(\d+) APIs assigned \((\d+) ARM reads, (\d+) token requests\)", out)
+    """(APIs assigned, ARM reads, token requests) from the agent's summary."""
+    m = re.search(r"(\d+) APIs assigned, [a-z ]+ \((\d+) ARM reads, (\d+) token requests\)",
+                  out)
     assert m, out
     return tuple(int(x) for x in m.groups())
 
@@ -55,14 +58,15 @@ def test_token_by_client_credentials_then_the_gateway_apis(make_agent, arm, tmp_
     a = apim_agent(make_agent, arm, tmp_path)
     rc, out = run(a)
     assert rc == 2, out          # read, but not converted yet
-    assert assigned(out) == (2, 1, 1)
+    # the gateway's list, then per API its operations and its policy, then the global policy
+    assert assigned(out) == (2, 1 + 2 * 2 + 1, 1)
     assert not a.config.exists(), "nothing may be installed before conversion exists"
     (tok,) = arm.token_requests()
     assert tok["path"] == "/%s/oauth2/v2.0/token" % TENANT
     assert tok["form"] == {"grant_type": "client_credentials", "client_id": CLIENT_ID,
                            "client_secret": CLIENT_SECRET, "scope": arm.url + "/.default"}
     assert tok["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
-    (read,) = arm.reads()
+    read = arm.reads()[0]
     assert read["path"] == SERVICE + "/gateways/gw1/apis?api-version=2022-08-01"
     assert read["headers"]["Authorization"].startswith("Bearer eyJ0eXAi")
     assert CLIENT_SECRET not in read["path"] and CLIENT_SECRET not in str(read["headers"])
@@ -70,14 +74,14 @@ def test_token_by_client_credentials_then_the_gateway_apis(make_agent, arm, tmp_
 
 def test_next_link_paging(make_agent, arm, tmp_path):
     arm.gateway_apis["gw1"] = [gateway_api("api-%d" % i, "p%d" % i, "http://127.0.0.1:9/")
-                               for i in range(250)]
-    arm.page_size = 100
+                               for i in range(5)]
+    arm.page_size = 2
     rc, out = run(apim_agent(make_agent, arm, tmp_path))
     assert rc == 2, out
-    assert assigned(out) == (250, 3, 1)
-    assert [r["path"].split("?")[1] for r in arm.reads()] == [
-        "api-version=2022-08-01", "api-version=2022-08-01&$skip=100",
-        "api-version=2022-08-01&$skip=200"]
+    assert assigned(out) == (5, 3 + 5 * 2 + 1, 1)
+    assert [r["path"].split("?")[1] for r in arm.reads()[:3]] == [
+        "api-version=2022-08-01", "api-version=2022-08-01&$skip=2",
+        "api-version=2022-08-01&$skip=4"]
 
 
 def test_throttled_read_waits_retry_after_and_retries(make_agent, arm, tmp_path):
@@ -85,7 +89,7 @@ def test_throttled_read_waits_retry_after_and_retries(make_agent, arm, tmp_path)
     arm.retry_after = "1"
     rc, out = run(apim_agent(make_agent, arm, tmp_path))
     assert rc == 2, out
-    assert assigned(out) == (2, 3, 1)
+    assert assigned(out) == (2, 2 + 6, 1)
 
 
 def test_throttled_past_the_retries_fails_with_nothing_installed(make_agent, arm, tmp_path):
@@ -108,7 +112,7 @@ def test_expired_token_is_renewed_once(make_agent, arm, tmp_path):
     assert rc == 2, out
     n_apis, reads, tokens = assigned(out)
     assert (n_apis, tokens) == (3, 2)
-    assert reads == 4           # 3 pages + the one refused 401
+    assert reads == 3 + 3 * 2 + 1 + 1     # 3 pages, per API 2, global, the refused 401
 
 
 def test_client_secret_refused_is_exit_1_naming_the_error(make_agent, arm, tmp_path):
@@ -144,3 +148,61 @@ def test_next_link_off_the_arm_endpoint_is_refused(make_agent, arm, tmp_path):
         arm.page = orig
     assert rc == 1, out
     assert "nextLink that is not on" in out
+
+
+GOOD_POLICY = """<policies>
+  <inbound>
+    <base />
+    <set-header name="X-From-Apim" exists-action="override"><value>echo</value></set-header>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+  <on-error><base /></on-error>
+</policies>"""
+
+BAD_POLICY = """<policies>
+  <inbound><base /></inbound>
+  <backend><base /></backend>
+  <outbound>
+    <base />
+    <xml-to-json kind="direct" apply="always" consider-accept-header="false" />
+  </outbound>
+  <on-error><base /></on-error>
+</policies>"""
+
+GLOBAL_POLICY = """<policies>
+  <inbound></inbound>
+  <backend><forward-request /></backend>
+  <outbound></outbound>
+  <on-error></on-error>
+</policies>"""
+
+
+def test_apis_converted_with_the_importers_code_and_refusals_named(make_agent, arm,
+                                                                    tmp_path):
+    """The shared converter (import/convert.h) on what ARM answered: an API
+    whose policy cannot be carried over exactly is named with its reason, the
+    other converted; still nothing installed (install is not built)."""
+    arm.gateway_apis["gw1"] = [
+        dict(gateway_api("echo-api", "echo", "http://127.0.0.1:9/"),
+             properties=dict(gateway_api("echo-api", "echo", "http://127.0.0.1:9/")
+                             ["properties"], subscriptionRequired=False)),
+        dict(gateway_api("xml-api", "xml", "http://127.0.0.1:9/"),
+             properties=dict(gateway_api("xml-api", "xml", "http://127.0.0.1:9/")
+                             ["properties"], subscriptionRequired=False))]
+    arm.operations["echo-api"] = [operation("echo-api", "get-anything", "GET", "/anything")]
+    arm.operations["xml-api"] = [operation("xml-api", "get-doc", "GET", "/doc")]
+    arm.policies["/apis/echo-api/policies/policy"] = GOOD_POLICY
+    arm.policies["/apis/xml-api/operations/get-doc/policies/policy"] = BAD_POLICY
+    arm.policies["/policies/policy"] = GLOBAL_POLICY
+    a = apim_agent(make_agent, arm, tmp_path)
+    rc, out = run(a)
+    assert rc == 2, out
+    assert "api echo-api: imported" in out, out
+    assert re.search(r"apis/xml-api/operations/get-doc/policies/policy:6: "
+                     r"[^\n]*xml-to-json", out), out
+    assert "api xml-api: left-out, first reason: " in out
+    assert "converted (" in out
+    # gateway list, 2 × (operations + 1 operation policy + API policy), global
+    assert assigned(out) == (2, 1 + 2 * 3 + 1, 1)
+    assert not a.config.exists()
