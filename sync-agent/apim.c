@@ -8,6 +8,7 @@
 #include "common/log.h"
 #include "import/convert.h"
 #include "sync-agent/arm.h"
+#include "sync-agent/verify.h"
 
 #define APIM_MAX_APIS 2000
 #define APIM_MAX_OPS 2000	/* per API */
@@ -181,29 +182,80 @@ static void S_log_report(const struct imp_report *r, const struct cfg_errors *er
 		nl = strchr(line, '\n');
 		if (nl)
 			*nl = '\0';
-		log_err("%s", line);
+		/* what went over is news only to a person looking (--once is silent
+		 * on success); what did not is an error */
+		if (strncmp(line, "api ", 4) == 0 && strstr(line, ": imported"))
+			log_info("%s", line);
+		else
+			log_err("%s", line);
 	}
 	free(buf);
 }
 
-int apim_once(struct agent *a)
+/* Fails the sync: the installed configuration stays. */
+static enum sync_result S_fail(struct agent *a, const char *why)
+{
+	snprintf(a->last_error, sizeof(a->last_error), "%s", why);
+	log_err("%s", why);
+	return SYNC_FAILED;
+}
+
+/* The names of the APIs the report did not import, comma-separated, into
+ * buf ("" when none). */
+static void S_left_out(const struct imp_report *r, char *buf, size_t len)
+{
+	json_object *arr;
+	size_t used = 0;
+
+	buf[0] = '\0';
+	if (!r->j || !json_object_object_get_ex(r->j, "apis", &arr))
+		return;
+	for (size_t i = 0; i < json_object_array_length(arr); i++) {
+		json_object *e = json_object_array_get_idx(arr, i);
+		const char *st = S_str(e, "status"), *name = S_str(e, "name");
+		int n;
+
+		if (!name || (st && strcmp(st, "imported") == 0))
+			continue;
+		n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", name);
+		if (n < 0 || (size_t)n >= len - used)
+			return;
+		used += (size_t)n;
+	}
+}
+
+/* The document's bytes with generation gen. Returns a string the document
+ * owns, or NULL. */
+static const char *S_bytes(json_object *doc, int64_t gen, size_t *len)
+{
+	const char *s;
+
+	json_object_object_add(doc, "generation", json_object_new_int64(gen));
+	s = json_object_to_json_string_length(doc, JSON_C_TO_STRING_PRETTY |
+					      JSON_C_TO_STRING_NOSLASHESCAPE, len);
+	return s;
+}
+
+enum sync_result apim_attempt(struct agent *a)
 {
 	struct arm arm;
 	struct read rd;
-	struct imp_options o = { NULL, NULL, 1, a->installed ? a->generation + 1 : 1 };
+	struct imp_options o = { NULL, NULL, 1, a->installed ? a->generation : 1 };
 	struct imp_report r = IMP_REPORT_INIT;
 	struct cfg_errors errs = CFG_ERRORS_INIT;
 	json_object *doc = NULL;
-	char path[AGENT_URL_MAX];
-	size_t n_apis = 0;
-	int code = 1;
+	char path[AGENT_URL_MAX], left[AGENT_ERROR_MAX / 2], why[AGENT_ERROR_MAX];
+	unsigned char sha[32];
+	const char *bytes;
+	size_t n_apis = 0, len = 0;
+	enum sync_result rc = SYNC_FAILED;
 
 	memset(&rd, 0, sizeof(rd));
 	arm_init(&arm, &a->fetch, &a->conf);
 	rd.gw_apis = json_object_new_array();
 	rd.policies = json_object_new_array();
 	if (!rd.gw_apis || !rd.policies) {
-		log_err("out of memory");
+		S_fail(a, "out of memory");
 		goto out;
 	}
 	snprintf(path, sizeof(path), "/gateways/%s/apis", a->conf.apim_gateway);
@@ -219,7 +271,7 @@ int apim_once(struct agent *a)
 	rd.ops = calloc(n_apis + 1, sizeof(*rd.ops));
 	rd.op_lists = calloc(n_apis + 1, sizeof(*rd.op_lists));
 	if (!rd.a.apis || !rd.ops || !rd.op_lists) {
-		log_err("out of memory");
+		S_fail(a, "out of memory");
 		goto out;
 	}
 	for (size_t i = 0; i < n_apis; i++) {
@@ -237,7 +289,7 @@ int apim_once(struct agent *a)
 		snprintf(path, sizeof(path), "apis/%s", name);
 		rd.a.apis[i].file = S_keep(&rd, path);
 		if (!rd.a.apis[i].file) {
-			log_err("out of memory");
+			S_fail(a, "out of memory");
 			goto out;
 		}
 		rd.a.n_apis++;
@@ -247,17 +299,41 @@ int apim_once(struct agent *a)
 	if (S_policy(&arm, &rd, "/policies/policy?format=rawxml", "policy", &rd.a.policy) < 0)
 		goto fail;
 	/* converted whole or not at all: only after every read succeeded */
-	if (imp_convert(&rd.a, &o, &doc, &r, &errs) < 0)
-		log_err("APIM gateway '%s': the conversion failed", a->conf.apim_gateway);
+	if (imp_convert(&rd.a, &o, &doc, &r, &errs) < 0) {
+		S_log_report(&r, &errs);
+		snprintf(why, sizeof(why), "APIM gateway '%s': nothing of it can be carried over "
+			 "(%s)", a->conf.apim_gateway, errs.n ? errs.msg[0] : "no detail");
+		S_fail(a, why);
+		goto out;
+	}
 	S_log_report(&r, &errs);
-	log_err("APIM gateway '%s': %zu APIs assigned, %s (%u ARM reads, %u token requests); "
-		"'source = azure-apim': this build reads and converts Azure API Management but "
-		"does not install yet (docs/apim-sync.md, \"Status\")", a->conf.apim_gateway,
-		n_apis, doc ? "converted" : "not converted", arm.reads, arm.token_requests);
-	code = 2;
+	log_info("APIM gateway '%s': %zu APIs assigned (%u ARM reads, %u token requests)",
+		 a->conf.apim_gateway, n_apis, arm.reads, arm.token_requests);
+	bytes = S_bytes(doc, o.generation, &len);
+	if (!bytes || verify_sha256(bytes, len, sha) < 0) {
+		S_fail(a, "out of memory");
+		goto out;
+	}
+	if (a->installed && memcmp(sha, a->sha256, sizeof(sha)) == 0) {
+		rc = SYNC_UNCHANGED;
+	} else {
+		/* changed: the next generation */
+		bytes = S_bytes(doc, a->installed ? a->generation + 1 : 1, &len);
+		if (!bytes) {
+			S_fail(a, "out of memory");
+			goto out;
+		}
+		rc = sync_install_buffer(a, bytes, len);
+	}
+	S_left_out(&r, left, sizeof(left));
+	if (rc != SYNC_FAILED && left[0]) {
+		snprintf(why, sizeof(why), "APIM gateway '%s': installed without %s (cannot be "
+			 "carried over exactly; they answer 404)", a->conf.apim_gateway, left);
+		rc = S_fail(a, why);
+	}
 	goto out;
 fail:
-	log_err("%s", arm.error);
+	S_fail(a, arm.error);
 out:
 	json_object_put(doc);
 	imp_report_release(&r);
@@ -277,5 +353,5 @@ out:
 	json_object_put(rd.policies);
 	json_object_put(rd.gw_apis);
 	arm_release(&arm);
-	return code;
+	return rc;
 }

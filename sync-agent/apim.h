@@ -2,20 +2,28 @@
  * apim — `source = azure-apim` (docs/apim-sync.md): the agent follows an
  * Azure API Management service through ARM (arm.h).
  *
- *   int code = apim_once(a);                 the --once exit code
+ *   enum sync_result r = apim_attempt(a);    sync_run calls it
  *
- * Status: this first part authenticates (client credentials) and reads the
- * gateway's assigned APIs (gateways/{apim_gateway}/apis, every page), logs how
- * many and how many ARM reads that took, and stops there: converting and
- * installing are not built yet (docs/apim-sync.md, "Status"), so nothing is
- * ever installed and the exit code is 2 after a good read (the agent cannot do
- * its job yet), 1 when Azure failed (the read a full sync would also fail on).
+ * One sync (called by sync_run for this source): a token, every read of the
+ * service (a failure anywhere fails the whole sync: a half-read service is
+ * never converted), the conversion with the importer's library (an API that
+ * cannot be carried over is left out whole), then sync_install_buffer. The
+ * document is numbered with the installed generation first: when its bytes
+ * are the installed ones nothing changed; otherwise it gets the next
+ * generation and is installed. APIs left out make the result SYNC_FAILED
+ * after the install, a->last_error naming them (--once exits 1; the status
+ * file says so).
+ *
+ * Status (docs/apim-sync.md): the gateway's APIs, their operations and
+ * policies and the global policy are read; fragments, named values,
+ * backends, version sets, products and subscriptions are not yet.
  */
 #ifndef HOSTGATE_APIM_H
 #define HOSTGATE_APIM_H
 
 #include "sync-agent/agent.h"
+#include "sync-agent/sync.h"
 
-int apim_once(struct agent *a);
+enum sync_result apim_attempt(struct agent *a);
 
 #endif

@@ -28,7 +28,6 @@
 
 #include "common/log.h"
 #include "sync-agent/agent.h"
-#include "sync-agent/apim.h"
 #include "sync-agent/heartbeat.h"
 #include "sync-agent/ship.h"
 #include "sync-agent/state.h"
@@ -136,8 +135,9 @@ static int run_daemon(struct agent *a)
 	int64_t next_sync = now_ms(), next_report = next_sync;
 	unsigned failures = 0;
 
-	log_info("syncing '%s' for gateway '%s' every %lds", a->conf.endpoint,
-		 a->conf.gateway_id, a->conf.interval_s);
+	log_info("syncing '%s' for gateway '%s' every %lds",
+		 a->conf.source == AGENTCONF_SRC_AZURE_APIM ? a->conf.apim_service :
+		 a->conf.endpoint, a->conf.gateway_id, a->conf.interval_s);
 	for (;;) {
 		int sig;
 
@@ -241,13 +241,6 @@ int main(int argc, char **argv)
 		die("cannot set up the http client");
 	state_load(&agent);
 
-	if (agent.conf.source == AGENTCONF_SRC_AZURE_APIM) {
-		/* the reader is built in parts (docs/apim-sync.md, "Status"):
-		 * one read, in --once and daemon mode alike */
-		rc = apim_once(&agent);
-		close(lock_fd);
-		finish(rc);
-	}
 	rc = once ? run_once(&agent) : run_daemon(&agent);
 	close(lock_fd);
 	finish(rc);

@@ -102,7 +102,7 @@ class FakeArm:
         self.requests = []
         self.lock = threading.Lock()
         self.gateway_apis = {"gw1": []}
-        self.operations = {}      # api -> [operation(...)]
+        self.operations = {}      # api -> [operation(...)]; absent: one GET /
         self.policies = {}        # "/apis/a/policies/policy", "/policies/policy", ... -> XML
         self.page_size = 100
         self.throttle = 0
@@ -111,6 +111,7 @@ class FakeArm:
         self.expires_in = 3599
         self.tokens = {}          # token -> still valid
         self.expire_at_read = 0   # expire every token when the Nth ARM read arrives
+        self.fail_paths = {}      # path (without query) -> HTTP status to answer instead
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -215,6 +216,9 @@ class FakeArm:
                             headers=[("Retry-After", self.retry_after)])
         u = urllib.parse.urlsplit(h.path)
         q = dict(urllib.parse.parse_qsl(u.query))
+        if u.path in self.fail_paths:
+            return h.answer(self.fail_paths[u.path], {"error": {
+                "code": "InternalServerError", "message": "injected by the test"}})
         if q.get("api-version") != API_VERSION:
             return h.answer(400, {"error": {"code": "InvalidApiVersionParameter",
                                             "message": "bad api-version"}})
@@ -237,7 +241,8 @@ class FakeArm:
         if rest is not None and rest.startswith("/apis/") and rest.endswith("/operations"):
             a = rest[len("/apis/"):-len("/operations")]
             if any(x["name"] == a for g in self.gateway_apis.values() for x in g):
-                return self.page(h, u.path, q, self.operations.get(a, []))
+                ops = self.operations.get(a, [operation(a, "get", "GET", "/")])
+                return self.page(h, u.path, q, ops)
         return h.answer(404, {"error": {"code": "ResourceNotFound",
                                         "message": "not in the fake"}})
 

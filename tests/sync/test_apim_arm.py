@@ -1,9 +1,12 @@
 """hostgate-sync `source = azure-apim` against a fake ARM and Azure AD token
 endpoint (fake_arm.py: HTTPS on loopback with a test CA; a real APIM service
-cannot run here). What is built so far (docs/apim-sync.md, "Status"): the
-client-credentials token, and reading the gateway's assigned APIs with
-paging, throttling and token renewal; conversion and install are not, so a
-good read ends with exit 2 saying so and nothing installed."""
+cannot run here — answers shaped as Azure's published 2022-08-01 examples).
+What is built so far (docs/apim-sync.md, "Status"): the client-credentials
+token; reading the gateway's assigned APIs, their operations and policies and
+the global policy, with paging, throttling and token renewal; conversion with
+the importer's library; install with generations. Named values, backends,
+products and subscriptions are not read yet."""
+import json
 import re
 
 import pytest
@@ -15,11 +18,17 @@ from sync_helpers import have
 pytestmark = pytest.mark.skipif(not have("openssl"), reason="needs the openssl CLI")
 
 
+def open_api(name, path):
+    """An API that needs no subscription (products and keys are not read yet)."""
+    api = gateway_api(name, path, "http://127.0.0.1:9/")
+    api["properties"]["subscriptionRequired"] = False
+    return api
+
+
 @pytest.fixture
 def arm(tmp_path_factory):
     f = FakeArm(tmp_path_factory.mktemp("arm"))
-    f.gateway_apis["gw1"] = [gateway_api("echo-api", "echo", "http://127.0.0.1:9/"),
-                             gateway_api("orders-api", "orders", "http://127.0.0.1:9/")]
+    f.gateway_apis["gw1"] = [open_api("echo-api", "echo"), open_api("orders-api", "orders")]
     yield f
     f.close()
 
@@ -34,7 +43,7 @@ def apim_agent(make_agent, arm, tmp_path, **over):
               "azure_client_secret_file": str(secret), "arm_endpoint": arm.url,
               "azure_authority": arm.url, "ca_file": str(arm.ca),
               "config_path": str(a.config), "state_dir": str(a.state)}
-    a.conf.update(over)
+    a.conf = {k: v for k, v in dict(a.conf, **over).items() if v is not None}
     a.write_conf()
     return a
 
@@ -46,39 +55,86 @@ def run(a):
     return rc, out
 
 
-def assigned(out):
-    """(APIs assigned, ARM reads, token requests) from the agent's summary."""
-    m = re.search(r"(\d+) APIs assigned, [a-z ]+ \((\d+) ARM reads, (\d+) token requests\)",
-                  out)
-    assert m, out
-    return tuple(int(x) for x in m.groups())
+def installed(a):
+    return json.loads(a.installed())
 
 
-def test_token_by_client_credentials_then_the_gateway_apis(make_agent, arm, tmp_path):
+def api_ids(a):
+    return [x["id"] for x in installed(a)["apis"]]
+
+
+# per API: its operations, each operation's policy (one each here), its policy
+def reads_for(n_pages, n_apis, n_ops=1):
+    return n_pages + n_apis * (2 + n_ops) + 1
+
+
+def test_token_by_client_credentials_then_install(make_agent, arm, tmp_path):
     a = apim_agent(make_agent, arm, tmp_path)
     rc, out = run(a)
-    assert rc == 2, out          # read, but not converted yet
-    # the gateway's list, then per API its operations and its policy, then the global policy
-    assert assigned(out) == (2, 1 + 2 * 2 + 1, 1)
-    assert not a.config.exists(), "nothing may be installed before conversion exists"
+    assert rc == 0, out
+    assert out == "", "--once is silent on success"
+    assert installed(a)["generation"] == 1
+    assert api_ids(a) == ["echo-api", "orders-api"]
+    assert a.status()["result"] == "ok"
     (tok,) = arm.token_requests()
     assert tok["path"] == "/%s/oauth2/v2.0/token" % TENANT
     assert tok["form"] == {"grant_type": "client_credentials", "client_id": CLIENT_ID,
                            "client_secret": CLIENT_SECRET, "scope": arm.url + "/.default"}
     assert tok["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
-    read = arm.reads()[0]
-    assert read["path"] == SERVICE + "/gateways/gw1/apis?api-version=2022-08-01"
-    assert read["headers"]["Authorization"].startswith("Bearer eyJ0eXAi")
-    assert CLIENT_SECRET not in read["path"] and CLIENT_SECRET not in str(read["headers"])
+    reads = arm.reads()
+    assert len(reads) == reads_for(1, 2)
+    assert reads[0]["path"] == SERVICE + "/gateways/gw1/apis?api-version=2022-08-01"
+    assert all(r["headers"]["Authorization"].startswith("Bearer eyJ0eXAi") for r in reads)
+    assert all(CLIENT_SECRET not in r["path"] + str(r["headers"]) for r in reads)
+
+
+def test_changes_in_apim_reach_the_gateway_and_nothing_else_does(make_agent, arm, tmp_path):
+    a = apim_agent(make_agent, arm, tmp_path)
+    assert run(a)[0] == 0
+    first = a.installed()
+    # nothing changed in APIM: nothing installed, the generation kept
+    assert run(a) == (0, "")
+    assert a.installed() == first
+    # a policy edited in the portal
+    arm.policies["/apis/echo-api/policies/policy"] = GOOD_POLICY
+    assert run(a)[0] == 0
+    doc = installed(a)
+    assert doc["generation"] == 2
+    echo = [x for x in doc["apis"] if x["id"] == "echo-api"][0]
+    assert "X-From-Apim" in json.dumps(echo["policies"])
+    # an API assigned to the gateway
+    arm.gateway_apis["gw1"].append(open_api("new-api", "new"))
+    assert run(a)[0] == 0
+    assert installed(a)["generation"] == 3
+    assert api_ids(a) == ["echo-api", "orders-api", "new-api"]
+
+
+def test_one_entity_failing_mid_sync_keeps_the_installed_configuration(make_agent, arm,
+                                                                        tmp_path):
+    a = apim_agent(make_agent, arm, tmp_path)
+    assert run(a)[0] == 0
+    before = a.installed()
+    arm.gateway_apis["gw1"].append(open_api("new-api", "new"))
+    arm.fail_paths[SERVICE + "/apis/orders-api/policies/policy"] = 500
+    rc, out = run(a)
+    assert rc == 1, out
+    assert "apis/orders-api/policies/policy" in out and "HTTP 500" in out
+    assert a.installed() == before, "a half-read service was installed"
+    st = a.status()
+    assert st["result"] != "ok" and "HTTP 500" in st["error"]
+    del arm.fail_paths[SERVICE + "/apis/orders-api/policies/policy"]
+    assert run(a)[0] == 0
+    assert installed(a)["generation"] == 2 and "new-api" in api_ids(a)
 
 
 def test_next_link_paging(make_agent, arm, tmp_path):
-    arm.gateway_apis["gw1"] = [gateway_api("api-%d" % i, "p%d" % i, "http://127.0.0.1:9/")
-                               for i in range(5)]
+    arm.gateway_apis["gw1"] = [open_api("api-%d" % i, "p%d" % i) for i in range(5)]
     arm.page_size = 2
-    rc, out = run(apim_agent(make_agent, arm, tmp_path))
-    assert rc == 2, out
-    assert assigned(out) == (5, 3 + 5 * 2 + 1, 1)
+    a = apim_agent(make_agent, arm, tmp_path)
+    rc, out = run(a)
+    assert rc == 0, out
+    assert api_ids(a) == ["api-%d" % i for i in range(5)]
+    assert len(arm.reads()) == reads_for(3, 5)
     assert [r["path"].split("?")[1] for r in arm.reads()[:3]] == [
         "api-version=2022-08-01", "api-version=2022-08-01&$skip=2",
         "api-version=2022-08-01&$skip=4"]
@@ -87,9 +143,11 @@ def test_next_link_paging(make_agent, arm, tmp_path):
 def test_throttled_read_waits_retry_after_and_retries(make_agent, arm, tmp_path):
     arm.throttle = 2
     arm.retry_after = "1"
-    rc, out = run(apim_agent(make_agent, arm, tmp_path))
-    assert rc == 2, out
-    assert assigned(out) == (2, 2 + 6, 1)
+    a = apim_agent(make_agent, arm, tmp_path)
+    rc, out = run(a)
+    assert rc == 0, out
+    assert len(arm.reads()) == reads_for(1, 2) + 2
+    assert installed(a)["generation"] == 1
 
 
 def test_throttled_past_the_retries_fails_with_nothing_installed(make_agent, arm, tmp_path):
@@ -104,15 +162,15 @@ def test_throttled_past_the_retries_fails_with_nothing_installed(make_agent, arm
 
 
 def test_expired_token_is_renewed_once(make_agent, arm, tmp_path):
-    arm.gateway_apis["gw1"] = [gateway_api("api-%d" % i, "p%d" % i, "http://127.0.0.1:9/")
-                               for i in range(3)]
+    arm.gateway_apis["gw1"] = [open_api("api-%d" % i, "p%d" % i) for i in range(3)]
     arm.page_size = 1
     arm.expire_at_read = 2      # the token dies between page 1 and page 2
-    rc, out = run(apim_agent(make_agent, arm, tmp_path))
-    assert rc == 2, out
-    n_apis, reads, tokens = assigned(out)
-    assert (n_apis, tokens) == (3, 2)
-    assert reads == 3 + 3 * 2 + 1 + 1     # 3 pages, per API 2, global, the refused 401
+    a = apim_agent(make_agent, arm, tmp_path)
+    rc, out = run(a)
+    assert rc == 0, out
+    assert len(arm.token_requests()) == 2
+    assert len(arm.reads()) == reads_for(3, 3) + 1      # + the refused 401
+    assert len(api_ids(a)) == 3
 
 
 def test_client_secret_refused_is_exit_1_naming_the_error(make_agent, arm, tmp_path):
@@ -132,8 +190,6 @@ def test_unknown_ca_fails(make_agent, arm, tmp_path):
 
 
 def test_next_link_off_the_arm_endpoint_is_refused(make_agent, arm, tmp_path):
-    arm.gateway_apis["gw1"] = [gateway_api("api-%d" % i, "p%d" % i, "http://127.0.0.1:9/")
-                               for i in range(2)]
     arm.page_size = 1
     orig = arm.page
 
@@ -178,18 +234,13 @@ GLOBAL_POLICY = """<policies>
 </policies>"""
 
 
-def test_apis_converted_with_the_importers_code_and_refusals_named(make_agent, arm,
-                                                                    tmp_path):
-    """The shared converter (import/convert.h) on what ARM answered: an API
-    whose policy cannot be carried over exactly is named with its reason, the
-    other converted; still nothing installed (install is not built)."""
-    arm.gateway_apis["gw1"] = [
-        dict(gateway_api("echo-api", "echo", "http://127.0.0.1:9/"),
-             properties=dict(gateway_api("echo-api", "echo", "http://127.0.0.1:9/")
-                             ["properties"], subscriptionRequired=False)),
-        dict(gateway_api("xml-api", "xml", "http://127.0.0.1:9/"),
-             properties=dict(gateway_api("xml-api", "xml", "http://127.0.0.1:9/")
-                             ["properties"], subscriptionRequired=False))]
+def test_an_api_that_cannot_be_carried_over_is_left_out_and_named(make_agent, arm,
+                                                                   tmp_path):
+    """The shared converter (import/convert.h) on what ARM answered: the API
+    whose operation policy has no format 1 counterpart is left out (it answers
+    404, never runs without its policy), named with FILE:LINE in the log, in
+    the exit code (1) and in the status file; the rest is installed."""
+    arm.gateway_apis["gw1"] = [open_api("echo-api", "echo"), open_api("xml-api", "xml")]
     arm.operations["echo-api"] = [operation("echo-api", "get-anything", "GET", "/anything")]
     arm.operations["xml-api"] = [operation("xml-api", "get-doc", "GET", "/doc")]
     arm.policies["/apis/echo-api/policies/policy"] = GOOD_POLICY
@@ -197,12 +248,10 @@ def test_apis_converted_with_the_importers_code_and_refusals_named(make_agent, a
     arm.policies["/policies/policy"] = GLOBAL_POLICY
     a = apim_agent(make_agent, arm, tmp_path)
     rc, out = run(a)
-    assert rc == 2, out
-    assert "api echo-api: imported" in out, out
+    assert rc == 1, out
     assert re.search(r"apis/xml-api/operations/get-doc/policies/policy:6: "
                      r"[^\n]*xml-to-json", out), out
-    assert "api xml-api: left-out, first reason: " in out
-    assert "converted (" in out
-    # gateway list, 2 × (operations + 1 operation policy + API policy), global
-    assert assigned(out) == (2, 1 + 2 * 3 + 1, 1)
-    assert not a.config.exists()
+    assert "installed without xml-api" in out
+    assert api_ids(a) == ["echo-api"]
+    assert "installed without xml-api" in a.status()["error"]
+    assert len(arm.reads()) == reads_for(1, 2)
