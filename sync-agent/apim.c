@@ -22,6 +22,10 @@ struct read {
 	json_object *policies;		/* every policy answer, kept for its text */
 	char **names;			/* file names for messages */
 	size_t n_names, cap_names;
+	json_object *products;		/* products list items */
+	json_object *product_apis;	/* per kept product: its apis list items */
+	json_object *subs;		/* subscriptions list items */
+	json_object *keys;		/* {"subscription": ["primary", "secondary"]}: secret */
 };
 
 /* Keeps a copy of s for the sync's lifetime, without its query (a name for
@@ -167,6 +171,182 @@ static int S_api(struct arm *arm, struct read *rd, size_t i)
 	return S_policy(arm, rd, path, file, &api->policy);
 }
 
+/* 1 when API name is among those read. */
+static int S_served(const struct read *rd, const char *name)
+{
+	for (size_t i = 0; i < rd->a.n_apis; i++)
+		if (strcmp(rd->a.apis[i].name, name) == 0)
+			return 1;
+	return 0;
+}
+
+/* The products that reach a served API, with those APIs and their policy.
+ * Returns 0 or -1. */
+static int S_products(struct arm *arm, struct read *rd)
+{
+	char path[AGENT_URL_MAX];
+	size_t n;
+
+	rd->products = json_object_new_array();
+	rd->product_apis = json_object_new_array();
+	if (!rd->products || !rd->product_apis)
+		goto oom;
+	if (arm_list(arm, "/products", rd->products) < 0)
+		return -1;
+	n = json_object_array_length(rd->products);
+	rd->a.products = calloc(n + 1, sizeof(*rd->a.products));
+	if (!rd->a.products)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_array_get_idx(rd->products, i), *apis;
+		struct imp_item *p = &rd->a.products[rd->a.n_products];
+		const char *name = S_str(it, "name");
+		size_t m;
+
+		if (!S_arm_name(name) || !S_props(it)) {
+			snprintf(arm->error, sizeof(arm->error), "ARM /products: a product without "
+				 "a usable name or properties");
+			return -1;
+		}
+		apis = json_object_new_array();
+		if (!apis || json_object_array_add(rd->product_apis, apis) < 0) {
+			json_object_put(apis);
+			goto oom;
+		}
+		snprintf(path, sizeof(path), "/products/%s/apis", name);
+		if (arm_list(arm, path, apis) < 0)
+			return -1;
+		m = json_object_array_length(apis);
+		p->apis = calloc(m + 1, sizeof(*p->apis));
+		if (!p->apis)
+			goto oom;
+		for (size_t k = 0; k < m; k++) {
+			const char *an = S_str(json_object_array_get_idx(apis, k), "name");
+
+			if (an && S_served(rd, an))
+				p->apis[p->n_apis++] = (char *)(uintptr_t)an;
+		}
+		if (p->n_apis == 0) {
+			/* reaches nothing this gateway serves: not read further */
+			free(p->apis);
+			p->apis = NULL;
+			continue;
+		}
+		p->name = (char *)(uintptr_t)name;
+		p->info = it;
+		snprintf(path, sizeof(path), "products/%s", name);
+		p->file = S_keep(rd, path);
+		snprintf(path, sizeof(path), "/products/%s/policies/policy?format=rawxml", name);
+		if (!p->file || !S_keep(rd, path + 1))
+			goto oom;
+		rd->a.n_products++;
+		if (S_policy(arm, rd, path, rd->names[rd->n_names - 1], &p->policy) < 0)
+			return -1;
+	}
+	return 0;
+oom:
+	snprintf(arm->error, sizeof(arm->error), "out of memory");
+	return -1;
+}
+
+/* 1 when a subscription's scope reaches something served: the service or
+ * all APIs, a served API, a kept product. */
+static int S_scope_served(const struct read *rd, const char *scope)
+{
+	const char *p = strstr(scope, "/products/"), *a = strstr(scope, "/apis/");
+
+	if (p) {
+		for (size_t i = 0; i < rd->a.n_products; i++)
+			if (strcmp(rd->a.products[i].name, p + 10) == 0)
+				return 1;
+		return 0;
+	}
+	if (a)
+		return S_served(rd, a + 6);
+	return 1;	/* all APIs, the service: the converter checks the form */
+}
+
+/* The subscriptions that reach something served, with their keys
+ * (listSecrets). Returns 0 or -1. */
+static int S_subscriptions(struct arm *arm, struct read *rd)
+{
+	char path[AGENT_URL_MAX];
+	size_t n;
+
+	rd->subs = json_object_new_array();
+	rd->keys = json_object_new_object();
+	if (!rd->subs || !rd->keys)
+		goto oom;
+	if (arm_list(arm, "/subscriptions", rd->subs) < 0)
+		return -1;
+	n = json_object_array_length(rd->subs);
+	rd->a.subscriptions = calloc(n + 1, sizeof(*rd->a.subscriptions));
+	if (!rd->a.subscriptions)
+		goto oom;
+	for (size_t i = 0; i < n; i++) {
+		json_object *it = json_object_array_get_idx(rd->subs, i), *sec = NULL, *keys;
+		struct imp_item *s = &rd->a.subscriptions[rd->a.n_subscriptions];
+		const char *name = S_str(it, "name"), *scope = S_str(S_props(it), "scope");
+		const char *state = S_str(S_props(it), "state"), *k1, *k2;
+
+		if (!S_arm_name(name) || !scope) {
+			snprintf(arm->error, sizeof(arm->error), "ARM /subscriptions: a "
+				 "subscription without a usable name or scope");
+			return -1;
+		}
+		if (!S_scope_served(rd, scope) ||
+		    (state && strcmp(state, "active") && strcmp(state, "suspended")))
+			continue;
+		snprintf(path, sizeof(path), "/subscriptions/%s/listSecrets", name);
+		if (arm_post(arm, path, &sec) < 0)
+			return -1;
+		k1 = S_str(sec, "primaryKey");
+		k2 = S_str(sec, "secondaryKey");
+		keys = json_object_new_array();
+		if (!keys) {
+			json_object_put(sec);
+			goto oom;
+		}
+		if (k1 && *k1)
+			json_object_array_add(keys, json_object_new_string(k1));
+		if (k2 && *k2)
+			json_object_array_add(keys, json_object_new_string(k2));
+		for (const char *k[2] = { k1, k2 }, **q = k; q < k + 2; q++)
+			if (*q)
+				explicit_bzero((char *)(uintptr_t)*q, strlen(*q));
+		json_object_put(sec);
+		json_object_object_add(rd->keys, name, keys);
+		s->name = (char *)(uintptr_t)name;
+		s->info = it;
+		snprintf(path, sizeof(path), "subscriptions/%s", name);
+		s->file = S_keep(rd, path);
+		if (!s->file)
+			goto oom;
+		rd->a.n_subscriptions++;
+	}
+	return 0;
+oom:
+	snprintf(arm->error, sizeof(arm->error), "out of memory");
+	return -1;
+}
+
+/* Zeroes the keys' text before they are freed. */
+static void S_forget_keys(json_object *keys)
+{
+	if (!keys)
+		return;
+	json_object_object_foreach(keys, name, arr) {
+		(void)name;
+		for (size_t i = 0; i < json_object_array_length(arr); i++) {
+			json_object *k = json_object_array_get_idx(arr, i);
+
+			explicit_bzero((char *)(uintptr_t)json_object_get_string(k),
+				       (size_t)json_object_get_string_len(k));
+		}
+	}
+	json_object_put(keys);
+}
+
 /* Logs what the converter said, one line each. */
 static void S_log_report(const struct imp_report *r, const struct cfg_errors *errs)
 {
@@ -296,8 +476,10 @@ enum sync_result apim_attempt(struct agent *a)
 		if (S_api(&arm, &rd, i) < 0)
 			goto fail;
 	}
-	if (S_policy(&arm, &rd, "/policies/policy?format=rawxml", "policy", &rd.a.policy) < 0)
+	if (S_policy(&arm, &rd, "/policies/policy?format=rawxml", "policy", &rd.a.policy) < 0 ||
+	    S_products(&arm, &rd) < 0 || S_subscriptions(&arm, &rd) < 0)
 		goto fail;
+	o.keys = rd.keys;
 	/* converted whole or not at all: only after every read succeeded */
 	if (imp_convert(&rd.a, &o, &doc, &r, &errs) < 0) {
 		S_log_report(&r, &errs);
@@ -350,6 +532,14 @@ out:
 	free(rd.a.apis);
 	free(rd.ops);
 	free(rd.op_lists);
+	for (size_t i = 0; rd.a.products && i < rd.a.n_products; i++)
+		free(rd.a.products[i].apis);
+	free(rd.a.products);
+	free(rd.a.subscriptions);
+	json_object_put(rd.products);
+	json_object_put(rd.product_apis);
+	json_object_put(rd.subs);
+	S_forget_keys(rd.keys);
 	json_object_put(rd.policies);
 	json_object_put(rd.gw_apis);
 	arm_release(&arm);

@@ -161,7 +161,7 @@ out:
 
 /* One ARM request at url (absolute): the token, 401 once, 429/503 with
  * Retry-After. On 0, r holds the final answer. Returns 0 or -1. */
-static int S_request(struct arm *arm, const char *url, const char *what,
+static int S_request(struct arm *arm, const char *url, const char *what, int post,
 		     struct fetch_response *r)
 {
 	const char *headers[3] = { NULL, "Accept: application/json", NULL };
@@ -177,7 +177,7 @@ static int S_request(struct arm *arm, const char *url, const char *what,
 			return -1;
 		headers[0] = arm->auth;
 		arm->reads++;
-		if (fetch_send(arm->f, url, headers, NULL, 0, ARM_BODY_MAX, r) < 0) {
+		if (fetch_send(arm->f, url, headers, post ? "" : NULL, 0, ARM_BODY_MAX, r) < 0) {
 			snprintf(arm->error, sizeof(arm->error), "ARM %s: %s", what, r->error);
 			return -1;
 		}
@@ -218,14 +218,14 @@ static int S_url(struct arm *arm, const char *path, char *url, size_t len)
 }
 
 /* Reads url's answer as a JSON object into *out (or NULL on 404). */
-static int S_get_url(struct arm *arm, const char *url, const char *what, long *status,
-		     json_object **out)
+static int S_get_url(struct arm *arm, const char *url, const char *what, int post,
+		     long *status, json_object **out)
 {
 	struct fetch_response r = FETCH_RESPONSE_INIT;
 	int rc = -1;
 
 	*out = NULL;
-	if (S_request(arm, url, what, &r) < 0)
+	if (S_request(arm, url, what, post, &r) < 0)
 		goto out;
 	*status = r.status;
 	if (r.status == 404) {
@@ -246,6 +246,8 @@ static int S_get_url(struct arm *arm, const char *url, const char *what, long *s
 	}
 	rc = 0;
 out:
+	if (post && r.body)
+		explicit_bzero(r.body, r.len);	/* listSecrets, listValue */
 	fetch_response_release(&r);
 	return rc;
 }
@@ -257,7 +259,23 @@ int arm_get(struct arm *arm, const char *path, long *status, json_object **out)
 	*out = NULL;
 	if (S_url(arm, path, url, sizeof(url)) < 0)
 		return -1;
-	return S_get_url(arm, url, path, status, out);
+	return S_get_url(arm, url, path, 0, status, out);
+}
+
+int arm_post(struct arm *arm, const char *path, json_object **out)
+{
+	char url[URL_MAX];
+	long status = 0;
+
+	*out = NULL;
+	if (S_url(arm, path, url, sizeof(url)) < 0 ||
+	    S_get_url(arm, url, path, 1, &status, out) < 0)
+		return -1;
+	if (!*out) {
+		snprintf(arm->error, sizeof(arm->error), "ARM %s: HTTP 404", path);
+		return -1;
+	}
+	return 0;
 }
 
 /* 1 when next is on arm_endpoint's origin (scheme, host and port). */
@@ -283,7 +301,7 @@ int arm_list(struct arm *arm, const char *path, json_object *items)
 				 path, ARM_MAX_PAGES);
 			goto out;
 		}
-		if (S_get_url(arm, url, path, &status, &page) < 0)
+		if (S_get_url(arm, url, path, 0, &status, &page) < 0)
 			goto out;
 		if (!page) {
 			snprintf(arm->error, sizeof(arm->error), "ARM %s: HTTP 404", path);

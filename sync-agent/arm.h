@@ -64,6 +64,10 @@ int arm_token(struct arm *arm);
  * reference); *status its HTTP status (200, or 404 when absent: *out NULL).
  * Returns 0 or -1. */
 int arm_get(struct arm *arm, const char *path, long *status, json_object **out);
+/* POSTs an empty body to path (listSecrets, listValue): *out the answer
+ * (its strings are secrets: the caller zeroes them). A 404 is an error.
+ * Returns 0 or -1. */
+int arm_post(struct arm *arm, const char *path, json_object **out);
 /* Appends every "value" item of every page of the list at path to items.
  * Returns 0 or -1. */
 int arm_list(struct arm *arm, const char *path, json_object *items);

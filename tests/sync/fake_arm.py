@@ -88,9 +88,30 @@ def policy_answer(resource, xml):
     kind = resource.rsplit("/policies/policy", 1)[0]
     typ = "Microsoft.ApiManagement/service/" + (
         "apis/operations/policies" if "/operations/" in kind else
-        "apis/policies" if "/apis/" in kind else "policies")
+        "apis/policies" if "/apis/" in kind else
+        "products/policies" if "/products/" in kind else "policies")
     return {"id": SERVICE + resource, "type": typ, "name": "policy",
             "properties": {"format": "rawxml", "value": xml}}
+
+
+def product(name, subscription_required=True):
+    """One item of products (ApiManagementListProducts.json)."""
+    return {"id": SERVICE + "/products/" + name,
+            "type": "Microsoft.ApiManagement/service/products", "name": name,
+            "properties": {"displayName": name, "description": "", "terms": "",
+                           "subscriptionRequired": subscription_required,
+                           "approvalRequired": False, "subscriptionsLimit": 1,
+                           "state": "published"}}
+
+
+def subscription(name, scope, state="active"):
+    """One item of subscriptions (ApiManagementListSubscriptions.json): no
+    keys in it (listSecrets gives them)."""
+    return {"id": SERVICE + "/subscriptions/" + name,
+            "type": "Microsoft.ApiManagement/service/subscriptions", "name": name,
+            "properties": {"ownerId": SERVICE + "/users/1", "scope": SERVICE + scope,
+                           "displayName": name, "state": state,
+                           "createdDate": "2026-01-01T00:00:00Z", "allowTracing": False}}
 
 
 class FakeArm:
@@ -112,6 +133,8 @@ class FakeArm:
         self.tokens = {}          # token -> still valid
         self.expire_at_read = 0   # expire every token when the Nth ARM read arrives
         self.fail_paths = {}      # path (without query) -> HTTP status to answer instead
+        self.products = {}        # name -> (product(...), [api names])
+        self.subscriptions = {}   # name -> (subscription(...), [primaryKey, secondaryKey])
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -146,8 +169,7 @@ class FakeArm:
                                           "body": body})
                 if self.path == "/%s/oauth2/v2.0/token" % TENANT:
                     return fake.token(self, form)
-                return self.answer(404, {"error": {"code": "ResourceNotFound",
-                                                   "message": "not in the fake"}})
+                return fake.arm_get(self)
 
             def do_GET(self):
                 with fake.lock:
@@ -230,6 +252,26 @@ class FakeArm:
                                                 "message": "Gateway not found."}})
             return self.page(h, u.path, q, self.gateway_apis[g])
         rest = u.path[len(SERVICE):] if u.path.startswith(SERVICE) else None
+        if h.command == "POST":
+            if rest and rest.startswith("/subscriptions/") and rest.endswith("/listSecrets"):
+                sid = rest[len("/subscriptions/"):-len("/listSecrets")]
+                if sid in self.subscriptions:
+                    k = self.subscriptions[sid][1]
+                    return h.answer(200, {"primaryKey": k[0], "secondaryKey": k[1]})
+            return h.answer(404, {"error": {"code": "ResourceNotFound",
+                                            "message": "not in the fake"}})
+        if rest == "/products":
+            return self.page(h, u.path, q, [p for p, _ in self.products.values()])
+        if rest and rest.startswith("/products/") and rest.endswith("/apis"):
+            pid = rest[len("/products/"):-len("/apis")]
+            if pid in self.products:
+                return self.page(h, u.path, q, [
+                    dict(gateway_api(a, a, "http://127.0.0.1:9/"),
+                         id=SERVICE + "/products/%s/apis/%s" % (pid, a),
+                         type="Microsoft.ApiManagement/service/products/apis")
+                    for a in self.products[pid][1]])
+        if rest == "/subscriptions":
+            return self.page(h, u.path, q, [s for s, _ in self.subscriptions.values()])
         if rest is not None and rest.endswith("/policies/policy"):
             if q.get("format") != "rawxml":
                 return h.answer(400, {"error": {"code": "ValidationError",
@@ -256,8 +298,9 @@ class FakeArm:
         return h.answer(200, body)
 
     def reads(self):
+        """ARM requests (GETs, and the POSTs listSecrets and listValue)."""
         with self.lock:
-            return [r for r in self.requests if r["method"] == "GET"]
+            return [r for r in self.requests if "/oauth2/" not in r["path"]]
 
     def token_requests(self):
         with self.lock:

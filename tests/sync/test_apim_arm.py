@@ -6,13 +6,14 @@ token; reading the gateway's assigned APIs, their operations and policies and
 the global policy, with paging, throttling and token renewal; conversion with
 the importer's library; install with generations. Named values, backends,
 products and subscriptions are not read yet."""
+import hashlib
 import json
 import re
 
 import pytest
 
 from fake_arm import (CLIENT_ID, CLIENT_SECRET, SERVICE, TENANT, FakeArm, gateway_api,
-                      operation)
+                      operation, product, subscription)
 from sync_helpers import have
 
 pytestmark = pytest.mark.skipif(not have("openssl"), reason="needs the openssl CLI")
@@ -63,9 +64,10 @@ def api_ids(a):
     return [x["id"] for x in installed(a)["apis"]]
 
 
-# per API: its operations, each operation's policy (one each here), its policy
+# per API: its operations, each operation's policy (one each here), its policy;
+# then the global policy, the products list, the subscriptions list
 def reads_for(n_pages, n_apis, n_ops=1):
-    return n_pages + n_apis * (2 + n_ops) + 1
+    return n_pages + n_apis * (2 + n_ops) + 3
 
 
 def test_token_by_client_credentials_then_install(make_agent, arm, tmp_path):
@@ -255,3 +257,48 @@ def test_an_api_that_cannot_be_carried_over_is_left_out_and_named(make_agent, ar
     assert api_ids(a) == ["echo-api"]
     assert "installed without xml-api" in a.status()["error"]
     assert len(arm.reads()) == reads_for(1, 2)
+
+
+def sha(k):
+    return hashlib.sha256(k.encode()).hexdigest()
+
+
+def test_products_subscriptions_and_a_regenerated_key(make_agent, arm, tmp_path):
+    """Keys come from listSecrets (POST), only for subscriptions that reach a
+    served API; they are installed hashed, never in clear; a key regenerated
+    in APIM reaches the gateway on the next sync; products and subscriptions
+    that reach nothing served are neither read further nor installed."""
+    echo = gateway_api("echo-api", "echo", "http://127.0.0.1:9/")
+    arm.gateway_apis["gw1"] = [echo]
+    arm.products["starter"] = (product("starter"), ["echo-api", "not-here-api"])
+    arm.products["elsewhere"] = (product("elsewhere"), ["not-here-api"])
+    arm.policies["/products/starter/policies/policy"] = GOOD_POLICY
+    arm.subscriptions["acme"] = (subscription("acme", "/products/starter"),
+                                 ["acme-primary-1", "acme-secondary-1"])
+    arm.subscriptions["all"] = (subscription("all", "/apis"), ["all-1", "all-2"])
+    arm.subscriptions["other"] = (subscription("other", "/products/elsewhere"), ["o1", "o2"])
+    arm.subscriptions["gone"] = (subscription("gone", "/apis", state="cancelled"), ["g1", "g2"])
+    a = apim_agent(make_agent, arm, tmp_path)
+    rc, out = run(a)
+    assert rc == 0, out
+    raw = a.installed().decode()
+    assert "acme-primary-1" not in raw and "all-1" not in raw, "a key installed in clear"
+    doc = json.loads(raw)
+    assert [p["id"] for p in doc["products"]] == ["starter"]
+    assert doc["products"][0]["apis"] == ["echo-api"]
+    subs = {s["id"]: s for s in doc["subscriptions"]}
+    assert sorted(subs) == ["acme", "all"]
+    assert subs["acme"]["scope"] == "product:starter" and subs["all"]["scope"] == "all"
+    assert subs["acme"]["keys_sha256"] == [sha("acme-primary-1"), sha("acme-secondary-1")]
+    posts = sorted(r["path"].split("?")[0].rsplit("/", 2)[1] for r in arm.reads()
+                   if r["method"] == "POST")
+    assert posts == ["acme", "all"], "listSecrets only for what reaches a served API"
+    # the 2 product lists' reads, starter's policy, 2 listSecrets
+    assert len(arm.reads()) == reads_for(1, 1) + 2 + 1 + 2
+    # the primary key regenerated in the portal
+    arm.subscriptions["acme"][1][0] = "acme-primary-2"
+    assert run(a)[0] == 0
+    doc = json.loads(a.installed())
+    assert doc["generation"] == 2
+    subs = {s["id"]: s for s in doc["subscriptions"]}
+    assert subs["acme"]["keys_sha256"] == [sha("acme-primary-2"), sha("acme-secondary-1")]
