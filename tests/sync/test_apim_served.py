@@ -1,9 +1,10 @@
 """The document hostgate-sync made from the fake APIM (fake_arm.py; a real
 APIM cannot run here) served by a real lighttpd against httpbin: the API
-policy edited "in APIM" reaches the upstream as a header, the API whose
-policy cannot be carried over answers 404 and never reaches the upstream.
-Root only (the gateway runs as www-data), like tests/import. Keys are not
-read from APIM yet (docs/apim-sync.md, "Status"): the APIs need none."""
+policy edited "in APIM" reaches the upstream as a header, called with the
+key APIM's listSecrets handed out (and, once regenerated in APIM, only the
+new one works); the API whose policy cannot be carried over answers 404 and
+never reaches the upstream. Root only (the gateway runs as www-data), like
+tests/import."""
 import json
 import os
 import pathlib
@@ -13,7 +14,7 @@ import tempfile
 
 import pytest
 
-from fake_arm import FakeArm, operation
+from fake_arm import FakeArm, operation, product, subscription
 from sync_helpers import have
 from test_apim_arm import BAD_POLICY, GOOD_POLICY, apim_agent, open_api, run
 
@@ -38,6 +39,10 @@ def test_the_agents_document_served_through_lighttpd(make_agent, tmp_path):
     gw = None
     try:
         echo, xml = open_api("echo-api", "echo"), open_api("xml-api", "xml")
+        echo["properties"]["subscriptionRequired"] = True
+        arm.products["starter"] = (product("starter"), ["echo-api"])
+        arm.subscriptions["acme"] = (subscription("acme", "/products/starter"),
+                                     ["acme-key-1", "acme-key-2"])
         echo["properties"]["serviceUrl"] = httpbin.url("/anything")
         xml["properties"]["serviceUrl"] = httpbin.url("/anything")
         arm.gateway_apis["gw1"] = [echo, xml]
@@ -52,16 +57,29 @@ def test_the_agents_document_served_through_lighttpd(make_agent, tmp_path):
         gw = Gateway(str(tmp), "lighttpd-socket", FCGI)
         gw.start()
         gw.apply(doc)
-        r = gw.get(gw.mount + "/echo/items/42?mark=apim")
+        key = [("Ocp-Apim-Subscription-Key", "acme-key-1")]
+        assert gw.get(gw.mount + "/echo/items/42?mark=nokey").status == 401
+        r = gw.get(gw.mount + "/echo/items/42?mark=apim", headers=key)
         assert r.status == 200, r
         e = r.json()
         assert e["url"].endswith("/anything/items/42?mark=apim")
         assert e["headers"]["X-From-Apim"] == "echo"
-        assert gw.get(gw.mount + "/echo/other").status == 404
+        assert "Ocp-Apim-Subscription-Key" not in e["headers"]
+        assert gw.get(gw.mount + "/echo/other", headers=key).status == 404
         assert gw.get(gw.mount + "/xml/doc?mark=xml").status == 404
-        wait_until(lambda: any("mark=apim" in x for x in httpbin.log_lines()), 10,
+        # the primary key regenerated in APIM: the next sync, and only the new one works
+        arm.subscriptions["acme"][1][0] = "acme-key-3"
+        rc, out = run(a)
+        assert rc == 1 and "installed without xml-api" in out, out
+        gw.apply(json.loads(a.installed()))
+        assert gw.get(gw.mount + "/echo/items/1?mark=old", headers=key).status == 401
+        new = [("Ocp-Apim-Subscription-Key", "acme-key-3")]
+        assert gw.get(gw.mount + "/echo/items/1?mark=new", headers=new).status == 200
+        wait_until(lambda: any("mark=new" in x for x in httpbin.log_lines()), 10,
                    "httpbin to log the served call")
-        assert not any("mark=xml" in x for x in httpbin.log_lines())
+        lines = httpbin.log_lines()
+        assert any("mark=apim" in x for x in lines)
+        assert not any(m in x for x in lines for m in ("mark=xml", "mark=old", "mark=nokey"))
     finally:
         if gw:
             gw.stop()
