@@ -26,6 +26,8 @@ struct read {
 	json_object *product_apis;	/* per kept product: its apis list items */
 	json_object *subs;		/* subscriptions list items */
 	json_object *keys;		/* {"subscription": ["primary", "secondary"]}: secret */
+	json_object *nvs;		/* named values list items (secret values put in: secret) */
+	json_object *backends, *version_sets, *frags;
 };
 
 /* Keeps a copy of s for the sync's lifetime, without its query (a name for
@@ -330,6 +332,159 @@ oom:
 	return -1;
 }
 
+/* 1 when some policy read so far (or a fragment) names {{dn}}. */
+static int S_used(const struct read *rd, const char *dn)
+{
+	char pat[300];
+	size_t i, k;
+
+	if (snprintf(pat, sizeof(pat), "{{%s}}", dn) >= (int)sizeof(pat))
+		return 1;
+	if (rd->a.policy.text && strstr(rd->a.policy.text, pat))
+		return 1;
+	for (i = 0; i < rd->a.n_apis; i++) {
+		if (rd->a.apis[i].policy.text && strstr(rd->a.apis[i].policy.text, pat))
+			return 1;
+		for (k = 0; k < rd->a.apis[i].n_ops; k++)
+			if (rd->a.apis[i].ops[k].policy.text &&
+			    strstr(rd->a.apis[i].ops[k].policy.text, pat))
+				return 1;
+	}
+	for (i = 0; i < rd->a.n_products; i++)
+		if (rd->a.products[i].policy.text && strstr(rd->a.products[i].policy.text, pat))
+			return 1;
+	for (i = 0; i < rd->a.n_frags; i++)
+		if (strstr(rd->a.frags[i].xml, pat))
+			return 1;
+	return 0;
+}
+
+/* Fills items[] from a list read at path: name, file "kind/NAME", info.
+ * Returns 0 or -1. */
+static int S_items(struct arm *arm, struct read *rd, const char *path, const char *kind,
+		   json_object **list, struct imp_item **items, size_t *n)
+{
+	char file[AGENT_URL_MAX];
+	size_t m;
+
+	*list = json_object_new_array();
+	if (!*list)
+		goto oom;
+	if (arm_list(arm, path, *list) < 0)
+		return -1;
+	m = json_object_array_length(*list);
+	*items = calloc(m + 1, sizeof(**items));
+	if (!*items)
+		goto oom;
+	for (size_t i = 0; i < m; i++) {
+		json_object *it = json_object_array_get_idx(*list, i);
+		const char *name = S_str(it, "name");
+
+		if (!S_arm_name(name) || !S_props(it)) {
+			snprintf(arm->error, sizeof(arm->error), "ARM %s: an item without a usable "
+				 "name or properties", path);
+			return -1;
+		}
+		snprintf(file, sizeof(file), "%s/%s", kind, name);
+		(*items)[i].name = (char *)(uintptr_t)name;
+		(*items)[i].info = it;
+		(*items)[i].file = S_keep(rd, file);
+		if (!(*items)[i].file)
+			goto oom;
+		(*n)++;
+	}
+	return 0;
+oom:
+	snprintf(arm->error, sizeof(arm->error), "out of memory");
+	return -1;
+}
+
+/* Policy fragments (rawxml: the list carries each value). Returns 0 or -1. */
+static int S_fragments(struct arm *arm, struct read *rd)
+{
+	size_t m;
+
+	rd->frags = json_object_new_array();
+	if (!rd->frags)
+		goto oom;
+	if (arm_list(arm, "/policyFragments?format=rawxml", rd->frags) < 0)
+		return -1;
+	m = json_object_array_length(rd->frags);
+	rd->a.frags = calloc(m + 1, sizeof(*rd->a.frags));
+	if (!rd->a.frags)
+		goto oom;
+	for (size_t i = 0; i < m; i++) {
+		json_object *it = json_object_array_get_idx(rd->frags, i);
+		const char *name = S_str(it, "name"), *v = S_str(S_props(it), "value");
+		char file[AGENT_URL_MAX];
+
+		if (!S_arm_name(name) || !v) {
+			snprintf(arm->error, sizeof(arm->error), "ARM /policyFragments: a fragment "
+				 "without a usable name or value");
+			return -1;
+		}
+		snprintf(file, sizeof(file), "policyFragments/%s", name);
+		rd->a.frags[i].id = name;
+		rd->a.frags[i].xml = v;
+		rd->a.frags[i].len = strlen(v);
+		rd->a.frags[i].file = S_keep(rd, file);
+		if (!rd->a.frags[i].file)
+			goto oom;
+		rd->a.n_frags++;
+	}
+	return 0;
+oom:
+	snprintf(arm->error, sizeof(arm->error), "out of memory");
+	return -1;
+}
+
+/* Named values: the secret and Key Vault ones a policy uses get their value
+ * by listValue (APIM's cached copy for Key Vault); those without a value and
+ * unused are not handed over. Returns 0 or -1. */
+static int S_named_values(struct arm *arm, struct read *rd)
+{
+	struct imp_item *all = NULL;
+	size_t n = 0, kept = 0;
+	int rc = -1;
+
+	if (S_items(arm, rd, "/namedValues", "namedValues", &rd->nvs, &all, &n) < 0)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		json_object *p = S_props(all[i].info), *kv, *ans = NULL;
+		const char *dn = S_str(p, "displayName");
+		char path[AGENT_URL_MAX];
+
+		if (!dn || !S_used(rd, dn))
+			continue;
+		if (!S_str(p, "value") && (json_object_object_get_ex(p, "secret", &kv) ||
+					   json_object_object_get_ex(p, "keyVault", &kv))) {
+			snprintf(path, sizeof(path), "/namedValues/%s/listValue", all[i].name);
+			if (arm_post(arm, path, &ans) < 0)
+				goto out;
+			if (!S_str(ans, "value")) {
+				json_object_put(ans);
+				snprintf(arm->error, sizeof(arm->error), "ARM listValue of named "
+					 "value %.200s: no value", all[i].name);
+				goto out;
+			}
+			/* into the item's properties: zeroed with rd->nvs */
+			json_object_object_add(p, "value",
+					       json_object_new_string(S_str(ans, "value")));
+			explicit_bzero((char *)(uintptr_t)S_str(ans, "value"),
+				       strlen(S_str(ans, "value")));
+			json_object_put(ans);
+		}
+		all[kept++] = all[i];
+	}
+	rd->a.named_values = all;
+	rd->a.n_named_values = kept;
+	all = NULL;
+	rc = 0;
+out:
+	free(all);
+	return rc;
+}
+
 /* Zeroes the keys' text before they are freed. */
 static void S_forget_keys(json_object *keys)
 {
@@ -345,6 +500,18 @@ static void S_forget_keys(json_object *keys)
 		}
 	}
 	json_object_put(keys);
+}
+
+/* Zeroes the named values' values before they are freed. */
+static void S_forget_values(json_object *nvs)
+{
+	for (size_t i = 0; nvs && i < json_object_array_length(nvs); i++) {
+		const char *v = S_str(S_props(json_object_array_get_idx(nvs, i)), "value");
+
+		if (v)
+			explicit_bzero((char *)(uintptr_t)v, strlen(v));
+	}
+	json_object_put(nvs);
 }
 
 /* Logs what the converter said, one line each. */
@@ -364,7 +531,8 @@ static void S_log_report(const struct imp_report *r, const struct cfg_errors *er
 			*nl = '\0';
 		/* what went over is news only to a person looking (--once is silent
 		 * on success); what did not is an error */
-		if (strncmp(line, "api ", 4) == 0 && strstr(line, ": imported"))
+		if ((strncmp(line, "api ", 4) == 0 && strstr(line, ": imported")) ||
+		    strncmp(line, "secret named value ", 19) == 0)
 			log_info("%s", line);
 		else
 			log_err("%s", line);
@@ -477,7 +645,12 @@ enum sync_result apim_attempt(struct agent *a)
 			goto fail;
 	}
 	if (S_policy(&arm, &rd, "/policies/policy?format=rawxml", "policy", &rd.a.policy) < 0 ||
-	    S_products(&arm, &rd) < 0 || S_subscriptions(&arm, &rd) < 0)
+	    S_products(&arm, &rd) < 0 || S_subscriptions(&arm, &rd) < 0 ||
+	    S_fragments(&arm, &rd) < 0 || S_named_values(&arm, &rd) < 0 ||
+	    S_items(&arm, &rd, "/backends", "backends", &rd.backends, &rd.a.backends,
+		    &rd.a.n_backends) < 0 ||
+	    S_items(&arm, &rd, "/apiVersionSets", "apiVersionSets", &rd.version_sets,
+		    &rd.a.version_sets, &rd.a.n_version_sets) < 0)
 		goto fail;
 	o.keys = rd.keys;
 	/* converted whole or not at all: only after every read succeeded */
@@ -540,6 +713,14 @@ out:
 	json_object_put(rd.product_apis);
 	json_object_put(rd.subs);
 	S_forget_keys(rd.keys);
+	S_forget_values(rd.nvs);
+	free(rd.a.named_values);
+	free(rd.a.backends);
+	free(rd.a.version_sets);
+	free(rd.a.frags);
+	json_object_put(rd.backends);
+	json_object_put(rd.version_sets);
+	json_object_put(rd.frags);
 	json_object_put(rd.policies);
 	json_object_put(rd.gw_apis);
 	arm_release(&arm);

@@ -114,6 +114,21 @@ def subscription(name, scope, state="active"):
                            "createdDate": "2026-01-01T00:00:00Z", "allowTracing": False}}
 
 
+def named_value(name, display, value=None, secret=False, key_vault=None):
+    """One item of namedValues (ApiManagementListNamedValues.json): a secret
+    or Key Vault-backed one carries no value (listValue gives it)."""
+    props = {"displayName": display, "secret": secret, "tags": []}
+    if value is not None and not secret and not key_vault:
+        props["value"] = value
+    if key_vault:
+        props["keyVault"] = {"secretIdentifier": key_vault, "identityClientId": None,
+                             "lastStatus": {"code": "Success",
+                                            "timeStampUtc": "2026-12-01T00:00:00Z"}}
+    return {"id": SERVICE + "/namedValues/" + name,
+            "type": "Microsoft.ApiManagement/service/namedValues", "name": name,
+            "properties": props}
+
+
 class FakeArm:
     """The service's state (apis per gateway, …) is plain dicts the tests
     edit between syncs."""
@@ -135,6 +150,8 @@ class FakeArm:
         self.fail_paths = {}      # path (without query) -> HTTP status to answer instead
         self.products = {}        # name -> (product(...), [api names])
         self.subscriptions = {}   # name -> (subscription(...), [primaryKey, secondaryKey])
+        self.named_values = {}    # name -> (named_value(...), value listValue answers)
+        self.lists = {"/backends": [], "/apiVersionSets": [], "/policyFragments": []}
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -258,6 +275,10 @@ class FakeArm:
                 if sid in self.subscriptions:
                     k = self.subscriptions[sid][1]
                     return h.answer(200, {"primaryKey": k[0], "secondaryKey": k[1]})
+            if rest and rest.startswith("/namedValues/") and rest.endswith("/listValue"):
+                nid = rest[len("/namedValues/"):-len("/listValue")]
+                if nid in self.named_values:
+                    return h.answer(200, {"value": self.named_values[nid][1]})
             return h.answer(404, {"error": {"code": "ResourceNotFound",
                                             "message": "not in the fake"}})
         if rest == "/products":
@@ -270,6 +291,13 @@ class FakeArm:
                          id=SERVICE + "/products/%s/apis/%s" % (pid, a),
                          type="Microsoft.ApiManagement/service/products/apis")
                     for a in self.products[pid][1]])
+        if rest == "/namedValues":
+            return self.page(h, u.path, q, [n for n, _ in self.named_values.values()])
+        if rest in self.lists:
+            if rest == "/policyFragments" and q.get("format") != "rawxml":
+                return h.answer(400, {"error": {"code": "ValidationError",
+                                                "message": "the fake serves rawxml"}})
+            return self.page(h, u.path, q, self.lists[rest])
         if rest == "/subscriptions":
             return self.page(h, u.path, q, [s for s, _ in self.subscriptions.values()])
         if rest is not None and rest.endswith("/policies/policy"):

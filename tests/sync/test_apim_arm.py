@@ -13,7 +13,7 @@ import re
 import pytest
 
 from fake_arm import (CLIENT_ID, CLIENT_SECRET, SERVICE, TENANT, FakeArm, gateway_api,
-                      operation, product, subscription)
+                      named_value, operation, product, subscription)
 from sync_helpers import have
 
 pytestmark = pytest.mark.skipif(not have("openssl"), reason="needs the openssl CLI")
@@ -65,9 +65,10 @@ def api_ids(a):
 
 
 # per API: its operations, each operation's policy (one each here), its policy;
-# then the global policy, the products list, the subscriptions list
+# then the global policy and the lists of products, subscriptions, fragments,
+# named values, backends and version sets
 def reads_for(n_pages, n_apis, n_ops=1):
-    return n_pages + n_apis * (2 + n_ops) + 3
+    return n_pages + n_apis * (2 + n_ops) + 7
 
 
 def test_token_by_client_credentials_then_install(make_agent, arm, tmp_path):
@@ -302,3 +303,50 @@ def test_products_subscriptions_and_a_regenerated_key(make_agent, arm, tmp_path)
     assert doc["generation"] == 2
     subs = {s["id"]: s for s in doc["subscriptions"]}
     assert subs["acme"]["keys_sha256"] == [sha("acme-primary-2"), sha("acme-secondary-1")]
+
+
+NV_POLICY = """<policies>
+  <inbound>
+    <base />
+    <set-header name="X-Plain" exists-action="override"><value>{{plain-name}}</value></set-header>
+    <set-header name="X-Secret" exists-action="override"><value>{{secret-name}}</value></set-header>
+    <set-header name="X-Kv" exists-action="override"><value>{{kv-name}}</value></set-header>
+  </inbound>
+  <backend><base /></backend>
+  <outbound><base /></outbound>
+  <on-error><base /></on-error>
+</policies>"""
+
+
+def test_named_values_plain_secret_and_key_vault(make_agent, arm, tmp_path):
+    """{{name}} is a named value's displayName; a secret one's value comes
+    from listValue, a Key Vault-backed one's too (APIM's cached copy); a
+    secret no policy uses is never asked for."""
+    arm.gateway_apis["gw1"] = [open_api("echo-api", "echo")]
+    arm.policies["/apis/echo-api/policies/policy"] = NV_POLICY
+    arm.named_values = {
+        "nv1": (named_value("nv1", "plain-name", value="plain-value"), None),
+        "nv2": (named_value("nv2", "secret-name", secret=True), "secret-value-1"),
+        "nv3": (named_value("nv3", "kv-name", secret=True,
+                            key_vault="https://vault1.vault.azure.net/secrets/s1"),
+                "kv-cached-value"),
+        "nv4": (named_value("nv4", "unused-secret", secret=True), "never-read"),
+    }
+    a = apim_agent(make_agent, arm, tmp_path)
+    rc, out = run(a)
+    assert rc == 0, out
+    doc = installed(a)
+    nv = doc["named_values"]
+    assert nv["plain-name"]["value"] == "plain-value"
+    assert nv["secret-name"] == {"value": "secret-value-1", "secret": True}
+    assert nv["kv-name"]["value"] == "kv-cached-value"
+    assert "unused-secret" not in nv
+    posts = sorted(r["path"].split("?")[0] for r in arm.reads() if r["method"] == "POST")
+    assert posts == [SERVICE + "/namedValues/nv2/listValue",
+                     SERVICE + "/namedValues/nv3/listValue"]
+    assert "secret-value-1" not in out and "kv-cached-value" not in out
+    # rotated in Key Vault, refreshed by APIM: the next sync carries it
+    arm.named_values["nv3"] = (arm.named_values["nv3"][0], "kv-rotated-value")
+    assert run(a)[0] == 0
+    assert installed(a)["named_values"]["kv-name"]["value"] == "kv-rotated-value"
+    assert installed(a)["generation"] == 2
