@@ -14,9 +14,13 @@
  * after the install, a->last_error naming them (--once exits 1; the status
  * file says so).
  *
- * Status (docs/apim-sync.md): the gateway's APIs, their operations and
- * policies and the global policy are read; fragments, named values,
- * backends, version sets, products and subscriptions are not yet.
+ * Reads (docs/apim-sync.md, "Reads"): the gateway's APIs (each item is the
+ * API's contract), their operations and policies, the global policy,
+ * products and their APIs (the policy only of those reaching a served API),
+ * subscriptions (listSecrets only for those reaching something served),
+ * policy fragments, named values (listValue only for a secret or Key Vault
+ * one a policy uses), backends, version sets. Keys and secret values are
+ * zeroed before they are freed.
  */
 #ifndef HOSTGATE_APIM_H
 #define HOSTGATE_APIM_H

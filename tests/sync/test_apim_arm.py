@@ -4,8 +4,8 @@ cannot run here — answers shaped as Azure's published 2022-08-01 examples).
 What is built so far (docs/apim-sync.md, "Status"): the client-credentials
 token; reading the gateway's assigned APIs, their operations and policies and
 the global policy, with paging, throttling and token renewal; conversion with
-the importer's library; install with generations. Named values, backends,
-products and subscriptions are not read yet."""
+the importer's library; install with generations; products, subscriptions
+with their keys, named values (plain, secret, Key Vault)."""
 import hashlib
 import json
 import re
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(not have("openssl"), reason="needs the openssl C
 
 
 def open_api(name, path):
-    """An API that needs no subscription (products and keys are not read yet)."""
+    """An API that needs no subscription (no product or key to set up)."""
     api = gateway_api(name, path, "http://127.0.0.1:9/")
     api["properties"]["subscriptionRequired"] = False
     return api
