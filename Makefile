@@ -182,6 +182,12 @@ $(BUILD)/fuzz/fuzz_policyxml: tests/fuzz/fuzz_policyxml.c $(filter-out import/ma
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) $(IMPORT_CFLAGS) -o $@ $^ $(IMPORT_LIBS) $(REDIS_LIBS) $(LIBS)
 
+# hostgate-sync's `source = azure-apim` (docs/apim-sync.md) converts with the
+# importer's library: one converter, linked into both programs
+$(call obj,sync-agent/apim.c): ALL_CFLAGS += $(IMPORT_CFLAGS)
+$(AGENT): $(IMPORT_LIBOBJ)
+$(AGENT): LIBS := $(IMPORT_LIBOBJ) $(LIBPOLICY) $(LIBCOMMON) $(IMPORT_LIBS) $(LIBS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # Long runs, for the end of a change (see docs/security-notes/hostile.md):

@@ -602,7 +602,16 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		json_object_object_add(o, "subscription_key", sk);
 	}
 	ops = json_object_new_array();
-	if (api->spec_refused)
+	if (api->operations) {
+		/* APIM's own list (the agent): method and template as APIM has them */
+		for (i = 0; i < json_object_array_length(api->operations); i++)
+			json_object_array_add(ops, json_object_get(
+				json_object_array_get_idx(api->operations, i)));
+		if (json_object_array_length(ops) == 0)
+			S_err(c, api->file, 1, "API '%s' has no operations (APIM answers 404 to"
+			      " every call; a format 1 API without operations forwards every"
+			      " call)", api->name);
+	} else if (api->spec_refused)
 		S_err(c, api->spec_file, 1, "API '%s': the specification is not OpenAPI (WSDL,"
 		      " GraphQL...): not importable", api->name);
 	else if (!api->spec)
@@ -617,10 +626,12 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 	}
 	for (i = 0; i < json_object_array_length(ops); i++)
 		/* a template format 1 refuses is the specification's doing */
-		S_origin_line(c, json_object_array_get_idx(ops, i), api->spec_file,
-			      S_spec_line(api->spec_text,
+		S_origin_line(c, json_object_array_get_idx(ops, i),
+			      api->operations ? api->file : api->spec_file,
+			      api->operations ? 1 : S_spec_line(api->spec_text,
 					  S_str(json_object_array_get_idx(ops, i), "url_template")));
-	if (!api->spec_refused && api->spec && json_object_array_length(ops) == 0 &&
+	if (!api->operations && !api->spec_refused && api->spec &&
+	    json_object_array_length(ops) == 0 &&
 	    !c->api_bad[idx])
 		S_err(c, api->spec_file, 1, "API '%s': the specification has no operations (APIM"
 		      " answers 404 to every call; a format 1 API without operations forwards"

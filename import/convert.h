@@ -66,6 +66,10 @@ struct imp_api {
 	struct imp_text policy;
 	struct imp_operation *ops;	/* operation policies */
 	size_t n_ops;
+	/* the agent (APIM's REST API lists operations itself): an array of
+	 * {"id", "method", "url_template"} taken instead of a specification;
+	 * NULL: from spec. Borrowed. */
+	json_object *operations;
 };
 
 /* named values, backends, products, subscriptions, version sets, gateways */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -15,6 +16,9 @@
 #define AGENTCONF_VALUE_MAX 4096
 
 enum key_type { KEY_STRING, KEY_BOOL, KEY_INT, KEY_LOG };
+
+#define KEY_BIT_REPORT (1u << 2)
+#define KEY_BIT_INTERVAL (1u << 9)
 
 struct key_def {
 	const char *name;
@@ -37,6 +41,17 @@ static const struct key_def key_defs[] = {
 	KEY("interval_s", KEY_INT, interval_s, 1, 86400),
 	KEY("heartbeat_s", KEY_INT, heartbeat_s, 1, 86400),
 	KEY("ca_file", KEY_STRING, ca_file, 0, 0),
+	/* source = azure-apim (docs/apim-sync.md) */
+	KEY("source", KEY_STRING, source_name, 0, 0),
+	KEY("apim_service", KEY_STRING, apim_service, 0, 0),
+	KEY("apim_gateway", KEY_STRING, apim_gateway, 0, 0),
+	KEY("azure_tenant", KEY_STRING, azure_tenant, 0, 0),
+	KEY("azure_client_id", KEY_STRING, azure_client_id, 0, 0),
+	KEY("azure_client_secret_file", KEY_STRING, azure_client_secret_file, 0, 0),
+	KEY("arm_endpoint", KEY_STRING, arm_endpoint, 0, 0),
+	KEY("azure_authority", KEY_STRING, azure_authority, 0, 0),
+	KEY("arm_api_version", KEY_STRING, arm_api_version, 0, 0),
+	KEY("gateway_file", KEY_STRING, gateway_file, 0, 0),
 };
 #define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
 
@@ -141,12 +156,213 @@ static int valid_gateway_id(const char *s)
 	return 1;
 }
 
-/* Checks the parsed values together and fills in the derived ones. */
-static int finish(struct agent_conf *conf, int report_set, char *err, size_t errlen)
+/* Reads "source" into conf->source. Returns 0 or -1. */
+static int S_source(struct agent_conf *conf, char *err, size_t errlen)
 {
-	const char *missing = NULL;
+	if (!conf->source_name || strcmp(conf->source_name, "hostgate") == 0) {
+		conf->source = AGENTCONF_SRC_HOSTGATE;
+	} else if (strcmp(conf->source_name, "azure-apim") == 0) {
+		conf->source = AGENTCONF_SRC_AZURE_APIM;
+	} else {
+		set_err(err, errlen, "'%s': 'source' must be hostgate or azure-apim, not '%s'",
+			conf->path, conf->source_name);
+		return -1;
+	}
+	if (conf->source == AGENTCONF_SRC_HOSTGATE) {
+		const char *apim_only[] = { conf->apim_service, conf->apim_gateway,
+			conf->azure_tenant, conf->azure_client_id, conf->azure_client_secret_file,
+			conf->arm_endpoint, conf->azure_authority, conf->arm_api_version,
+			conf->gateway_file };
+
+		for (size_t i = 0; i < sizeof(apim_only) / sizeof(apim_only[0]); i++) {
+			if (apim_only[i]) {
+				set_err(err, errlen, "'%s': Azure keys (apim_*, azure_*, arm_*, "
+					"gateway_file) need 'source = azure-apim'", conf->path);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
+/* 1 when s is 1 to max of A-Z a-z 0-9 and the characters in extra. */
+static int S_is_name(const char *s, size_t max, const char *extra)
+{
+	size_t n = strlen(s);
+
+	if (n < 1 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || (c != '\0' && strchr(extra, c))))
+			return 0;
+	}
+	return 1;
+}
+
+/* Checks an Azure base URL (arm_endpoint, azure_authority), drops trailing
+ * slashes, or sets *slot to dflt. Returns 0 or -1. */
+static int S_azure_url(struct agent_conf *conf, char **slot, const char *key, const char *dflt,
+		       char *err, size_t errlen)
+{
 	size_t n;
 
+	if (!*slot) {
+		*slot = strdup(dflt);
+		if (!*slot) {
+			set_err(err, errlen, "out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	n = strlen(*slot);
+	while (n > 0 && (*slot)[n - 1] == '/')
+		(*slot)[--n] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)(*slot)[i];
+
+		if (c <= ' ' || c >= 0x7f || c == '?' || c == '#') {
+			set_err(err, errlen, "'%s': '%s' must not contain spaces, control "
+				"characters, '?' or '#'", conf->path, key);
+			return -1;
+		}
+	}
+	if (strncmp(*slot, "https://", 8) == 0 && n > 8)
+		return 0;
+	if (strncmp(*slot, "http://", 7) == 0 && n > 7 && conf->allow_insecure)
+		return 0;
+	set_err(err, errlen, "'%s': '%s' must start with https:// (http:// only with "
+		"'allow_insecure = true', for tests)", conf->path, key);
+	return -1;
+}
+
+/* 1 when id is /subscriptions/S/resourceGroups/G/providers/Microsoft.ApiManagement/service/N
+ * (the case of the fixed segments as ARM accepts it: any). */
+static int S_is_service_id(const char *id)
+{
+	static const char *const fixed[] = { "subscriptions", "resourceGroups", "providers",
+		"service" };
+	char buf[AGENTCONF_VALUE_MAX + 1];
+	char *seg[8], *p, *save = NULL;
+	size_t n = 0;
+
+	if (strlen(id) > AGENTCONF_VALUE_MAX || id[0] != '/')
+		return 0;
+	memcpy(buf, id, strlen(id) + 1);
+	for (p = strtok_r(buf, "/", &save); p; p = strtok_r(NULL, "/", &save)) {
+		if (n == 8)
+			return 0;
+		seg[n++] = p;
+	}
+	if (n != 8 || strcasecmp(seg[0], fixed[0]) != 0 || strcasecmp(seg[2], fixed[1]) != 0 ||
+	    strcasecmp(seg[4], fixed[2]) != 0 ||
+	    strcasecmp(seg[5], "Microsoft.ApiManagement") != 0 ||
+	    strcasecmp(seg[6], fixed[3]) != 0)
+		return 0;
+	return S_is_name(seg[1], 64, "-") && S_is_name(seg[3], 90, "-_.()") &&
+	       S_is_name(seg[7], 50, "-");
+}
+
+/* finish() for source = azure-apim. Returns 0 or -1. */
+static int S_finish_apim(struct agent_conf *conf, unsigned seen, char *err, size_t errlen)
+{
+	const char *missing = NULL, *refused = NULL;
+
+	if (conf->endpoint)
+		refused = "endpoint";
+	else if (conf->token_file)
+		refused = "token_file";
+	else if (conf->public_key_file)
+		refused = "public_key_file";
+	else if (seen & KEY_BIT_REPORT)
+		refused = "report";
+	if (refused) {
+		set_err(err, errlen, "'%s': '%s' does not apply with 'source = azure-apim' "
+			"(docs/apim-sync.md)", conf->path, refused);
+		return -1;
+	}
+	if (!conf->apim_service)
+		missing = "apim_service";
+	else if (!conf->apim_gateway)
+		missing = "apim_gateway";
+	else if (!conf->azure_tenant)
+		missing = "azure_tenant";
+	else if (!conf->azure_client_id)
+		missing = "azure_client_id";
+	else if (!conf->azure_client_secret_file)
+		missing = "azure_client_secret_file";
+	if (missing) {
+		set_err(err, errlen, "'%s': '%s' is required with 'source = azure-apim'",
+			conf->path, missing);
+		return -1;
+	}
+	if (!S_is_service_id(conf->apim_service)) {
+		set_err(err, errlen, "'%s': 'apim_service' must be /subscriptions/ID/"
+			"resourceGroups/GROUP/providers/Microsoft.ApiManagement/service/NAME",
+			conf->path);
+		return -1;
+	}
+	if (!S_is_name(conf->apim_gateway, 80, "-_.")) {
+		set_err(err, errlen, "'%s': 'apim_gateway' must be 1 to 80 of A-Z a-z 0-9 . _ -",
+			conf->path);
+		return -1;
+	}
+	if (!S_is_name(conf->azure_tenant, 128, "-.") ||
+	    !S_is_name(conf->azure_client_id, 128, "-")) {
+		set_err(err, errlen, "'%s': 'azure_tenant' and 'azure_client_id' must be a GUID "
+			"(or, for the tenant, its domain name)", conf->path);
+		return -1;
+	}
+	if (conf->arm_api_version && !S_is_name(conf->arm_api_version, 32, "-")) {
+		set_err(err, errlen, "'%s': 'arm_api_version' must look like 2022-08-01",
+			conf->path);
+		return -1;
+	}
+	if (!conf->arm_api_version)
+		conf->arm_api_version = strdup("2022-08-01");
+	if (!conf->arm_api_version) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	if (S_azure_url(conf, &conf->arm_endpoint, "arm_endpoint",
+			"https://management.azure.com", err, errlen) < 0 ||
+	    S_azure_url(conf, &conf->azure_authority, "azure_authority",
+			"https://login.microsoftonline.com", err, errlen) < 0)
+		return -1;
+	if (!conf->gateway_id)
+		conf->gateway_id = strdup(conf->apim_gateway);
+	if (!(seen & KEY_BIT_INTERVAL))
+		conf->interval_s = 300;
+	conf->report = 0;
+	if (!conf->gateway_id || !valid_gateway_id(conf->gateway_id)) {
+		set_err(err, errlen, "'%s': 'gateway_id' must be 1 to 80 of A-Z a-z 0-9 . _ -",
+			conf->path);
+		return -1;
+	}
+	if (!conf->config_path)
+		conf->config_path = strdup("/var/lib/hostgate/config/config.json");
+	if (!conf->state_dir)
+		conf->state_dir = strdup("/var/lib/hostgate/state");
+	if (!conf->config_path || !conf->state_dir) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+/* Checks the parsed values together and fills in the derived ones. */
+static int finish(struct agent_conf *conf, unsigned seen, char *err, size_t errlen)
+{
+	const char *missing = NULL;
+	int report_set = (seen & KEY_BIT_REPORT) != 0;
+	size_t n;
+
+	if (S_source(conf, err, errlen) < 0)
+		return -1;
+	if (conf->source == AGENTCONF_SRC_AZURE_APIM)
+		return S_finish_apim(conf, seen, err, errlen);
 	if (!conf->endpoint)
 		missing = "endpoint";
 	else if (!conf->gateway_id)
@@ -367,7 +583,7 @@ int agentconf_load(struct agent_conf *conf, const char *path, char *err, size_t 
 		if (apply_line(conf, &seen, lineno, k, v, err, errlen) < 0)
 			goto out;
 	}
-	if (finish(conf, (seen & (1u << 2)) != 0, err, errlen) < 0)
+	if (finish(conf, seen, err, errlen) < 0)
 		goto out;
 	rc = 0;
 out:
@@ -375,83 +591,100 @@ out:
 	return rc;
 }
 
-int agentconf_read_token(struct agent_conf *conf, char *err, size_t errlen)
+/* Reads a secret of at most AGENTCONF_TOKEN_MAX bytes from path (the value of
+ * key) into buf (AGENTCONF_TOKEN_MAX + 1 bytes): a regular file its group and
+ * others cannot read, no link followed, one trailing newline dropped, no space
+ * or control character. Returns 0, or -1 with buf zeroed. */
+static int S_read_secret(const char *path, const char *key, const char *what, char *buf,
+			 size_t *len, char *err, size_t errlen)
 {
 	struct stat st;
 	size_t n = 0;
 	int fd, rc = -1;
 
-	fd = open(conf->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW | O_NONBLOCK);
 	if (fd < 0) {
-		set_err(err, errlen, "cannot open 'token_file' '%s': %s", conf->token_file,
+		set_err(err, errlen, "cannot open '%s' '%s': %s", key, path,
 			strerror(errno));
 		return -1;
 	}
 	/* fstat on the opened descriptor: no window between the check and the read */
 	if (fstat(fd, &st) < 0) {
-		set_err(err, errlen, "cannot stat '%s': %s", conf->token_file, strerror(errno));
+		set_err(err, errlen, "cannot stat '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		set_err(err, errlen, "'%s' is not a regular file", conf->token_file);
+		set_err(err, errlen, "'%s' is not a regular file", path);
 		goto out;
 	}
 	if (st.st_mode & (S_IRGRP | S_IROTH)) {
 		set_err(err, errlen, "'%s' is readable by its group or others (mode %04o): "
-			"chmod 0600 it", conf->token_file, (unsigned)(st.st_mode & 07777));
+			"chmod 0600 it", path, (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	for (;;) {
-		ssize_t r = read(fd, conf->token + n, sizeof(conf->token) - 1 - n);
+		ssize_t r = read(fd, buf + n, AGENTCONF_TOKEN_MAX - n);
 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			set_err(err, errlen, "cannot read '%s': %s", conf->token_file,
+			set_err(err, errlen, "cannot read '%s': %s", path,
 				strerror(errno));
 			goto out;
 		}
 		if (r == 0)
 			break;
 		n += (size_t)r;
-		if (n == sizeof(conf->token) - 1) {
+		if (n == AGENTCONF_TOKEN_MAX) {
 			char extra;
 
 			if (read(fd, &extra, 1) > 0) {
-				set_err(err, errlen, "'%s': the token is longer than %d bytes",
-					conf->token_file, AGENTCONF_TOKEN_MAX);
+				set_err(err, errlen, "'%s': the %s is longer than %d bytes",
+					path, what, AGENTCONF_TOKEN_MAX);
 				goto out;
 			}
 			break;
 		}
 	}
-	if (n > 0 && conf->token[n - 1] == '\n')
+	if (n > 0 && buf[n - 1] == '\n')
 		n--;
-	if (n > 0 && conf->token[n - 1] == '\r')
+	if (n > 0 && buf[n - 1] == '\r')
 		n--;
-	conf->token[n] = '\0';
+	buf[n] = '\0';
 	if (n == 0) {
-		set_err(err, errlen, "'%s' holds no token", conf->token_file);
+		set_err(err, errlen, "'%s' holds no %s", path, what);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)conf->token[i];
+		unsigned char c = (unsigned char)buf[i];
 
 		if (c < 0x21 || c == 0x7f) {
-			set_err(err, errlen, "'%s': the token holds a space or control character",
-				conf->token_file);
+			set_err(err, errlen, "'%s': the %s holds a space or control character",
+				path, what);
 			goto out;
 		}
 	}
-	conf->token_len = n;
+	*len = n;
 	rc = 0;
 out:
 	if (rc < 0) {
-		explicit_bzero(conf->token, sizeof(conf->token));
-		conf->token_len = 0;
+		explicit_bzero(buf, (size_t)(AGENTCONF_TOKEN_MAX + 1));
+		*len = 0;
 	}
 	close(fd);
 	return rc;
+}
+
+int agentconf_read_token(struct agent_conf *conf, char *err, size_t errlen)
+{
+	return S_read_secret(conf->token_file, "token_file", "token", conf->token, &conf->token_len, err,
+			     errlen);
+}
+
+int agentconf_read_client_secret(struct agent_conf *conf, char *err, size_t errlen)
+{
+	return S_read_secret(conf->azure_client_secret_file, "azure_client_secret_file",
+			     "client secret", conf->client_secret, &conf->client_secret_len, err, errlen);
 }
 
 void agentconf_release(struct agent_conf *conf)
@@ -467,5 +700,16 @@ void agentconf_release(struct agent_conf *conf)
 	free(conf->config_path);
 	free(conf->state_dir);
 	free(conf->ca_file);
+	explicit_bzero(conf->client_secret, sizeof(conf->client_secret));
+	free(conf->source_name);
+	free(conf->apim_service);
+	free(conf->apim_gateway);
+	free(conf->azure_tenant);
+	free(conf->azure_client_id);
+	free(conf->azure_client_secret_file);
+	free(conf->arm_endpoint);
+	free(conf->azure_authority);
+	free(conf->arm_api_version);
+	free(conf->gateway_file);
 	memset(conf, 0, sizeof(*conf));
 }

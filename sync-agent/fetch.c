@@ -83,12 +83,23 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
 {
 	struct fetch_response *r = arg;
 	size_t n = size * nmemb;
-	static const char etag[] = "etag:", sig[] = "hostgate-signature:";
+	static const char etag[] = "etag:", sig[] = "hostgate-signature:", ra[] = "retry-after:";
 
 	if (n >= 5 && memcmp(data, "HTTP/", 5) == 0) {
 		/* a new response (after a 100 Continue): forget the previous headers */
 		r->etag[0] = '\0';
 		r->signature[0] = '\0';
+		r->retry_after_s = -1;
+	} else if (n > sizeof(ra) - 1 && strncasecmp(data, ra, sizeof(ra) - 1) == 0) {
+		char v[16];
+		char *end;
+		long s;
+
+		copy_value(v, sizeof(v), data + sizeof(ra) - 1, n - (sizeof(ra) - 1));
+		errno = 0;
+		s = strtol(v, &end, 10);
+		r->retry_after_s = v[0] >= '0' && v[0] <= '9' && *end == '\0' && errno == 0 &&
+				   s <= 86400 ? s : -1;
 	} else if (n > sizeof(etag) - 1 && strncasecmp(data, etag, sizeof(etag) - 1) == 0) {
 		copy_value(r->etag, sizeof(r->etag), data + sizeof(etag) - 1,
 			   n - (sizeof(etag) - 1));
@@ -347,6 +358,32 @@ out:
 	return rc;
 }
 
+int fetch_send(struct fetch *f, const char *url, const char *const *headers, const char *post,
+	       size_t post_len, size_t max, struct fetch_response *r)
+{
+	struct curl_slist *list = NULL;
+	int rc = -1;
+
+	fetch_response_release(r);
+	if (!f->curl) {
+		set_error(r, url, "no http client");
+		return -1;
+	}
+	for (size_t i = 0; headers && headers[i]; i++) {
+		if (add_header(&list, headers[i]) < 0)
+			goto oom;
+	}
+	if (post && add_header(&list, "Expect:") < 0)
+		goto oom;
+	rc = perform(f, url, list, post, post_len, max, r);
+	goto out;
+oom:
+	set_error(r, url, "out of memory");
+out:
+	free_headers(list);
+	return rc;
+}
+
 void fetch_response_release(struct fetch_response *r)
 {
 	free(r->body);
@@ -358,6 +395,7 @@ void fetch_response_release(struct fetch_response *r)
 	r->too_large = 0;
 	r->stopped = 0;
 	r->error[0] = '\0';
+	r->retry_after_s = -1;
 }
 
 void fetch_release(struct fetch *f)

@@ -12,7 +12,8 @@
  *   fetch_post_json(&f, url, json, len, &r);    heartbeat, metrics
  *   fetch_release(&f);                           zeroes the token copies
  *
- * Every request carries "Authorization: GatewayKey {token}" and
+ * Every request carries "Authorization: GatewayKey {token}" (fetch_send, for
+ * the Azure source, the caller's headers instead) and
  * "User-Agent: hostgate-sync/VERSION". Protocols are limited to https (and http
  * with allow_insecure); verification is always on; proxies from the
  * environment are ignored; redirects are not followed. Time caps: connect 10 s,
@@ -59,8 +60,9 @@ struct fetch_response {
 	int too_large;		/* the body passed max */
 	int stopped;		/* should_stop() aborted the transfer */
 	char error[512];
+	long retry_after_s;	/* Retry-After in seconds; -1 when absent or not seconds */
 };
-#define FETCH_RESPONSE_INIT { 0, NULL, 0, "", "", 0, 0, "" }
+#define FETCH_RESPONSE_INIT { 0, NULL, 0, "", "", 0, 0, "", -1 }
 
 /* Returns 0 or -1. conf must outlive f. */
 int fetch_init(struct fetch *f, const struct agent_conf *conf, int (*should_stop)(void));
@@ -72,6 +74,12 @@ int fetch_get(struct fetch *f, const char *url, const char *etag, size_t max,
  * Returns 0 (an answer, see r->status) or -1 (r->error). Not for file://. */
 int fetch_post_json(struct fetch *f, const char *url, const char *json, size_t len,
 		    struct fetch_response *r);
+/* The Azure source (docs/apim-sync.md): a GET (post NULL) or POST of
+ * post_len bytes with the caller's header lines (NULL-terminated; they may
+ * hold a secret: the copies curl gets are zeroed) instead of the GatewayKey
+ * one, on the same handle and with the same limits. Returns 0 or -1. */
+int fetch_send(struct fetch *f, const char *url, const char *const *headers, const char *post,
+	       size_t post_len, size_t max, struct fetch_response *r);
 /* Frees the body; r can be reused. */
 void fetch_response_release(struct fetch_response *r);
 /* Zeroes the token copies and frees the handle. */

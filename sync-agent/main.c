@@ -135,8 +135,9 @@ static int run_daemon(struct agent *a)
 	int64_t next_sync = now_ms(), next_report = next_sync;
 	unsigned failures = 0;
 
-	log_info("syncing '%s' for gateway '%s' every %lds", a->conf.endpoint,
-		 a->conf.gateway_id, a->conf.interval_s);
+	log_info("syncing '%s' for gateway '%s' every %lds",
+		 a->conf.source == AGENTCONF_SRC_AZURE_APIM ? a->conf.apim_service :
+		 a->conf.endpoint, a->conf.gateway_id, a->conf.interval_s);
 	for (;;) {
 		int sig;
 
@@ -213,8 +214,12 @@ int main(int argc, char **argv)
 		log_set_level(LOG_LEVEL_WARN);	/* silent on success: cron mails output */
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		die("cannot initialise libcurl");
-	if (agentconf_read_token(&agent.conf, err, sizeof(err)) < 0)
+	if (agent.conf.source == AGENTCONF_SRC_AZURE_APIM) {
+		if (agentconf_read_client_secret(&agent.conf, err, sizeof(err)) < 0)
+			die(err);
+	} else if (agentconf_read_token(&agent.conf, err, sizeof(err)) < 0) {
 		die(err);
+	}
 	if (agent.conf.public_key_file) {
 		agent.key = verify_load_key(agent.conf.public_key_file, err, sizeof(err));
 		if (!agent.key)

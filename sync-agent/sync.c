@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +15,7 @@
 #include "common/log.h"
 #include "policy/gateway.h"
 #include "policy/image.h"
+#include "sync-agent/apim.h"
 #include "sync-agent/state.h"
 #include "sync-agent/verify.h"
 
@@ -374,9 +376,24 @@ out:
 	return rc;
 }
 
+enum sync_result sync_install_buffer(struct agent *a, const char *buf, size_t len)
+{
+	struct fetch_response doc = FETCH_RESPONSE_INIT;
+	unsigned char sha[32];
+
+	if (verify_sha256(buf, len, sha) < 0)
+		return fail(a, "cannot hash the converted document");
+	if (a->installed && memcmp(sha, a->sha256, sizeof(sha)) == 0)
+		return SYNC_UNCHANGED;
+	doc.body = (char *)(uintptr_t)buf;	/* only read by install() */
+	doc.len = len;
+	return install(a, &doc, sha);
+}
+
 enum sync_result sync_run(struct agent *a)
 {
-	enum sync_result rc = attempt(a);
+	enum sync_result rc = a->conf.source == AGENTCONF_SRC_AZURE_APIM ? apim_attempt(a) :
+			      attempt(a);
 	time_t now;
 
 	/* after the download is freed: a big document is read again */

@@ -39,4 +39,10 @@ enum sync_result {
 
 enum sync_result sync_run(struct agent *a);
 
+/* For a document the agent made itself (source = azure-apim, apim.h): the
+ * same checks and install as a fetched one (validation, generation, image,
+ * atomic install, state), from len bytes at buf. SYNC_UNCHANGED when they are
+ * the installed bytes. */
+enum sync_result sync_install_buffer(struct agent *a, const char *buf, size_t len);
+
 #endif
