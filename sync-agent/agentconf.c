@@ -41,7 +41,7 @@ static const struct key_def key_defs[] = {
 	KEY("interval_s", KEY_INT, interval_s, 1, 86400),
 	KEY("heartbeat_s", KEY_INT, heartbeat_s, 1, 86400),
 	KEY("ca_file", KEY_STRING, ca_file, 0, 0),
-	/* source = azure-apim (docs/apim-sync.md) */
+	/* source = azure-apim (docs/azure-apim.md) */
 	KEY("source", KEY_STRING, source_name, 0, 0),
 	KEY("apim_service", KEY_STRING, apim_service, 0, 0),
 	KEY("apim_gateway", KEY_STRING, apim_gateway, 0, 0),
@@ -280,7 +280,7 @@ static int S_finish_apim(struct agent_conf *conf, unsigned seen, char *err, size
 		refused = "report";
 	if (refused) {
 		set_err(err, errlen, "'%s': '%s' does not apply with 'source = azure-apim' "
-			"(docs/apim-sync.md)", conf->path, refused);
+			"(docs/azure-apim.md)", conf->path, refused);
 		return -1;
 	}
 	if (!conf->apim_service)

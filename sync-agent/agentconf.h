@@ -38,7 +38,7 @@
 
 enum agentconf_scheme { AGENTCONF_HTTPS, AGENTCONF_HTTP, AGENTCONF_FILE };
 /* where configuration comes from: a hostgate management endpoint, or an Azure
- * API Management service read through ARM (docs/apim-sync.md) */
+ * API Management service read through ARM (docs/azure-apim.md) */
 enum agentconf_source { AGENTCONF_SRC_HOSTGATE, AGENTCONF_SRC_AZURE_APIM };
 
 struct agent_conf {

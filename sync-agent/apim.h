@@ -1,5 +1,5 @@
 /*
- * apim — `source = azure-apim` (docs/apim-sync.md): the agent follows an
+ * apim — `source = azure-apim` (docs/azure-apim.md): the agent follows an
  * Azure API Management service through ARM (arm.h).
  *
  *   enum sync_result r = apim_attempt(a);    sync_run calls it
@@ -14,7 +14,7 @@
  * after the install, a->last_error naming them (--once exits 1; the status
  * file says so).
  *
- * Reads (docs/apim-sync.md, "Reads"): the gateway's APIs (each item is the
+ * Reads (docs/azure-apim.md, "Reads"): the gateway's APIs (each item is the
  * API's contract), their operations and policies, the global policy,
  * products and their APIs (the policy only of those reaching a served API),
  * subscriptions (listSecrets only for those reaching something served),

@@ -170,7 +170,7 @@ static int S_request(struct arm *arm, const char *url, const char *what, int pos
 	for (;;) {
 		if (arm->reads >= ARM_MAX_READS) {
 			snprintf(arm->error, sizeof(arm->error), "this sync would pass %d ARM "
-				 "reads (docs/apim-sync.md, \"Reads\")", ARM_MAX_READS);
+				 "reads (docs/azure-apim.md, \"Reads\")", ARM_MAX_READS);
 			return -1;
 		}
 		if (arm_token(arm) < 0)

@@ -1,5 +1,5 @@
 /*
- * arm — the Azure side of `source = azure-apim` (docs/apim-sync.md): an Azure
+ * arm — the Azure side of `source = azure-apim` (docs/azure-apim.md): an Azure
  * AD token by the client-credentials flow, and reads of the APIM service
  * through Azure Resource Manager, on the agent's one curl handle (fetch.h).
  *

@@ -74,7 +74,7 @@ int fetch_get(struct fetch *f, const char *url, const char *etag, size_t max,
  * Returns 0 (an answer, see r->status) or -1 (r->error). Not for file://. */
 int fetch_post_json(struct fetch *f, const char *url, const char *json, size_t len,
 		    struct fetch_response *r);
-/* The Azure source (docs/apim-sync.md): a GET (post NULL) or POST of
+/* The Azure source (docs/azure-apim.md): a GET (post NULL) or POST of
  * post_len bytes with the caller's header lines (NULL-terminated; they may
  * hold a secret: the copies curl gets are zeroed) instead of the GatewayKey
  * one, on the same handle and with the same limits. Returns 0 or -1. */

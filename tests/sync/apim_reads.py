@@ -1,5 +1,5 @@
 """Counts the ARM reads of one `source = azure-apim` sync against the fake
-(fake_arm.py), for docs/apim-sync.md: 10 APIs (2 products, 20 subscriptions)
+(fake_arm.py), for docs/azure-apim.md: 10 APIs (2 products, 20 subscriptions)
 and 200 APIs (20 products, 1000 subscriptions), 5 operations each.
 
     cd tests/sync && python3 apim_reads.py ../../build/hostgate-sync

@@ -1,6 +1,6 @@
 """A fake of Azure Resource Manager (the API Management provider) and of the
 Azure AD token endpoint, on HTTPS on 127.0.0.1 with a test CA made at test
-time, for hostgate-sync's `source = azure-apim` (docs/apim-sync.md).
+time, for hostgate-sync's `source = azure-apim` (docs/azure-apim.md).
 
 Why a fake: a real APIM service cannot run here (no Azure from the test
 machines, loopback only). The answers are shaped as the examples Azure

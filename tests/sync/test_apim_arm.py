@@ -1,7 +1,7 @@
 """hostgate-sync `source = azure-apim` against a fake ARM and Azure AD token
 endpoint (fake_arm.py: HTTPS on loopback with a test CA; a real APIM service
 cannot run here — answers shaped as Azure's published 2022-08-01 examples).
-What is built so far (docs/apim-sync.md, "Status"): the client-credentials
+What is built so far (docs/azure-apim.md, "Status"): the client-credentials
 token; reading the gateway's assigned APIs, their operations and policies and
 the global policy, with paging, throttling and token renewal; conversion with
 the importer's library; install with generations; products, subscriptions

@@ -1,4 +1,4 @@
-"""agent.conf with `source = azure-apim` (docs/apim-sync.md): the keys are
+"""agent.conf with `source = azure-apim` (docs/azure-apim.md): the keys are
 parsed and checked together, the client secret file is held to the token
 file's rules, and the secret never reaches the output. (What the agent then
 does with Azure: test_apim_arm.py.)"""
