@@ -3,7 +3,7 @@
  * docs/policies.md has the exact behaviour). Inbound only. On a hit the
  * stored status, headers and body go out with Age (and Cache-Control for
  * downstream-caching-type private/public) and the backend is not called; on
- * a miss the call remembers the key in the reserved variable CACHE_KEY_VAR,
+ * a miss the call remembers the key in the reserved variable POL_CACHE_KEY_VAR,
  * which cache-store (pol_cache_store.c) reads in outbound to store the answer
  * (its first byte says where: caching-type internal or not).
  *
@@ -39,17 +39,11 @@
 #include "common/log.h"
 #include "policy/engine.h"
 #include "policy/loader.h"
+#include "policy/pol_cache.h"
 
-#define CACHE_KEY_VAR "cache-lookup:key"
-#define CACHE_WHERE_LOCAL 'L'	/* the variable's first byte (pol_cache_store.c) */
-#define CACHE_WHERE_SHARED 'S'
 #define KEY_MAX ((size_t)256 << 10)
 
 enum downstream { DS_NONE, DS_PRIVATE, DS_PUBLIC };
-enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
-/* internal: this host's file only; the others: Redis when gateway.counters
- * names one, this file when it does not or when Redis fails (cache.h) */
-#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
 
 struct conf {
 	int vary_dev, vary_groups, must_revalidate, allow_private;
@@ -59,7 +53,6 @@ struct conf {
 };
 
 static const char *const downstream_names[] = { "none", "private", "public", NULL };
-static const char *const ctype_names[] = { "prefer-external", "internal", "external", NULL };
 
 static const struct pol_attr attrs[] = {
 	{ "vary-by-developer", POL_A_BOOL, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, vary_dev) },
@@ -75,8 +68,7 @@ static const struct pol_attr attrs[] = {
 	  offsetof(struct conf, must_revalidate) },
 	{ "allow-private-response-caching", POL_A_BOOL, 0, 0, 0, 0, NULL, NULL,
 	  offsetof(struct conf, allow_private) },
-	{ "caching-type", POL_A_ENUM, 0, 0, 0, CT_PREFER_EXTERNAL, NULL, ctype_names,
-	  offsetof(struct conf, caching_type) },
+	POL_CACHE_TYPE_ATTR(struct conf, caching_type),
 	POL_ATTRS_END
 };
 
@@ -92,13 +84,7 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 	for (i = 0; i < cf->params.n; i++)
 		if (cf->params.v[i][0] == '\0')
 			ld_err(ld, "'vary-by-query-parameter' has an empty name");
-	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
-		size_t mark = ld_push_member(ld, "caching-type");
-
-		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
-			   "(\"prefer-external\" uses it when there is one)");
-		ld_pop(ld, mark);
-	}
+	pol_cache_check_type(ld, cf->caching_type);
 }
 
 /* ---- the key -------------------------------------------------------------- */
@@ -285,6 +271,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 {
 	static int warned;
 	const struct conf *cf = p->conf;
+	enum cache_where where = pol_cache_where(cf->caching_type);
 	struct kbuf k = { NULL, 0, 0, 0 };
 	enum pol_step step = POL_STEP_NEXT;
 	char *v = NULL, *mark = NULL;
@@ -307,7 +294,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 		return POL_STEP_NEXT;
 	if (make_key(c, cf, &k) < 0)
 		goto out;	/* too long to key: neither served nor stored */
-	rc = cache_lookup_at(c->cache, WHERE(cf), k.p, k.len, c->now, &v, &len, &age);
+	rc = cache_lookup_at(c->cache, where, k.p, k.len, c->now, &v, &len, &age);
 	if (rc == 1) {
 		step = answer(c, cf, v, len, age);
 		if (step != POL_STEP_NEXT)
@@ -322,9 +309,9 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 		step = pol_oom(c);
 		goto out;
 	}
-	mark[0] = WHERE(cf) == CACHE_LOCAL ? CACHE_WHERE_LOCAL : CACHE_WHERE_SHARED;
+	mark[0] = where == CACHE_LOCAL ? POL_CACHE_WHERE_LOCAL : POL_CACHE_WHERE_SHARED;
 	memcpy(mark + 1, k.p, k.len);
-	if (pol_var_set(c, CACHE_KEY_VAR, mark, k.len + 1) < 0)
+	if (pol_var_set(c, POL_CACHE_KEY_VAR, mark, k.len + 1) < 0)
 		log_warn("cache-lookup: too many variables: the answer will not be stored");
 out:
 	free(mark);

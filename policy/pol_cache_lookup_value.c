@@ -16,11 +16,7 @@
 #include "common/log.h"
 #include "policy/engine.h"
 #include "policy/loader.h"
-
-enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
-/* internal: this host's file only; the others: Redis when gateway.counters
- * names one, this file when it does not or when Redis fails (cache.h) */
-#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
+#include "policy/pol_cache.h"
 
 struct conf {
 	struct tpl *key;
@@ -29,15 +25,12 @@ struct conf {
 	int caching_type;
 };
 
-static const char *const ctype_names[] = { "prefer-external", "internal", "external", NULL };
-
 static const struct pol_attr attrs[] = {
 	{ "key", POL_A_TPL, POL_A_REQUIRED, 0, 0, 0, NULL, NULL, offsetof(struct conf, key) },
 	{ "variable-name", POL_A_STR, POL_A_REQUIRED, 0, 0, 0, NULL, NULL,
 	  offsetof(struct conf, var) },
 	{ "default-value", POL_A_TPL, 0, 0, 0, 0, NULL, NULL, offsetof(struct conf, def) },
-	{ "caching-type", POL_A_ENUM, 0, 0, 0, CT_PREFER_EXTERNAL, NULL, ctype_names,
-	  offsetof(struct conf, caching_type) },
+	POL_CACHE_TYPE_ATTR(struct conf, caching_type),
 	POL_ATTRS_END
 };
 
@@ -67,12 +60,7 @@ static void compile(struct loader *ld, json_object *o, void *conf)
 		ld_err(ld, "must be 1 to 64 letters, digits, '_' or '-', starting with a letter or '_'");
 		ld_pop(ld, mark);
 	}
-	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
-		mark = ld_push_member(ld, "caching-type");
-		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
-			   "(\"prefer-external\" uses it when there is one)");
-		ld_pop(ld, mark);
-	}
+	pol_cache_check_type(ld, cf->caching_type);
 }
 
 static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
@@ -80,26 +68,18 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	static int warned;
 	const struct conf *cf = p->conf;
 	enum pol_step step = POL_STEP_NEXT;
-	char *key = NULL, *kb, *v = NULL, *def = NULL;
+	char *key = NULL, *v = NULL, *def = NULL;
 	enum tpl_status st;
 	size_t klen, len = 0;
 	int rc = 0;
 
 	(void)sec;
-	st = pol_expand(c, cf->key, TPL_ENC_RAW, &key);
-	if (st != TPL_OK)
-		return pol_fail_tpl(c, st);
+	step = pol_cache_value_key(c, cf->key, &key, &klen);
+	if (step != POL_STEP_NEXT)
+		return step;
 	if (c->cache) {
-		klen = strlen(key);
-		kb = malloc(klen + 2);
-		if (!kb) {
-			step = pol_oom(c);
-			goto out;
-		}
-		kb[0] = 'v';	/* values: apart from cache-lookup's "r..." keys */
-		memcpy(kb + 1, key, klen + 1);
-		rc = cache_lookup_at(c->cache, WHERE(cf), kb, klen + 1, c->now, &v, &len, NULL);
-		free(kb);
+		rc = cache_lookup_at(c->cache, pol_cache_where(cf->caching_type), key, klen, c->now,
+				     &v, &len, NULL);
 	} else if (!warned++) {
 		log_warn("cache-lookup-value: no cache store (state directory not usable): "
 			 "every lookup is a miss");

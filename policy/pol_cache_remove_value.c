@@ -7,68 +7,37 @@
 #include "policy/polmod.h"
 
 #include <stdlib.h>
-#include <string.h>
 
 #include "common/cache.h"
 #include "policy/engine.h"
 #include "policy/loader.h"
-
-enum ctype { CT_PREFER_EXTERNAL, CT_INTERNAL, CT_EXTERNAL };
-/* internal: this host's file only; the others: Redis when gateway.counters
- * names one, this file when it does not or when Redis fails (cache.h) */
-#define WHERE(cf) ((cf)->caching_type == CT_INTERNAL ? CACHE_LOCAL : CACHE_SHARED)
+#include "policy/pol_cache.h"
 
 struct conf {
+	int caching_type;	/* first: pol_cache_compile() */
 	struct tpl *key;
-	int caching_type;
 };
-
-static const char *const ctype_names[] = { "prefer-external", "internal", "external", NULL };
 
 static const struct pol_attr attrs[] = {
 	{ "key", POL_A_TPL, POL_A_REQUIRED, 0, 0, 0, NULL, NULL, offsetof(struct conf, key) },
-	{ "caching-type", POL_A_ENUM, 0, 0, 0, CT_PREFER_EXTERNAL, NULL, ctype_names,
-	  offsetof(struct conf, caching_type) },
+	POL_CACHE_TYPE_ATTR(struct conf, caching_type),
 	POL_ATTRS_END
 };
-
-static void compile(struct loader *ld, json_object *o, void *conf)
-{
-	struct conf *cf = conf;
-
-	(void)o;
-	if (cf->caching_type == CT_EXTERNAL && ld->gw->counters.store != GW_COUNTERS_REDIS) {
-		size_t mark = ld_push_member(ld, "caching-type");
-
-		ld_err(ld, "\"external\" needs gateway.counters to name a Redis server "
-			   "(\"prefer-external\" uses it when there is one)");
-		ld_pop(ld, mark);
-	}
-}
 
 static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum pol_section_id sec)
 {
 	const struct conf *cf = p->conf;
-	char *key = NULL, *kb;
-	enum tpl_status st;
+	enum pol_step step;
+	char *key = NULL;
 	size_t klen;
 
 	(void)sec;
 	if (!c->cache)
 		return POL_STEP_NEXT;
-	st = pol_expand(c, cf->key, TPL_ENC_RAW, &key);
-	if (st != TPL_OK)
-		return pol_fail_tpl(c, st);
-	klen = strlen(key);
-	kb = malloc(klen + 2);
-	if (!kb) {
-		free(key);
-		return pol_oom(c);
-	}
-	kb[0] = 'v';
-	memcpy(kb + 1, key, klen + 1);
-	cache_remove_at(c->cache, WHERE(cf), kb, klen + 1);
-	free(kb);
+	step = pol_cache_value_key(c, cf->key, &key, &klen);
+	if (step != POL_STEP_NEXT)
+		return step;
+	cache_remove_at(c->cache, pol_cache_where(cf->caching_type), key, klen);
 	free(key);
 	return POL_STEP_NEXT;
 }
@@ -78,6 +47,6 @@ const struct pol_module pol_mod_cache_remove_value = {
 	.sections = POL_SEC_ALL,
 	.attrs = attrs,
 	.conf_size = sizeof(struct conf),
-	.compile = compile,
+	.compile = pol_cache_compile,
 	.run = run,
 };

@@ -4,7 +4,7 @@
  * docs/policies.md). Outbound only; it needs the backend's whole body, so its
  * needs hook asks the app to buffer it (POL_NEED_RESP_BODY).
  *
- * Stored: only when cache-lookup left its key (CACHE_KEY_VAR: a GET that may
+ * Stored: only when cache-lookup left its key (POL_CACHE_KEY_VAR: a GET that may
  * be cached, and missed), where that lookup looked (the variable's first
  * byte: its caching-type); only status 200 unless cache-response; never an
  * answer with Set-Cookie, Cache-Control private or no-store, a Vary of "*",
@@ -27,9 +27,7 @@
 #include "common/log.h"
 #include "policy/engine.h"
 #include "policy/loader.h"
-
-#define CACHE_KEY_VAR "cache-lookup:key"
-#define CACHE_WHERE_LOCAL 'L'	/* the variable's first byte (pol_cache_lookup.c) */
+#include "policy/pol_cache.h"
 
 struct conf {
 	int64_t duration;
@@ -152,11 +150,11 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	char *v = NULL;
 
 	(void)sec;
-	key = pol_var_get(c, CACHE_KEY_VAR, strlen(CACHE_KEY_VAR), &klen);
+	key = pol_var_get(c, POL_CACHE_KEY_VAR, strlen(POL_CACHE_KEY_VAR), &klen);
 	if (!key || klen < 2 || !c->cache)
 		return POL_STEP_NEXT;
 	/* where cache-lookup looked (its caching-type), then the key */
-	where = key[0] == CACHE_WHERE_LOCAL ? CACHE_LOCAL : CACHE_SHARED;
+	where = key[0] == POL_CACHE_WHERE_LOCAL ? CACHE_LOCAL : CACHE_SHARED;
 	key++;
 	klen--;
 	if (c->status != 200 && !cf->cache_response)
