@@ -52,6 +52,7 @@ static const struct key_def key_defs[] = {
 	KEY("azure_authority", KEY_STRING, azure_authority, 0, 0),
 	KEY("arm_api_version", KEY_STRING, arm_api_version, 0, 0),
 	KEY("gateway_file", KEY_STRING, gateway_file, 0, 0),
+	KEY("arm_reads_per_s", KEY_INT, arm_reads_per_s, 0, 1000),
 };
 #define N_KEYS (sizeof(key_defs) / sizeof(key_defs[0]))
 
@@ -526,6 +527,7 @@ int agentconf_load(struct agent_conf *conf, const char *path, char *err, size_t 
 	memset(conf, 0, sizeof(*conf));
 	conf->interval_s = 10;
 	conf->heartbeat_s = 60;
+	conf->arm_reads_per_s = 10;
 	conf->path = strdup(path);
 	if (!conf->path) {
 		set_err(err, errlen, "out of memory");

@@ -23,7 +23,8 @@
  * source = azure-apim: endpoint, token_file, public_key_file and report do not
  * apply and are refused when given; apim_service, apim_gateway, azure_tenant,
  * azure_client_id and azure_client_secret_file are required; gateway_id
- * defaults to apim_gateway and interval_s to 300; arm_endpoint and
+ * defaults to apim_gateway and interval_s to 300; arm_reads_per_s (0-1000,
+ * default 10, 0: unpaced) paces the ARM reads; arm_endpoint and
  * azure_authority must be https:// (http:// only with allow_insecure).
  *
  * Errors: 0, or -1 with a one-line message in err ("'FILE': line N: ...");
@@ -71,6 +72,7 @@ struct agent_conf {
 	char *azure_authority;	/* without a trailing '/'; default https://login.microsoftonline.com */
 	char *arm_api_version;	/* default 2022-08-01 */
 	char *gateway_file;	/* NULL: none */
+	long arm_reads_per_s;	/* ARM reads a second at most (0: unpaced); default 10 */
 	char client_secret[AGENTCONF_TOKEN_MAX + 1];	/* secret: never log */
 	size_t client_secret_len;
 };

@@ -1,10 +1,14 @@
 #include "sync-agent/apim.h"
 
+#include <fcntl.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include "common/atomicfile.h"
 #include "common/log.h"
 #include "import/convert.h"
 #include "sync-agent/arm.h"
@@ -12,6 +16,8 @@
 
 #define APIM_MAX_APIS 2000
 #define APIM_MAX_OPS 2000	/* per API */
+#define APIM_KEYS_FILE "apim-keys.json"
+#define APIM_KEYS_MAX (16u * 1024 * 1024)
 
 /* What one sync read, owned here; a.* point into it. */
 struct read {
@@ -26,6 +32,9 @@ struct read {
 	json_object *product_apis;	/* per kept product: its apis list items */
 	json_object *subs;		/* subscriptions list items */
 	json_object *keys;		/* {"subscription": ["primary", "secondary"]}: secret */
+	json_object *old_keys;		/* apim-keys.json as loaded (secret), or NULL */
+	json_object *new_keys;		/* what this sync writes there (secret) */
+	unsigned secrets_skipped;	/* listSecrets saved by an unchanged etag */
 	json_object *nvs;		/* named values list items (secret values put in: secret) */
 	json_object *backends, *version_sets, *frags;
 };
@@ -277,7 +286,8 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 
 	rd->subs = json_object_new_array();
 	rd->keys = json_object_new_object();
-	if (!rd->subs || !rd->keys)
+	rd->new_keys = json_object_new_object();
+	if (!rd->subs || !rd->keys || !rd->new_keys)
 		goto oom;
 	if (arm_list(arm, "/subscriptions", rd->subs) < 0)
 		return -1;
@@ -286,10 +296,10 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 	if (!rd->a.subscriptions)
 		goto oom;
 	for (size_t i = 0; i < n; i++) {
-		json_object *it = json_object_array_get_idx(rd->subs, i), *sec = NULL, *keys;
+		json_object *it = json_object_array_get_idx(rd->subs, i), *sec = NULL, *keys, *was;
 		struct imp_item *s = &rd->a.subscriptions[rd->a.n_subscriptions];
 		const char *name = S_str(it, "name"), *scope = S_str(S_props(it), "scope");
-		const char *state = S_str(S_props(it), "state"), *k1, *k2;
+		const char *state = S_str(S_props(it), "state"), *k1, *k2, *etag;
 
 		if (!S_arm_name(name) || !scope) {
 			snprintf(arm->error, sizeof(arm->error), "ARM /subscriptions: a "
@@ -299,6 +309,18 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 		if (!S_scope_served(rd, scope) ||
 		    (state && strcmp(state, "active") && strcmp(state, "suspended")))
 			continue;
+		etag = S_str(it, "etag");
+		if (etag && *etag && rd->old_keys &&
+		    json_object_object_get_ex(rd->old_keys, name, &was) &&
+		    S_str(was, "etag") && strcmp(S_str(was, "etag"), etag) == 0 &&
+		    json_object_object_get_ex(was, "keys", &keys) &&
+		    json_object_is_type(keys, json_type_array)) {
+			/* unchanged since the keys were read: a regenerated key
+			 * changes the subscription's etag (docs/azure-apim.md) */
+			json_object_object_add(rd->keys, name, json_object_get(keys));
+			rd->secrets_skipped++;
+			goto keep;
+		}
 		snprintf(path, sizeof(path), "/subscriptions/%s/listSecrets", name);
 		if (arm_post(arm, path, &sec) < 0)
 			return -1;
@@ -318,6 +340,16 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 				explicit_bzero((char *)(uintptr_t)*q, strlen(*q));
 		json_object_put(sec);
 		json_object_object_add(rd->keys, name, keys);
+keep:
+		if (etag && *etag) {
+			json_object *e = json_object_new_object();
+
+			if (!e)
+				goto oom;
+			json_object_object_add(e, "etag", json_object_new_string(etag));
+			json_object_object_add(e, "keys", json_object_get(keys));
+			json_object_object_add(rd->new_keys, name, e);
+		}
 		s->name = (char *)(uintptr_t)name;
 		s->info = it;
 		snprintf(path, sizeof(path), "subscriptions/%s", name);
@@ -584,6 +616,91 @@ static const char *S_bytes(json_object *doc, int64_t gen, size_t *len)
 	return s;
 }
 
+/* Zeroes and drops {name: {"etag", "keys": [...]}} (apim-keys.json's form). */
+static void S_forget_cache(json_object *c)
+{
+	if (!c)
+		return;
+	json_object_object_foreach(c, name, e) {
+		json_object *keys;
+
+		(void)name;
+		if (!json_object_object_get_ex(e, "keys", &keys) ||
+		    !json_object_is_type(keys, json_type_array))
+			continue;
+		for (size_t i = 0; i < json_object_array_length(keys); i++) {
+			json_object *k = json_object_array_get_idx(keys, i);
+
+			if (json_object_is_type(k, json_type_string))
+				explicit_bzero((char *)(uintptr_t)json_object_get_string(k),
+					       (size_t)json_object_get_string_len(k));
+		}
+	}
+	json_object_put(c);
+}
+
+/* apim-keys.json beside config_path (the agent's own directory, mode 0600):
+ * the keys listSecrets gave each subscription and its etag then. Returns the
+ * object, or NULL when absent, too big or not of that form (then every key
+ * is read again: never an error). */
+static json_object *S_keys_load(const struct agent *a)
+{
+	char path[AGENT_URL_MAX];
+	json_object *o = NULL;
+	struct stat st;
+	char *buf = NULL;
+	ssize_t got = 0;
+	int fd = -1;
+
+	if (agent_file(a, APIM_KEYS_FILE, path, sizeof(path)) < 0)
+		goto out;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 ||
+	    (uint64_t)st.st_size > APIM_KEYS_MAX)
+		goto out;
+	buf = calloc(1, (size_t)st.st_size + 1);
+	if (!buf)
+		goto out;
+	while (got < st.st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)(st.st_size - got));
+
+		if (n <= 0)
+			goto out;
+		got += n;
+	}
+	o = json_tokener_parse(buf);
+	if (o && !json_object_is_type(o, json_type_object)) {
+		json_object_put(o);
+		o = NULL;
+	}
+out:
+	if (buf) {
+		explicit_bzero(buf, (size_t)got);
+		free(buf);
+	}
+	if (fd >= 0)
+		close(fd);
+	return o;
+}
+
+/* Writes c to apim-keys.json (0600, atomically); a failure is logged and
+ * costs only listSecrets reads next time. */
+static void S_keys_save(const struct agent *a, json_object *c)
+{
+	char path[AGENT_URL_MAX];
+	const char *text, *step = "";
+	size_t len = 0;
+
+	if (agent_file(a, APIM_KEYS_FILE, path, sizeof(path)) < 0)
+		return;
+	text = json_object_to_json_string_length(c, JSON_C_TO_STRING_PLAIN, &len);
+	if (!text)
+		return;
+	if (atomicfile_replace(path, text, len, 0600, ATOMICFILE_DIR_GROUP, &step) < 0)
+		log_warn("cannot write '%s' (%s): every key is read again next sync", path, step);
+	explicit_bzero((char *)(uintptr_t)text, len);
+}
+
 enum sync_result apim_attempt(struct agent *a)
 {
 	struct arm arm;
@@ -600,6 +717,7 @@ enum sync_result apim_attempt(struct agent *a)
 
 	memset(&rd, 0, sizeof(rd));
 	arm_init(&arm, &a->fetch, &a->conf);
+	rd.old_keys = S_keys_load(a);
 	rd.gw_apis = json_object_new_array();
 	rd.policies = json_object_new_array();
 	if (!rd.gw_apis || !rd.policies) {
@@ -653,6 +771,8 @@ enum sync_result apim_attempt(struct agent *a)
 		    &rd.a.version_sets, &rd.a.n_version_sets) < 0)
 		goto fail;
 	o.keys = rd.keys;
+	/* every read succeeded: the keys of this sync, for the next one */
+	S_keys_save(a, rd.new_keys);
 	/* converted whole or not at all: only after every read succeeded */
 	if (imp_convert(&rd.a, &o, &doc, &r, &errs) < 0) {
 		S_log_report(&r, &errs);
@@ -662,8 +782,9 @@ enum sync_result apim_attempt(struct agent *a)
 		goto out;
 	}
 	S_log_report(&r, &errs);
-	log_info("APIM gateway '%s': %zu APIs assigned (%u ARM reads, %u token requests)",
-		 a->conf.apim_gateway, n_apis, arm.reads, arm.token_requests);
+	log_info("APIM gateway '%s': %zu APIs assigned (%u ARM reads, %u token requests, "
+		 "%u listSecrets saved by unchanged etags)", a->conf.apim_gateway, n_apis,
+		 arm.reads, arm.token_requests, rd.secrets_skipped);
 	bytes = S_bytes(doc, o.generation, &len);
 	if (!bytes || verify_sha256(bytes, len, sha) < 0) {
 		S_fail(a, "out of memory");
@@ -712,6 +833,8 @@ out:
 	json_object_put(rd.products);
 	json_object_put(rd.product_apis);
 	json_object_put(rd.subs);
+	S_forget_cache(rd.new_keys);
+	S_forget_cache(rd.old_keys);
 	S_forget_keys(rd.keys);
 	S_forget_values(rd.nvs);
 	free(rd.a.named_values);

@@ -159,6 +159,28 @@ out:
 	return rc;
 }
 
+/* Waits until the next ARM request keeps to conf->arm_reads_per_s. Returns 0,
+ * or -1 when the agent is told to stop. */
+static int S_pace(struct arm *arm)
+{
+	long rate = arm->conf->arm_reads_per_s;
+
+	if (rate > 0 && arm->last_read_ms) {
+		int64_t until = arm->last_read_ms + 1000 / rate;
+
+		while (S_now_ms() < until) {
+			int64_t left = until - S_now_ms();
+			struct timespec step = { 0, (long)(left > 100 ? 100 : left) * 1000 * 1000 };
+
+			if (arm->f->should_stop && arm->f->should_stop())
+				return -1;
+			nanosleep(&step, NULL);
+		}
+	}
+	arm->last_read_ms = S_now_ms();
+	return 0;
+}
+
 /* One ARM request at url (absolute): the token, 401 once, 429/503 with
  * Retry-After. On 0, r holds the final answer. Returns 0 or -1. */
 static int S_request(struct arm *arm, const char *url, const char *what, int post,
@@ -176,6 +198,10 @@ static int S_request(struct arm *arm, const char *url, const char *what, int pos
 		if (arm_token(arm) < 0)
 			return -1;
 		headers[0] = arm->auth;
+		if (S_pace(arm) < 0) {
+			snprintf(arm->error, sizeof(arm->error), "ARM %s: stopped", what);
+			return -1;
+		}
 		arm->reads++;
 		if (fetch_send(arm->f, url, headers, post ? "" : NULL, 0, ARM_BODY_MAX, r) < 0) {
 			snprintf(arm->error, sizeof(arm->error), "ARM %s: %s", what, r->error);

@@ -22,6 +22,9 @@
  * ARM_MAX_PAGES pages. 429 and 503 wait Retry-After (capped at
  * ARM_RETRY_CAP_S; absent: ARM_RETRY_DEFAULT_S) and retry, at most
  * ARM_RETRIES times per read. A sync that would pass ARM_MAX_READS fails.
+ * Pacing: conf->arm_reads_per_s > 0 spaces the ARM requests (retries
+ * included) at least 1000 / arm_reads_per_s ms apart, so a sync never reads
+ * faster than that (ARM's own read limit is far above: docs/azure-apim.md).
  *
  * Secrets: the client secret and the token never reach a log line, an error
  * string or argv; their copies are zeroed on release.
@@ -52,6 +55,7 @@ struct arm {
 	const struct agent_conf *conf;
 	char auth[ARM_TOKEN_MAX + 32];	/* "Authorization: Bearer ..." (secret), "" when none */
 	int64_t token_expires_ms;	/* CLOCK_MONOTONIC */
+	int64_t last_read_ms;	/* CLOCK_MONOTONIC of the last ARM request, 0: none */
 	unsigned reads;		/* ARM requests made (not the token's) */
 	unsigned token_requests;
 	char error[1024];

@@ -16,7 +16,9 @@ client credentials) {"token_type": "Bearer", "expires_in", "ext_expires_in",
 Misbehaviour on demand: page_size (nextLink paging), throttle (answer the
 next N ARM reads 429 with Retry-After), expire_tokens (every token issued so
 far is refused 401 ExpiredAuthenticationToken), refuse_client (AAD answers
-invalid_client). Every request is recorded (method, path, headers, form)."""
+invalid_client), subscription_etags = False (list items without "etag").
+Subscriptions listed carry "etag" (with_etag). Every request is recorded (method, path, headers, form)."""
+import hashlib
 import http.server
 import json
 import socket
@@ -150,6 +152,7 @@ class FakeArm:
         self.fail_paths = {}      # path (without query) -> HTTP status to answer instead
         self.products = {}        # name -> (product(...), [api names])
         self.subscriptions = {}   # name -> (subscription(...), [primaryKey, secondaryKey])
+        self.subscription_etags = True
         self.named_values = {}    # name -> (named_value(...), value listValue answers)
         self.lists = {"/backends": [], "/apiVersionSets": [], "/policyFragments": []}
         fake = self
@@ -183,7 +186,7 @@ class FakeArm:
                 with fake.lock:
                     fake.requests.append({"method": "POST", "path": self.path,
                                           "headers": dict(self.headers.items()), "form": form,
-                                          "body": body})
+                                          "body": body, "time": time.monotonic()})
                 if self.path == "/%s/oauth2/v2.0/token" % TENANT:
                     return fake.token(self, form)
                 return fake.arm_get(self)
@@ -191,7 +194,8 @@ class FakeArm:
             def do_GET(self):
                 with fake.lock:
                     fake.requests.append({"method": "GET", "path": self.path,
-                                          "headers": dict(self.headers.items())})
+                                          "headers": dict(self.headers.items()),
+                                          "time": time.monotonic()})
                 return fake.arm_get(self)
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -299,7 +303,8 @@ class FakeArm:
                                                 "message": "the fake serves rawxml"}})
             return self.page(h, u.path, q, self.lists[rest])
         if rest == "/subscriptions":
-            return self.page(h, u.path, q, [s for s, _ in self.subscriptions.values()])
+            return self.page(h, u.path, q, [self.with_etag(s, k)
+                                            for s, k in self.subscriptions.values()])
         if rest is not None and rest.endswith("/policies/policy"):
             if q.get("format") != "rawxml":
                 return h.answer(400, {"error": {"code": "ValidationError",
@@ -315,6 +320,17 @@ class FakeArm:
                 return self.page(h, u.path, q, ops)
         return h.answer(404, {"error": {"code": "ResourceNotFound",
                                         "message": "not in the fake"}})
+
+    def with_etag(self, sub, keys):
+        """The subscription with its entity tag: a hash of its properties and
+        keys, so that a regenerated key (or any edit) changes it, as APIM's
+        own ETag of a subscription changes when its keys are regenerated (an
+        assumption: docs/azure-apim.md, "Reads"). subscription_etags = False
+        answers without one."""
+        if not self.subscription_etags:
+            return sub
+        h = hashlib.sha256(json.dumps([sub, keys], sort_keys=True).encode()).hexdigest()
+        return dict(sub, etag='"%s"' % h[:16])
 
     def page(self, h, path, q, items):
         skip = int(q.get("$skip", "0"))

@@ -43,7 +43,9 @@ def apim_agent(make_agent, arm, tmp_path, **over):
               "azure_tenant": TENANT, "azure_client_id": CLIENT_ID,
               "azure_client_secret_file": str(secret), "arm_endpoint": arm.url,
               "azure_authority": arm.url, "ca_file": str(arm.ca),
-              "config_path": str(a.config), "state_dir": str(a.state)}
+              "config_path": str(a.config), "state_dir": str(a.state),
+              # unpaced unless a test says (test_reads_are_paced)
+              "arm_reads_per_s": "0"}
     a.conf = {k: v for k, v in dict(a.conf, **over).items() if v is not None}
     a.write_conf()
     return a
@@ -303,6 +305,83 @@ def test_products_subscriptions_and_a_regenerated_key(make_agent, arm, tmp_path)
     assert doc["generation"] == 2
     subs = {s["id"]: s for s in doc["subscriptions"]}
     assert subs["acme"]["keys_sha256"] == [sha("acme-primary-2"), sha("acme-secondary-1")]
+    assert subs["all"]["keys_sha256"] == [sha("all-1"), sha("all-2")]
+
+
+def posts(arm):
+    return sorted(r["path"].split("?")[0].rsplit("/", 2)[1] for r in arm.reads()
+                  if r["method"] == "POST")
+
+
+def keyed_service(arm):
+    arm.gateway_apis["gw1"] = [gateway_api("echo-api", "echo", "http://127.0.0.1:9/")]
+    arm.products["starter"] = (product("starter"), ["echo-api"])
+    arm.subscriptions["acme"] = (subscription("acme", "/products/starter"), ["a1", "a2"])
+    arm.subscriptions["all"] = (subscription("all", "/apis"), ["all-1", "all-2"])
+
+
+def test_listsecrets_only_for_subscriptions_whose_etag_changed(make_agent, arm, tmp_path):
+    """The keys are kept with each subscription's etag (apim-keys.json beside
+    config_path, 0600): a sync where nothing changed reads no key; a
+    regenerated key changes the etag, so only that subscription's keys are
+    read again, and the new key is installed; the unchanged ones stay."""
+    keyed_service(arm)
+    a = apim_agent(make_agent, arm, tmp_path)
+    assert run(a)[0] == 0
+    assert posts(arm) == ["acme", "all"]
+    first = len(arm.reads())
+    cache = a.config.parent / "apim-keys.json"
+    assert cache.stat().st_mode & 0o777 == 0o600
+    arm.requests.clear()
+    rc, out = run(a)
+    assert rc == 0, out
+    assert posts(arm) == [], "listSecrets for an unchanged subscription"
+    assert len(arm.reads()) == first - 2
+    assert installed(a)["generation"] == 1, "nothing changed: nothing installed"
+    # a key regenerated in the portal
+    arm.subscriptions["all"][1][1] = "all-2-regenerated"
+    arm.requests.clear()
+    assert run(a)[0] == 0
+    assert posts(arm) == ["all"]
+    doc = installed(a)
+    assert doc["generation"] == 2
+    subs = {s["id"]: s for s in doc["subscriptions"]}
+    assert subs["all"]["keys_sha256"] == [sha("all-1"), sha("all-2-regenerated")]
+    assert subs["acme"]["keys_sha256"] == [sha("a1"), sha("a2")]
+
+
+def test_without_etags_every_key_is_read_every_sync(make_agent, arm, tmp_path):
+    """Where ARM's list gives no etag, nothing is trusted from the last sync."""
+    keyed_service(arm)
+    arm.subscription_etags = False
+    a = apim_agent(make_agent, arm, tmp_path)
+    assert run(a)[0] == 0
+    arm.requests.clear()
+    arm.subscriptions["all"][1][0] = "all-1-regenerated"
+    assert run(a)[0] == 0
+    assert posts(arm) == ["acme", "all"]
+    subs = {s["id"]: s for s in installed(a)["subscriptions"]}
+    assert subs["all"]["keys_sha256"] == [sha("all-1-regenerated"), sha("all-2")]
+
+
+def test_a_corrupt_key_cache_costs_reads_not_the_sync(make_agent, arm, tmp_path):
+    keyed_service(arm)
+    a = apim_agent(make_agent, arm, tmp_path)
+    assert run(a)[0] == 0
+    (a.config.parent / "apim-keys.json").write_text('{"acme": {"etag": 1, "keys": "x"')
+    arm.requests.clear()
+    assert run(a)[0] == 0
+    assert posts(arm) == ["acme", "all"]
+
+
+def test_reads_are_paced(make_agent, arm, tmp_path):
+    """arm_reads_per_s = 20: the reads of one sync are at least 50 ms apart."""
+    a = apim_agent(make_agent, arm, tmp_path, arm_reads_per_s="20")
+    assert run(a)[0] == 0
+    t = [r["time"] for r in arm.reads()]
+    assert len(t) >= 10
+    gaps = [b - a for a, b in zip(t, t[1:])]
+    assert min(gaps) >= 0.045, gaps
 
 
 NV_POLICY = """<policies>
