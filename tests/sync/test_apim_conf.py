@@ -75,6 +75,8 @@ def test_client_secret_empty_is_refused(make_agent, tmp_path):
     ({"arm_endpoint": "http://127.0.0.1:1"}, "'arm_endpoint' must start with https://"),
     ({"azure_authority": "ftp://login"}, "'azure_authority' must start with https://"),
     ({"arm_api_version": "2022-08-01&x=1"}, "'arm_api_version' must look like"),
+    ({"arm_reads_per_s": "1001"}, "'arm_reads_per_s' must be an integer from 0 to 1000"),
+    ({"arm_reads_per_s": "-1"}, "'arm_reads_per_s' must be an integer from 0 to 1000"),
     ({"token_file": "/etc/passwd"}, "'token_file' does not apply"),
     ({"endpoint": "https://mgmt.example"}, "'endpoint' does not apply"),
     ({"report": "true"}, "'report' does not apply"),

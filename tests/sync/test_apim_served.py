@@ -3,7 +3,7 @@ APIM cannot run here) served by a real lighttpd against httpbin: the API
 policy edited "in APIM" reaches the upstream as a header, called with the
 key APIM's listSecrets handed out (and, once regenerated in APIM, only the
 new one works); the API whose policy cannot be carried over answers 404 and
-never reaches the upstream. Root only (the gateway runs as www-data), like
+never reaches the upstream, and the health path's details name it. Root only (the gateway runs as www-data), like
 tests/import."""
 import json
 import os
@@ -54,9 +54,20 @@ def test_the_agents_document_served_through_lighttpd(make_agent, tmp_path):
         rc, out = run(a)
         assert rc == 1 and "installed without xml-api" in out, out
         doc = json.loads(a.installed())
+        # the health path's details (only to metrics.allow) show the agent's
+        # sync-status.json, read beside the configuration: the agent's copy
+        doc["gateway"] = {"metrics": {"path": "/prom", "allow": ["127.0.0.1/32"]}}
         gw = Gateway(str(tmp), "lighttpd-socket", FCGI)
         gw.start()
         gw.apply(doc)
+        status = pathlib.Path(gw.conf_dir) / "sync-status.json"
+        shutil.copy(a.config.parent / "sync-status.json", status)
+        os.chown(status, 0, os.stat(gw.conf_dir).st_gid)
+        status.chmod(0o640)
+        h = gw.health()
+        assert h.status == 200, h
+        last = h.json()["last_sync"]
+        assert last["result"] == "error" and "installed without xml-api" in last["error"], last
         key = [("Ocp-Apim-Subscription-Key", "acme-key-1")]
         assert gw.get(gw.mount + "/echo/items/42?mark=nokey").status == 401
         r = gw.get(gw.mount + "/echo/items/42?mark=apim", headers=key)
