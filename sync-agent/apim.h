@@ -17,7 +17,10 @@
  * Reads (docs/azure-apim.md, "Reads"): the gateway's APIs (each item is the
  * API's contract), their operations and policies, the global policy,
  * products and their APIs (the policy only of those reaching a served API),
- * subscriptions (listSecrets only for those reaching something served),
+ * subscriptions (listSecrets only for those reaching something served and
+ * new or whose list item's "etag" differs from the one stored with their keys
+ * in apim-keys.json beside config_path, 0600, written after every sync whose
+ * reads all succeeded; no etag, or a file missing or malformed: read again),
  * policy fragments, named values (listValue only for a secret or Key Vault
  * one a policy uses), backends, version sets. Keys and secret values are
  * zeroed before they are freed.
