@@ -277,6 +277,26 @@ static int S_scope_served(const struct read *rd, const char *scope)
 	return 1;	/* all APIs, the service: the converter checks the form */
 }
 
+/* 1 when keys is what S_subscriptions stores: an array of at most two
+ * non-empty strings. */
+static int S_key_list(json_object *keys)
+{
+	size_t n;
+
+	if (!json_object_is_type(keys, json_type_array))
+		return 0;
+	n = json_object_array_length(keys);
+	if (n > 2)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		json_object *k = json_object_array_get_idx(keys, i);
+
+		if (!json_object_is_type(k, json_type_string) || !json_object_get_string_len(k))
+			return 0;
+	}
+	return 1;
+}
+
 /* The subscriptions that reach something served, with their keys
  * (listSecrets). Returns 0 or -1. */
 static int S_subscriptions(struct arm *arm, struct read *rd)
@@ -313,8 +333,7 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 		if (etag && *etag && rd->old_keys &&
 		    json_object_object_get_ex(rd->old_keys, name, &was) &&
 		    S_str(was, "etag") && strcmp(S_str(was, "etag"), etag) == 0 &&
-		    json_object_object_get_ex(was, "keys", &keys) &&
-		    json_object_is_type(keys, json_type_array)) {
+		    json_object_object_get_ex(was, "keys", &keys) && S_key_list(keys)) {
 			/* unchanged since the keys were read: a regenerated key
 			 * changes the subscription's etag (docs/azure-apim.md) */
 			json_object_object_add(rd->keys, name, json_object_get(keys));

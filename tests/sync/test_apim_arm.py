@@ -368,10 +368,21 @@ def test_a_corrupt_key_cache_costs_reads_not_the_sync(make_agent, arm, tmp_path)
     keyed_service(arm)
     a = apim_agent(make_agent, arm, tmp_path)
     assert run(a)[0] == 0
-    (a.config.parent / "apim-keys.json").write_text('{"acme": {"etag": 1, "keys": "x"')
+    cache = a.config.parent / "apim-keys.json"
+    good = json.loads(cache.read_text())
+    cache.write_text('{"acme": {"etag": 1, "keys": "x"')
     arm.requests.clear()
     assert run(a)[0] == 0
     assert posts(arm) == ["acme", "all"]
+    # right etags, keys of the wrong form: read again
+    good["acme"]["keys"] = [1, 2]
+    good["all"]["keys"] = ["x", "y", "z"]
+    cache.write_text(json.dumps(good))
+    arm.requests.clear()
+    assert run(a)[0] == 0
+    assert posts(arm) == ["acme", "all"]
+    subs = {s["id"]: s for s in installed(a)["subscriptions"]}
+    assert subs["acme"]["keys_sha256"] == [sha("a1"), sha("a2")]
 
 
 def test_reads_are_paced(make_agent, arm, tmp_path):
