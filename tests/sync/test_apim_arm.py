@@ -5,7 +5,8 @@ What is built so far (docs/azure-apim.md, "Status"): the client-credentials
 token; reading the gateway's assigned APIs, their operations and policies and
 the global policy, with paging, throttling and token renewal; conversion with
 the importer's library; install with generations; products, subscriptions
-with their keys, named values (plain, secret, Key Vault)."""
+with their keys (listSecrets only for those whose etag changed), named
+values (plain, secret, Key Vault); pacing (arm_reads_per_s)."""
 import hashlib
 import json
 import re
