@@ -66,7 +66,8 @@ int state_lock(const struct agent *a, char *err, size_t errlen)
 
 void state_clean(const struct agent *a)
 {
-	static const char *const names[] = { "instance-id", "sync-status.json", "sync-state.json" };
+	static const char *const names[] = { "instance-id", "sync-status.json", "sync-state.json",
+					      "apim-keys.json" };
 	char path[STATE_PATH_MAX];
 
 	atomicfile_clean(a->conf.config_path);
