@@ -1138,8 +1138,16 @@ static void setup_request(CURL *h, struct fwd *f, struct curl_slist *headers, lo
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 be->connect_timeout_ms < timeout_ms ? be->connect_timeout_ms : timeout_ms);
-	curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 65536L);
-	curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
+	/* 64 KiB reads for plain HTTP. Over TLS a read returns at most one 16 KiB
+	 * record, and since curl_easy_reset() above puts libcurl's default
+	 * (16 KiB) back, asking for 64 KiB made libcurl free and reallocate its
+	 * buffers on every request (glibc's malloc_consolidate in the profile):
+	 * HTTPS keeps the default, -8% worker CPU per 64 KiB response
+	 * (docs/performance.md, issue 15). Backend URLs have a lower-case scheme. */
+	if (strncmp(f->hop_url, "https:", 6) != 0) {
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 65536L);
+		curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
+	}
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
