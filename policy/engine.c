@@ -789,6 +789,10 @@ static int run_on_error(struct pol_call *c)
 int engine_on_error(struct pol_call *c, int status, const char *message)
 {
 	set_error(c, status, message);
+	/* the access log's reason: without it a backend that timed out was
+	 * logged as "refused by a policy" (respond_call's default) */
+	if (!c->error)
+		c->error = message;
 	return run_on_error(c);
 }
 

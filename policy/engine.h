@@ -234,7 +234,8 @@ int engine_inbound(struct pol_call *c);
 int engine_outbound(struct pol_call *c);
 /* Makes the error answer status/message (the gateway's JSON error form) and
  * runs the on-error section. For failures outside the engine (backend
- * unreachable 502, timeout 504). Always returns POL_RESPOND. */
+ * unreachable 502, timeout 504). message (static) is also c->error, the
+ * access log's reason, unless one is set. Always returns POL_RESPOND. */
 int engine_on_error(struct pol_call *c, int status, const char *message);
 /* Releases concurrency seats, records the circuit-breaker outcome of
  * c->backend_url (c->backend_failed), adds bandwidth (c->bytes_out). Once;

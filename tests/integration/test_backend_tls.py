@@ -1,0 +1,155 @@
+"""HTTPS backends, with verification on by default (docs/security.md): an
+nginx with a certificate for IP 127.0.0.1 issued by a test CA that no system
+bundle holds. The gateway reaches it only through a backend whose tls.ca_file
+names that CA; a backend without it, or with verification left on against a
+name the certificate does not hold, gets 502 and nothing is answered in its
+place. nginx's log (with $ssl_protocol) says what reached it over TLS. On all
+five set-ups: in CGI mode libcurl is loaded per process on the first forwarded
+request (fcgi-app/curlload.c), in FastCGI at start-up.
+"""
+
+import json
+import os
+import uuid
+
+import pytest
+
+from harness import LOGS, Proc, assert_gateway_error, free_port, port_open, wait_until
+from servers import ModuleDocument
+from sync_e2e_helpers import make_test_ca
+
+
+class TlsUpstream:
+    """nginx over TLS on 127.0.0.1: /echo/... answers "tls-ok URI"."""
+
+    def __init__(self, d):
+        self.dir = d
+        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        os.chmod(d, 0o755)
+        make_test_ca(d)
+        self.port = free_port()
+        self.access_log = os.path.join(d, "access.log")
+        conf = """
+daemon off;
+master_process on;
+worker_processes 1;
+user www-data;
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    client_body_temp_path {d}/tmp/body;
+    proxy_temp_path {d}/tmp/proxy;
+    fastcgi_temp_path {d}/tmp/fastcgi;
+    uwsgi_temp_path {d}/tmp/uwsgi;
+    scgi_temp_path {d}/tmp/scgi;
+    log_format tls '$request_uri $ssl_protocol';
+    access_log {d}/access.log tls;
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        ssl_certificate {d}/server.pem;
+        ssl_certificate_key {d}/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        location /echo/ {{ default_type text/plain; return 200 "tls-ok $request_uri"; }}
+    }}
+}}
+""".format(d=d, port=self.port)
+        self.conf = os.path.join(d, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(conf)
+        LOGS.add(os.path.join(d, "error.log"))
+        self.proc = Proc("nginx (tls upstream)", ["nginx", "-c", self.conf, "-p", d],
+                         os.path.join(d, "nginx.out"))
+        wait_until(lambda: self.proc.check_alive() or port_open(self.port), 20,
+                   "the tls upstream to listen")
+
+    def url(self, path="", host="127.0.0.1"):
+        return "https://%s:%d%s" % (host, self.port, path)
+
+    def lines_with(self, token):
+        try:
+            with open(self.access_log) as f:
+                return [line.split() for line in f if token in line]
+        except FileNotFoundError:
+            return []
+
+    def stop(self):
+        self.proc.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_upstream(workroot):
+    u = TlsUpstream(os.path.join(workroot, "tls-upstream"))
+    yield u
+    u.stop()
+
+
+def tls_doc(base, up):
+    doc = dict(base)
+    ca = os.path.join(up.dir, "ca.pem")
+    doc["backends"] = dict(base["backends"], **{
+        "tls-trusted": {"url": up.url("/echo/t"), "tls": {"ca_file": ca}},
+        "tls-default": {"url": up.url("/echo/d")},
+        "tls-wrong-name": {"url": up.url("/echo/n", host="localhost"), "tls": {"ca_file": ca}},
+        "tls-unverified": {"url": up.url("/echo/u"), "tls": {"verify": False}},
+    })
+    doc["apis"] = list(base["apis"]) + [
+        {"id": name, "path": name, "backend": name, "subscription_required": False}
+        for name in ("tls-trusted", "tls-default", "tls-wrong-name", "tls-unverified")]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def _tlsmodule(gw, base, tls_upstream):
+    with ModuleDocument(gw, base, tls_doc(base, tls_upstream)) as m:
+        yield m
+
+
+@pytest.fixture
+def tgw(_tlsmodule):
+    return _tlsmodule.gateway()
+
+
+def tok():
+    return uuid.uuid4().hex[:12]
+
+
+def test_trusted_ca_reaches_the_backend_over_tls(tgw, tls_upstream):
+    t = tok()
+    r = tgw.get("/api/tls-trusted/x-%s?q=1" % t)
+    assert r.status == 200, r
+    assert r.body == ("tls-ok /echo/t/x-%s?q=1" % t).encode(), r
+    lines = wait_until(lambda: tls_upstream.lines_with(t), 5, "nginx to log the request")
+    assert lines[0][1] in ("TLSv1.2", "TLSv1.3"), lines
+
+
+@pytest.mark.parametrize("api", ["tls-default", "tls-wrong-name"])
+def test_certificate_not_verified_is_502_and_never_answered(tgw, tls_upstream, api):
+    """Without the CA (the system bundle does not hold it), or against a host
+    name the certificate does not name: the handshake fails, 502; nginx logs
+    no request (the handshake never completed)."""
+    t = tok()
+    r = tgw.get("/api/%s/x-%s" % (api, t))
+    assert_gateway_error(r, 502)
+    assert b"tls-ok" not in r.body
+    # the operator reads a backend failure, not a policy's refusal
+    rid = r.header("X-Request-Id")
+
+    def record():
+        with open(tgw.access_log) as f:
+            return [json.loads(line) for line in f if rid in line]
+    (rec,) = wait_until(record, 5, "the access log line of %s" % rid)
+    assert rec["status"] == 502 and rec["error"] == "backend unreachable or bad answer", rec
+    # the trusted API's request after it is logged: nginx has written its log
+    # up to here, and the refused one is not in it
+    t2 = tok()
+    assert tgw.get("/api/tls-trusted/y-%s" % t2).status == 200
+    wait_until(lambda: tls_upstream.lines_with(t2), 5, "nginx to log the next request")
+    assert tls_upstream.lines_with(t) == []
+
+
+def test_verification_off_is_only_what_the_document_says(tgw, tls_upstream):
+    t = tok()
+    r = tgw.get("/api/tls-unverified/x-%s" % t)
+    assert r.status == 200, r
+    assert r.body == ("tls-ok /echo/u/x-%s" % t).encode(), r
