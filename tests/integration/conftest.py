@@ -34,15 +34,19 @@ def pytest_configure(config):
                                 "www-data user: run them as root (tests/run-integration)")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist (tests/run-integration runs it with --dist
-    loadgroup) a set-up's tests stay on one worker: each worker starts only
-    the web servers of its set-ups, and a module's document is installed
-    once per set-up, as in a serial run."""
+    loadgroup) the tests of one module on one set-up stay together, in order,
+    on one worker, as in a serial run: a module's document is installed once
+    per set-up there, and tests that build on each other (test_sync_e2e's
+    stack) see what the earlier ones did. tryfirst: xdist's worker reads the
+    mark in this same hook."""
     for item in items:
         cs = getattr(item, "callspec", None)
-        setup = cs.params.get("gw") if cs is not None else None
-        item.add_marker(pytest.mark.xdist_group(setup or "no-setup"))
+        params = cs.params if cs is not None else {}
+        setup = params.get("gw") or params.get("stack") or params.get("setup") or "-"
+        item.add_marker(pytest.mark.xdist_group("%s:%s" % (item.module.__name__, setup)))
 
 
 @pytest.hookimpl(hookwrapper=True)
