@@ -17,6 +17,7 @@
 #include "manage/crypto.h"
 #include "manage/face.h"
 #include "manage/model.h"
+#include "policy/products.h"
 
 #define STATUS_WINDOW_S (3 * 60)	/* admin-api.md: online within 3 x 60 s */
 #define DEFAULT_TOKEN_DAYS 365
@@ -773,7 +774,7 @@ static void do_gateway_token(struct mapp *app, const char *id, const struct mreq
 			return;
 		e = app_json_str(obj, "expires");
 		if (json_object_object_get_ex(obj, "expires", NULL) &&
-		    (!e || util_parse_time(e, &expires) != 0)) {
+		    (!e || products_parse_time(e, &expires) != 0)) {
 			app_error_at(resp, "expires", "must be an RFC 3339 time");
 			goto out;
 		}
@@ -867,11 +868,11 @@ static int metrics_query(struct mapp *app, const char *query, struct store_metri
 	for (int i = 0; i < 4; i++)
 		if (app_query_param(query, names[i], bufs[i], 128) && bufs[i][0])
 			*dst[i] = bufs[i];
-	if (app_query_param(query, "from", t, sizeof(t)) && util_parse_time(t, &f->from) != 0) {
+	if (app_query_param(query, "from", t, sizeof(t)) && products_parse_time(t, &f->from) != 0) {
 		app_error_at(resp, "from", "must be an RFC 3339 time");
 		return -1;
 	}
-	if (app_query_param(query, "to", t, sizeof(t)) && util_parse_time(t, &f->to) != 0) {
+	if (app_query_param(query, "to", t, sizeof(t)) && products_parse_time(t, &f->to) != 0) {
 		app_error_at(resp, "to", "must be an RFC 3339 time");
 		return -1;
 	}

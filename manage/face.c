@@ -15,6 +15,7 @@
 #include "manage/app.h"
 #include "manage/crypto.h"
 #include "manage/model.h"
+#include "policy/products.h"
 
 #define MAX_SERIES 100000		/* per metrics document */
 
@@ -222,7 +223,7 @@ static void do_metrics_in(struct mapp *app, const char *g, const struct mreq *re
 		app_error_at(resp, "instance", "required: the agent's instance id");
 		goto out;
 	}
-	if (!from || util_parse_time(from, &t) != 0) {
+	if (!from || products_parse_time(from, &t) != 0) {
 		app_error_at(resp, "from", "required: an RFC 3339 time");
 		goto out;
 	}

@@ -31,9 +31,6 @@ void sbuf_release(struct sbuf *b);
 
 /* The id rule of config-v1.md: [A-Za-z0-9._-]{1,80}. */
 int util_is_id(const char *s);
-/* RFC 3339 ("2026-12-02T13:00:00Z", fraction and offset allowed) to unix
- * seconds: 0 or -1. */
-int util_parse_time(const char *s, int64_t *out);
 /* unix seconds as "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
 void util_format_time(int64_t t, char *out, size_t n);
 int64_t util_now(void);

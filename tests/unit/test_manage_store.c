@@ -17,6 +17,7 @@
 #include "manage/model.h"
 #include "manage/store.h"
 #include "manage/util.h"
+#include "policy/products.h"
 
 static struct store *open_mem(void)
 {
@@ -212,13 +213,13 @@ static void test_util(void **state)
 	char out[32];
 
 	(void)state;
-	assert_int_equal(util_parse_time("2026-12-02T13:00:00Z", &t), 0);
+	assert_int_equal(products_parse_time("2026-12-02T13:00:00Z", &t), 0);
 	assert_int_equal(t, 1796216400);
-	assert_int_equal(util_parse_time("2026-12-02T14:00:00.250+01:00", &t), 0);
+	assert_int_equal(products_parse_time("2026-12-02T14:00:00.250+01:00", &t), 0);
 	assert_int_equal(t, 1796216400);
-	assert_int_equal(util_parse_time("2026-12-02 13:00:00Z", &t), -1);
-	assert_int_equal(util_parse_time("2026-13-02T13:00:00Z", &t), -1);
-	assert_int_equal(util_parse_time("2026-12-02T13:00:00", &t), -1);
+	assert_int_equal(products_parse_time("2026-12-02 13:00:00Z", &t), -1);
+	assert_int_equal(products_parse_time("2026-13-02T13:00:00Z", &t), -1);
+	assert_int_equal(products_parse_time("2026-12-02T13:00:00", &t), -1);
 	util_format_time(1796216400, out, sizeof(out));
 	assert_string_equal(out, "2026-12-02T13:00:00Z");
 	assert_true(util_is_id("a-b_c.9"));
