@@ -131,7 +131,7 @@ static int same_image(const struct stat *a, const struct stat *b)
  * document), with *present set when there was one. */
 static int try_image(struct reload *r, const struct stat *doc, int *present)
 {
-	char why[RELOAD_PATH_MAX + 160];
+	char why[RELOAD_PATH_MAX + 160], stale_why[sizeof(why)] = "";
 	enum image_status status;
 	struct gateway *gw;
 	struct stat lst, st;
@@ -171,6 +171,8 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 		goto refused;
 	}
 	gw = image_open(fd, &st, doc, &status, why, sizeof(why));
+	if (!gw && status == IMAGE_STALE)
+		snprintf(stale_why, sizeof(stale_why), "%s", why);
 	if (!gw && status == IMAGE_STALE && doc && r->gw && !r->from_image_interim &&
 	    (gw = image_open(fd, &st, NULL, &status, why, sizeof(why))) != NULL) {
 		/* the document changed and has no image yet: until it loads
@@ -181,6 +183,10 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 			gw = NULL;
 			status = IMAGE_STALE;
 		} else {
+			/* still stale for the document that is loading: say so
+			 * on the health path, as the other processes do (this
+			 * image is not looked at again until one of them changes) */
+			snprintf(r->image_note, sizeof(r->image_note), "stale: %.400s", stale_why);
 			close(fd);
 			log_info("mapped '%s' generation %lld (was %lld) until '%s' loads",
 				 r->image, (long long)gw->generation, (long long)r->gw->generation,
@@ -197,7 +203,7 @@ static int try_image(struct reload *r, const struct stat *doc, int *present)
 	if (!gw) {
 		snprintf(r->image_note, sizeof(r->image_note), "%s: %.400s",
 			 status == IMAGE_STALE ? "stale" : status == IMAGE_DAMAGED ? "damaged" :
-			 "foreign", why);
+			 "foreign", status == IMAGE_STALE ? stale_why : why);
 		if (status == IMAGE_STALE && doc)
 			log_warn("'%s' is older than its document: run 'hostgate-fcgi --compile %s' "
 				 "(compiling the configuration in memory meanwhile)", r->image, r->path);

@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 
 from harness import (LOGS, REPO, ConfigFile, Proc, RELOAD_INTERVAL_S, free_port,
                      WaitTimeout, http, kill_leftovers, pids_of_exe, port_open, sanitizer_env,
@@ -79,6 +80,23 @@ class Httpbin:
     def log_lines(self):
         with open(self.access_log) as f:
             return f.read().splitlines()
+
+    def lines_with(self, token):
+        return [line for line in self.log_lines() if token in line]
+
+    def settle(self, token=None, expect=0):
+        """Waits until `expect` lines holding token are logged, then for a
+        request of its own. gunicorn's workers each write their line after
+        they answer, so neither alone proves that a request the client has
+        seen answered is logged: the count waits for the answers the test
+        knows of, the own request gives a request that should not have come
+        the time to show up."""
+        if expect:
+            wait_until(lambda: len(self.lines_with(token)) >= expect, 10,
+                       "httpbin to log %d requests with %s" % (expect, token))
+        tag = "settle-%s" % uuid.uuid4().hex[:12]
+        http(self.port, "GET", "/anything/%s" % tag)
+        wait_until(lambda: self.lines_with(tag), 5, "httpbin to log %s" % tag)
 
     def stop(self):
         self.proc.stop()

@@ -110,19 +110,13 @@ def test_no_config_answer_holds_no_sync_details(gw, make_gateway):
         assert s not in r.text(), (s, r)
 
 
-def test_allowed_client_sees_where_the_configuration_comes_from(gw, base, known_bug):
+def test_allowed_client_sees_where_the_configuration_comes_from(gw, base):
     """The details say what this process serves from — the image, or the
     document compiled in memory and why not the image — and the first error
     of a document that did not load (issue 9: a document that fails to
     compile keeps the old configuration, with the reason on the health
     path's detail). Each health answer comes from one process, so every
     check polls until the process that answers has looked."""
-    # Open: under mod_fcgid, 1 clean-clone run in about 4 saw every health
-    # answer for 10 s lack the "stale: " note although each process had
-    # logged that the image is older than its document (a process mod_fcgid
-    # started later?). Not understood yet; the other set-ups still assert it.
-    known_bug(gw, ("apache-fcgid",), "image note not always reported under mod_fcgid",
-              strict=False)
     allowed = with_gateway(base, metrics={"path": "/prom", "allow": ["127.0.0.1/32", "::1"]})
     gen = gw.apply(allowed)
     try:

@@ -22,7 +22,7 @@ import uuid
 import pytest
 
 import policy_docs as pd
-from harness import assert_gateway_error, http, wait_until
+from harness import assert_gateway_error, wait_until
 from servers import ModuleDocument, parse_echo
 
 HEAVY = ("lighttpd-binpath", "apache-proxy-fcgi")
@@ -69,11 +69,8 @@ def httpbin_lines(httpbin, token):
     return [line for line in httpbin.log_lines() if token in line]
 
 
-def httpbin_settle(httpbin):
-    """Every request httpbin finished before now is in its log."""
-    tag = "settle-%s" % tok()
-    http(httpbin.port, "GET", "/anything/%s" % tag)
-    wait_until(lambda: httpbin_lines(httpbin, tag), 5, "httpbin to log %s" % tag)
+def httpbin_settle(httpbin, token=None, expect=0):
+    httpbin.settle(token, expect)
 
 
 def fire(n, fn):
@@ -414,8 +411,7 @@ def test_retry_attempts_on_the_upstream(pgw, httpbin):
     t = tok()
     r = pgw.get("/api/pt-hb/status/503?t=%s" % t)
     assert r.status == 503, r
-    wait_until(lambda: len(httpbin_lines(httpbin, t)) >= 3, 10, "three attempts")
-    httpbin_settle(httpbin)
+    httpbin_settle(httpbin, t, 3)
     lines = httpbin_lines(httpbin, t)
     assert lines == ["GET /status/503?t=%s 503" % t] * 3, lines
     # a success is sent once; an API without retry sends a 5xx once
@@ -423,11 +419,8 @@ def test_retry_attempts_on_the_upstream(pgw, httpbin):
     assert pgw.get("/api/pt-hb/status/200?t=%s" % t2).status == 200
     t3 = tok()
     assert pgw.get("/api/hb/status/503?t=%s" % t3).status == 503
-    # gunicorn's workers write the access log after they answer, each on its
-    # own: under load another worker's settle line can come first
-    wait_until(lambda: httpbin_lines(httpbin, t2) and httpbin_lines(httpbin, t3), 10,
-               "httpbin to log both requests")
-    httpbin_settle(httpbin)
+    httpbin_settle(httpbin, t2, 1)
+    httpbin_settle(httpbin, t3, 1)
     assert len(httpbin_lines(httpbin, t2)) == 1
     assert len(httpbin_lines(httpbin, t3)) == 1
 
@@ -525,7 +518,7 @@ def test_limit_concurrency(pgw, httpbin):
     assert len(ok) >= pd.CONC_MAX, ok
     assert all(e >= ok[pd.CONC_MAX - 1] + 1.5 for e in ok[pd.CONC_MAX:]), ok
     assert counts.get(429, 0) >= 5 - pd.CONC_MAX - 1, counts
-    httpbin_settle(httpbin)
+    httpbin_settle(httpbin, t, len(ok))
     assert len(httpbin_lines(httpbin, t)) == len(ok)
     # deterministic: two seats held (a probe is refused), then three callers
     # one after the other are refused too
@@ -543,7 +536,7 @@ def test_limit_concurrency(pgw, httpbin):
         assert_gateway_error(r, 429)
     for th in holders:
         th.join(30)
-    httpbin_settle(httpbin)
+    httpbin_settle(httpbin, t2, pd.CONC_MAX)
     assert len([x for x in httpbin_lines(httpbin, t2) if " 200" in x]) == pd.CONC_MAX
     # the seats are given back
     res = fire(pd.CONC_MAX, lambda i: pgw.get("/api/pt-conc/delay/0?i=%d" % i, timeout=30))

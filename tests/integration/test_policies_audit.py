@@ -203,12 +203,8 @@ def httpbin_lines(httpbin, token):
     return [line for line in httpbin.log_lines() if token in line]
 
 
-def httpbin_settle(httpbin, gw):
-    """Every request httpbin finished before now is in its log."""
-    from harness import http
-    tag = "settle-%s" % tok()
-    http(httpbin.port, "GET", "/anything/%s" % tag)
-    wait_until(lambda: httpbin_lines(httpbin, tag), 5, "httpbin to log %s" % tag)
+def httpbin_settle(httpbin, token=None, expect=0):
+    httpbin.settle(token, expect)
 
 
 def header_list(v):
@@ -342,7 +338,7 @@ def test_rewrite_dot_value_is_400_and_never_upstream(agw, nginx, httpbin, v):
     r = agw.get("/api/pa-rwh/q?t=%s&v=%s" % (t2, v))
     assert_gateway_error(r, 400)
     nothing_upstream(nginx, t)
-    httpbin_settle(httpbin, agw)
+    httpbin_settle(httpbin)
     assert httpbin_lines(httpbin, t2) == []
 
 
@@ -599,8 +595,7 @@ def _attempts(agw, httpbin, path, want_status, n):
     t = tok()
     r = agw.get("%s?t=%s" % (path, t))
     assert r.status == want_status, r
-    wait_until(lambda: len(httpbin_lines(httpbin, t)) >= n, 15, "%d attempts" % n)
-    httpbin_settle(httpbin, agw)
+    httpbin_settle(httpbin, t, n)
     lines = httpbin_lines(httpbin, t)
     assert len(lines) == n, lines
     return lines
