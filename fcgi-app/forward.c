@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +76,9 @@ static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 
 #define MAX_REDIRECTS 5
 
+static int handle_init(CURL *h);
+static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
+
 int forward_init(struct app *app)
 {
 	app->curl = app->curl_side = NULL;
@@ -93,7 +95,7 @@ int forward_load(struct app *app)
 		return -1;
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
-	return app->curl && app->curl_side ? 0 : -1;
+	return app->curl && app->curl_side && handle_init(app->curl) == 0 ? 0 : -1;
 }
 
 void forward_release(struct app *app)
@@ -105,6 +107,8 @@ void forward_release(struct app *app)
 	if (app->curl_side)
 		curl_easy_cleanup(app->curl_side);
 	app->curl = app->curl_side = NULL;
+	free(default_cainfo);
+	default_cainfo = NULL;
 	curl_global_cleanup();
 }
 
@@ -191,19 +195,26 @@ static int list_add(struct curl_slist **list, const char *line)
 	return 0;
 }
 
-static int list_addf(struct curl_slist **list, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int list_addf(struct curl_slist **list, const char *fmt, ...)
+/* Appends "name: value"; an empty value as "name;" when keep_empty ("name: "
+ * alone makes libcurl drop the header), else as "name: ". Returns 0, or -1
+ * (too long, or no memory). */
+static int list_add_header(struct curl_slist **list, const char *name, const char *value,
+			   int keep_empty)
 {
 	char line[MAX_HEADER_LINE];
-	va_list ap;
-	int n;
+	size_t nl = strlen(name), vl = strlen(value);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line))
+	if (nl + vl + 3 > sizeof(line))
 		return -1;
+	memcpy(line, name, nl);
+	if (vl || !keep_empty) {
+		line[nl] = ':';
+		line[nl + 1] = ' ';
+		memcpy(line + nl + 2, value, vl + 1);
+	} else {
+		line[nl] = ';';
+		line[nl + 1] = '\0';
+	}
 	return list_add(list, line);
 }
 
@@ -466,8 +477,7 @@ static int build_headers(const struct pol_call *c, int send_body, int64_t body_l
 			continue;	/* a redirect made it a GET without the body */
 		else if (!strcasecmp(name, "Content-Type"))
 			have_ctype = 1;
-		/* "Name:" alone would make libcurl drop the header: keep empty values */
-		if (*value ? list_addf(list, "%s: %s", name, value) : list_addf(list, "%s;", name))
+		if (list_add_header(list, name, value, 1))
 			return -1;
 	}
 	/* blank what libcurl would invent */
@@ -482,7 +492,7 @@ static int build_headers(const struct pol_call *c, int send_body, int64_t body_l
 	if (send_body && body_len < 0 && list_add(list, "Transfer-Encoding: chunked"))
 		return -1;
 	for (size_t i = 0; i < be->n_cred_headers; i++)
-		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
+		if (list_add_header(list, be->cred_headers[i].name, be->cred_headers[i].value, 0))
 			return -1;
 	return 0;
 }
@@ -1102,16 +1112,16 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Every TLS option a backend may set, set on every call (to the backend's
+ * value or back to libcurl's default): the main handle is never reset, so
+ * what one backend asked for must not stay for the next. */
 static void setup_tls(CURL *c, const struct gw_backend *be)
 {
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, be->tls.verify ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, be->tls.verify ? 2L : 0L);
-	if (be->tls.ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, be->tls.ca_file);
-	if (be->tls.client_certificate)
-		curl_easy_setopt(c, CURLOPT_SSLCERT, be->tls.client_certificate);
-	if (be->tls.client_key)
-		curl_easy_setopt(c, CURLOPT_SSLKEY, be->tls.client_key);
+	curl_easy_setopt(c, CURLOPT_CAINFO, be->tls.ca_file ? be->tls.ca_file : default_cainfo);
+	curl_easy_setopt(c, CURLOPT_SSLCERT, be->tls.client_certificate);
+	curl_easy_setopt(c, CURLOPT_SSLKEY, be->tls.client_key);
 }
 
 /* The request body's length for this hop: known (content_length, or a kept
@@ -1123,55 +1133,73 @@ static int64_t body_length(const struct fwd *f)
 	return f->req->content_length > 0 ? f->req->content_length : -1;
 }
 
-static void setup_request(CURL *h, struct fwd *f, struct curl_slist *headers, long timeout_ms)
+/* The options that are the same for every request of the process, set once
+ * on the main handle (forward_load). Returns 0, or -1 (no memory).
+ *
+ * The handle is never curl_easy_reset(): a reset and ~25 options again cost
+ * about 6,000 instructions and a dozen allocations per request
+ * (docs/performance.md, "The libcurl side of a worker"). So setup_request
+ * sets every option that can differ between two requests on every request,
+ * to its value or back to libcurl's default, and nothing else is ever set
+ * on this handle: URL, timeouts, buffer size, header list, TLS options
+ * (setup_tls), credentials, method, body. tests/integration/
+ * test_curl_reuse.py checks that none carries over to the next request. */
+static int handle_init(CURL *h)
 {
-	struct pol_call *c = f->call;
-	const struct gw_backend *be = c->backend;
+	char *ca = NULL;
 
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, f->hop_url);
+	/* libcurl's default CA bundle, to go back to after a backend's ca_file
+	 * (the string is the handle's: copied before any setopt frees it) */
+	if (curl_easy_getinfo(h, CURLINFO_CAINFO, &ca) == CURLE_OK && ca &&
+	    !(default_cainfo = strdup(ca)))
+		return -1;
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(h, CURLOPT_READDATA, &fwd_state);
+	/* never CURLOPT_FOLLOWLOCATION: libcurl would follow to any host with
+	 * our headers; redirect_decide follows same-origin ones itself */
+	return 0;
+}
+
+static void setup_request(CURL *h, struct fwd *f, struct curl_slist *headers, long timeout_ms)
+{
+	struct pol_call *c = f->call;
+	const struct gw_backend *be = c->backend;
+	int head = !strcmp(f->method, "HEAD");
+
+	curl_easy_setopt(h, CURLOPT_URL, f->hop_url);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 be->connect_timeout_ms < timeout_ms ? be->connect_timeout_ms : timeout_ms);
-	/* 64 KiB reads for plain HTTP. Over TLS a read returns at most one 16 KiB
-	 * record, and since curl_easy_reset() above puts libcurl's default
-	 * (16 KiB) back, asking for 64 KiB made libcurl free and reallocate its
-	 * buffers on every request (glibc's malloc_consolidate in the profile):
-	 * HTTPS keeps the default, -8% worker CPU per 64 KiB response
-	 * (docs/performance.md, issue 15). Backend URLs have a lower-case scheme. */
-	if (strncmp(f->hop_url, "https:", 6) != 0) {
-		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 65536L);
-		curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
-	}
+	/* 64 KiB reads for plain HTTP; over TLS a read returns at most one
+	 * 16 KiB record: libcurl's default (16 KiB), which libcurl 7.88
+	 * allocates per transfer (docs/performance.md, issue 15). The upload
+	 * buffer is libcurl's default, 64 KiB. Backend URLs have a lower-case
+	 * scheme. */
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE,
+			 strncmp(f->hop_url, "https:", 6) != 0 ? 65536L : (long)CURL_MAX_WRITE_SIZE);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-	/* never CURLOPT_FOLLOWLOCATION: libcurl would follow to any host with
-	 * our headers; redirect_decide follows same-origin ones itself */
 	setup_tls(h, be);
-	if (be->basic_username) {
-		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
-		curl_easy_setopt(h, CURLOPT_PASSWORD, be->basic_password ? be->basic_password : "");
-	}
-	if (!strcmp(f->method, "HEAD")) {
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	} else {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, f->method);
-		if (f->send_body) {
-			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-			curl_easy_setopt(h, CURLOPT_READDATA, f);
-			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_length(f));
-		}
-	}
+	/* Basic is libcurl's default HTTPAUTH: no user name, no credentials */
+	curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
+	curl_easy_setopt(h, CURLOPT_PASSWORD,
+			 be->basic_username && be->basic_password ? be->basic_password :
+			 be->basic_username ? "" : NULL);
+	/* in this order: UPLOAD sets libcurl's method to PUT or GET, NOBODY
+	 * then to HEAD (or back from it), CUSTOMREQUEST names the verb */
+	curl_easy_setopt(h, CURLOPT_UPLOAD, !head && f->send_body ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_NOBODY, head ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, head ? NULL : f->method);
+	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+			 (curl_off_t)(!head && f->send_body ? body_length(f) : -1));
 }
 
 /* Reads the body into memory so that it can be sent again (retries,
@@ -1646,14 +1674,14 @@ static int side_headers(const struct pol_side_request *rq, struct curl_slist **l
 			have_accept = 1;
 		if (!strcasecmp(name, "Content-Type"))
 			have_ctype = 1;
-		if (*value ? list_addf(list, "%s: %s", name, value) : list_addf(list, "%s;", name))
+		if (list_add_header(list, name, value, 1))
 			return -1;
 	}
 	if ((!have_ctype && list_add(list, "Content-Type:")) ||
 	    (!have_accept && list_add(list, "Accept:")) || list_add(list, "Expect:"))
 		return -1;
 	for (size_t i = 0; i < be->n_cred_headers; i++)
-		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
+		if (list_add_header(list, be->cred_headers[i].name, be->cred_headers[i].value, 0))
 			return -1;
 	return 0;
 }
