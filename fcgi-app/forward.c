@@ -1208,7 +1208,7 @@ static int64_t body_length(const struct fwd *f)
 /* The options that are the same for every request of the process, set once
  * on the main handle (forward_load). Returns 0, or -1 (no memory).
  *
- * The handle is never curl_easy_reset(): a reset and ~25 options again cost
+ * The handle is never curl_easy_reset(): a reset and ~18 options again cost
  * about 6,000 instructions and a dozen allocations per request
  * (docs/performance.md, "The libcurl side of a worker"). So setup_request
  * sets every option that can differ between two requests on every request,
