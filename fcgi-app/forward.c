@@ -165,8 +165,15 @@ static int is_token(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
+		if (isalnum(c))
+			continue;
+		switch (c) {
+		case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+		case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+			continue;
+		default:
 			return 0;
+		}
 	}
 	return 1;
 }
@@ -675,20 +682,15 @@ static int retry_status(const struct pol_retry *r, int status)
  * means something to the client: 201 and 3xx. */
 static int server_header(const char *name, size_t nlen, int status)
 {
-	static const char *const exact[] = {
-		"status", "x-sendfile", "x-sendfile2", "x-lighttpd-send-file",
-		"x-lighttpd-send-tempfile", "x-lighttpd-kbytes-per-second", "x-request-id",
-		NULL
-	};
-	static const char *const prefix[] = { "x-accel-", "variable-", NULL };
-
-	for (const char *const *e = exact; *e; e++)
-		if (strlen(*e) == nlen && !strncasecmp(*e, name, nlen))
-			return 1;
-	for (const char *const *e = prefix; *e; e++)
-		if (nlen >= strlen(*e) && !strncasecmp(*e, name, strlen(*e)))
-			return 1;
-	if (nlen == 8 && !strncasecmp(name, "location", 8))
+	if (NAME_IS(name, nlen, "status") || NAME_IS(name, nlen, "x-sendfile") ||
+	    NAME_IS(name, nlen, "x-sendfile2") || NAME_IS(name, nlen, "x-lighttpd-send-file") ||
+	    NAME_IS(name, nlen, "x-lighttpd-send-tempfile") ||
+	    NAME_IS(name, nlen, "x-lighttpd-kbytes-per-second") || NAME_IS(name, nlen, "x-request-id"))
+		return 1;
+	if ((nlen >= 8 && !strncasecmp(name, "x-accel-", 8)) ||
+	    (nlen >= 9 && !strncasecmp(name, "variable-", 9)))
+		return 1;
+	if (NAME_IS(name, nlen, "location"))
 		return !(status == 201 || (status >= 300 && status < 400));
 	return 0;
 }
