@@ -14,7 +14,7 @@ A FastCGI worker serves many requests, so the set-ups are the two with
 period that does not divide 4 and is long enough that each worker sees every
 kind after every other. The CGI and process-manager set-ups start a process
 per request or few: nothing to carry over there. Policy-independent, so two
-set-ups only (docs/testing, CI time).
+set-ups only (CI time).
 """
 
 import itertools
