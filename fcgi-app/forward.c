@@ -3,7 +3,6 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stddef.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,15 +21,35 @@
 #define MAX_RESPONSE_HEADERS (64 * 1024)
 #define MAX_HEADER_LINE 16384
 #define RETRY_BODY_MAX (1024 * 1024)	/* larger bodies are sent once (config-v1.md) */
+/* The client went away in the middle of an HTTPS answer: the rest is read
+ * and dropped when at most DRAIN_MAX bytes of it are left and it comes
+ * within DRAIN_MS, so that the backend connection (and its TLS session)
+ * stays for the next request; otherwise the transfer is aborted and the
+ * connection closed, as before (docs/performance.md, "The libcurl side of a
+ * worker": a new TLS connection costs ~1 ms of CPU on each side, reading
+ * 256 KiB less). */
+#define DRAIN_MAX (256 * 1024)
+#define DRAIN_MS 1000
 
-/* Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way. */
-static const char *const hop_by_hop[] = {
-	"connection", "keep-alive", "proxy-connection", "te", "trailer",
-	"transfer-encoding", "upgrade", "proxy-authenticate", "proxy-authorization",
-	NULL
+/* Hop-by-hop headers (RFC 9110 §7.6.1), never forwarded either way; with
+ * their lengths, so that most names are ruled out without a call. */
+#define HBH(s) { s, sizeof(s) - 1 }
+static const struct {
+	const char *name;
+	size_t len;
+} hop_by_hop[] = {
+	HBH("connection"), HBH("keep-alive"), HBH("proxy-connection"), HBH("te"),
+	HBH("trailer"), HBH("transfer-encoding"), HBH("upgrade"),
+	HBH("proxy-authenticate"), HBH("proxy-authorization"),
 };
+#undef HBH
+
+/* name[0..len) is the header lit ignoring case (a string constant) */
+#define NAME_IS(name, len, lit) \
+	((len) == sizeof(lit) - 1 && strncasecmp((name), (lit), sizeof(lit) - 1) == 0)
 
 struct fwd {
+	CURL *h;		/* the handle the transfer runs on */
 	struct request *req;
 	struct pol_call *call;
 	uint32_t attempt;	/* 0: the first */
@@ -42,6 +61,8 @@ struct fwd {
 	int64_t body_read;
 	int body_too_large;
 	int client_gone;
+	int draining;		/* the client is gone: the rest is read and dropped */
+	int64_t drain_t0;
 	size_t hdr_len;
 	int status;
 	char reason[128];
@@ -72,10 +93,14 @@ struct fwd {
 };
 
 static struct fwd fwd_state;
+static int64_t mono_ms(void);
 static char url_buf[MAX_URL];
 static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 
 #define MAX_REDIRECTS 5
+
+static int handle_init(CURL *h);
+static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
 
 int forward_init(struct app *app)
 {
@@ -93,7 +118,7 @@ int forward_load(struct app *app)
 		return -1;
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
-	return app->curl && app->curl_side ? 0 : -1;
+	return app->curl && app->curl_side && handle_init(app->curl) == 0 ? 0 : -1;
 }
 
 void forward_release(struct app *app)
@@ -105,6 +130,8 @@ void forward_release(struct app *app)
 	if (app->curl_side)
 		curl_easy_cleanup(app->curl_side);
 	app->curl = app->curl_side = NULL;
+	free(default_cainfo);
+	default_cainfo = NULL;
 	curl_global_cleanup();
 }
 
@@ -112,11 +139,9 @@ void forward_release(struct app *app)
 
 static int is_hop_by_hop(const char *name, size_t len, const char *conn_tokens)
 {
-	/* the names are 2 to 19 bytes long, and most headers are not one of them */
-	if (len >= 2 && len <= 19)
-		for (const char *const *h = hop_by_hop; *h; h++)
-			if (strlen(*h) == len && strncasecmp(*h, name, len) == 0)
-				return 1;
+	for (size_t i = 0; i < sizeof(hop_by_hop) / sizeof(hop_by_hop[0]); i++)
+		if (hop_by_hop[i].len == len && strncasecmp(hop_by_hop[i].name, name, len) == 0)
+			return 1;
 	/* a header named in Connection is hop-by-hop too */
 	for (const char *p = conn_tokens; p && *p;) {
 		size_t n;
@@ -140,18 +165,23 @@ static int is_token(const char *s, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (!isalnum(c) && (c == '\0' || !strchr("!#$%&'*+-.^_`|~", c)))
+		if (isalnum(c))
+			continue;
+		switch (c) {
+		case '!': case '#': case '$': case '%': case '&': case '\'': case '*':
+		case '+': case '-': case '.': case '^': case '_': case '`': case '|': case '~':
+			continue;
+		default:
 			return 0;
+		}
 	}
 	return 1;
 }
 
 static int has_ctl(const char *s)
 {
-	for (; *s; s++)
-		if (*s == '\r' || *s == '\n')
-			return 1;
-	return 0;
+	/* libc's strcspn looks at 16 bytes a step */
+	return s[strcspn(s, "\r\n")] != '\0';
 }
 
 /* "HTTP_X_FOO_BAR" -> "X-Foo-Bar"; returns the length or -1. */
@@ -191,19 +221,26 @@ static int list_add(struct curl_slist **list, const char *line)
 	return 0;
 }
 
-static int list_addf(struct curl_slist **list, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int list_addf(struct curl_slist **list, const char *fmt, ...)
+/* Appends "name: value"; an empty value as "name;" when keep_empty ("name: "
+ * alone makes libcurl drop the header), else as "name: ". Returns 0, or -1
+ * (too long, or no memory). */
+static int list_add_header(struct curl_slist **list, const char *name, const char *value,
+			   int keep_empty)
 {
 	char line[MAX_HEADER_LINE];
-	va_list ap;
-	int n;
+	size_t nl = strlen(name), vl = strlen(value);
 
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(line))
+	if (nl + vl + 3 > sizeof(line))
 		return -1;
+	memcpy(line, name, nl);
+	if (vl || !keep_empty) {
+		line[nl] = ':';
+		line[nl + 1] = ' ';
+		memcpy(line + nl + 2, value, vl + 1);
+	} else {
+		line[nl] = ';';
+		line[nl + 1] = '\0';
+	}
 	return list_add(list, line);
 }
 
@@ -395,19 +432,19 @@ int forward_prepare(struct request *req, struct pol_call *c)
 			continue;
 		/* set below, or never forwarded: Proxy is the httpoxy header,
 		 * Content-* come from CONTENT_TYPE/CONTENT_LENGTH */
-		if (!strcasecmp(name, "Host") || !strcasecmp(name, "Proxy") ||
-		    !strcasecmp(name, "Content-Length") || !strcasecmp(name, "Content-Type") ||
-		    !strcasecmp(name, "Expect"))
+		if (NAME_IS(name, nlen, "Host") || NAME_IS(name, nlen, "Proxy") ||
+		    NAME_IS(name, nlen, "Content-Length") || NAME_IS(name, nlen, "Content-Type") ||
+		    NAME_IS(name, nlen, "Expect"))
 			continue;
-		if (!strcasecmp(name, "X-Forwarded-For")) {
+		if (NAME_IS(name, nlen, "X-Forwarded-For")) {
 			xff = value;
 			if (gw->forwarded_headers)
 				continue;
-		} else if (!strcasecmp(name, "X-Forwarded-Proto")) {
+		} else if (NAME_IS(name, nlen, "X-Forwarded-Proto")) {
 			xfp = value;
 			if (gw->forwarded_headers)
 				continue;
-		} else if (!strcasecmp(name, "X-Forwarded-Host")) {
+		} else if (NAME_IS(name, nlen, "X-Forwarded-Host")) {
 			xfh = value;
 			if (gw->forwarded_headers)
 				continue;
@@ -466,23 +503,24 @@ static int build_headers(const struct pol_call *c, int send_body, int64_t body_l
 			continue;	/* a redirect made it a GET without the body */
 		else if (!strcasecmp(name, "Content-Type"))
 			have_ctype = 1;
-		/* "Name:" alone would make libcurl drop the header: keep empty values */
-		if (*value ? list_addf(list, "%s: %s", name, value) : list_addf(list, "%s;", name))
+		if (list_add_header(list, name, value, 1))
 			return -1;
 	}
-	/* blank what libcurl would invent */
-	if (!have_ctype && list_add(list, "Content-Type:"))
-		return -1;
+	/* blank what libcurl would invent: Accept always; Content-Type and
+	 * Expect only ever with a body (an upload: a PUT to libcurl), so a
+	 * request without one goes without the two lines, which libcurl would
+	 * otherwise search through for every header it considers */
 	if (!have_accept && list_add(list, "Accept:"))
 		return -1;
-	if (list_add(list, "Expect:"))
+	if (send_body && ((!have_ctype && list_add(list, "Content-Type:")) ||
+			  list_add(list, "Expect:")))
 		return -1;
 	/* chunked only when a body of unknown length really goes out: never on
 	 * HEAD, nor on a GET a 303 made */
 	if (send_body && body_len < 0 && list_add(list, "Transfer-Encoding: chunked"))
 		return -1;
 	for (size_t i = 0; i < be->n_cred_headers; i++)
-		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
+		if (list_add_header(list, be->cred_headers[i].name, be->cred_headers[i].value, 0))
 			return -1;
 	return 0;
 }
@@ -503,8 +541,22 @@ static int emit_head(struct request *req, int status, const char *reason,
 	req->headers_sent = 1;
 	if (!reason || !*reason || has_ctl(reason) || strlen(reason) > 200)
 		reason = http_reason(status);
-	n = snprintf(head, sizeof(head), "Status: %d %s\r\n", status, reason);
-	len = (size_t)n;
+	/* by hand: snprintf was a tenth of this function's cost per answer */
+	if (status >= 100 && status <= 999) {
+		size_t rl = strlen(reason);
+
+		memcpy(head, "Status: ", 8);
+		head[8] = (char)('0' + status / 100);
+		head[9] = (char)('0' + status / 10 % 10);
+		head[10] = (char)('0' + status % 10);
+		head[11] = ' ';
+		memcpy(head + 12, reason, rl);
+		memcpy(head + 12 + rl, "\r\n", 2);
+		len = 14 + rl;
+	} else {
+		n = snprintf(head, sizeof(head), "Status: %d %s\r\n", status, reason);
+		len = (size_t)n;
+	}
 	for (size_t i = 0; i < h->n; i++) {
 		const char *name = h->v[i].name, *value = h->v[i].value;
 		size_t nl = strlen(name), vl = strlen(value);
@@ -534,8 +586,17 @@ static int emit_head(struct request *req, int status, const char *reason,
 	if (body_len >= 0)
 		len += (size_t)snprintf(head + len, sizeof(head) - len,
 					"Content-Length: %lld\r\n", body_len);
-	len += (size_t)snprintf(head + len, sizeof(head) - len, "X-Request-Id: %s\r\n\r\n",
-				req->request_id);
+	{
+		size_t il = strlen(req->request_id);
+
+		/* the loop above keeps 256 bytes free; an id is 16 hex digits */
+		if (il > 200)
+			il = 200;
+		memcpy(head + len, "X-Request-Id: ", 14);
+		memcpy(head + len + 14, req->request_id, il);
+		memcpy(head + len + 14 + il, "\r\n\r\n", 4);
+		len += 18 + il;
+	}
 	return respond_write(req, head, len);
 }
 
@@ -621,20 +682,15 @@ static int retry_status(const struct pol_retry *r, int status)
  * means something to the client: 201 and 3xx. */
 static int server_header(const char *name, size_t nlen, int status)
 {
-	static const char *const exact[] = {
-		"status", "x-sendfile", "x-sendfile2", "x-lighttpd-send-file",
-		"x-lighttpd-send-tempfile", "x-lighttpd-kbytes-per-second", "x-request-id",
-		NULL
-	};
-	static const char *const prefix[] = { "x-accel-", "variable-", NULL };
-
-	for (const char *const *e = exact; *e; e++)
-		if (strlen(*e) == nlen && !strncasecmp(*e, name, nlen))
-			return 1;
-	for (const char *const *e = prefix; *e; e++)
-		if (nlen >= strlen(*e) && !strncasecmp(*e, name, strlen(*e)))
-			return 1;
-	if (nlen == 8 && !strncasecmp(name, "location", 8))
+	if (NAME_IS(name, nlen, "status") || NAME_IS(name, nlen, "x-sendfile") ||
+	    NAME_IS(name, nlen, "x-sendfile2") || NAME_IS(name, nlen, "x-lighttpd-send-file") ||
+	    NAME_IS(name, nlen, "x-lighttpd-send-tempfile") ||
+	    NAME_IS(name, nlen, "x-lighttpd-kbytes-per-second") || NAME_IS(name, nlen, "x-request-id"))
+		return 1;
+	if ((nlen >= 8 && !strncasecmp(name, "x-accel-", 8)) ||
+	    (nlen >= 9 && !strncasecmp(name, "variable-", 9)))
+		return 1;
+	if (NAME_IS(name, nlen, "location"))
 		return !(status == 201 || (status >= 300 && status < 400));
 	return 0;
 }
@@ -1054,6 +1110,38 @@ static size_t collect(struct fwd *f, const char *buf, size_t len)
 	return len;
 }
 
+/* A write to the client failed while the backend's body streams: returns
+ * what on_write returns — the piece's length when the rest is drained
+ * (f->draining), 0 (abort) otherwise. */
+static size_t client_lost(struct fwd *f, size_t len)
+{
+	curl_off_t cl = -1, got = 0;
+
+	f->client_gone = 1;
+	if (strncmp(f->hop_url, "https:", 6) != 0 ||
+	    curl_easy_getinfo(f->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) != CURLE_OK ||
+	    curl_easy_getinfo(f->h, CURLINFO_SIZE_DOWNLOAD_T, &got) != CURLE_OK ||
+	    cl < 0 || cl - got > DRAIN_MAX)
+		return 0;
+	f->discard = 1;
+	f->draining = 1;
+	f->drain_t0 = mono_ms();
+	return len;
+}
+
+/* libcurl's progress callback: ends a drain that takes too long. */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	const struct fwd *f = arg;
+
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return f->draining && mono_ms() - f->drain_t0 > DRAIN_MS;
+}
+
 static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct fwd *f = arg;
@@ -1076,19 +1164,15 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 		if (!len)
 			return size * nitems;
 	}
-	if (respond_write(f->req, buf, len) != 0) {
-		f->client_gone = 1;
-		return 0;
-	}
+	if (respond_write(f->req, buf, len) != 0)
+		return client_lost(f, size * nitems);
 	f->resp_written += (int64_t)len;
 	len = size * nitems;
 	/* stream what arrived; the last piece of a known length is flushed by
 	 * the end of the request, together with the end record */
 	if ((f->resp_length < 0 || f->resp_written < f->resp_length) &&
-	    f->req->io->flush(f->req->io) != 0) {
-		f->client_gone = 1;
-		return 0;
-	}
+	    f->req->io->flush(f->req->io) != 0)
+		return client_lost(f, len);
 	return len;
 }
 
@@ -1102,16 +1186,16 @@ static int64_t mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Every TLS option a backend may set, set on every call (to the backend's
+ * value or back to libcurl's default): the main handle is never reset, so
+ * what one backend asked for must not stay for the next. */
 static void setup_tls(CURL *c, const struct gw_backend *be)
 {
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, be->tls.verify ? 1L : 0L);
 	curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, be->tls.verify ? 2L : 0L);
-	if (be->tls.ca_file)
-		curl_easy_setopt(c, CURLOPT_CAINFO, be->tls.ca_file);
-	if (be->tls.client_certificate)
-		curl_easy_setopt(c, CURLOPT_SSLCERT, be->tls.client_certificate);
-	if (be->tls.client_key)
-		curl_easy_setopt(c, CURLOPT_SSLKEY, be->tls.client_key);
+	curl_easy_setopt(c, CURLOPT_CAINFO, be->tls.ca_file ? be->tls.ca_file : default_cainfo);
+	curl_easy_setopt(c, CURLOPT_SSLCERT, be->tls.client_certificate);
+	curl_easy_setopt(c, CURLOPT_SSLKEY, be->tls.client_key);
 }
 
 /* The request body's length for this hop: known (content_length, or a kept
@@ -1123,55 +1207,77 @@ static int64_t body_length(const struct fwd *f)
 	return f->req->content_length > 0 ? f->req->content_length : -1;
 }
 
-static void setup_request(CURL *h, struct fwd *f, struct curl_slist *headers, long timeout_ms)
+/* The options that are the same for every request of the process, set once
+ * on the main handle (forward_load). Returns 0, or -1 (no memory).
+ *
+ * The handle is never curl_easy_reset(): a reset and ~18 options again cost
+ * about 6,000 instructions and a dozen allocations per request
+ * (docs/performance.md, "The libcurl side of a worker"). So setup_request
+ * sets every option that can differ between two requests on every request,
+ * to its value or back to libcurl's default, and nothing else is ever set
+ * on this handle: URL, timeouts, buffer size, header list, TLS options
+ * (setup_tls), credentials, method, body. tests/integration/
+ * test_curl_reuse.py checks that none carries over to the next request. */
+static int handle_init(CURL *h)
 {
-	struct pol_call *c = f->call;
-	const struct gw_backend *be = c->backend;
+	char *ca = NULL;
 
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, f->hop_url);
+	/* libcurl's default CA bundle, to go back to after a backend's ca_file
+	 * (the string is the handle's: copied before any setopt frees it) */
+	if (curl_easy_getinfo(h, CURLINFO_CAINFO, &ca) == CURLE_OK && ca &&
+	    !(default_cainfo = strdup(ca)))
+		return -1;
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(h, CURLOPT_READDATA, &fwd_state);
+	/* only to end a drain that takes too long (client_lost) */
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	/* never CURLOPT_FOLLOWLOCATION: libcurl would follow to any host with
+	 * our headers; redirect_decide follows same-origin ones itself */
+	return 0;
+}
+
+static void setup_request(CURL *h, struct fwd *f, struct curl_slist *headers, long timeout_ms)
+{
+	struct pol_call *c = f->call;
+	const struct gw_backend *be = c->backend;
+	int head = !strcmp(f->method, "HEAD");
+
+	curl_easy_setopt(h, CURLOPT_URL, f->hop_url);
 	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
 			 be->connect_timeout_ms < timeout_ms ? be->connect_timeout_ms : timeout_ms);
-	/* 64 KiB reads for plain HTTP. Over TLS a read returns at most one 16 KiB
-	 * record, and since curl_easy_reset() above puts libcurl's default
-	 * (16 KiB) back, asking for 64 KiB made libcurl free and reallocate its
-	 * buffers on every request (glibc's malloc_consolidate in the profile):
-	 * HTTPS keeps the default, -8% worker CPU per 64 KiB response
-	 * (docs/performance.md, issue 15). Backend URLs have a lower-case scheme. */
-	if (strncmp(f->hop_url, "https:", 6) != 0) {
-		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 65536L);
-		curl_easy_setopt(h, CURLOPT_UPLOAD_BUFFERSIZE, 65536L);
-	}
+	/* 64 KiB reads for plain HTTP; over TLS a read returns at most one
+	 * 16 KiB record: libcurl's default (16 KiB), which libcurl 7.88
+	 * allocates per transfer (docs/performance.md, issue 15). The upload
+	 * buffer is libcurl's default, 64 KiB. Backend URLs have a lower-case
+	 * scheme. */
+	curl_easy_setopt(h, CURLOPT_BUFFERSIZE,
+			 strncmp(f->hop_url, "https:", 6) != 0 ? 65536L : (long)CURL_MAX_WRITE_SIZE);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);
-	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-	/* never CURLOPT_FOLLOWLOCATION: libcurl would follow to any host with
-	 * our headers; redirect_decide follows same-origin ones itself */
 	setup_tls(h, be);
-	if (be->basic_username) {
-		curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
-		curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
-		curl_easy_setopt(h, CURLOPT_PASSWORD, be->basic_password ? be->basic_password : "");
-	}
-	if (!strcmp(f->method, "HEAD")) {
-		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
-	} else {
-		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, f->method);
-		if (f->send_body) {
-			curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
-			curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-			curl_easy_setopt(h, CURLOPT_READDATA, f);
-			curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)body_length(f));
-		}
-	}
+	/* Basic is libcurl's default HTTPAUTH: no user name, no credentials */
+	curl_easy_setopt(h, CURLOPT_USERNAME, be->basic_username);
+	curl_easy_setopt(h, CURLOPT_PASSWORD,
+			 be->basic_username && be->basic_password ? be->basic_password :
+			 be->basic_username ? "" : NULL);
+	/* in this order: UPLOAD sets libcurl's method to PUT or GET, NOBODY
+	 * then to HEAD (or back from it), CUSTOMREQUEST names the verb */
+	curl_easy_setopt(h, CURLOPT_UPLOAD, !head && f->send_body ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_NOBODY, head ? 1L : 0L);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, head ? NULL : f->method);
+	curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE,
+			 (curl_off_t)(!head && f->send_body ? body_length(f) : -1));
 }
 
 /* Reads the body into memory so that it can be sent again (retries,
@@ -1273,7 +1379,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 		(void)engine_on_error(c, 502, "libcurl unavailable");
 		goto answer;
 	}
-	h = app->curl;
+	h = f->h = app->curl;
 	if (build_url(c, url_buf) != 0) {
 		(void)engine_on_error(c, 414, "request target too long");
 		goto answer;
@@ -1376,12 +1482,15 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 	c->backend_failed = f->status >= 500 || f->bad_length || f->too_many_redirects ||
 			    (rc != CURLE_OK && !client_fault);
 	if (req->headers_sent) {
-		if (rc != CURLE_OK && !f->discard) {
+		if (f->client_gone) {
+			/* drained (rc 0) or aborted: the client saw nothing more */
+			req->error = "client went away";
+			req->io->aborted = 1;
+		} else if (rc != CURLE_OK && !f->discard) {
 			/* the answer broke off: the client must see it cut short */
-			if (!f->client_gone)
-				log_warn("request '%s': backend '%s': answer cut short: %s",
-					 req->request_id, c->backend->id, curl_easy_strerror(rc));
-			req->error = f->client_gone ? "client went away" : "backend answer cut short";
+			log_warn("request '%s': backend '%s': answer cut short: %s",
+				 req->request_id, c->backend->id, curl_easy_strerror(rc));
+			req->error = "backend answer cut short";
 			req->io->aborted = 1;
 		} else if (rc == CURLE_OK && !f->discard && f->resp_length >= 0 &&
 			   f->resp_written < f->resp_length && strcmp(req->method, "HEAD") != 0 &&
@@ -1646,14 +1755,14 @@ static int side_headers(const struct pol_side_request *rq, struct curl_slist **l
 			have_accept = 1;
 		if (!strcasecmp(name, "Content-Type"))
 			have_ctype = 1;
-		if (*value ? list_addf(list, "%s: %s", name, value) : list_addf(list, "%s;", name))
+		if (list_add_header(list, name, value, 1))
 			return -1;
 	}
 	if ((!have_ctype && list_add(list, "Content-Type:")) ||
 	    (!have_accept && list_add(list, "Accept:")) || list_add(list, "Expect:"))
 		return -1;
 	for (size_t i = 0; i < be->n_cred_headers; i++)
-		if (list_addf(list, "%s: %s", be->cred_headers[i].name, be->cred_headers[i].value))
+		if (list_add_header(list, be->cred_headers[i].name, be->cred_headers[i].value, 0))
 			return -1;
 	return 0;
 }

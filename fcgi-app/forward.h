@@ -38,7 +38,13 @@
  *
  * Failures before the answer started become 502 (connect, TLS, bad answer),
  * 504 (timeout), 413 (body over the limit) or 408 (a client read timed out,
- * io->timed_out); after it started, an abort. libcurl's timeout and retry
+ * io->timed_out); after it started, an abort. A client gone in the middle of
+ * an HTTPS answer with at most 256 KiB of it left: the rest is read and
+ * dropped (at most 1 s), so that the backend connection stays.
+ *
+ * libcurl: one handle per process for backend calls, never reset between
+ * requests (every option that can differ is set on every request), and one
+ * for side calls, reset per call. libcurl's timeout and retry
  * waits never run past req->deadline_ms. c->backend_failed (the circuit
  * breaker) is set only for what the backend did: connect errors, backend
  * timeouts, bad answers, 5xx — never for a client's fault.

@@ -13,8 +13,13 @@ const char *io_param(const struct io *io, const char *name)
 {
 	size_t n = strlen(name);
 
+	/* a request looks up about 15 names among 20-40 variables: the first
+	 * byte rules out most of them without a call (a strncmp each made
+	 * this 6% of a worker's instructions per small request, issue 15) */
+	if (!n)
+		return NULL;
 	for (char **p = io->params; p && *p; p++)
-		if (strncmp(*p, name, n) == 0 && (*p)[n] == '=')
+		if ((*p)[0] == name[0] && strncmp(*p + 1, name + 1, n - 1) == 0 && (*p)[n] == '=')
 			return *p + n + 1;
 	return NULL;
 }
