@@ -1,45 +1,88 @@
-"""hostgate-fcgi as a CGI program loads libcurl only for a request that goes
-to a backend (fcgi-app/curlload.h): answers decided without one — 404, 401,
-return-response, the health path — never map it, which is most of what a CGI
-start costs (docs/performance.md, "CGI: libcurl on first use").
+"""hostgate-fcgi embeds a minimal libcurl (scripts/build-curl: Debian's curl
+source, HTTP and HTTPS over OpenSSL only, linked statically), so a CGI process
+never maps Debian's libcurl.so and the 33 libraries it drags in (GnuTLS
+through librtmp and libldap, Kerberos, libssh2...), not even for a request
+that goes to a backend; and curl_global_init runs only for such a request:
+answers decided without a backend (404, 401, return-response, the health
+path) never pay it (docs/performance.md, "CGI with an embedded minimal
+libcurl").
 
 The program runs straight from the test with a CGI environment (no web
-server: what is measured is which libraries the process maps, from the
-dynamic loader's LD_DEBUG=files trace), once per answer."""
+server), once per answer. What it maps is read from the dynamic loader's
+LD_DEBUG=files trace. Whether libcurl was set up is seen through OpenSSL:
+curl_global_init initialises OpenSSL, which reads its configuration
+(OPENSSL_CONF); the test's configuration activates OpenSSL's legacy
+provider, a module OpenSSL dlopen()s, so "legacy.so" in the trace says that
+curl_global_init ran."""
 
 import json
 import os
+import re
 import subprocess
+import uuid
 
 import pytest
 
+from harness import wait_until
 from servers import closed_port
+from test_backend_tls import tls_upstream  # noqa: F401 (a fixture)
 
 HEALTH = "/status-lazy-curl"
 
+# what Debian's libcurl.so.4 maps that the app must not
+FOREIGN = ("libcurl.so", "libcurl-gnutls", "libgnutls", "libldap", "liblber", "libssh2",
+           "libgssapi_krb5", "libkrb5", "librtmp", "libnghttp2", "libpsl", "libidn2",
+           "libbrotli", "libzstd", "libsasl2", "libnettle", "libhogweed")
+
+OPENSSL_CNF = """openssl_conf = openssl_init
+[openssl_init]
+providers = provider_sect
+[provider_sect]
+default = default_sect
+legacy = legacy_sect
+[default_sect]
+activate = 1
+[legacy_sect]
+activate = 1
+"""
+
 
 @pytest.fixture(scope="module")
-def doc(workroot):
+def doc(workroot, httpbin, tls_upstream):  # noqa: F811
     d = os.path.join(workroot, "lazy-curl")
     os.makedirs(os.path.join(d, "state"), exist_ok=True)
     cfg = {
         "format": 1,
         "generation": 1,
         "gateway": {"health_path": HEALTH},
-        "backends": {"be": {"url": "http://127.0.0.1:%d/" % closed_port()}},
+        "backends": {
+            "dead": {"url": "http://127.0.0.1:%d/" % closed_port()},
+            "plain": {"url": httpbin.url("/anything/lazy")},
+            "tls": {"url": tls_upstream.url("/echo/lazy"),
+                    "tls": {"ca_file": os.path.join(tls_upstream.dir, "ca.pem")}},
+        },
         "apis": [
-            {"id": "open", "path": "open", "backend": "be", "subscription_required": False},
-            {"id": "keyed", "path": "keyed", "backend": "be"},
-            {"id": "mock", "path": "mock", "backend": "be", "subscription_required": False,
+            {"id": "open", "path": "open", "backend": "dead", "subscription_required": False},
+            {"id": "plain", "path": "plain", "backend": "plain", "subscription_required": False},
+            {"id": "tls", "path": "tls", "backend": "tls", "subscription_required": False},
+            {"id": "keyed", "path": "keyed", "backend": "dead"},
+            {"id": "mock", "path": "mock", "backend": "dead", "subscription_required": False,
              "policies": {"inbound": [{"return-response": {
                  "status-code": 200, "headers": {"Content-Type": "text/plain"},
                  "body": "mocked"}}]}},
         ],
     }
-    path = os.path.join(d, "config.json")
-    with open(path, "w") as f:
+    with open(os.path.join(d, "config.json"), "w") as f:
         json.dump(cfg, f)
+    with open(os.path.join(d, "openssl.cnf"), "w") as f:
+        f.write(OPENSSL_CNF)
     return d
+
+
+def own_link_set(binary):
+    """The libraries the binary itself needs (ldd), by file name."""
+    out = subprocess.run(["ldd", binary], capture_output=True, text=True, check=True).stdout
+    return {os.path.basename(m.group(1)) for m in re.finditer(r"=>\s*(\S+)", out)}
 
 
 def run_cgi(binary, doc, path):
@@ -50,12 +93,24 @@ def run_cgi(binary, doc, path):
         "HTTP_HOST": "127.0.0.1", "SERVER_NAME": "127.0.0.1",
         "HOSTGATE_CONFIG": os.path.join(doc, "config.json"),
         "HOSTGATE_STATE_DIR": os.path.join(doc, "state"),
+        "OPENSSL_CONF": os.path.join(doc, "openssl.cnf"),
         "LD_DEBUG": "files",
     }
     p = subprocess.run([binary], env=env, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=30)
     status = p.stdout.split(b"\r\n", 1)[0].split(b"\n", 1)[0].decode("latin-1")
-    return status, b"libcurl.so" in p.stderr, p
+    # "file=libssl.so.3 [0];  needed by ..." / "file=/usr/lib/.../legacy.so [0];  dynamically loaded by ..."
+    mapped = {os.path.basename(m) for m in
+              re.findall(r"file=(\S+) \[\d+\];\s+(?:needed|dynamically)", p.stderr.decode("latin-1"))}
+    return status, mapped, p
+
+
+def body(p):
+    return p.stdout.split(b"\r\n\r\n", 1)[-1]
+
+
+def foreign(mapped):
+    return sorted(m for m in mapped if any(m.startswith(f) for f in FOREIGN))
 
 
 @pytest.mark.parametrize("path,status", [
@@ -64,14 +119,49 @@ def run_cgi(binary, doc, path):
     ("/mock/x", "Status: 200"),
     (HEALTH, "Status: 200"),
 ])
-def test_answer_without_backend_does_not_load_libcurl(binary, doc, path, status):
-    got, loaded, p = run_cgi(binary, doc, path)
+def test_answer_without_backend_maps_only_the_apps_libraries(binary, doc, path, status):
+    got, mapped, p = run_cgi(binary, doc, path)
     assert got.startswith(status), p.stdout[:300]
-    assert not loaded, "libcurl mapped for %s" % path
+    assert mapped, "no LD_DEBUG trace: %r" % p.stderr[:300]
+    # nothing beyond the binary's own link set, and libcurl never set up
+    assert mapped <= own_link_set(binary), sorted(mapped - own_link_set(binary))
+    assert "legacy.so" not in mapped, "curl_global_init ran for %s" % path
 
 
-def test_forwarded_request_loads_libcurl(binary, doc):
-    # the backend's port is closed: libcurl is loaded, tries, and the answer is 502
-    got, loaded, p = run_cgi(binary, doc, "/open/x")
+def test_marker_sees_curl_global_init(binary, doc):
+    # the backend's port is closed: libcurl is set up, tries, the answer is 502
+    got, mapped, p = run_cgi(binary, doc, "/open/x")
     assert got.startswith("Status: 502"), p.stdout[:300]
-    assert loaded
+    assert "legacy.so" in mapped, sorted(mapped)
+    assert not foreign(mapped), foreign(mapped)
+
+
+def test_forwarded_plain_http_maps_no_libcurl_so(binary, doc, httpbin):
+    t = uuid.uuid4().hex[:12]
+    got, mapped, p = run_cgi(binary, doc, "/plain/x-" + t)
+    assert got.startswith("Status: 200"), p.stdout[:300]
+    assert json.loads(body(p))["url"].endswith("/anything/lazy/x-" + t), body(p)[:300]
+    wait_until(lambda: httpbin.lines_with(t), 5, "httpbin to log the request")
+    assert not foreign(mapped), foreign(mapped)
+    assert mapped - {"legacy.so"} <= own_link_set(binary), sorted(mapped - own_link_set(binary))
+
+
+def test_forwarded_https_maps_no_libcurl_so(binary, doc, tls_upstream):  # noqa: F811
+    t = uuid.uuid4().hex[:12]
+    got, mapped, p = run_cgi(binary, doc, "/tls/x-" + t)
+    assert got.startswith("Status: 200"), p.stdout[:300]
+    assert body(p) == ("tls-ok /echo/lazy/x-%s" % t).encode(), body(p)[:300]
+    assert not foreign(mapped), foreign(mapped)
+    assert mapped - {"legacy.so"} <= own_link_set(binary), sorted(mapped - own_link_set(binary))
+
+
+def test_version_names_the_embedded_libcurl(binary):
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                         check=True, timeout=10).stdout
+    installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "libcurl4"],
+                               capture_output=True, text=True, check=True).stdout
+    upstream = installed.split(":")[-1].split("-")[0]
+    assert re.search(r"^libcurl/%s OpenSSL/\S+ \(embedded, Debian curl %s\)$"
+                     % (re.escape(upstream), re.escape(installed)), out, re.M), out
+    # and the binary does not need a shared libcurl at all
+    assert not any(n.startswith("libcurl") for n in own_link_set(binary)), own_link_set(binary)
