@@ -139,6 +139,9 @@ def test_marker_sees_curl_global_init(binary, doc):
     got, mapped, p = run_cgi(binary, doc, "/open/x")
     assert got.startswith("Status: 502"), p.stdout[:300]
     assert "legacy.so" in mapped, sorted(mapped)
+    # libcurl's reason reaches the log (a libcurl built without its verbose
+    # strings says only "Error")
+    assert b"Couldn't connect to server" in p.stderr, p.stderr[-2000:]
     assert not foreign(mapped), foreign(mapped)
 
 
