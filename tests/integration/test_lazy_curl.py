@@ -60,11 +60,14 @@ def doc(workroot, httpbin, tls_upstream):  # noqa: F811
             "plain": {"url": httpbin.url("/anything/lazy")},
             "tls": {"url": tls_upstream.url("/echo/lazy"),
                     "tls": {"ca_file": os.path.join(tls_upstream.dir, "ca.pem")}},
+            "tlssys": {"url": tls_upstream.url("/echo/sys")},
         },
         "apis": [
             {"id": "open", "path": "open", "backend": "dead", "subscription_required": False},
             {"id": "plain", "path": "plain", "backend": "plain", "subscription_required": False},
             {"id": "tls", "path": "tls", "backend": "tls", "subscription_required": False},
+            {"id": "tlssys", "path": "tlssys", "backend": "tlssys",
+             "subscription_required": False},
             {"id": "keyed", "path": "keyed", "backend": "dead"},
             {"id": "mock", "path": "mock", "backend": "dead", "subscription_required": False,
              "policies": {"inbound": [{"return-response": {
@@ -85,7 +88,7 @@ def own_link_set(binary):
     return {os.path.basename(m.group(1)) for m in re.finditer(r"=>\s*(\S+)", out)}
 
 
-def run_cgi(binary, doc, path):
+def run_cgi(binary, doc, path, wrap=()):
     env = {
         "PATH": "/usr/bin:/bin", "GATEWAY_INTERFACE": "CGI/1.1",
         "SERVER_PROTOCOL": "HTTP/1.1", "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/api",
@@ -96,7 +99,7 @@ def run_cgi(binary, doc, path):
         "OPENSSL_CONF": os.path.join(doc, "openssl.cnf"),
         "LD_DEBUG": "files",
     }
-    p = subprocess.run([binary], env=env, stdin=subprocess.DEVNULL, capture_output=True,
+    p = subprocess.run(list(wrap) + [binary], env=env, stdin=subprocess.DEVNULL, capture_output=True,
                        timeout=30)
     status = p.stdout.split(b"\r\n", 1)[0].split(b"\n", 1)[0].decode("latin-1")
     # "file=libssl.so.3 [0];  needed by ..." / "file=/usr/lib/.../legacy.so [0];  dynamically loaded by ..."
@@ -162,6 +165,32 @@ def test_forwarded_https_maps_no_libcurl_so(binary, doc, tls_upstream):  # noqa:
     assert body(p) == ("tls-ok /echo/lazy/x-%s" % t).encode(), body(p)[:300]
     assert not foreign(mapped), foreign(mapped)
     assert mapped - {"legacy.so"} <= own_link_set(binary), sorted(mapped - own_link_set(binary))
+
+
+def test_system_cas_are_the_hashed_directory(binary, doc, tls_upstream):  # noqa: F811
+    """A backend without tls.ca_file trusts the CAs of /etc/ssl/certs, looked
+    up by their hash links, not the bundle ca-certificates.crt (which OpenSSL
+    3.0 parses whole, ~140 certificates, on every new connection: 20-37 ms).
+    In a private mount namespace /etc/ssl/certs is a directory holding only
+    the test CA and its hash link, no bundle: the request reaches nginx. A
+    libcurl built with Debian's CA bundle answers 502 there ("problem with the
+    SSL CA cert"), and outside it the test CA is not trusted (502)."""
+    certs = os.path.join(doc, "certs")
+    os.makedirs(certs, exist_ok=True)
+    ca = os.path.join(certs, "ca.pem")
+    with open(os.path.join(tls_upstream.dir, "ca.pem"), "rb") as src, open(ca, "wb") as dst:
+        dst.write(src.read())
+    h = subprocess.run(["openssl", "x509", "-hash", "-noout", "-in", ca], capture_output=True,
+                       text=True, check=True).stdout.strip()
+    if not os.path.lexists(os.path.join(certs, h + ".0")):
+        os.symlink("ca.pem", os.path.join(certs, h + ".0"))
+    t = uuid.uuid4().hex[:12]
+    got, _, p = run_cgi(binary, doc, "/tlssys/x-" + t, wrap=(
+        "unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/ssl/certs && exec "$@"', certs))
+    assert got.startswith("Status: 200"), (p.stdout[:300], p.stderr[-1500:])
+    assert body(p) == ("tls-ok /echo/sys/x-%s" % t).encode(), body(p)[:300]
+    got, _, p = run_cgi(binary, doc, "/tlssys/y-" + t)
+    assert got.startswith("Status: 502"), p.stdout[:300]
 
 
 def test_version_names_the_embedded_libcurl(binary):
