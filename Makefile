@@ -93,9 +93,12 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 # and curl_global_init runs only when a request goes to a backend (or a
 # FastCGI worker starts): never for a 404, 401, 429, return-response or the
 # health path. It is rebuilt when the installed libcurl4 changes version (an
-# `apt upgrade` then `make` picks up Debian's fix) or the script changes; the
-# source is downloaded once per version into ~/.cache/hostgate (kept by
-# `make clean`). hostgate-sync, -manage and -import keep the system libcurl.
+# `apt upgrade` then `make` picks up Debian's fix) or the script's recipe
+# changes; the source, and the library built from it, are kept per version
+# in ~/.cache/hostgate (kept by `make clean`; a clean clone or another BUILD
+# copies the library). Trusted CAs: /etc/ssl/certs, not the bundle (why:
+# scripts/build-curl). hostgate-sync, -manage and -import keep the system
+# libcurl.
 # STATIC_CRYPTO=1 also links libssl.a and libcrypto.a into the app (less per
 # CGI start; OpenSSL fixes then need a rebuild, so it is not the default).
 CURL_DEB := $(shell dpkg-query -W -f='$${Version}' libcurl4 2>/dev/null)
