@@ -83,19 +83,43 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 	@rm -f $@
 	ar rcs $@ $^
 
-# The app is not linked with libcurl: fcgi-app/curlload.c dlopen()s it on the
-# first request that goes to a backend, so a CGI answer decided without one
-# (404, 401, 429, return-response, health) never pays its 33 libraries
-# (docs/performance.md, issue 15). Its headers are still libcurl4-openssl-dev's.
-# STATIC_CRYPTO=1 also links libcrypto.a into the app (about 0.7 ms less per
-# CGI start on the machine measured; OpenSSL fixes then need a rebuild, so
-# it is not the default).
-APP_LIBS := $(shell pkg-config --libs json-c openssl fcgi 2>/dev/null) -lm
-ifeq ($(STATIC_CRYPTO),1)
-APP_LIBS := $(shell pkg-config --libs json-c fcgi 2>/dev/null) -Wl,-Bstatic -lcrypto -Wl,-Bdynamic -lm -lpthread
+# The app embeds its own libcurl: $(BUILD)/curl/libcurl.a, built by
+# scripts/build-curl from Debian's curl source package of the installed
+# libcurl4's version (Debian's patches applied; the headers are
+# libcurl4-openssl-dev's, the same version), for HTTP and HTTPS over OpenSSL
+# only. Debian's libcurl.so maps 33 libraries (GnuTLS through librtmp and
+# libldap, Kerberos, libssh2): about 7 ms of a CGI start (docs/performance.md,
+# issue 15). This one maps none beyond the app's own libssl and libcrypto,
+# and curl_global_init runs only when a request goes to a backend (or a
+# FastCGI worker starts): never for a 404, 401, 429, return-response or the
+# health path. It is rebuilt when the installed libcurl4 changes version (an
+# `apt upgrade` then `make` picks up Debian's fix) or the script's recipe
+# changes; the source, and the library built from it, are kept per version
+# in ~/.cache/hostgate (kept by `make clean`; a clean clone or another BUILD
+# copies the library). Trusted CAs: /etc/ssl/certs, not the bundle (why:
+# scripts/build-curl). hostgate-sync, -manage and -import keep the system
+# libcurl.
+# STATIC_CRYPTO=1 also links libssl.a and libcrypto.a into the app (less per
+# CGI start; OpenSSL fixes then need a rebuild, so it is not the default).
+CURL_DEB := $(shell dpkg-query -W -f='$${Version}' libcurl4 2>/dev/null)
+CURL_DIR := $(BUILD)/curl
+CURL_LIB := $(CURL_DIR)/libcurl.a
+.PHONY: curl-rebuild
+curl-rebuild: ;
+ifneq ($(CURL_DEB),$(shell cat $(CURL_DIR)/version 2>/dev/null))
+$(CURL_LIB): curl-rebuild
 endif
-$(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(REDIS_LIBS) $(APP_LIBS) -ldl
+$(CURL_LIB): scripts/build-curl
+	scripts/build-curl $(CURL_DIR)
+# --version names the Debian package the embedded libcurl was built from
+$(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_CURL_DEB='"$(CURL_DEB)"'
+$(call obj,fcgi-app/main.c): $(CURL_LIB)
+APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c openssl fcgi 2>/dev/null) -lpthread -lm
+ifeq ($(STATIC_CRYPTO),1)
+APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c fcgi 2>/dev/null) -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -lpthread -lm
+endif
+$(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(CURL_LIB)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(REDIS_LIBS) $(APP_LIBS)
 $(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 

@@ -12,7 +12,6 @@
 #include <curl/curl.h>
 
 #include "common/log.h"
-#include "fcgi-app/curlload.h"
 #include "policy/cidr.h"
 #include "policy/engine.h"
 #include "policy/path.h"
@@ -114,7 +113,7 @@ int forward_load(struct app *app)
 		return 0;
 	if (app->curl || app->curl_side)
 		return -1;	/* a half-made earlier attempt: not retried */
-	if (curlload_open() != 0 || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
@@ -123,8 +122,8 @@ int forward_load(struct app *app)
 
 void forward_release(struct app *app)
 {
-	if (!curlload_loaded())
-		return;
+	if (!app->curl && !app->curl_side)
+		return;	/* never loaded: no curl_global_init to undo */
 	if (app->curl)
 		curl_easy_cleanup(app->curl);
 	if (app->curl_side)

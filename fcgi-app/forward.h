@@ -56,12 +56,12 @@
 
 struct pol_call;
 
-/* Returns 0. libcurl is loaded (curlload.h) and set up on the first
+/* Returns 0. libcurl (embedded: the Makefile) is set up on the first
  * request that goes to a backend or makes a side call, or by forward_load:
- * answers decided without a backend never load it. */
+ * answers decided without a backend never call curl_global_init. */
 int forward_init(struct app *app);
-/* Loads and sets up libcurl now (a FastCGI worker, before its first
- * request). Returns 0, or -1 when libcurl cannot be loaded or set up. */
+/* Sets up libcurl now (a FastCGI worker, before its first request).
+ * Returns 0, or -1 when libcurl cannot be set up. */
 int forward_load(struct app *app);
 void forward_release(struct app *app);
 /* Fills c's upstream request from the client's (c initialised by

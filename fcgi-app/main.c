@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <fcgiapp.h>
 
 #include "common/fileread.h"
@@ -402,8 +403,8 @@ static void serve_fastcgi(int sock)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);	/* mod_fcgid's graceful stop */
-	/* a worker loads libcurl before its first request (a CGI process
-	 * only when its request goes to a backend: curlload.h) */
+	/* a worker sets libcurl up before its first request (a CGI process
+	 * only when its request goes to a backend: forward.h) */
 	if (app_init(&app, environ) != 0 || forward_load(&app) != 0)
 		fatal("cannot initialise libcurl");
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
@@ -665,7 +666,8 @@ int main(int argc, char **argv)
 		const char *a = argv[i];
 
 		if (!strcmp(a, "--version")) {
-			printf("hostgate-fcgi %s\n", HOSTGATE_VERSION);
+			printf("hostgate-fcgi %s\n%s (embedded, Debian curl %s)\n",
+			       HOSTGATE_VERSION, curl_version(), HOSTGATE_CURL_DEB);
 			return 0;
 		} else if (!strcmp(a, "--check") && i + 1 < argc) {
 			batch_malloc();
