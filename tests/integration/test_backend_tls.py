@@ -4,8 +4,8 @@ bundle holds. The gateway reaches it only through a backend whose tls.ca_file
 names that CA; a backend without it, or with verification left on against a
 name the certificate does not hold, gets 502 and nothing is answered in its
 place. nginx's log (with $ssl_protocol) says what reached it over TLS. On all
-five set-ups: in CGI mode libcurl is loaded per process on the first forwarded
-request (fcgi-app/curlload.c), in FastCGI at start-up.
+five set-ups: in CGI mode libcurl (built into the binary) is initialised per
+process on the first forwarded request, in FastCGI at start-up.
 """
 
 import json
