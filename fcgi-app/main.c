@@ -356,6 +356,7 @@ static int fcgx_sendv(struct io *io, struct iovec *iov, int n)
 {
 	struct fcgx_front *f = io->ctx;
 	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+	int rc = -1;
 
 	while (m.msg_iovlen) {
 		ssize_t w = sendmsg(f->r->ipcFd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -365,11 +366,11 @@ static int fcgx_sendv(struct io *io, struct iovec *iov, int n)
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
 			if (wait_fd(io, f->r->ipcFd, POLLOUT,
 				    io_write_deadline(io, io_now_ms())) != 0)
-				goto fail;
+				goto out;
 			continue;
 		}
 		if (w < 0)
-			goto fail;
+			goto out;
 		while (m.msg_iovlen && (size_t)w >= m.msg_iov->iov_len) {
 			w -= (ssize_t)m.msg_iov->iov_len;
 			m.msg_iov++;
@@ -380,10 +381,11 @@ static int fcgx_sendv(struct io *io, struct iovec *iov, int n)
 			m.msg_iov->iov_len -= (size_t)w;
 		}
 	}
-	return 0;
-fail:
-	io->write_failed = 1;
-	return -1;
+	rc = 0;
+out:
+	if (rc != 0)
+		io->write_failed = 1;
+	return rc;
 }
 
 /* Sends what libfcgi's stdout buffer holds followed by buf[0..n) as stdout
