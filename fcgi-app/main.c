@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -168,20 +169,95 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
 
 /* ---- the FastCGI front ------------------------------------------------- */
 
-/* libfcgi reads and writes its socket with plain blocking read(2) and
- * write(2), and may call them more than once for one of our calls (a record
- * header split across reads, a flush per buffer). A socket timeout set to the
- * time left before each call that can block bounds every one of them; writes
- * poll(2) first, so that the common case is exact. */
-static void fcgx_sock_timeout(FCGX_Request *r, int opt, int64_t ms)
+/*
+ * libfcgi parses the connection (FCGX_Accept_r, the params and stdin records)
+ * and frames stderr; stdout is framed and written here, and the request is
+ * ended here too (the end of stdout and FCGI_END_REQUEST), so that every
+ * write of the answer is a sendmsg(MSG_DONTWAIT) that only waits, in poll(2)
+ * with the time left, when the socket is full:
+ *
+ *   - a write that fits in libfcgi's stdout buffer (8 KiB) is copied there
+ *     (no system call); `pending` counts the bytes it holds since the last
+ *     write, which lie just before out->wrNext;
+ *   - a write that does not fit goes out at once, with what the buffer holds,
+ *     as records of up to FCGX_RECORD_MAX bytes in one sendmsg (the head of
+ *     an answer and the first piece of its body are one record); a flush
+ *     sends what the buffer holds;
+ *   - the end of the request sends what the buffer holds, the empty stdout
+ *     record and FCGI_END_REQUEST in one sendmsg, then marks libfcgi's stdout
+ *     closed and its writers done, so FCGX_Finish_r writes nothing more. This
+ *     uses fields fcgiapp.h calls private (nWriters, detached): libfcgi 2.4.
+ *
+ * Reads stay libfcgi's blocking read(2), bounded by SO_RCVTIMEO. The option is
+ * set only when the time left has moved by more than FCGX_TIMEO_SLACK_MS from
+ * the value last set on this connection (never below the time left: a read
+ * that timed out early would be taken for a slow client), so a request pays
+ * one setsockopt instead of one per read; a read may overrun its deadline by
+ * at most twice the slack. stderr (log lines for the web server's log) is
+ * still written by libfcgi, after a poll, under SO_SNDTIMEO set the same way.
+ */
+
+/* The largest record we write: FastCGI's contentLength is 16 bits. */
+#define FCGX_RECORD_MAX 65535
+/* record types (the FastCGI specification; libfcgi does not install
+ * fastcgi.h) */
+#define FCGX_END_REQUEST 3
+#define FCGX_STDOUT 6
+#define FCGX_TIMEO_SLACK_MS 50
+/* records per sendmsg: each is a header and up to two pieces */
+#define FCGX_BATCH 8
+
+/* One FastCGI connection of a worker, and what is set on it. */
+struct fcgx_front {
+	FCGX_Request *r;
+	int64_t rcv_ms, snd_ms;	/* SO_RCVTIMEO / SO_SNDTIMEO as last set; 0: none */
+	size_t pending;		/* stdout bytes in libfcgi's buffer, not yet written */
+	int err_used;		/* something was written to stderr */
+};
+
+static void fcgx_header(unsigned char h[8], int type, int id, size_t len)
 {
+	h[0] = 1;		/* FCGI_VERSION_1 */
+	h[1] = (unsigned char)type;
+	h[2] = (unsigned char)((id >> 8) & 0xff);
+	h[3] = (unsigned char)(id & 0xff);
+	h[4] = (unsigned char)((len >> 8) & 0xff);
+	h[5] = (unsigned char)(len & 0xff);
+	h[6] = 0;		/* no padding: it is optional */
+	h[7] = 0;
+}
+
+/* Sets a socket timeout of about ms (at least 1), unless the one set last is
+ * already between ms and ms + 2 * slack (header comment). */
+static void fcgx_sock_timeout(struct fcgx_front *f, int opt, int64_t ms)
+{
+	int64_t *cur = opt == SO_RCVTIMEO ? &f->rcv_ms : &f->snd_ms;
 	struct timeval tv;
 
 	if (ms < 1)
 		ms = 1;		/* 0 would mean "no timeout" */
+	if (*cur >= ms && *cur <= ms + 2 * FCGX_TIMEO_SLACK_MS)
+		return;
+	ms += FCGX_TIMEO_SLACK_MS;
 	tv.tv_sec = (time_t)(ms / 1000);
 	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	(void)setsockopt(r->ipcFd, SOL_SOCKET, opt, &tv, sizeof(tv));
+	if (setsockopt(f->r->ipcFd, SOL_SOCKET, opt, &tv, sizeof(tv)) == 0)
+		*cur = ms;
+	else
+		*cur = 0;
+}
+
+/* Clears both timeouts, if set: an idle kept connection waits for its next
+ * request as long as the web server likes. */
+static void fcgx_sock_notimeout(struct fcgx_front *f)
+{
+	struct timeval none = { 0, 0 };
+
+	if (f->rcv_ms)
+		(void)setsockopt(f->r->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
+	if (f->snd_ms)
+		(void)setsockopt(f->r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+	f->rcv_ms = f->snd_ms = 0;
 }
 
 static int fcgx_timed_out(FCGX_Stream *s)
@@ -197,26 +273,26 @@ static int fcgx_timed_out(FCGX_Stream *s)
  * client sending a byte every second would keep it going forever. */
 static long fcgx_read(struct io *io, char *buf, size_t n)
 {
-	FCGX_Request *r = io->ctx;
-	FCGX_Stream *in = r->in;
+	struct fcgx_front *f = io->ctx;
+	FCGX_Stream *in = f->r->in;
 	int want = n > INT_MAX ? INT_MAX : (int)n;
 	int got = 0, avail;
 
 	if (want == 0)
 		return 0;
 	if (in->rdNext == in->stop) {
-		int64_t deadline = io_read_deadline(io, io_now_ms());
+		int64_t now = io_now_ms(), deadline = io_read_deadline(io, now);
 		int c;
 
 		if (in->isClosed)
 			return FCGX_GetError(in) ? -1 : 0;
 		/* no poll(2) here: libfcgi may already hold the next record in a
 		 * buffer we cannot see, and the socket then has nothing to say */
-		if (deadline <= io_now_ms()) {
+		if (deadline <= now) {
 			io->timed_out = 1;
 			return -1;
 		}
-		fcgx_sock_timeout(r, SO_RCVTIMEO, deadline - io_now_ms());
+		fcgx_sock_timeout(f, SO_RCVTIMEO, deadline - now);
 		c = FCGX_GetChar(in);	/* one fill of libfcgi's buffer */
 		if (c == EOF) {
 			if (fcgx_timed_out(in))
@@ -233,20 +309,21 @@ static long fcgx_read(struct io *io, char *buf, size_t n)
 	return got;
 }
 
-/* Runs fn (a libfcgi call that writes the socket) within the write deadline.
- * Returns 0, or -1 (timed_out set when the client was too slow). */
+/* Runs fn (a libfcgi call that writes the socket: stderr only) within the
+ * write deadline. Returns 0, or -1 (timed_out set when the client was too
+ * slow). */
 static int fcgx_bounded(struct io *io, FCGX_Stream *s, int (*fn)(FCGX_Stream *s, const void *arg),
 			const void *arg)
 {
-	FCGX_Request *r = io->ctx;
+	struct fcgx_front *f = io->ctx;
 	int64_t deadline = io_write_deadline(io, io_now_ms());
 	int rc;
 
-	if (wait_fd(io, r->ipcFd, POLLOUT, deadline) != 0) {
+	if (wait_fd(io, f->r->ipcFd, POLLOUT, deadline) != 0) {
 		io->write_failed = 1;
 		return -1;
 	}
-	fcgx_sock_timeout(r, SO_SNDTIMEO, deadline - io_now_ms());
+	fcgx_sock_timeout(f, SO_SNDTIMEO, deadline - io_now_ms());
 	rc = fn(s, arg);
 	/* write(2) cut short by the socket timeout reports the bytes it sent,
 	 * and libfcgi takes that for success: the clock tells */
@@ -257,11 +334,6 @@ static int fcgx_bounded(struct io *io, FCGX_Stream *s, int (*fn)(FCGX_Stream *s,
 	if (rc != 0)
 		io->write_failed = 1;
 	return rc;
-}
-
-static int put_one(FCGX_Stream *s, const void *arg)
-{
-	return FCGX_PutChar(*(const char *)arg, s) == EOF ? -1 : 0;
 }
 
 static int flush_out(FCGX_Stream *s, const void *arg)
@@ -276,54 +348,162 @@ static int close_out(FCGX_Stream *s, const void *arg)
 	return FCGX_FClose(s) == 0 ? 0 : -1;
 }
 
-/* Copies into libfcgi's buffer while it has room; a full buffer is written out
- * by the next put, one buffer at a time, each within the write deadline. */
-static int fcgx_write(struct io *io, const char *buf, size_t n)
+/* Sends all of iov[0..n) without ever blocking: a full socket is waited for
+ * in poll(2), each wait within the write deadline counted from the last
+ * progress. Returns 0, or -1 (write_failed set; timed_out when the client
+ * was too slow). A record cut short leaves the connection unusable: the end
+ * of the request then drops it (fcgx_finish). */
+static int fcgx_sendv(struct io *io, struct iovec *iov, int n)
 {
-	FCGX_Request *r = io->ctx;
-	FCGX_Stream *out = r->out;
+	struct fcgx_front *f = io->ctx;
+	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
+	int rc = -1;
 
-	if (io->write_failed || FCGX_GetError(out))
-		return -1;
-	while (n) {
-		size_t room = (size_t)(out->stop - out->wrNext);
+	while (m.msg_iovlen) {
+		ssize_t w = sendmsg(f->r->ipcFd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
 
-		if (room == 0) {
-			if (fcgx_bounded(io, out, put_one, buf) != 0)
-				return -1;
-			buf++;
-			n--;
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_fd(io, f->r->ipcFd, POLLOUT,
+				    io_write_deadline(io, io_now_ms())) != 0)
+				goto out;
 			continue;
 		}
-		if (room > n)
-			room = n;
-		if (FCGX_PutStr(buf, (int)room, out) != (int)room)
-			return -1;
-		buf += room;
-		n -= room;
+		if (w < 0)
+			goto out;
+		while (m.msg_iovlen && (size_t)w >= m.msg_iov->iov_len) {
+			w -= (ssize_t)m.msg_iov->iov_len;
+			m.msg_iov++;
+			m.msg_iovlen--;
+		}
+		if (m.msg_iovlen) {
+			m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + w;
+			m.msg_iov->iov_len -= (size_t)w;
+		}
 	}
+	rc = 0;
+out:
+	if (rc != 0)
+		io->write_failed = 1;
+	return rc;
+}
+
+/* Sends what libfcgi's stdout buffer holds followed by buf[0..n) as stdout
+ * records, then (end) the empty stdout record and FCGI_END_REQUEST. */
+static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
+{
+	struct fcgx_front *f = io->ctx;
+	FCGX_Request *r = f->r;
+	FCGX_Stream *out = r->out;
+	unsigned char hdr[FCGX_BATCH][8], tail[24];
+	unsigned char *held = out->wrNext - f->pending;
+	size_t nheld = f->pending;
+
+	do {
+		struct iovec iov[FCGX_BATCH * 3 + 1];
+		int k = 0, recs = 0;
+
+		while (recs < FCGX_BATCH && (nheld || n)) {
+			size_t a = nheld < FCGX_RECORD_MAX ? nheld : FCGX_RECORD_MAX;
+			size_t b = n < FCGX_RECORD_MAX - a ? n : FCGX_RECORD_MAX - a;
+
+			fcgx_header(hdr[recs], FCGX_STDOUT, r->requestId, a + b);
+			iov[k++] = (struct iovec){ hdr[recs], 8 };
+			if (a)
+				iov[k++] = (struct iovec){ held, a };
+			if (b)
+				iov[k++] = (struct iovec){ (void *)(uintptr_t)buf, b };
+			held += a;
+			nheld -= a;
+			buf += b;
+			n -= b;
+			recs++;
+		}
+		if (end && !nheld && !n) {
+			fcgx_header(tail, FCGX_STDOUT, r->requestId, 0);
+			fcgx_header(tail + 8, FCGX_END_REQUEST, r->requestId, 8);
+			tail[16] = (unsigned char)(((unsigned)r->appStatus >> 24) & 0xff);
+			tail[17] = (unsigned char)(((unsigned)r->appStatus >> 16) & 0xff);
+			tail[18] = (unsigned char)(((unsigned)r->appStatus >> 8) & 0xff);
+			tail[19] = (unsigned char)((unsigned)r->appStatus & 0xff);
+			tail[20] = 0;	/* FCGI_REQUEST_COMPLETE */
+			tail[21] = tail[22] = tail[23] = 0;
+			iov[k++] = (struct iovec){ tail, sizeof(tail) };
+		}
+		if (k && fcgx_sendv(io, iov, k) != 0)
+			return -1;
+	} while (nheld || n);
+	/* libfcgi's buffer is empty again: back to just after its header */
+	out->wrNext -= f->pending;
+	f->pending = 0;
 	return 0;
+}
+
+/* Copies into libfcgi's buffer while it has room; a write that does not fit
+ * goes out at once, with what the buffer holds (header comment). */
+static int fcgx_write(struct io *io, const char *buf, size_t n)
+{
+	struct fcgx_front *f = io->ctx;
+	FCGX_Stream *out = f->r->out;
+
+	if (io->write_failed || FCGX_GetError(out) || out->isClosed)
+		return -1;
+	if (n <= (size_t)(out->stop - out->wrNext)) {
+		if (n && FCGX_PutStr(buf, (int)n, out) != (int)n)
+			return -1;
+		f->pending += n;
+		return 0;
+	}
+	return fcgx_send_stdout(io, buf, n, 0);
 }
 
 static int fcgx_flush(struct io *io)
 {
-	FCGX_Request *r = io->ctx;
+	struct fcgx_front *f = io->ctx;
 
-	if (io->write_failed || FCGX_GetError(r->out))
+	if (io->write_failed || FCGX_GetError(f->r->out))
 		return -1;
-	return fcgx_bounded(io, r->out, flush_out, NULL);
+	if (!f->pending)
+		return 0;
+	return fcgx_send_stdout(io, NULL, 0, 0);
+}
+
+/* Ends stdout and the request (header comment): what libfcgi holds, the empty
+ * stdout record and FCGI_END_REQUEST in one write; stderr is closed first (it
+ * writes nothing when nothing was written to it). */
+static int fcgx_end(struct io *io)
+{
+	struct fcgx_front *f = io->ctx;
+	FCGX_Request *r = f->r;
+	FCGX_Stream *out = r->out;
+
+	if (f->err_used ? fcgx_bounded(io, r->err, close_out, NULL) != 0 :
+	    FCGX_FClose(r->err) != 0)
+		return -1;
+	if (FCGX_GetError(out) || out->isClosed)
+		return -1;
+	if (fcgx_send_stdout(io, NULL, 0, 1) != 0)
+		return -1;
+	/* as FCGX_FClose leaves it, so that FCGX_Finish_r writes nothing */
+	out->wasFCloseCalled = 1;
+	out->isClosed = 1;
+	out->rdNext = out->stop = out->wrNext;
+	r->nWriters = 0;
+	return 0;
 }
 
 /* How long a body that ran out of time is still drained once the answer is
  * out. */
 #define FCGX_LINGER_MS 250
 
-/* Ends the request: the answer first (what is buffered and libfcgi's
- * end-of-request record), then whatever of the body nobody read. libfcgi's own
- * drain (in FCGX_Finish_r) reads on as long as a byte comes every two seconds;
- * ours stops at the body's deadline and then drops the connection. */
-static void fcgx_finish(FCGX_Request *r, struct io *io)
+/* Ends the request: the answer first (what is buffered and the end-of-request
+ * record), then whatever of the body nobody read. libfcgi's own drain (in
+ * FCGX_Finish_r) reads on as long as a byte comes every two seconds; ours
+ * stops at the body's deadline and then drops the connection. */
+static void fcgx_finish(struct fcgx_front *f, struct io *io)
 {
+	FCGX_Request *r = f->r;
 	struct io answer = *io, *drain;
 	char buf[4096];
 	long n = 0;
@@ -331,8 +511,7 @@ static void fcgx_finish(FCGX_Request *r, struct io *io)
 	if (io->aborted || io->write_failed) {
 		/* no FCGI_END_REQUEST: the web server sees the answer cut short */
 		shutdown(r->ipcFd, SHUT_RDWR);
-		FCGX_Finish_r(r);
-		return;
+		goto out;
 	}
 	/* the answer gets one idle period of its own, even when the read that
 	 * ran out of time used up the request's: a 408 must still go out */
@@ -340,11 +519,9 @@ static void fcgx_finish(FCGX_Request *r, struct io *io)
 	answer.write_failed = 0;
 	answer.started_ms = io_now_ms();
 	answer.limits.request_ms = answer.limits.idle_ms;
-	if (fcgx_bounded(&answer, r->err, close_out, NULL) != 0 ||
-	    fcgx_bounded(&answer, r->out, close_out, NULL) != 0) {
+	if (fcgx_end(&answer) != 0) {
 		shutdown(r->ipcFd, SHUT_RDWR);
-		FCGX_Finish_r(r);
-		return;
+		goto out;
 	}
 	/* The rest of the body, within its own deadline: Apache's mod_proxy_fcgi
 	 * passes the answer on only once it has sent us the whole body, so an
@@ -362,14 +539,21 @@ static void fcgx_finish(FCGX_Request *r, struct io *io)
 		;
 	if (n < 0)
 		shutdown(r->ipcFd, SHUT_RDWR);
-	else if (r->keepConnection) {
-		/* the next request on this connection may be a while coming */
-		struct timeval none = { 0, 0 };
-
-		(void)setsockopt(r->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-		(void)setsockopt(r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-	}
+	else if (r->keepConnection)
+		fcgx_sock_notimeout(f);	/* the next request may be a while coming */
+	else if (r->in->isClosed && !FCGX_GetError(r->in))
+		/* The web server has sent all it will (stdin ended) and we have
+		 * read it: nothing is left to answer with a reset, so libfcgi's
+		 * lingering close (shutdown, then poll and read until the web
+		 * server hangs up, up to 2 s) has nothing to protect. A plain
+		 * close; FCGX_Free clears the flag again. */
+		r->detached = 1;
+out:
 	FCGX_Finish_r(r);
+	if (r->ipcFd < 0)
+		f->rcv_ms = f->snd_ms = 0;	/* a new connection comes next */
+	f->pending = 0;
+	f->err_used = 0;
 }
 
 /* The web server reads this on the request's own connection: a client that
@@ -377,11 +561,13 @@ static void fcgx_finish(FCGX_Request *r, struct io *io)
 static void log_to_request(void *ctx, const char *line, size_t len)
 {
 	struct io *io = ctx;
-	FCGX_Request *r = io->ctx;
+	struct fcgx_front *f = io->ctx;
+	FCGX_Request *r = f->r;
 
 	if (io->write_failed || (size_t)(r->err->stop - r->err->wrNext) < len)
 		return;	/* a line that does not fit would block unbounded: drop it */
 	FCGX_PutStr(line, (int)len, r->err);
+	f->err_used = 1;
 	(void)fcgx_bounded(io, r->err, flush_out, NULL);
 }
 
@@ -396,6 +582,7 @@ static void serve_fastcgi(int sock)
 {
 	struct app app;
 	FCGX_Request req;
+	struct fcgx_front front = { .r = &req };
 	struct sigaction sa;
 
 	memset(&sa, 0, sizeof(sa));
@@ -415,14 +602,14 @@ static void serve_fastcgi(int sock)
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		struct io io = {
 			.params = req.envp, .read = fcgx_read, .write = fcgx_write,
-			.flush = fcgx_flush, .ctx = &req,
+			.flush = fcgx_flush, .ctx = &front,
 		};
 
 		io_start(&io);
 		log_set_hook(log_to_request, &io);
 		handle_request(&app, &io);
 		log_set_hook(NULL, NULL);
-		fcgx_finish(&req, &io);
+		fcgx_finish(&front, &io);
 		/* between requests: a new image is mapped (or a finished load
 		 * taken) now, not when the next request is already waiting */
 		reload_current(&app.reload, io_now_ms());
