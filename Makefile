@@ -115,10 +115,24 @@ $(CURL_LIB): scripts/build-curl
 $(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_CURL_DEB='"$(CURL_DEB)"'
 $(call obj,fcgi-app/main.c): $(CURL_LIB)
 APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c openssl fcgi 2>/dev/null) -lpthread -lm
+APP_DEPS := $(CURL_LIB)
 ifeq ($(STATIC_CRYPTO),1)
 APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c fcgi 2>/dev/null) -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -lpthread -lm
+# relinked when libssl-dev (libssl.a, libcrypto.a) changes version, as the
+# embedded libcurl is rebuilt when libcurl4 does: apt upgrade, then make
+SSL_DEB := $(shell dpkg-query -W -f='$${Version}' libssl-dev 2>/dev/null)
+SSL_STAMP := $(BUILD)/static-openssl.version
+APP_DEPS += $(SSL_STAMP)
+.PHONY: ssl-relink
+ssl-relink: ;
+ifneq ($(SSL_DEB),$(shell cat $(SSL_STAMP) 2>/dev/null))
+$(SSL_STAMP): ssl-relink
 endif
-$(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(CURL_LIB)
+$(SSL_STAMP):
+	@mkdir -p $(dir $@)
+	echo '$(SSL_DEB)' > $@
+endif
+$(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(APP_DEPS)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(REDIS_LIBS) $(APP_LIBS)
 $(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
@@ -167,6 +181,7 @@ test: all $(UNIT_BINS) $(REPLAY_BINS)
 
 bench: all bench-engine
 	bench/run
+	bench/tls
 
 # the engine alone (no servers): what choose costs, docs/performance.md
 bench-engine: $(BUILD)/bench/choose-bench
