@@ -444,23 +444,22 @@ def make_test_ca(d):
         os.chmod(os.path.join(d, name), 0o644)
 
 
-class StaticTlsEndpoint:
-    """nginx serving {dir}/www/gateways/{GATEWAY}/configuration(.sig) over
-    https on 127.0.0.1, only to the gateway's token (403 otherwise)."""
+class TlsNginx:
+    """nginx over TLS on 127.0.0.1, its certificate issued for 127.0.0.1 by a
+    test CA made in d (make_test_ca: d/ca.pem). The caller gives the lines of
+    the http block (log_format, access_log...) and of the server block, with
+    the paths already filled in; the rest is the same for every TLS nginx of
+    the tests."""
 
-    def __init__(self, d, port):
-        from harness import port_open
+    def __init__(self, name, d, http_lines, server_lines, port=None):
+        from harness import free_port, port_open
         self.dir = d
-        self.www = os.path.join(d, "www")
-        self.gwdir = os.path.join(self.www, "gateways", GATEWAY)
-        os.makedirs(self.gwdir, exist_ok=True)
-        for p in (d, self.www, os.path.dirname(self.gwdir), self.gwdir):
-            os.chmod(p, 0o755)
         os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
+        os.chmod(d, 0o755)
         make_test_ca(d)
-        self.port = port
+        self.port = port or free_port()
         self.access_log = os.path.join(d, "access.log")
-        conf = """
+        head = """
 daemon off;
 master_process on;
 worker_processes 1;
@@ -474,32 +473,52 @@ http {{
     fastcgi_temp_path {d}/tmp/fastcgi;
     uwsgi_temp_path {d}/tmp/uwsgi;
     scgi_temp_path {d}/tmp/scgi;
-    types {{ text/plain sig; }}
-    default_type application/json;
-    log_format e2e '$request $status "$http_if_none_match"';
-    access_log {d}/access.log e2e;
-    server {{
+""".format(d=d)
+        server = """    server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {d}/server.pem;
         ssl_certificate_key {d}/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
+""".format(d=d, port=self.port)
+        self.conf = os.path.join(d, "nginx.conf")
+        with open(self.conf, "w") as f:
+            f.write(head + http_lines + server + server_lines + "    }\n}\n")
+        os.chmod(self.conf, 0o600)
+        LOGS.add(os.path.join(d, "error.log"))
+        self.proc = Proc("nginx (%s)" % name, ["nginx", "-c", self.conf, "-p", d],
+                         os.path.join(d, "nginx.out"))
+        wait_until(lambda: self.proc.check_alive() or port_open(self.port), 20,
+                   "the %s to listen" % name)
+
+    def url(self, path="", host="127.0.0.1"):
+        return "https://%s:%d%s" % (host, self.port, path)
+
+    def stop(self):
+        self.proc.stop(timeout=10)
+
+
+class StaticTlsEndpoint(TlsNginx):
+    """nginx serving {dir}/www/gateways/{GATEWAY}/configuration(.sig) over
+    https on 127.0.0.1, only to the gateway's token (403 otherwise)."""
+
+    def __init__(self, d, port):
+        self.www = os.path.join(d, "www")
+        self.gwdir = os.path.join(self.www, "gateways", GATEWAY)
+        os.makedirs(self.gwdir, exist_ok=True)
+        for p in (d, self.www, os.path.dirname(self.gwdir), self.gwdir):
+            os.chmod(p, 0o755)
+        http_lines = """    types {{ text/plain sig; }}
+    default_type application/json;
+    log_format e2e '$request $status "$http_if_none_match"';
+    access_log {d}/access.log e2e;
+""".format(d=d)
+        server_lines = """        ssl_protocols TLSv1.2 TLSv1.3;
         root {www};
         location ~ ^/gateways/{gw_re}/configuration(\\.sig)?$ {{
             if ($http_authorization != "GatewayKey {token}") {{ return 403; }}
         }}
         location / {{ return 403; }}
-    }}
-}}
-""".format(d=d, port=port, www=self.www, gw_re=GATEWAY.replace(".", "\\."), token=TOKEN)
-        self.conf = os.path.join(d, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
-        os.chmod(self.conf, 0o600)
-        LOGS.add(os.path.join(d, "error.log"))
-        self.proc = Proc("nginx (https endpoint)", ["nginx", "-c", self.conf, "-p", d],
-                         os.path.join(d, "nginx.out"))
-        wait_until(lambda: self.proc.check_alive() or port_open(self.port), 20,
-                   "the https endpoint to listen")
+""".format(www=self.www, gw_re=GATEWAY.replace(".", "\\."), token=TOKEN)
+        super().__init__("https endpoint", d, http_lines, server_lines, port)
 
     def publish(self, key, doc_obj):
         """Writes the document, then its .sig, each by an atomic rename."""
@@ -517,9 +536,6 @@ http {{
         with open(self.access_log) as f:
             return f.read().splitlines()
 
-    def stop(self):
-        self.proc.stop(timeout=10)
-
 
 __all__ = ["AgentDaemon", "CountingGateway", "FAULTS", "GATEWAY", "HEALTH", "Key", "Load",
-           "MgmtEndpoint", "StaticTlsEndpoint", "TOKEN", "http", "share_with_www"]
+           "MgmtEndpoint", "StaticTlsEndpoint", "TlsNginx", "TOKEN", "http", "share_with_www"]

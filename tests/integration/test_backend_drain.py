@@ -23,63 +23,32 @@ import uuid
 
 import pytest
 
-from harness import LOGS, Proc, free_port, port_open, wait_until
+from harness import wait_until
 from servers import ModuleDocument
-from sync_e2e_helpers import make_test_ca
+from sync_e2e_helpers import TlsNginx
 
 SETUPS_HERE = ("lighttpd-socket", "apache-proxy-fcgi")
 BIG = 192 * 1024
 
 
-class DrainUpstream:
+class DrainUpstream(TlsNginx):
     def __init__(self, d):
-        self.dir = d
         www = os.path.join(d, "www", "big")
         os.makedirs(www, exist_ok=True)
-        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
         for p in (d, os.path.join(d, "www"), www):
             os.chmod(p, 0o755)
         with open(os.path.join(www, "body"), "wb") as f:
             f.write(os.urandom(BIG))
         os.chmod(os.path.join(www, "body"), 0o644)
-        make_test_ca(d)
-        self.port = free_port()
-        self.access_log = os.path.join(d, "access.log")
-        conf = """
-daemon off;
-master_process on;
-worker_processes 1;
-user www-data;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
+        super().__init__("drain upstream", d, """\
     log_format drain '$connection $connection_requests $body_bytes_sent $request_uri';
     access_log {d}/access.log drain;
     keepalive_timeout 120s;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server.key;
+""".format(d=d), """\
         root {d}/www;
         location /big/ {{ try_files /big/body =404; limit_rate_after 64k; limit_rate 400k; }}
         location /small/ {{ default_type text/plain; return 200 "small $request_uri"; }}
-    }}
-}}
-""".format(d=d, port=self.port)
-        self.conf = os.path.join(d, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
-        LOGS.add(os.path.join(d, "error.log"))
-        self.proc = Proc("nginx (drain upstream)", ["nginx", "-c", self.conf, "-p", d],
-                         os.path.join(d, "nginx.out"))
-        wait_until(lambda: self.proc.check_alive() or port_open(self.port), 20,
-                   "the drain upstream to listen")
+""".format(d=d))
 
     def records(self):
         """(connection, requests on it, body bytes sent, uri) per request."""
@@ -89,9 +58,6 @@ http {{
                         (line.split() for line in f)]
         except FileNotFoundError:
             return []
-
-    def stop(self):
-        self.proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -14,57 +14,20 @@ import uuid
 
 import pytest
 
-from harness import LOGS, Proc, assert_gateway_error, free_port, port_open, wait_until
+from harness import assert_gateway_error, wait_until
 from servers import ModuleDocument
-from sync_e2e_helpers import make_test_ca
+from sync_e2e_helpers import TlsNginx
 
 
-class TlsUpstream:
+class TlsUpstream(TlsNginx):
     """nginx over TLS on 127.0.0.1: /echo/... answers "tls-ok URI"."""
 
     def __init__(self, d):
-        self.dir = d
-        os.makedirs(os.path.join(d, "tmp"), exist_ok=True)
-        os.chmod(d, 0o755)
-        make_test_ca(d)
-        self.port = free_port()
-        self.access_log = os.path.join(d, "access.log")
-        conf = """
-daemon off;
-master_process on;
-worker_processes 1;
-user www-data;
-pid {d}/nginx.pid;
-error_log {d}/error.log warn;
-events {{ worker_connections 64; }}
-http {{
-    client_body_temp_path {d}/tmp/body;
-    proxy_temp_path {d}/tmp/proxy;
-    fastcgi_temp_path {d}/tmp/fastcgi;
-    uwsgi_temp_path {d}/tmp/uwsgi;
-    scgi_temp_path {d}/tmp/scgi;
-    log_format tls '$request_uri $ssl_protocol';
-    access_log {d}/access.log tls;
-    server {{
-        listen 127.0.0.1:{port} ssl;
-        ssl_certificate {d}/server.pem;
-        ssl_certificate_key {d}/server.key;
-        ssl_protocols TLSv1.2 TLSv1.3;
-        location /echo/ {{ default_type text/plain; return 200 "tls-ok $request_uri"; }}
-    }}
-}}
-""".format(d=d, port=self.port)
-        self.conf = os.path.join(d, "nginx.conf")
-        with open(self.conf, "w") as f:
-            f.write(conf)
-        LOGS.add(os.path.join(d, "error.log"))
-        self.proc = Proc("nginx (tls upstream)", ["nginx", "-c", self.conf, "-p", d],
-                         os.path.join(d, "nginx.out"))
-        wait_until(lambda: self.proc.check_alive() or port_open(self.port), 20,
-                   "the tls upstream to listen")
-
-    def url(self, path="", host="127.0.0.1"):
-        return "https://%s:%d%s" % (host, self.port, path)
+        super().__init__("tls upstream", d, """    log_format tls '$request_uri $ssl_protocol';
+    access_log %s/access.log tls;
+""" % d, """        ssl_protocols TLSv1.2 TLSv1.3;
+        location /echo/ { default_type text/plain; return 200 "tls-ok $request_uri"; }
+""")
 
     def lines_with(self, token):
         try:
@@ -72,9 +35,6 @@ http {{
                 return [line.split() for line in f if token in line]
         except FileNotFoundError:
             return []
-
-    def stop(self):
-        self.proc.stop()
 
 
 @pytest.fixture(scope="session")
