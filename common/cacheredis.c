@@ -7,13 +7,13 @@
 #include "common/cacheredis.h"
 
 #include <hiredis/hiredis.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/log.h"
+#include "common/sha256.h"
 
 #define MAGIC "HGC1"
 #define HEAD 12			/* magic + 8 bytes of stored-at */
@@ -51,11 +51,11 @@ void cache_redis_key(const struct cache_redis *cr, const void *key, size_t key_l
 		     char out[CACHE_REDIS_KEY_MAX])
 {
 	static const char digits[] = "0123456789abcdef";
-	unsigned char d[SHA256_DIGEST_LENGTH];
+	unsigned char d[SHA256_LEN];
 	size_t pl = strlen(cr->prefix), i;
 	char *p = out;
 
-	SHA256((const unsigned char *)key, key_len, d);
+	sha256(key, key_len, d);
 	memcpy(p, cr->prefix, pl);
 	p += pl;
 	memcpy(p, "cache:", 6);

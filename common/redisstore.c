@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/sha256.h"
 
 /* KEYS[1] the window; ARGV: op ("t" take, "a" add, "p" peek), n, limit,
  * period in ms. Returns {allowed 0|1, remaining, ms until the window ends}.
@@ -99,7 +100,7 @@ struct redis_conn *redis_store_conn(struct redis_store *rs)
 int redis_store_key(const struct redis_store *rs, const char *key, char *out, size_t cap)
 {
 	size_t pl = strlen(rs->prefix), kl = strlen(key);
-	unsigned char d[SHA256_DIGEST_LENGTH];
+	unsigned char d[SHA256_LEN];
 
 	if (pl + kl <= REDIS_STORE_KEY_HASH_OVER) {
 		if (pl + kl + 1 > cap)
@@ -110,7 +111,7 @@ int redis_store_key(const struct redis_store *rs, const char *key, char *out, si
 	}
 	if (pl + 2 + 2 * sizeof(d) + 1 > cap)
 		return -1;
-	SHA256((const unsigned char *)key, kl, d);
+	sha256(key, kl, d);
 	memcpy(out, rs->prefix, pl);
 	memcpy(out + pl, "h:", 2);
 	hex(d, sizeof(d), out + pl + 2);

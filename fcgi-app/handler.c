@@ -12,11 +12,11 @@
 #include <unistd.h>
 
 #include <json-c/json.h>
-#include <openssl/sha.h>
 
 #include "common/log.h"
 #include "common/cacheredis.h"
 #include "common/redisstore.h"
+#include "common/sha256.h"
 #include "fcgi-app/forward.h"
 #include "policy/engine.h"
 #include "policy/cidr.h"
@@ -99,7 +99,7 @@ static void redis_drop(struct app *app)
 static void counters_sync(struct app *app, const struct gateway *gw)
 {
 	const struct gw_counters *gc = &gw->counters;
-	unsigned char fp[SHA256_DIGEST_LENGTH];
+	unsigned char fp[SHA256_LEN];
 	struct redis_target t;
 	struct counter_remote r;
 	char *buf;
@@ -131,7 +131,7 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 	snprintf(buf, (size_t)n + 1, COUNTERS_FMT, COUNTERS_ARGS);
 #undef COUNTERS_FMT
 #undef COUNTERS_ARGS
-	SHA256((const unsigned char *)buf, (size_t)n, fp);
+	sha256(buf, (size_t)n, fp);
 	explicit_bzero(buf, (size_t)n);
 	free(buf);
 	app->redis_gw = gw;

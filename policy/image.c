@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <json-c/json.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +33,7 @@
 #include "common/atomicfile.h"
 #include "common/fileread.h"
 #include "common/log.h"
+#include "common/sha256.h"
 #include "policy/loader.h"
 #include "policy/policies.h"
 #include "policy/polmod.h"
@@ -737,7 +737,7 @@ int image_compile_buffer(const char *buf, size_t len, const struct stat *doc,
 	h.doc_ino = (uint64_t)doc->st_ino;
 	h.doc_size = (uint64_t)doc->st_size;
 	h.doc_mtime_ns = (int64_t)doc->st_mtim.tv_sec * 1000000000 + doc->st_mtim.tv_nsec;
-	SHA256((const unsigned char *)buf, len, h.doc_sha256);
+	sha256(buf, len, h.doc_sha256);
 	h.n_apis = gw->n_apis;
 
 	ob_reserve(&out, IMG_PAGE);
