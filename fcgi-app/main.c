@@ -32,6 +32,7 @@
 
 #include "common/fileread.h"
 #include "common/log.h"
+#include "common/prefork.h"
 #include "fcgi-app/forward.h"
 #include "fcgi-app/handler.h"
 #include "fcgi-app/nph.h"
@@ -39,7 +40,7 @@
 
 extern char **environ;
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS PREFORK_MAX
 
 static volatile sig_atomic_t stopping;
 
@@ -777,27 +778,9 @@ static void drop_privileges(const struct passwd *pw)
 		fatal("cannot switch to user '%s': %s", pw->pw_name, strerror(errno));
 }
 
-static pid_t spawn_worker(int sock)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		serve_fastcgi(sock);
-		/* exit, not _exit: a sanitizer build checks for leaks at exit, and
-		 * the supervisor leaves nothing to flush or run twice (it has not
-		 * set up libcurl, stdio or atexit handlers before the fork) */
-		exit(0);
-	}
-	if (pid < 0)
-		log_err("cannot start a worker: %s", strerror(errno));
-	return pid;
-}
-
 static int serve_listen(const char *addr, int workers, const char *user)
 {
 	struct passwd *pw = NULL;
-	pid_t pids[MAX_WORKERS];
-	struct sigaction sa;
 	int sock;
 
 	if (user) {
@@ -807,39 +790,7 @@ static int serve_listen(const char *addr, int workers, const char *user)
 	}
 	sock = open_listener(addr, pw);
 	drop_privileges(pw);
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	for (int i = 0; i < workers; i++)
-		pids[i] = spawn_worker(sock);
-	log_info("listening on '%s' with %d workers", addr, workers);
-
-	while (!stopping) {
-		int status;
-		pid_t pid = wait(&status);
-
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < workers; i++) {
-			if (pids[i] != pid)
-				continue;
-			if (WIFSIGNALED(status))
-				log_err("worker %ld died of signal %d: starting another",
-					(long)pid, WTERMSIG(status));
-			pids[i] = stopping ? -1 : spawn_worker(sock);
-		}
-	}
-	for (int i = 0; i < workers; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
-	return 0;
+	return prefork_run(sock, workers, serve_fastcgi, addr);
 }
 
 int main(int argc, char **argv)

@@ -37,6 +37,7 @@
 #include "common/atomicfile.h"
 #include "common/fileread.h"
 #include "common/log.h"
+#include "common/prefork.h"
 #include "manage/app.h"
 #include "manage/crypto.h"
 #include "manage/face.h"
@@ -45,7 +46,7 @@
 
 extern char **environ;
 
-#define MAX_WORKERS 256
+#define MAX_WORKERS PREFORK_MAX
 
 static volatile sig_atomic_t stopping;
 
@@ -313,23 +314,8 @@ static int serve_cgi(void)
 
 /* ---- --listen ---- */
 
-static pid_t spawn_worker(int sock)
-{
-	pid_t pid = fork();
-
-	if (pid == 0) {
-		serve_fastcgi(sock);
-		exit(0);
-	}
-	if (pid < 0)
-		log_err("cannot start a worker: %s", strerror(errno));
-	return pid;
-}
-
 static int serve_listen(const char *addr, int workers)
 {
-	pid_t pids[MAX_WORKERS];
-	struct sigaction sa;
 	struct mapp app;
 	int sock;
 
@@ -349,32 +335,7 @@ static int serve_listen(const char *addr, int workers)
 	}
 	if (sock < 0)
 		fatal("cannot listen on '%s': %s", addr, strerror(errno));
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	for (int i = 0; i < workers; i++)
-		pids[i] = spawn_worker(sock);
-	log_info("listening on '%s' with %d workers", addr, workers);
-	while (!stopping) {
-		int status;
-		pid_t pid = wait(&status);
-
-		if (pid < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		for (int i = 0; i < workers; i++)
-			if (pids[i] == pid)
-				pids[i] = stopping ? -1 : spawn_worker(sock);
-	}
-	for (int i = 0; i < workers; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
-	return 0;
+	return prefork_run(sock, workers, serve_fastcgi, addr);
 }
 
 /* ---- commands ---- */
