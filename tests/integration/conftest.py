@@ -105,6 +105,17 @@ def httpbin(workroot):
 
 
 @pytest.fixture(scope="session")
+def tls_upstream(workroot):
+    """One TLS nginx with a test CA for every module of a session (a fixture
+    imported into several modules would be one per module, each making a
+    new CA where the first still serves)."""
+    from sync_e2e_helpers import TlsUpstream
+    u = TlsUpstream(os.path.join(workroot, "tls-upstream"))
+    yield u
+    u.stop()
+
+
+@pytest.fixture(scope="session")
 def nginx(workroot):
     s = Nginx(workroot)
     yield s

@@ -496,6 +496,24 @@ http {{
         self.proc.stop(timeout=10)
 
 
+class TlsUpstream(TlsNginx):
+    """nginx over TLS on 127.0.0.1: /echo/... answers "tls-ok URI"."""
+
+    def __init__(self, d):
+        super().__init__("tls upstream", d, """    log_format tls '$request_uri $ssl_protocol';
+    access_log %s/access.log tls;
+""" % d, """        ssl_protocols TLSv1.2 TLSv1.3;
+        location /echo/ { default_type text/plain; return 200 "tls-ok $request_uri"; }
+""")
+
+    def lines_with(self, token):
+        try:
+            with open(self.access_log) as f:
+                return [line.split() for line in f if token in line]
+        except FileNotFoundError:
+            return []
+
+
 class StaticTlsEndpoint(TlsNginx):
     """nginx serving {dir}/www/gateways/{GATEWAY}/configuration(.sig) over
     https on 127.0.0.1, only to the gateway's token (403 otherwise)."""
@@ -538,4 +556,4 @@ class StaticTlsEndpoint(TlsNginx):
 
 
 __all__ = ["AgentDaemon", "CountingGateway", "FAULTS", "GATEWAY", "HEALTH", "Key", "Load",
-           "MgmtEndpoint", "StaticTlsEndpoint", "TlsNginx", "TOKEN", "http", "share_with_www"]
+           "MgmtEndpoint", "StaticTlsEndpoint", "TlsNginx", "TlsUpstream", "TOKEN", "http", "share_with_www"]

@@ -16,32 +16,6 @@ import pytest
 
 from harness import assert_gateway_error, wait_until
 from servers import ModuleDocument
-from sync_e2e_helpers import TlsNginx
-
-
-class TlsUpstream(TlsNginx):
-    """nginx over TLS on 127.0.0.1: /echo/... answers "tls-ok URI"."""
-
-    def __init__(self, d):
-        super().__init__("tls upstream", d, """    log_format tls '$request_uri $ssl_protocol';
-    access_log %s/access.log tls;
-""" % d, """        ssl_protocols TLSv1.2 TLSv1.3;
-        location /echo/ { default_type text/plain; return 200 "tls-ok $request_uri"; }
-""")
-
-    def lines_with(self, token):
-        try:
-            with open(self.access_log) as f:
-                return [line.split() for line in f if token in line]
-        except FileNotFoundError:
-            return []
-
-
-@pytest.fixture(scope="session")
-def tls_upstream(workroot):
-    u = TlsUpstream(os.path.join(workroot, "tls-upstream"))
-    yield u
-    u.stop()
 
 
 def tls_doc(base, up):

@@ -17,7 +17,7 @@ import uuid
 
 import pytest
 
-from harness import assert_gateway_error, http, wait_until
+from harness import assert_gateway_error, http
 from servers import ModuleDocument
 from rawupstream import RawUpstream, parse_response, raw_exchange, raw_request, response
 

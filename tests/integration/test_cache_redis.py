@@ -31,7 +31,6 @@ import uuid
 
 import pytest
 
-from harness import wait_until
 from servers import Gateway
 from test_redis_counters import RedisServer, SilentServer, wait_all_ok
 

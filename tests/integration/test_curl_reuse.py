@@ -23,7 +23,7 @@ import pytest
 
 from harness import assert_gateway_error
 from servers import ModuleDocument
-from test_backend_tls import tls_doc, tls_upstream  # noqa: F401 - the session fixture
+from test_backend_tls import tls_doc
 
 SETUPS_HERE = ("lighttpd-socket", "apache-proxy-fcgi")
 
@@ -42,7 +42,7 @@ def reuse_doc(base, httpbin, up):
 
 
 @pytest.fixture(scope="module")
-def _reusemodule(gw, base, httpbin, tls_upstream):  # noqa: F811
+def _reusemodule(gw, base, httpbin, tls_upstream):
     if gw.setup not in SETUPS_HERE:
         pytest.skip("a worker's handle is reused on %s" % ", ".join(SETUPS_HERE))
     with ModuleDocument(gw, base, reuse_doc(base, httpbin, tls_upstream)) as m:

@@ -24,7 +24,6 @@ import uuid
 
 import pytest
 
-from harness import http
 from servers import ModuleDocument, parse_echo
 
 SOCK_TIMEOUT = 10.0   # any one socket operation

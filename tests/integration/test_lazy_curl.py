@@ -25,7 +25,6 @@ import pytest
 
 from harness import wait_until
 from servers import closed_port
-from test_backend_tls import tls_upstream  # noqa: F401 (a fixture)
 
 HEALTH = "/status-lazy-curl"
 
@@ -48,7 +47,7 @@ activate = 1
 
 
 @pytest.fixture(scope="module")
-def doc(workroot, httpbin, tls_upstream):  # noqa: F811
+def doc(workroot, httpbin, tls_upstream):
     d = os.path.join(workroot, "lazy-curl")
     os.makedirs(os.path.join(d, "state"), exist_ok=True)
     cfg = {
@@ -158,7 +157,7 @@ def test_forwarded_plain_http_maps_no_libcurl_so(binary, doc, httpbin):
     assert mapped - {"legacy.so"} <= own_link_set(binary), sorted(mapped - own_link_set(binary))
 
 
-def test_forwarded_https_maps_no_libcurl_so(binary, doc, tls_upstream):  # noqa: F811
+def test_forwarded_https_maps_no_libcurl_so(binary, doc, tls_upstream):
     t = uuid.uuid4().hex[:12]
     got, mapped, p = run_cgi(binary, doc, "/tls/x-" + t)
     assert got.startswith("Status: 200"), p.stdout[:300]
@@ -167,7 +166,7 @@ def test_forwarded_https_maps_no_libcurl_so(binary, doc, tls_upstream):  # noqa:
     assert mapped - {"legacy.so"} <= own_link_set(binary), sorted(mapped - own_link_set(binary))
 
 
-def test_system_cas_are_the_hashed_directory(binary, doc, tls_upstream):  # noqa: F811
+def test_system_cas_are_the_hashed_directory(binary, doc, tls_upstream):
     """A backend without tls.ca_file trusts the CAs of /etc/ssl/certs, looked
     up by their hash links, not the bundle ca-certificates.crt (which OpenSSL
     3.0 parses whole, ~140 certificates, on every new connection: 20-37 ms).
