@@ -9,6 +9,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/jsonget.h"
 #include "import/convert.h"
 
 struct cx {
@@ -85,15 +86,6 @@ static json_object *S_props(json_object *info)
 	return info;
 }
 
-static const char *S_str(json_object *o, const char *name)
-{
-	json_object *v;
-
-	if (!o || !json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 static int S_bool(json_object *o, const char *name, int dflt)
 {
 	json_object *v;
@@ -164,7 +156,7 @@ int imp_openapi_operations(json_object *spec, const char *file, json_object *ops
 
 	snprintf(where, sizeof(where), "%s:1", file);
 	if (!json_object_is_type(spec, json_type_object) ||
-	    (!S_str(spec, "openapi") && !S_str(spec, "swagger"))) {
+	    (!jget_str(spec, "openapi") && !jget_str(spec, "swagger"))) {
 		cfg_error(errs, where, "not an OpenAPI 2 or 3 document (no 'openapi' or 'swagger')");
 		return -1;
 	}
@@ -210,7 +202,7 @@ int imp_openapi_operations(json_object *spec, const char *file, json_object *ops
 				dup = 0;
 				for (i = 0; i < json_object_array_length(ops); i++) {
 					json_object *o2 = json_object_array_get_idx(ops, i);
-					if (!strcmp(S_str(o2, "id"), cand))
+					if (!strcmp(jget_str(o2, "id"), cand))
 						dup = 1;
 				}
 				if (!dup || k > 999)
@@ -325,7 +317,7 @@ static void S_named_values(struct cx *c)
 	for (i = 0; i < c->a->n_named_values; i++) {
 		const struct imp_item *it = &c->a->named_values[i];
 		json_object *p = S_props(it->info), *e, *kv;
-		const char *dn = S_str(p, "displayName"), *v = S_str(p, "value");
+		const char *dn = jget_str(p, "displayName"), *v = jget_str(p, "value");
 		int secret = S_bool(p, "secret", 0);
 
 		if (!dn)
@@ -395,8 +387,8 @@ static void S_backends(struct cx *c, json_object *bs)
 	for (i = 0; i < c->a->n_backends; i++) {
 		const struct imp_item *it = &c->a->backends[i];
 		json_object *p = S_props(it->info), *b, *cr, *tls, *pool, *v;
-		const char *url = S_str(p, "url"), *proto = S_str(p, "protocol"),
-			*type = S_str(p, "type");
+		const char *url = jget_str(p, "url"), *proto = jget_str(p, "protocol"),
+			*type = jget_str(p, "type");
 
 		if (!S_id_ok(it->name)) {
 			S_err(c, it->file, 1, "backend '%s': the name is not importable", it->name);
@@ -420,9 +412,9 @@ static void S_backends(struct cx *c, json_object *bs)
 			} else {
 				for (k = 0; k < json_object_array_length(svcs); k++) {
 					json_object *s = json_object_array_get_idx(svcs, k), *m;
-					const char *ref = S_str(s, "id");
+					const char *ref = jget_str(s, "id");
 					const struct imp_item *mb = ref ? S_backend_item(c, ref) : NULL;
-					const char *mu = mb ? S_str(S_props(mb->info), "url") : NULL;
+					const char *mu = mb ? jget_str(S_props(mb->info), "url") : NULL;
 					if (!mu) {
 						S_err(c, it->file, 1, "backend '%s': pool member '%s' is not"
 						      " a backend with a url among the artifacts", it->name,
@@ -508,7 +500,7 @@ static const char *S_api_backend(struct cx *c, json_object *bs, const struct imp
 	json_object *nb;
 
 	json_object_object_foreach(bs, id, b) {
-		const char *u = S_str(b, "url");
+		const char *u = jget_str(b, "url");
 		/* only a plain backend: its credentials or TLS settings are not the
 		 * serviceUrl's */
 		if (u && !strcmp(u, url) && json_object_object_length(b) == 1)
@@ -549,9 +541,9 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 {
 	const struct imp_api *api = &c->a->apis[idx];
 	json_object *p = S_props(api->info), *o, *ops, *pol, *v;
-	const char *path = S_str(p, "path"), *url = S_str(p, "serviceUrl"),
-		*type = S_str(p, "type"), *vs = S_str(p, "apiVersionSetId"),
-		*ver = S_str(p, "apiVersion");
+	const char *path = jget_str(p, "path"), *url = jget_str(p, "serviceUrl"),
+		*type = jget_str(p, "type"), *vs = jget_str(p, "apiVersionSetId"),
+		*ver = jget_str(p, "apiVersion");
 	char bbuf[IMP_MAX_NAME + 8], fullpath[1024];
 	const char *backend;
 	size_t i, k;
@@ -568,7 +560,7 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 	snprintf(fullpath, sizeof(fullpath), "%s", path);
 	if (vs) {
 		const struct imp_item *set = S_version_set(c, vs);
-		const char *scheme = set ? S_str(S_props(set->info), "versioningScheme") : NULL;
+		const char *scheme = set ? jget_str(S_props(set->info), "versioningScheme") : NULL;
 		if (!set || !scheme)
 			S_err(c, api->file, 1, "API '%s': version set '%s' is not among the artifacts",
 			      api->name, vs);
@@ -594,7 +586,7 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 			       json_object_new_boolean(S_bool(p, "subscriptionRequired", 1)));
 	if (json_object_object_get_ex(p, "subscriptionKeyParameterNames", &v) && v) {
 		json_object *sk = json_object_new_object();
-		const char *h = S_str(v, "header"), *q = S_str(v, "query");
+		const char *h = jget_str(v, "header"), *q = jget_str(v, "query");
 		if (h)
 			json_object_object_add(sk, "header", json_object_new_string(h));
 		if (q)
@@ -629,7 +621,7 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		S_origin_line(c, json_object_array_get_idx(ops, i),
 			      api->operations ? api->file : api->spec_file,
 			      api->operations ? 1 : S_spec_line(api->spec_text,
-					  S_str(json_object_array_get_idx(ops, i), "url_template")));
+					  jget_str(json_object_array_get_idx(ops, i), "url_template")));
 	if (!api->operations && !api->spec_refused && api->spec &&
 	    json_object_array_length(ops) == 0 &&
 	    !c->api_bad[idx])
@@ -641,7 +633,7 @@ static json_object *S_api(struct cx *c, size_t idx, json_object *bs)
 		json_object *op = NULL;
 		for (i = 0; i < json_object_array_length(ops); i++) {
 			json_object *x = json_object_array_get_idx(ops, i);
-			if (!strcmp(S_str(x, "id"), api->ops[k].name))
+			if (!strcmp(jget_str(x, "id"), api->ops[k].name))
 				op = x;
 		}
 		if (!op) {
@@ -766,7 +758,7 @@ static int S_product_kept(json_object *products, const char *id)
 	size_t i;
 
 	for (i = 0; i < json_object_array_length(products); i++)
-		if (!strcmp(S_str(json_object_array_get_idx(products, i), "id"), id))
+		if (!strcmp(jget_str(json_object_array_get_idx(products, i), "id"), id))
 			return 1;
 	return 0;
 }
@@ -802,8 +794,8 @@ static void S_subscriptions(struct cx *c, json_object *arr, json_object *product
 	for (i = 0; i < c->a->n_subscriptions; i++) {
 		const struct imp_item *it = &c->a->subscriptions[i];
 		json_object *p = S_props(it->info), *o, *keys = NULL, *kh;
-		const char *scope = S_str(p, "scope"), *state = S_str(p, "state"),
-			*exp = S_str(p, "expirationDate");
+		const char *scope = jget_str(p, "scope"), *state = jget_str(p, "state"),
+			*exp = jget_str(p, "expirationDate");
 		const char *m, *mapi;
 		char sc[200];
 
@@ -953,7 +945,7 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 		const char *w = o ? o->where : NULL;
 		char mapped[700];
 		if (api >= 0) {
-			const char *id = S_str(json_object_array_get_idx(
+			const char *id = jget_str(json_object_array_get_idx(
 				json_object_object_get(doc, "apis"), (size_t)api), "id");
 			long ai = id ? S_api_index(c, id) : -1;
 			if (ai >= 0) {
@@ -972,7 +964,7 @@ static int S_validate(struct cx *c, json_object *doc, int *api_errors)
 			size_t n0 = c->errs->n;
 			cfg_error(c->errs, mapped, "format 1 refuses it: %s", le.msg[i]);
 			if (api >= 0) {
-				const char *id = S_str(json_object_array_get_idx(
+				const char *id = jget_str(json_object_array_get_idx(
 					json_object_object_get(doc, "apis"), (size_t)api), "id");
 				S_reasons_since(c, id ? S_api_index(c, id) : -1, n0);
 			}
@@ -1000,8 +992,8 @@ static char *S_expand(json_object *nv, const char *s)
 		if (e && (size_t)(e - s - 2) < sizeof(name)) {
 			snprintf(name, sizeof(name), "%.*s", (int)(e - s - 2), s + 2);
 			if (json_object_object_get_ex(nv, name, &v) && !S_bool(v, "secret", 0) &&
-			    S_str(v, "value")) {
-				const char *val = S_str(v, "value");
+			    jget_str(v, "value")) {
+				const char *val = jget_str(v, "value");
 				size_t l = strlen(val);
 				if (n + l + 1 >= sizeof(out))
 					break;
@@ -1041,7 +1033,7 @@ static void S_send_request(json_object *doc, json_object *sr)
 	json_object_object_foreach(bs, id, b) {
 		char *bu;
 		size_t l;
-		url = S_str(b, "url");
+		url = jget_str(b, "url");
 		if (!url)
 			continue;
 		bu = S_expand(nv, url);
@@ -1090,7 +1082,7 @@ static void S_base_url(json_object *doc, json_object *sbs)
 	if (!x)
 		return;
 	json_object_object_foreach(bs, bid, b) {
-		char *bu = S_str(b, "url") ? S_expand(nv, S_str(b, "url")) : NULL;
+		char *bu = jget_str(b, "url") ? S_expand(nv, jget_str(b, "url")) : NULL;
 		(void)bid;
 		if (bu && !strcmp(bu, x))
 			found = 1;
@@ -1310,7 +1302,7 @@ void imp_report_print(const struct imp_report *r, const struct cfg_errors *errs,
 	if (json_object_object_get_ex(r->j, "apis", &arr))
 		for (i = 0; i < json_object_array_length(arr); i++) {
 			json_object *e = json_object_array_get_idx(arr, i), *why;
-			fprintf(f, "api %s: %s", S_str(e, "name"), S_str(e, "status"));
+			fprintf(f, "api %s: %s", jget_str(e, "name"), jget_str(e, "status"));
 			if (json_object_object_get_ex(e, "why", &why) &&
 			    json_object_array_length(why) > 0)
 				fprintf(f, ", first reason: %s%s", json_object_get_string(
@@ -1321,14 +1313,14 @@ void imp_report_print(const struct imp_report *r, const struct cfg_errors *errs,
 	if (json_object_object_get_ex(r->j, "left_out", &arr))
 		for (i = 0; i < json_object_array_length(arr); i++) {
 			json_object *e = json_object_array_get_idx(arr, i);
-			fprintf(f, "%s %s: left out, %s\n", S_str(e, "kind"), S_str(e, "name"),
-				S_str(e, "why"));
+			fprintf(f, "%s %s: left out, %s\n", jget_str(e, "kind"), jget_str(e, "name"),
+				jget_str(e, "why"));
 		}
 	if (json_object_object_get_ex(r->j, "secrets", &arr))
 		for (i = 0; i < json_object_array_length(arr); i++) {
 			json_object *e = json_object_array_get_idx(arr, i);
-			fprintf(f, "secret named value %s (%s): %s\n", S_str(e, "name"),
-				S_str(e, "file"), S_bool(e, "supplied", 0) ?
+			fprintf(f, "secret named value %s (%s): %s\n", jget_str(e, "name"),
+				jget_str(e, "file"), S_bool(e, "supplied", 0) ?
 				"value supplied by the overrides" : "must be supplied (--overrides)");
 		}
 	if (json_object_object_get_ex(r->j, "subscriptions_without_keys", &arr))

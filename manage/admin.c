@@ -532,7 +532,7 @@ static void do_sub_create(struct mapp *app, const struct mreq *req, struct mresp
 			goto out;
 		}
 	}
-	id = app_json_str(obj, "id");
+	id = jget_str(obj, "id");
 	if (!id || !util_is_id(id)) {
 		app_error_at(resp, "id", "a subscription id is required ([A-Za-z0-9._-]{1,80})");
 		goto out;
@@ -772,7 +772,7 @@ static void do_gateway_token(struct mapp *app, const char *id, const struct mreq
 		obj = app_parse_body(req, resp, MANAGE_MAX_HEARTBEAT, json_type_object);
 		if (!obj)
 			return;
-		e = app_json_str(obj, "expires");
+		e = jget_str(obj, "expires");
 		if (json_object_object_get_ex(obj, "expires", NULL) &&
 		    (!e || products_parse_time(e, &expires) != 0)) {
 			app_error_at(resp, "expires", "must be an RFC 3339 time");

@@ -197,15 +197,6 @@ int app_query_param(const char *q, const char *name, char *out, size_t n)
 	return 0;
 }
 
-const char *app_json_str(json_object *o, const char *name)
-{
-	json_object *v;
-
-	if (!json_object_object_get_ex(o, name, &v) || !json_object_is_type(v, json_type_string))
-		return NULL;
-	return json_object_get_string(v);
-}
-
 const char *app_json_text(json_object *o)
 {
 	return json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN |

@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/jsonget.h"
 #include "manage/store.h"
 #include "manage/util.h"
 
@@ -101,8 +102,8 @@ struct json_object *app_parse_body(const struct mreq *req, struct mresp *resp, s
 				   enum json_type want);
 /* A query parameter, percent-decoded into out: 1 found, 0 not. */
 int app_query_param(const char *q, const char *name, char *out, size_t n);
-/* A string member or NULL; the compact text of o (json-c's buffer). */
-const char *app_json_str(struct json_object *o, const char *name);
+/* The compact text of o (json-c's buffer); a string member: jget_str
+ * (common/jsonget.h). */
 const char *app_json_text(struct json_object *o);
 /* "SCHEME TOKEN" in an Authorization header: 0 with *token, or -1. */
 int app_token_of(const char *header, const char *scheme, const char **token);

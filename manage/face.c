@@ -217,8 +217,8 @@ static void do_metrics_in(struct mapp *app, const char *g, const struct mreq *re
 
 	if (!obj)
 		return;
-	instance = app_json_str(obj, "instance");
-	from = app_json_str(obj, "from");
+	instance = jget_str(obj, "instance");
+	from = jget_str(obj, "from");
 	if (!instance || !*instance || strlen(instance) > 128) {
 		app_error_at(resp, "instance", "required: the agent's instance id");
 		goto out;

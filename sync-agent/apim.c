@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/atomicfile.h"
+#include "common/jsonget.h"
 #include "common/log.h"
 #include "import/convert.h"
 #include "sync-agent/arm.h"
@@ -56,15 +57,6 @@ static char *S_keep(struct read *rd, const char *s)
 	return rd->names[rd->n_names] ? rd->names[rd->n_names++] : NULL;
 }
 
-static const char *S_str(json_object *o, const char *name)
-{
-	json_object *v;
-
-	if (o && json_object_object_get_ex(o, name, &v) && json_object_is_type(v, json_type_string))
-		return json_object_get_string(v);
-	return NULL;
-}
-
 static json_object *S_props(json_object *o)
 {
 	json_object *p;
@@ -107,7 +99,7 @@ static int S_policy(struct arm *arm, struct read *rd, const char *path, const ch
 	if (!j)
 		return 0;
 	json_object_array_add(rd->policies, j);
-	v = S_str(S_props(j), "value");
+	v = jget_str(S_props(j), "value");
 	if (!v) {
 		snprintf(arm->error, sizeof(arm->error), "ARM %s: no properties.value", path);
 		return -1;
@@ -149,18 +141,18 @@ static int S_api(struct arm *arm, struct read *rd, size_t i)
 	for (size_t k = 0; k < n; k++) {
 		json_object *op = json_object_array_get_idx(rd->ops[i], k), *p = S_props(op);
 		json_object *o = json_object_new_object();
-		const char *name = S_str(op, "name");
+		const char *name = jget_str(op, "name");
 
-		if (!o || !S_arm_name(name) || !S_str(p, "method") || !S_str(p, "urlTemplate")) {
+		if (!o || !S_arm_name(name) || !jget_str(p, "method") || !jget_str(p, "urlTemplate")) {
 			json_object_put(o);
 			snprintf(arm->error, sizeof(arm->error), "ARM /apis/%s/operations: an "
 				 "operation without a usable name, method or urlTemplate", api->name);
 			return -1;
 		}
 		json_object_object_add(o, "id", json_object_new_string(name));
-		json_object_object_add(o, "method", json_object_new_string(S_str(p, "method")));
+		json_object_object_add(o, "method", json_object_new_string(jget_str(p, "method")));
 		json_object_object_add(o, "url_template",
-				       json_object_new_string(S_str(p, "urlTemplate")));
+				       json_object_new_string(jget_str(p, "urlTemplate")));
 		json_object_array_add(rd->op_lists[i], o);
 		api->ops[k].name = (char *)(uintptr_t)name;
 		snprintf(path, sizeof(path), "/apis/%s/operations/%s/policies/policy?format=rawxml",
@@ -211,7 +203,7 @@ static int S_products(struct arm *arm, struct read *rd)
 	for (size_t i = 0; i < n; i++) {
 		json_object *it = json_object_array_get_idx(rd->products, i), *apis;
 		struct imp_item *p = &rd->a.products[rd->a.n_products];
-		const char *name = S_str(it, "name");
+		const char *name = jget_str(it, "name");
 		size_t m;
 
 		if (!S_arm_name(name) || !S_props(it)) {
@@ -232,7 +224,7 @@ static int S_products(struct arm *arm, struct read *rd)
 		if (!p->apis)
 			goto oom;
 		for (size_t k = 0; k < m; k++) {
-			const char *an = S_str(json_object_array_get_idx(apis, k), "name");
+			const char *an = jget_str(json_object_array_get_idx(apis, k), "name");
 
 			if (an && S_served(rd, an))
 				p->apis[p->n_apis++] = (char *)(uintptr_t)an;
@@ -318,8 +310,8 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 	for (size_t i = 0; i < n; i++) {
 		json_object *it = json_object_array_get_idx(rd->subs, i), *sec = NULL, *keys, *was;
 		struct imp_item *s = &rd->a.subscriptions[rd->a.n_subscriptions];
-		const char *name = S_str(it, "name"), *scope = S_str(S_props(it), "scope");
-		const char *state = S_str(S_props(it), "state"), *k1, *k2, *etag;
+		const char *name = jget_str(it, "name"), *scope = jget_str(S_props(it), "scope");
+		const char *state = jget_str(S_props(it), "state"), *k1, *k2, *etag;
 
 		if (!S_arm_name(name) || !scope) {
 			snprintf(arm->error, sizeof(arm->error), "ARM /subscriptions: a "
@@ -329,10 +321,10 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 		if (!S_scope_served(rd, scope) ||
 		    (state && strcmp(state, "active") && strcmp(state, "suspended")))
 			continue;
-		etag = S_str(it, "etag");
+		etag = jget_str(it, "etag");
 		if (etag && *etag && rd->old_keys &&
 		    json_object_object_get_ex(rd->old_keys, name, &was) &&
-		    S_str(was, "etag") && strcmp(S_str(was, "etag"), etag) == 0 &&
+		    jget_str(was, "etag") && strcmp(jget_str(was, "etag"), etag) == 0 &&
 		    json_object_object_get_ex(was, "keys", &keys) && S_key_list(keys)) {
 			/* unchanged since the keys were read: a regenerated key
 			 * changes the subscription's etag (docs/azure-apim.md) */
@@ -343,8 +335,8 @@ static int S_subscriptions(struct arm *arm, struct read *rd)
 		snprintf(path, sizeof(path), "/subscriptions/%s/listSecrets", name);
 		if (arm_post(arm, path, &sec) < 0)
 			return -1;
-		k1 = S_str(sec, "primaryKey");
-		k2 = S_str(sec, "secondaryKey");
+		k1 = jget_str(sec, "primaryKey");
+		k2 = jget_str(sec, "secondaryKey");
 		keys = json_object_new_array();
 		if (!keys) {
 			json_object_put(sec);
@@ -429,7 +421,7 @@ static int S_items(struct arm *arm, struct read *rd, const char *path, const cha
 		goto oom;
 	for (size_t i = 0; i < m; i++) {
 		json_object *it = json_object_array_get_idx(*list, i);
-		const char *name = S_str(it, "name");
+		const char *name = jget_str(it, "name");
 
 		if (!S_arm_name(name) || !S_props(it)) {
 			snprintf(arm->error, sizeof(arm->error), "ARM %s: an item without a usable "
@@ -466,7 +458,7 @@ static int S_fragments(struct arm *arm, struct read *rd)
 		goto oom;
 	for (size_t i = 0; i < m; i++) {
 		json_object *it = json_object_array_get_idx(rd->frags, i);
-		const char *name = S_str(it, "name"), *v = S_str(S_props(it), "value");
+		const char *name = jget_str(it, "name"), *v = jget_str(S_props(it), "value");
 		char file[AGENT_URL_MAX];
 
 		if (!S_arm_name(name) || !v) {
@@ -502,17 +494,17 @@ static int S_named_values(struct arm *arm, struct read *rd)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
 		json_object *p = S_props(all[i].info), *kv, *ans = NULL;
-		const char *dn = S_str(p, "displayName");
+		const char *dn = jget_str(p, "displayName");
 		char path[AGENT_URL_MAX];
 
 		if (!dn || !S_used(rd, dn))
 			continue;
-		if (!S_str(p, "value") && (json_object_object_get_ex(p, "secret", &kv) ||
+		if (!jget_str(p, "value") && (json_object_object_get_ex(p, "secret", &kv) ||
 					   json_object_object_get_ex(p, "keyVault", &kv))) {
 			snprintf(path, sizeof(path), "/namedValues/%s/listValue", all[i].name);
 			if (arm_post(arm, path, &ans) < 0)
 				goto out;
-			if (!S_str(ans, "value")) {
+			if (!jget_str(ans, "value")) {
 				json_object_put(ans);
 				snprintf(arm->error, sizeof(arm->error), "ARM listValue of named "
 					 "value %.200s: no value", all[i].name);
@@ -520,9 +512,9 @@ static int S_named_values(struct arm *arm, struct read *rd)
 			}
 			/* into the item's properties: zeroed with rd->nvs */
 			json_object_object_add(p, "value",
-					       json_object_new_string(S_str(ans, "value")));
-			explicit_bzero((char *)(uintptr_t)S_str(ans, "value"),
-				       strlen(S_str(ans, "value")));
+					       json_object_new_string(jget_str(ans, "value")));
+			explicit_bzero((char *)(uintptr_t)jget_str(ans, "value"),
+				       strlen(jget_str(ans, "value")));
 			json_object_put(ans);
 		}
 		all[kept++] = all[i];
@@ -557,7 +549,7 @@ static void S_forget_keys(json_object *keys)
 static void S_forget_values(json_object *nvs)
 {
 	for (size_t i = 0; nvs && i < json_object_array_length(nvs); i++) {
-		const char *v = S_str(S_props(json_object_array_get_idx(nvs, i)), "value");
+		const char *v = jget_str(S_props(json_object_array_get_idx(nvs, i)), "value");
 
 		if (v)
 			explicit_bzero((char *)(uintptr_t)v, strlen(v));
@@ -611,7 +603,7 @@ static void S_left_out(const struct imp_report *r, char *buf, size_t len)
 		return;
 	for (size_t i = 0; i < json_object_array_length(arr); i++) {
 		json_object *e = json_object_array_get_idx(arr, i);
-		const char *st = S_str(e, "status"), *name = S_str(e, "name");
+		const char *st = jget_str(e, "status"), *name = jget_str(e, "name");
 		int n;
 
 		if (!name || (st && strcmp(st, "imported") == 0))
@@ -761,7 +753,7 @@ enum sync_result apim_attempt(struct agent *a)
 	}
 	for (size_t i = 0; i < n_apis; i++) {
 		json_object *it = json_object_array_get_idx(rd.gw_apis, i);
-		const char *name = S_str(it, "name");
+		const char *name = jget_str(it, "name");
 
 		if (!S_arm_name(name) || !S_props(it)) {
 			snprintf(arm.error, sizeof(arm.error), "ARM gateways/%s/apis: an API "
