@@ -6,7 +6,8 @@
 #                        the programs write every report to a file (common/sanitizer.c)
 #                        and the runners fail on any
 #   make fuzz            libFuzzer targets (clang) in build/fuzz/
-#   make bench           benchmarks (bench/run), table in docs/performance.md
+#   make bench           benchmarks: bench/run (table in docs/performance.md),
+#                        bench/tls (HTTPS egress), bench/cgi (CPU per CGI request)
 #   make bench-engine    the engine alone: what a 10-condition choose costs
 #   make install PREFIX=/usr/local DESTDIR=
 #
@@ -99,8 +100,15 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 # copies the library). Trusted CAs: /etc/ssl/certs, not the bundle (why:
 # scripts/build-curl). hostgate-sync, -manage and -import keep the system
 # libcurl.
-# STATIC_CRYPTO=1 also links libssl.a and libcrypto.a into the app (less per
-# CGI start; OpenSSL fixes then need a rebuild, so it is not the default).
+# OpenSSL is linked statically into the app too (STATIC_CRYPTO=1, the
+# default): mapping and binding the shared libssl and libcrypto costs every
+# CGI start ~1.1 ms, a third of the issue-15 budget of 3 ms (docs/
+# performance.md). OpenSSL fixes then need a rebuild, as libcurl's already
+# do: `make` relinks the app when libssl-dev changes version, so after
+# `apt upgrade` run `make && make install` once for both. STATIC_CRYPTO=0
+# links Debian's shared OpenSSL instead (an upgrade then fixes it in place;
+# the embedded libcurl still needs the rebuild).
+STATIC_CRYPTO ?= 1
 CURL_DEB := $(shell dpkg-query -W -f='$${Version}' libcurl4 2>/dev/null)
 CURL_DIR := $(BUILD)/curl
 CURL_LIB := $(CURL_DIR)/libcurl.a
@@ -121,6 +129,8 @@ APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c fcgi 2>/dev/null) -Wl,-
 # relinked when libssl-dev (libssl.a, libcrypto.a) changes version, as the
 # embedded libcurl is rebuilt when libcurl4 does: apt upgrade, then make
 SSL_DEB := $(shell dpkg-query -W -f='$${Version}' libssl-dev 2>/dev/null)
+$(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_SSL_DEB='"$(SSL_DEB)"'
+$(call obj,fcgi-app/main.c): $(BUILD)/static-openssl.version
 SSL_STAMP := $(BUILD)/static-openssl.version
 APP_DEPS += $(SSL_STAMP)
 .PHONY: ssl-relink
@@ -182,6 +192,7 @@ test: all $(UNIT_BINS) $(REPLAY_BINS)
 bench: all bench-engine
 	bench/run
 	bench/tls
+	bench/cgi
 
 # the engine alone (no servers): what choose costs, docs/performance.md
 bench-engine: $(BUILD)/bench/choose-bench
