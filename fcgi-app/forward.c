@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <limits.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -965,6 +966,36 @@ static int redirect_decide(struct fwd *f)
 	return 1;
 }
 
+/* len bytes of a backend's header line into dst, every control byte but a
+ * tab as a space. Eight bytes at a time while none of them is below 0x20 or
+ * 0x7f (a byte at a time made this half of on_header's instructions). */
+static void S_copy_header_bytes(char *restrict dst, const char *restrict src, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char ch;
+
+		if (len - i >= 8) {
+			uint64_t w;
+
+			memcpy(&w, src + i, 8);
+			/* a high bit where a byte is < 0x20 (w - 0x20..), 0x7f
+			 * ((w ^ 0x7f..) - 0x01..) or >= 0x80 (w): never missed,
+			 * sometimes seen where there is none (borrows) — then
+			 * this word goes byte by byte */
+			if (!(((w - ones * 0x20) | ((w ^ ones * 0x7f) - ones) | w) & highs)) {
+				memcpy(dst + i, &w, 8);
+				i += 8;
+				continue;
+			}
+		}
+		ch = (unsigned char)src[i];
+		dst[i++] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
+	}
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct fwd *f = arg;
@@ -1059,11 +1090,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	/* no control byte of the backend's (but a tab) becomes a header byte
 	 * of ours: the web server may split or stop on any of them */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-
-		f->hdr[f->hdr_len++] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
-	}
+	S_copy_header_bytes(f->hdr + f->hdr_len, buf, len);
+	f->hdr_len += len;
 	f->hdr[f->hdr_len++] = '\0';
 	if (len >= 18 && strncasecmp(buf, "Transfer-Encoding:", 18) == 0)
 		f->resp_chunked = 1;
