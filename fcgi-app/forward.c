@@ -101,6 +101,9 @@ static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 
 static int handle_init(CURL *h);
 static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
+/* the main handle's multi handle, for the process: it holds the backend
+ * connections between requests (S_perform) */
+static CURLM *main_multi;
 
 int forward_init(struct app *app)
 {
@@ -118,13 +121,22 @@ int forward_load(struct app *app)
 		return -1;
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
-	return app->curl && app->curl_side && handle_init(app->curl) == 0 ? 0 : -1;
+	main_multi = curl_multi_init();
+	if (main_multi)
+		/* what curl_easy_perform copies from an easy handle whose
+		 * CURLOPT_MAXCONNECTS is left alone */
+		curl_multi_setopt(main_multi, CURLMOPT_MAXCONNECTS, 5L);
+	return app->curl && app->curl_side && main_multi &&
+	       handle_init(app->curl) == 0 ? 0 : -1;
 }
 
 void forward_release(struct app *app)
 {
 	if (!app->curl && !app->curl_side)
 		return;	/* never loaded: no curl_global_init to undo */
+	if (main_multi)
+		curl_multi_cleanup(main_multi);	/* its connections */
+	main_multi = NULL;
 	if (app->curl)
 		curl_easy_cleanup(app->curl);
 	if (app->curl_side)
@@ -1245,6 +1257,47 @@ static int64_t body_length(const struct fwd *f)
  * on this handle: URL, timeouts, buffer size, header list, TLS options
  * (setup_tls), credentials, method, body. tests/integration/
  * test_curl_reuse.py checks that none carries over to the next request. */
+/* curl_easy_perform(h) on main_multi, less one poll(2) per transfer:
+ * libcurl 7.88's easy loop (easy.c easy_transfer) polls before its first
+ * curl_multi_perform, when the transfer has no socket yet and the wait is 0
+ * ms — this loop performs first and waits only for a transfer under way.
+ * Otherwise the same steps: the same 1 s wait cap, the result from
+ * curl_multi_info_read, the handle removed (its connection stays in the
+ * multi handle's cache for the next request, as in the easy handle's own
+ * multi handle before). */
+static CURLcode S_perform(CURL *h)
+{
+	CURLcode rc = CURLE_OK;
+	CURLMcode mc;
+
+	mc = curl_multi_add_handle(main_multi, h);
+	if (mc != CURLM_OK)
+		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+	for (;;) {
+		int running = 0;
+
+		mc = curl_multi_perform(main_multi, &running);
+		if (mc != CURLM_OK)
+			break;
+		if (!running) {
+			int left;
+			CURLMsg *m = curl_multi_info_read(main_multi, &left);
+
+			if (m) {
+				rc = m->data.result;
+				break;
+			}
+		}
+		mc = curl_multi_poll(main_multi, NULL, 0, 1000, NULL);
+		if (mc != CURLM_OK)
+			break;
+	}
+	if (mc != CURLM_OK)
+		rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+	(void)curl_multi_remove_handle(main_multi, h);
+	return rc;
+}
+
 static int handle_init(CURL *h)
 {
 	char *ca = NULL;
@@ -1464,7 +1517,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				goto answer;
 			}
 			setup_request(h, f, headers, hop_timeout_ms(f, attempt_t0, &by_deadline));
-			rc = curl_easy_perform(h);
+			rc = S_perform(h);
 			if (!f->redirect || req->headers_sent || f->client_gone ||
 			    f->client_slow || f->body_too_large || f->resp_too_large)
 				break;
