@@ -1,7 +1,9 @@
 #include "fcgi-app/forward.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -11,6 +13,7 @@
 #include <time.h>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 
 #include "common/log.h"
 #include "policy/cidr.h"
@@ -100,10 +103,17 @@ static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 #define MAX_REDIRECTS 5
 
 static int handle_init(CURL *h);
+static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp);
 static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
 /* the main handle's multi handle, for the process: it holds the backend
  * connections between requests (S_perform) */
 static CURLM *main_multi;
+/* the sockets main_multi's transfer waits on (S_sockcb), and the callbacks'
+ * calls since S_perform last looked (read-ahead progress) */
+#define MAX_WAIT_SOCKS 8
+static struct pollfd wait_socks[MAX_WAIT_SOCKS];
+static int n_wait_socks;
+static unsigned long cb_calls;
 
 int forward_init(struct app *app)
 {
@@ -122,10 +132,12 @@ int forward_load(struct app *app)
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
 	main_multi = curl_multi_init();
-	if (main_multi)
+	if (main_multi) {
 		/* what curl_easy_perform copies from an easy handle whose
 		 * CURLOPT_MAXCONNECTS is left alone */
 		curl_multi_setopt(main_multi, CURLMOPT_MAXCONNECTS, 5L);
+		curl_multi_setopt(main_multi, CURLMOPT_SOCKETFUNCTION, S_sockcb);
+	}
 	return app->curl && app->curl_side && main_multi &&
 	       handle_init(app->curl) == 0 ? 0 : -1;
 }
@@ -1013,6 +1025,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	struct fwd *f = arg;
 	size_t len = size * nitems;
 
+	cb_calls++;
 	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
@@ -1186,6 +1199,7 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 	struct fwd *f = arg;
 	size_t len = size * nitems;
 
+	cb_calls++;
 	if (f->discard)
 		return len;
 	if (f->buffering)
@@ -1257,44 +1271,149 @@ static int64_t body_length(const struct fwd *f)
  * on this handle: URL, timeouts, buffer size, header list, TLS options
  * (setup_tls), credentials, method, body. tests/integration/
  * test_curl_reuse.py checks that none carries over to the next request. */
-/* curl_easy_perform(h) on main_multi, less one poll(2) per transfer:
- * libcurl 7.88's easy loop (easy.c easy_transfer) polls before its first
- * curl_multi_perform, when the transfer has no socket yet and the wait is 0
- * ms — this loop performs first and waits only for a transfer under way.
- * Otherwise the same steps: the same 1 s wait cap, the result from
- * curl_multi_info_read, the handle removed (its connection stays in the
- * multi handle's cache for the next request, as in the easy handle's own
- * multi handle before). */
+/* libcurl tells which sockets its transfer waits on, and for what. */
+static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp)
+{
+	int i;
+
+	(void)e;
+	(void)userp;
+	(void)sockp;
+	for (i = 0; i < n_wait_socks && wait_socks[i].fd != sock; i++)
+		;
+	if (what == CURL_POLL_REMOVE) {
+		if (i < n_wait_socks)
+			wait_socks[i] = wait_socks[--n_wait_socks];
+		return 0;
+	}
+	if (i == n_wait_socks) {
+		if (n_wait_socks == MAX_WAIT_SOCKS)
+			return -1;
+		n_wait_socks++;
+	}
+	wait_socks[i].fd = sock;
+	wait_socks[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
+				       (what & CURL_POLL_OUT ? POLLOUT : 0));
+	wait_socks[i].revents = 0;
+	return 0;
+}
+
+/* OpenSSL read ahead on the backend connections: a TLS record whole in one
+ * recv(2), not its 5-byte header first (SSL_CTX_set_read_ahead). */
+static CURLcode S_sslctx(CURL *h, void *ctx, void *arg)
+{
+	(void)h;
+	(void)arg;
+	SSL_CTX_set_read_ahead((SSL_CTX *)ctx, 1);
+	return CURLE_OK;
+}
+
+/* The socket libcurl waits to read from, when the transfer's TLS connection
+ * holds bytes OpenSSL read ahead and has not yet processed (the socket has
+ * nothing more to say about them). Returns CURL_SOCKET_BAD otherwise. (Not
+ * CURLINFO_ACTIVESOCKET: libcurl 7.88 answers it only after a transfer.) */
+static curl_socket_t S_tls_buffered(CURL *h)
+{
+	struct curl_tlssessioninfo *ti = NULL;
+	int i;
+
+	for (i = 0; i < n_wait_socks && !(wait_socks[i].events & POLLIN); i++)
+		;
+	if (i == n_wait_socks)
+		return CURL_SOCKET_BAD;
+	if (curl_easy_getinfo(h, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti ||
+	    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals ||
+	    !SSL_has_pending((SSL *)ti->internals))
+		return CURL_SOCKET_BAD;
+	return wait_socks[i].fd;
+}
+
+/* curl_easy_perform(h), on main_multi through libcurl's socket interface
+ * (issue 15, docs/performance.md "A worker's small HTTPS request"):
+ *
+ * - told which socket is ready (CURL_CSELECT_*), libcurl does not poll it
+ *   again before reading (7.88's Curl_readwrite polls with a 0 timeout when
+ *   it is not told), and there is no poll before the transfer has a socket
+ *   (curl_easy_perform's first wait);
+ * - with OpenSSL's read-ahead, records can wait in OpenSSL's buffer while
+ *   the socket is empty, and libcurl 7.88 asks only SSL_pending(), which
+ *   does not count them: so before every wait, when OpenSSL holds bytes
+ *   (SSL_has_pending) and the last call made progress (a callback ran),
+ *   libcurl is told the socket is readable instead of waiting. No progress
+ *   means a partial record, whose rest the socket will announce.
+ *
+ * Otherwise as curl_easy_perform: waits of at most 1 s (libcurl's timers
+ * from curl_multi_timeout), the result from curl_multi_info_read, the handle
+ * removed after (its connection stays in main_multi's cache). */
 static CURLcode S_perform(CURL *h)
 {
 	CURLcode rc = CURLE_OK;
 	CURLMcode mc;
+	int running = 0;
 
+	n_wait_socks = 0;
 	mc = curl_multi_add_handle(main_multi, h);
 	if (mc != CURLM_OK)
 		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
-	for (;;) {
-		int running = 0;
+	mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	while (mc == CURLM_OK && running) {
+		unsigned long seen = cb_calls;
+		curl_socket_t buffered = S_tls_buffered(h);
+		long wait_ms = -1;
+		int n;
 
-		mc = curl_multi_perform(main_multi, &running);
-		if (mc != CURLM_OK)
-			break;
-		if (!running) {
-			int left;
-			CURLMsg *m = curl_multi_info_read(main_multi, &left);
-
-			if (m) {
-				rc = m->data.result;
+		if (buffered != CURL_SOCKET_BAD) {
+			mc = curl_multi_socket_action(main_multi, buffered, CURL_CSELECT_IN, &running);
+			if (cb_calls != seen)
+				continue;
+			/* a partial record: its rest comes through the socket */
+			if (mc != CURLM_OK || !running)
 				break;
+		}
+		if (curl_multi_timeout(main_multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
+		    wait_ms > 1000)
+			wait_ms = 1000;
+		n = wait_ms ? poll(wait_socks, (nfds_t)n_wait_socks, (int)wait_ms) : 0;
+		if (n < 0 && errno != EINTR) {
+			mc = CURLM_INTERNAL_ERROR;
+			break;
+		}
+		if (n <= 0) {
+			mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+			continue;
+		}
+		/* a copy: the calls below may change the set */
+		{
+			struct pollfd ready[MAX_WAIT_SOCKS];
+			int k = n_wait_socks;
+
+			memcpy(ready, wait_socks, sizeof(ready[0]) * (size_t)k);
+			for (int i = 0; i < k && mc == CURLM_OK; i++) {
+				int ev = 0;
+
+				if (!ready[i].revents)
+					continue;
+				if (ready[i].revents & (POLLIN | POLLHUP))
+					ev |= CURL_CSELECT_IN;
+				if (ready[i].revents & POLLOUT)
+					ev |= CURL_CSELECT_OUT;
+				if (ready[i].revents & (POLLERR | POLLNVAL))
+					ev |= CURL_CSELECT_ERR;
+				mc = curl_multi_socket_action(main_multi, ready[i].fd, ev, &running);
 			}
 		}
-		mc = curl_multi_poll(main_multi, NULL, 0, 1000, NULL);
-		if (mc != CURLM_OK)
-			break;
 	}
-	if (mc != CURLM_OK)
+	if (mc == CURLM_OK) {
+		int left;
+		CURLMsg *m = curl_multi_info_read(main_multi, &left);
+
+		if (m && m->msg == CURLMSG_DONE)
+			rc = m->data.result;
+	} else {
 		rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+	}
 	(void)curl_multi_remove_handle(main_multi, h);
+	n_wait_socks = 0;
 	return rc;
 }
 
@@ -1312,6 +1431,8 @@ static int handle_init(CURL *h)
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	/* only for this handle: S_perform knows about the bytes read ahead */
+	curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, S_sslctx);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &fwd_state);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
