@@ -43,15 +43,16 @@
  * dropped (at most 1 s), so that the backend connection stays.
  *
  * libcurl: one handle per process for backend calls, never reset between
- * requests (every option that can differ is set on every request), run on a
- * multi handle of the process that keeps its connections (curl_multi_perform
- * before the first wait: one poll(2) per transfer fewer than
- * curl_easy_perform), and one for side calls, reset per call, run by
- * curl_easy_perform. No OpenSSL read-ahead: libcurl 7.88 decides whether to
- * read again from SSL_pending(), which does not count records read ahead,
- * and such a transfer stalls until its timeout (docs/performance.md, "A
- * worker's small HTTPS request", tests/integration/test_tls_sizes.py).
- * libcurl's timeout and retry
+ * requests (every option that can differ is set on every request), run
+ * through libcurl's socket interface on a multi handle of the process that
+ * keeps its connections, with OpenSSL's read-ahead on (a TLS record in one
+ * recv(2)); libcurl 7.88 decides whether to read again from SSL_pending(),
+ * which does not count records read ahead, so before every wait the
+ * transfer loop hands bytes OpenSSL holds back to libcurl itself — without
+ * that, transfers stall until their timeout (docs/performance.md, "A
+ * worker's small HTTPS request", tests/integration/test_tls_sizes.py). One
+ * handle for side calls, reset per call, run by curl_easy_perform, without
+ * read-ahead. libcurl's timeout and retry
  * waits never run past req->deadline_ms. c->backend_failed (the circuit
  * breaker) is set only for what the backend did: connect errors, backend
  * timeouts, bad answers, 5xx — never for a client's fault.
