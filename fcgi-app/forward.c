@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include <curl/curl.h>
-#include <openssl/ssl.h>
 
 #include "common/log.h"
 #include "policy/cidr.h"
@@ -108,12 +107,10 @@ static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
 /* the main handle's multi handle, for the process: it holds the backend
  * connections between requests (S_perform) */
 static CURLM *main_multi;
-/* the sockets main_multi's transfer waits on (S_sockcb), and the callbacks'
- * calls since S_perform last looked (read-ahead progress) */
+/* the sockets main_multi's transfer waits on (S_sockcb) */
 #define MAX_WAIT_SOCKS 8
 static struct pollfd wait_socks[MAX_WAIT_SOCKS];
 static int n_wait_socks;
-static unsigned long cb_calls;
 
 int forward_init(struct app *app)
 {
@@ -1025,7 +1022,6 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	struct fwd *f = arg;
 	size_t len = size * nitems;
 
-	cb_calls++;
 	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
 		len--;
 	if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
@@ -1199,7 +1195,6 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 	struct fwd *f = arg;
 	size_t len = size * nitems;
 
-	cb_calls++;
 	if (f->discard)
 		return len;
 	if (f->buffering)
@@ -1298,53 +1293,22 @@ static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *so
 	return 0;
 }
 
-/* OpenSSL read ahead on the backend connections: a TLS record whole in one
- * recv(2), not its 5-byte header first (SSL_CTX_set_read_ahead). */
-static CURLcode S_sslctx(CURL *h, void *ctx, void *arg)
-{
-	(void)h;
-	(void)arg;
-	SSL_CTX_set_read_ahead((SSL_CTX *)ctx, 1);
-	return CURLE_OK;
-}
-
-/* The socket libcurl waits to read from, when the transfer's TLS connection
- * holds bytes OpenSSL read ahead and has not yet processed (the socket has
- * nothing more to say about them). Returns CURL_SOCKET_BAD otherwise. (Not
- * CURLINFO_ACTIVESOCKET: libcurl 7.88 answers it only after a transfer.) */
-static curl_socket_t S_tls_buffered(CURL *h)
-{
-	struct curl_tlssessioninfo *ti = NULL;
-	int i;
-
-	for (i = 0; i < n_wait_socks && !(wait_socks[i].events & POLLIN); i++)
-		;
-	if (i == n_wait_socks)
-		return CURL_SOCKET_BAD;
-	if (curl_easy_getinfo(h, CURLINFO_TLS_SSL_PTR, &ti) != CURLE_OK || !ti ||
-	    ti->backend != CURLSSLBACKEND_OPENSSL || !ti->internals ||
-	    !SSL_has_pending((SSL *)ti->internals))
-		return CURL_SOCKET_BAD;
-	return wait_socks[i].fd;
-}
-
 /* curl_easy_perform(h), on main_multi through libcurl's socket interface
- * (issue 15, docs/performance.md "A worker's small HTTPS request"):
+ * (issue 15, docs/performance.md "A worker's small HTTPS request"): told
+ * which socket is ready (CURL_CSELECT_*), libcurl does not poll it again
+ * before reading (7.88's Curl_readwrite polls with a 0 timeout when it is
+ * not told), and there is no poll before the transfer has a socket
+ * (curl_easy_perform's first wait). Otherwise as curl_easy_perform: waits of
+ * at most 1 s (libcurl's timers from curl_multi_timeout), the result from
+ * curl_multi_info_read, the handle removed after (its connection stays in
+ * main_multi's cache).
  *
- * - told which socket is ready (CURL_CSELECT_*), libcurl does not poll it
- *   again before reading (7.88's Curl_readwrite polls with a 0 timeout when
- *   it is not told), and there is no poll before the transfer has a socket
- *   (curl_easy_perform's first wait);
- * - with OpenSSL's read-ahead, records can wait in OpenSSL's buffer while
- *   the socket is empty, and libcurl 7.88 asks only SSL_pending(), which
- *   does not count them: so before every wait, when OpenSSL holds bytes
- *   (SSL_has_pending) and the last call made progress (a callback ran),
- *   libcurl is told the socket is readable instead of waiting. No progress
- *   means a partial record, whose rest the socket will announce.
- *
- * Otherwise as curl_easy_perform: waits of at most 1 s (libcurl's timers
- * from curl_multi_timeout), the result from curl_multi_info_read, the handle
- * removed after (its connection stays in main_multi's cache). */
+ * No OpenSSL read-ahead here: libcurl 7.88 reads a TLS connection again
+ * only while SSL_pending() says so, which does not count records read ahead;
+ * handing them to libcurl before each wait cannot tell a record that gave no
+ * callback (a backend that writes a chunk's size line as a record of its
+ * own) from a partial one, and a 20-chunk answer then took 25 s
+ * (test_tls_sizes.py, tiny records). */
 static CURLcode S_perform(CURL *h)
 {
 	CURLcode rc = CURLE_OK;
@@ -1357,19 +1321,9 @@ static CURLcode S_perform(CURL *h)
 		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
 	mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	while (mc == CURLM_OK && running) {
-		unsigned long seen = cb_calls;
-		curl_socket_t buffered = S_tls_buffered(h);
 		long wait_ms = -1;
 		int n;
 
-		if (buffered != CURL_SOCKET_BAD) {
-			mc = curl_multi_socket_action(main_multi, buffered, CURL_CSELECT_IN, &running);
-			if (cb_calls != seen)
-				continue;
-			/* a partial record: its rest comes through the socket */
-			if (mc != CURLM_OK || !running)
-				break;
-		}
 		if (curl_multi_timeout(main_multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
 		    wait_ms > 1000)
 			wait_ms = 1000;
@@ -1431,8 +1385,6 @@ static int handle_init(CURL *h)
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-	/* only for this handle: S_perform knows about the bytes read ahead */
-	curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, S_sslctx);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(h, CURLOPT_HEADERDATA, &fwd_state);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);

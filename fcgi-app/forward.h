@@ -45,14 +45,10 @@
  * libcurl: one handle per process for backend calls, never reset between
  * requests (every option that can differ is set on every request), run
  * through libcurl's socket interface on a multi handle of the process that
- * keeps its connections, with OpenSSL's read-ahead on (a TLS record in one
- * recv(2)); libcurl 7.88 decides whether to read again from SSL_pending(),
- * which does not count records read ahead, so before every wait the
- * transfer loop hands bytes OpenSSL holds back to libcurl itself — without
- * that, transfers stall until their timeout (docs/performance.md, "A
- * worker's small HTTPS request", tests/integration/test_tls_sizes.py). One
- * handle for side calls, reset per call, run by curl_easy_perform, without
- * read-ahead. libcurl's timeout and retry
+ * keeps its connections (libcurl is told which socket is ready, so it does
+ * not poll it again), without OpenSSL's read-ahead (it stalls libcurl 7.88:
+ * docs/performance.md, "A worker's small HTTPS request"). One handle for
+ * side calls, reset per call, run by curl_easy_perform. libcurl's timeout and retry
  * waits never run past req->deadline_ms. c->backend_failed (the circuit
  * breaker) is set only for what the backend did: connect errors, backend
  * timeouts, bad answers, 5xx — never for a client's fault.

@@ -19,6 +19,9 @@ workers only (CI time).
 import hashlib
 import os
 import random
+import socket
+import ssl
+import threading
 
 import pytest
 
@@ -74,16 +77,20 @@ def sizes_up(workroot):
 
 
 @pytest.fixture(scope="module")
-def _sizesmodule(gw, base, sizes_up):
+def _sizesmodule(gw, base, sizes_up, tiny_up):
     if gw.setup not in SETUPS_HERE:
         pytest.skip("TLS answers of many sizes: policy-independent, on %s"
                     % ", ".join(SETUPS_HERE))
     doc = dict(base)
     doc["backends"] = dict(base["backends"], sizes={
         "url": sizes_up.url("/"), "timeout_ms": 5000,
-        "tls": {"ca_file": os.path.join(sizes_up.dir, "ca.pem")}})
+        "tls": {"ca_file": os.path.join(sizes_up.dir, "ca.pem")}},
+        # the backend's whole deadline is shorter than the stall was (25 s)
+        tiny={"url": "https://127.0.0.1:%d/" % tiny_up.port, "timeout_ms": 5000,
+              "tls": {"ca_file": os.path.join(sizes_up.dir, "ca.pem")}})
     doc["apis"] = list(base["apis"]) + [
-        {"id": "sizes", "path": "sizes", "backend": "sizes", "subscription_required": False}]
+        {"id": "sizes", "path": "sizes", "backend": "sizes", "subscription_required": False},
+        {"id": "tiny", "path": "tiny", "backend": "tiny", "subscription_required": False}]
     with ModuleDocument(gw, base, doc) as m:
         yield m
 
@@ -117,3 +124,73 @@ def test_every_size_byte_exact_on_kept_connections(sgw, sizes_up, framing):
     conns = {rec[1] for rec in recs}
     assert len(conns) <= 8, (len(conns), len(recs))
     assert sum(1 for rec in recs if rec[2] != "1") >= len(recs) - 8, recs
+
+
+class TinyRecords:
+    """A TLS backend that writes every piece of a chunked answer as a TLS
+    record of its own (the chunk's size line, its bytes, its CRLF), as a
+    server that writes unbuffered does: records that give libcurl no body
+    bytes. With OpenSSL's read-ahead and libcurl 7.88, such records waited in
+    OpenSSL's buffer with the socket empty — up to a second each, 25 s for
+    this answer (docs/performance.md, "A worker's small HTTPS request")."""
+
+    CHUNKS = 20
+
+    def __init__(self, d):
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(os.path.join(d, "server.pem"), os.path.join(d, "server.key"))
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.body = b"".join(b"%02d-4567890" % i for i in range(self.CHUNKS))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            s = self.ctx.wrap_socket(c, server_side=True)
+            buf = b""
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    d = s.recv(65536)
+                    if not d:
+                        return
+                    buf += d
+                buf = buf.split(b"\r\n\r\n", 1)[1]
+                s.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n")
+                for i in range(self.CHUNKS):
+                    s.sendall(b"a\r\n")
+                    s.sendall(b"%02d-4567890" % i)
+                    s.sendall(b"\r\n")
+                s.sendall(b"0\r\n\r\n")
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            c.close()
+
+    def stop(self):
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def tiny_up(sizes_up):
+    u = TinyRecords(sizes_up.dir)
+    yield u
+    u.stop()
+
+
+def test_tiny_records_answer_whole(sgw, tiny_up):
+    for i in range(4):  # a new connection, then kept ones
+        r = sgw.get("/api/tiny/x?%d" % i)
+        assert r.status == 200, r
+        assert r.body == tiny_up.body, (i, r.body[:80])
