@@ -245,7 +245,6 @@ static struct mslot *slot_for(struct metrics_store *ms, const struct tuple *t)
 
 	tuple_hash(ms, t, k);
 	home = (uint32_t)(k[1] % ms->nseries);
-	me = (uint64_t)CLAIM_HI << 32 | (uint32_t)getpid();
 	for (j = 0; j < METRICS_PROBE && j < ms->nseries; j++) {
 		sl = &ms->slots[(home + j) % ms->nseries];
 		spins = 0;
@@ -257,6 +256,10 @@ static struct mslot *slot_for(struct metrics_store *ms, const struct tuple *t)
 				break;
 			}
 			if (x == SLOT_EMPTY) {
+				/* only a claim needs the pid: a series seen
+				 * before (every request but its first) makes
+				 * no system call here (issue 15) */
+				me = (uint64_t)CLAIM_HI << 32 | (uint32_t)getpid();
 				if (atomic_compare_exchange_strong(&sl->state, &x, me)) {
 					slot_fill(sl, t, k);
 					return sl;

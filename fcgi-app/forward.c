@@ -1,8 +1,11 @@
 #include "fcgi-app/forward.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,7 +102,15 @@ static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 #define MAX_REDIRECTS 5
 
 static int handle_init(CURL *h);
+static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp);
 static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
+/* the main handle's multi handle, for the process: it holds the backend
+ * connections between requests (S_perform) */
+static CURLM *main_multi;
+/* the sockets main_multi's transfer waits on (S_sockcb) */
+#define MAX_WAIT_SOCKS 8
+static struct pollfd wait_socks[MAX_WAIT_SOCKS];
+static int n_wait_socks;
 
 int forward_init(struct app *app)
 {
@@ -117,13 +128,24 @@ int forward_load(struct app *app)
 		return -1;
 	app->curl = curl_easy_init();
 	app->curl_side = curl_easy_init();
-	return app->curl && app->curl_side && handle_init(app->curl) == 0 ? 0 : -1;
+	main_multi = curl_multi_init();
+	if (main_multi) {
+		/* what curl_easy_perform copies from an easy handle whose
+		 * CURLOPT_MAXCONNECTS is left alone */
+		curl_multi_setopt(main_multi, CURLMOPT_MAXCONNECTS, 5L);
+		curl_multi_setopt(main_multi, CURLMOPT_SOCKETFUNCTION, S_sockcb);
+	}
+	return app->curl && app->curl_side && main_multi &&
+	       handle_init(app->curl) == 0 ? 0 : -1;
 }
 
 void forward_release(struct app *app)
 {
 	if (!app->curl && !app->curl_side)
 		return;	/* never loaded: no curl_global_init to undo */
+	if (main_multi)
+		curl_multi_cleanup(main_multi);	/* its connections */
+	main_multi = NULL;
 	if (app->curl)
 		curl_easy_cleanup(app->curl);
 	if (app->curl_side)
@@ -965,6 +987,36 @@ static int redirect_decide(struct fwd *f)
 	return 1;
 }
 
+/* len bytes of a backend's header line into dst, every control byte but a
+ * tab as a space. Eight bytes at a time while none of them is below 0x20 or
+ * 0x7f (a byte at a time made this half of on_header's instructions). */
+static void S_copy_header_bytes(char *restrict dst, const char *restrict src, size_t len)
+{
+	const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+	size_t i = 0;
+
+	while (i < len) {
+		unsigned char ch;
+
+		if (len - i >= 8) {
+			uint64_t w;
+
+			memcpy(&w, src + i, 8);
+			/* a high bit where a byte is < 0x20 (w - 0x20..), 0x7f
+			 * ((w ^ 0x7f..) - 0x01..) or >= 0x80 (w): never missed,
+			 * sometimes seen where there is none (borrows) — then
+			 * this word goes byte by byte */
+			if (!(((w - ones * 0x20) | ((w ^ ones * 0x7f) - ones) | w) & highs)) {
+				memcpy(dst + i, &w, 8);
+				i += 8;
+				continue;
+			}
+		}
+		ch = (unsigned char)src[i];
+		dst[i++] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
+	}
+}
+
 static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 {
 	struct fwd *f = arg;
@@ -1059,11 +1111,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
 	}
 	/* no control byte of the backend's (but a tab) becomes a header byte
 	 * of ours: the web server may split or stop on any of them */
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)buf[i];
-
-		f->hdr[f->hdr_len++] = ((ch < 0x20 && ch != '\t') || ch == 0x7f) ? ' ' : (char)ch;
-	}
+	S_copy_header_bytes(f->hdr + f->hdr_len, buf, len);
+	f->hdr_len += len;
 	f->hdr[f->hdr_len++] = '\0';
 	if (len >= 18 && strncasecmp(buf, "Transfer-Encoding:", 18) == 0)
 		f->resp_chunked = 1;
@@ -1217,6 +1266,111 @@ static int64_t body_length(const struct fwd *f)
  * on this handle: URL, timeouts, buffer size, header list, TLS options
  * (setup_tls), credentials, method, body. tests/integration/
  * test_curl_reuse.py checks that none carries over to the next request. */
+/* libcurl tells which sockets its transfer waits on, and for what. */
+static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp)
+{
+	int i;
+
+	(void)e;
+	(void)userp;
+	(void)sockp;
+	for (i = 0; i < n_wait_socks && wait_socks[i].fd != sock; i++)
+		;
+	if (what == CURL_POLL_REMOVE) {
+		if (i < n_wait_socks)
+			wait_socks[i] = wait_socks[--n_wait_socks];
+		return 0;
+	}
+	if (i == n_wait_socks) {
+		if (n_wait_socks == MAX_WAIT_SOCKS)
+			return -1;
+		n_wait_socks++;
+	}
+	wait_socks[i].fd = sock;
+	wait_socks[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
+				       (what & CURL_POLL_OUT ? POLLOUT : 0));
+	wait_socks[i].revents = 0;
+	return 0;
+}
+
+/* curl_easy_perform(h), on main_multi through libcurl's socket interface
+ * (issue 15, docs/performance.md "A worker's small HTTPS request"): told
+ * which socket is ready (CURL_CSELECT_*), libcurl does not poll it again
+ * before reading (7.88's Curl_readwrite polls with a 0 timeout when it is
+ * not told), and there is no poll before the transfer has a socket
+ * (curl_easy_perform's first wait). Otherwise as curl_easy_perform: waits of
+ * at most 1 s (libcurl's timers from curl_multi_timeout), the result from
+ * curl_multi_info_read, the handle removed after (its connection stays in
+ * main_multi's cache).
+ *
+ * No OpenSSL read-ahead here: libcurl 7.88 reads a TLS connection again
+ * only while SSL_pending() says so, which does not count records read ahead;
+ * handing them to libcurl before each wait cannot tell a record that gave no
+ * callback (a backend that writes a chunk's size line as a record of its
+ * own) from a partial one, and a 20-chunk answer then took 25 s
+ * (test_tls_sizes.py, tiny records). */
+static CURLcode S_perform(CURL *h)
+{
+	CURLcode rc = CURLE_OK;
+	CURLMcode mc;
+	int running = 0;
+
+	n_wait_socks = 0;
+	mc = curl_multi_add_handle(main_multi, h);
+	if (mc != CURLM_OK)
+		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+	mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	while (mc == CURLM_OK && running) {
+		long wait_ms = -1;
+		int n;
+
+		if (curl_multi_timeout(main_multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
+		    wait_ms > 1000)
+			wait_ms = 1000;
+		n = wait_ms ? poll(wait_socks, (nfds_t)n_wait_socks, (int)wait_ms) : 0;
+		if (n < 0 && errno != EINTR) {
+			mc = CURLM_INTERNAL_ERROR;
+			break;
+		}
+		if (n <= 0) {
+			mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+			continue;
+		}
+		/* a copy: the calls below may change the set */
+		{
+			struct pollfd ready[MAX_WAIT_SOCKS];
+			int k = n_wait_socks;
+
+			memcpy(ready, wait_socks, sizeof(ready[0]) * (size_t)k);
+			for (int i = 0; i < k && mc == CURLM_OK; i++) {
+				int ev = 0;
+
+				if (!ready[i].revents)
+					continue;
+				if (ready[i].revents & (POLLIN | POLLHUP))
+					ev |= CURL_CSELECT_IN;
+				if (ready[i].revents & POLLOUT)
+					ev |= CURL_CSELECT_OUT;
+				if (ready[i].revents & (POLLERR | POLLNVAL))
+					ev |= CURL_CSELECT_ERR;
+				mc = curl_multi_socket_action(main_multi, ready[i].fd, ev, &running);
+			}
+		}
+	}
+	if (mc == CURLM_OK) {
+		int left;
+		CURLMsg *m = curl_multi_info_read(main_multi, &left);
+
+		if (m && m->msg == CURLMSG_DONE)
+			rc = m->data.result;
+	} else {
+		rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
+	}
+	(void)curl_multi_remove_handle(main_multi, h);
+	n_wait_socks = 0;
+	return rc;
+}
+
 static int handle_init(CURL *h)
 {
 	char *ca = NULL;
@@ -1436,7 +1590,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				goto answer;
 			}
 			setup_request(h, f, headers, hop_timeout_ms(f, attempt_t0, &by_deadline));
-			rc = curl_easy_perform(h);
+			rc = S_perform(h);
 			if (!f->redirect || req->headers_sent || f->client_gone ||
 			    f->client_slow || f->body_too_large || f->resp_too_large)
 				break;

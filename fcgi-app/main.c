@@ -591,6 +591,12 @@ static void serve_fastcgi(int sock)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);	/* mod_fcgid's graceful stop */
+	/* no fast bins in a worker either: libfcgi's 8 KiB stream buffers
+	 * and libcurl's 16 KiB download buffer, allocated per request, made
+	 * glibc consolidate the small frees of the request before every one
+	 * of them (malloc_consolidate, ~2k instructions per small HTTPS
+	 * request; the tcache still serves the small sizes) */
+	mallopt(M_MXFAST, 0);
 	/* a worker sets libcurl up before its first request (a CGI process
 	 * only when its request goes to a backend: forward.h) */
 	if (app_init(&app, environ) != 0 || forward_load(&app) != 0)

@@ -74,12 +74,19 @@
 #define POL_MAX_SIDE_BODY (1u << 20)	/* a send-request answer's body */
 
 struct pol_header {
-	char *name, *value;	/* owned */
+	char *name, *value;	/* owned by the list (its blocks): never freed alone */
 };
+
+/* A list's strings live in blocks of its own (engine.c), not one malloc per
+ * string: a request's headers cost a few allocations instead of two per
+ * header. pol_headers_del drops entries, their bytes stay until release.
+ * Zeroed = empty; moving a list by struct copy moves its blocks too. */
+struct pol_hblock;
 
 struct pol_headers {
 	struct pol_header *v;
 	size_t n, cap;
+	struct pol_hblock *blocks;	/* newest first */
 };
 
 /* The retry policy's parameters, for the app (retry: count 0 = none). */

@@ -215,7 +215,7 @@ static const char *field(const char *v, size_t len, size_t *at)
 static enum pol_step answer(struct pol_call *c, const struct conf *cf, const char *v, size_t len,
 			    int64_t age)
 {
-	struct pol_headers h = { NULL, 0, 0 };
+	struct pol_headers h = { 0 };
 	const char *magic, *st, *dur, *cnt, *name, *val;
 	int64_t status, duration, count, i;
 	char num[64];

@@ -109,7 +109,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	int ok = origin && (cf->any_origin || list_has(&cf->origins, origin, 0));
 	/* a preflight is answered here; an actual request's answer comes later */
 	struct pol_headers *h = preflight ? &c->resp_headers : pol_extra_headers(c);
-	struct pol_headers none = { NULL, 0, 0 };
+	struct pol_headers none = { 0 };
 	const char *ao = cf->any_origin && !cf->credentials ? "*" : origin;
 
 	(void)sec;

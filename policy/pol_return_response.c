@@ -114,7 +114,7 @@ static enum pol_step run(struct pol_call *c, const struct pol_policy *p, enum po
 	const struct conf *cf = p->conf;
 	char *body = NULL;
 	size_t len = 0;
-	struct pol_headers h = { NULL, 0, 0 };
+	struct pol_headers h = { 0 };
 	int64_t code;
 
 	(void)sec;
