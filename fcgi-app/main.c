@@ -110,10 +110,16 @@ static int check_file(const char *path)
 	return rc;
 }
 
-/* --check and --compile build millions of small objects and free them all
- * at once: glibc's fast bins then cost a quarter of the run in
- * malloc_consolidate (perf, 100k APIs). Without them: about 25% faster. */
-static void batch_malloc(void)
+/* glibc without fast bins (the tcache still serves small sizes), where they
+ * cost more than they save:
+ * - --check and --compile build millions of small objects and free them all
+ *   at once: the fast bins then cost a quarter of the run in
+ *   malloc_consolidate (perf, 100k APIs). Without them: about 25% faster;
+ * - a FastCGI worker allocates libfcgi's 8 KiB stream buffers and libcurl's
+ *   16 KiB download buffer per request, and each of those consolidated the
+ *   request's small frees first (~2k instructions per small HTTPS request,
+ *   issue 15). */
+static void no_fast_bins(void)
 {
 	mallopt(M_MXFAST, 0);
 }
@@ -591,12 +597,7 @@ static void serve_fastcgi(int sock)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);	/* mod_fcgid's graceful stop */
-	/* no fast bins in a worker either: libfcgi's 8 KiB stream buffers
-	 * and libcurl's 16 KiB download buffer, allocated per request, made
-	 * glibc consolidate the small frees of the request before every one
-	 * of them (malloc_consolidate, ~2k instructions per small HTTPS
-	 * request; the tcache still serves the small sizes) */
-	mallopt(M_MXFAST, 0);
+	no_fast_bins();
 	/* a worker sets libcurl up before its first request (a CGI process
 	 * only when its request goes to a backend: forward.h) */
 	if (app_init(&app, environ) != 0 || forward_load(&app) != 0)
@@ -820,10 +821,10 @@ int main(int argc, char **argv)
 #endif
 			return 0;
 		} else if (!strcmp(a, "--check") && i + 1 < argc) {
-			batch_malloc();
+			no_fast_bins();
 			return check_file(argv[++i]);
 		} else if (!strcmp(a, "--compile") && i + 1 < argc) {
-			batch_malloc();
+			no_fast_bins();
 			return compile_file(argv[++i]);
 		} else if (!strcmp(a, "--listen") && i + 1 < argc) {
 			listen_addr = argv[++i];
