@@ -1255,17 +1255,6 @@ static int64_t body_length(const struct fwd *f)
 	return f->req->content_length > 0 ? f->req->content_length : -1;
 }
 
-/* The options that are the same for every request of the process, set once
- * on the main handle (forward_load). Returns 0, or -1 (no memory).
- *
- * The handle is never curl_easy_reset(): a reset and ~18 options again cost
- * about 6,000 instructions and a dozen allocations per request
- * (docs/performance.md, "The libcurl side of a worker"). So setup_request
- * sets every option that can differ between two requests on every request,
- * to its value or back to libcurl's default, and nothing else is ever set
- * on this handle: URL, timeouts, buffer size, header list, TLS options
- * (setup_tls), credentials, method, body. tests/integration/
- * test_curl_reuse.py checks that none carries over to the next request. */
 /* libcurl tells which sockets its transfer waits on, and for what. */
 static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp)
 {
@@ -1371,6 +1360,17 @@ static CURLcode S_perform(CURL *h)
 	return rc;
 }
 
+/* The options that are the same for every request of the process, set once
+ * on the main handle (forward_load). Returns 0, or -1 (no memory).
+ *
+ * The handle is never curl_easy_reset(): a reset and ~18 options again cost
+ * about 6,000 instructions and a dozen allocations per request
+ * (docs/performance.md, "The libcurl side of a worker"). So setup_request
+ * sets every option that can differ between two requests on every request,
+ * to its value or back to libcurl's default, and nothing else is ever set
+ * on this handle: URL, timeouts, buffer size, header list, TLS options
+ * (setup_tls), credentials, method, body. tests/integration/
+ * test_curl_reuse.py checks that none carries over to the next request. */
 static int handle_init(CURL *h)
 {
 	char *ca = NULL;
