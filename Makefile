@@ -129,9 +129,9 @@ APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c fcgi 2>/dev/null) -Wl,-
 # relinked when libssl-dev (libssl.a, libcrypto.a) changes version, as the
 # embedded libcurl is rebuilt when libcurl4 does: apt upgrade, then make
 SSL_DEB := $(shell dpkg-query -W -f='$${Version}' libssl-dev 2>/dev/null)
-$(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_SSL_DEB='"$(SSL_DEB)"'
-$(call obj,fcgi-app/main.c): $(BUILD)/static-openssl.version
 SSL_STAMP := $(BUILD)/static-openssl.version
+$(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_SSL_DEB='"$(SSL_DEB)"'
+$(call obj,fcgi-app/main.c): $(SSL_STAMP)
 APP_DEPS += $(SSL_STAMP)
 .PHONY: ssl-relink
 ssl-relink: ;
