@@ -492,6 +492,15 @@ http {{
     def url(self, path="", host="127.0.0.1"):
         return "https://%s:%d%s" % (host, self.port, path)
 
+    def lines_with(self, token=""):
+        """The access log's lines holding token, each split on blanks
+        (none before the first request)."""
+        try:
+            with open(self.access_log) as f:
+                return [line.split() for line in f if token in line]
+        except FileNotFoundError:
+            return []
+
     def stop(self):
         self.proc.stop(timeout=10)
 
@@ -505,13 +514,6 @@ class TlsUpstream(TlsNginx):
 """ % d, """        ssl_protocols TLSv1.2 TLSv1.3;
         location /echo/ { default_type text/plain; return 200 "tls-ok $request_uri"; }
 """)
-
-    def lines_with(self, token):
-        try:
-            with open(self.access_log) as f:
-                return [line.split() for line in f if token in line]
-        except FileNotFoundError:
-            return []
 
 
 class StaticTlsEndpoint(TlsNginx):

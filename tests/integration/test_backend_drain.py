@@ -52,12 +52,7 @@ class DrainUpstream(TlsNginx):
 
     def records(self):
         """(connection, requests on it, body bytes sent, uri) per request."""
-        try:
-            with open(self.access_log) as f:
-                return [(int(c), int(n), int(b), u) for c, n, b, u in
-                        (line.split() for line in f)]
-        except FileNotFoundError:
-            return []
+        return [(int(c), int(n), int(b), u) for c, n, b, u in self.lines_with()]
 
 
 @pytest.fixture(scope="module")

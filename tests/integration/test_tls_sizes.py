@@ -64,10 +64,6 @@ class SizesUpstream(TlsNginx):
         }}
 """.format(www=self.www))
 
-    def records(self, token):
-        with open(self.access_log) as f:
-            return [line.split() for line in f if token in line]
-
 
 @pytest.fixture(scope="module")
 def sizes_up(workroot):
@@ -110,7 +106,7 @@ def test_every_size_byte_exact_on_kept_connections(sgw, sizes_up, framing):
         want = sizes_up.bodies[n]
         assert len(r.body) == n and hashlib.sha256(r.body).digest() == \
             hashlib.sha256(want).digest(), (n, len(r.body))
-    recs = sizes_up.records(token)
+    recs = sizes_up.lines_with(token)
     assert len(recs) == len(order), recs
     if framing == "chunked":
         # the framing under test: nginx sent these without a length
