@@ -75,6 +75,7 @@ struct fwd {
 	char conn_tokens[1024];	/* the response's Connection header, lower case */
 	int64_t resp_length;	/* the response's Content-Length, -1: unknown */
 	int64_t resp_written;
+	int out_due;		/* answer bytes written since the last flush (flush_answer) */
 	int client_slow;	/* a client read passed its deadline (io->timed_out) */
 	int upload_done;	/* the client's whole body was read */
 	int replay_prefix;	/* replay holds only the body's start: the rest is the client's */
@@ -103,6 +104,7 @@ static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 
 static int handle_init(CURL *h);
 static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp);
+static int flush_answer(struct fwd *f);
 static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
 /* the main handle's multi handle, for the process: it holds the backend
  * connections between requests (S_perform) */
@@ -658,6 +660,8 @@ static size_t on_read(char *buf, size_t size, size_t nitems, void *arg)
 		return 0;
 	if (f->upload_done)
 		return 0;
+	if (flush_answer(f) != 0)
+		return CURL_READFUNC_ABORT;
 	n = f->req->io->read(f->req->io, buf, want);
 	if (n < 0) {
 		if (f->req->io->timed_out)
@@ -819,10 +823,9 @@ static int send_headers(struct fwd *f)
 	}
 	if (emit_head(req, c->status, c->reason, &c->resp_headers, -1) != 0)
 		return -1;
-	/* a body of known length follows at once: the head goes out with it (one
-	 * write fewer for small answers); otherwise it goes out now */
-	if (f->resp_length < 0 && req->io->flush(req->io) != 0)
-		return -1;
+	/* it goes out with the body's first pieces, or before the transfer
+	 * waits for them (flush_answer) */
+	f->out_due = 1;
 	return 0;
 }
 
@@ -1215,13 +1218,28 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 	if (respond_write(f->req, buf, len) != 0)
 		return client_lost(f, size * nitems);
 	f->resp_written += (int64_t)len;
-	len = size * nitems;
-	/* stream what arrived; the last piece of a known length is flushed by
-	 * the end of the request, together with the end record */
-	if ((f->resp_length < 0 || f->resp_written < f->resp_length) &&
-	    f->req->io->flush(f->req->io) != 0)
-		return client_lost(f, len);
-	return len;
+	/* streamed before the transfer waits again (flush_answer); the last
+	 * pieces go out with the end record */
+	f->out_due = 1;
+	return size * nitems;
+}
+
+/* What the answer put out since the last flush goes to the client now: the
+ * transfer is about to wait — for the backend (S_perform, before poll) or for
+ * the client's body (on_read) — and the client must not wait with it. Every
+ * piece libcurl delivered in between (the four 16 KiB TLS records of a 64 KiB
+ * answer, or a head and a small body) leaves in one write, and the web
+ * server reads it in one read (docs/performance.md, "Fewer writes per
+ * answer"). Returns 0, or -1 when the client is gone and the transfer must
+ * stop (client_lost: not when it drains the rest). */
+static int flush_answer(struct fwd *f)
+{
+	if (!f->out_due || f->discard)
+		return 0;
+	f->out_due = 0;
+	if (f->req->io->flush(f->req->io) == 0)
+		return 0;
+	return client_lost(f, 1) ? 0 : -1;
 }
 
 /* ---- forward ----------------------------------------------------------- */
@@ -1298,7 +1316,7 @@ static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *so
  * callback (a backend that writes a chunk's size line as a record of its
  * own) from a partial one, and a 20-chunk answer then took 25 s
  * (test_tls_sizes.py, tiny records). */
-static CURLcode S_perform(CURL *h)
+static CURLcode S_perform(CURL *h, struct fwd *f)
 {
 	CURLcode rc = CURLE_OK;
 	CURLMcode mc;
@@ -1316,6 +1334,10 @@ static CURLcode S_perform(CURL *h)
 		if (curl_multi_timeout(main_multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
 		    wait_ms > 1000)
 			wait_ms = 1000;
+		if (wait_ms && flush_answer(f) != 0) {
+			rc = CURLE_WRITE_ERROR;	/* as on_write's 0 */
+			break;
+		}
 		n = wait_ms ? poll(wait_socks, (nfds_t)n_wait_socks, (int)wait_ms) : 0;
 		if (n < 0 && errno != EINTR) {
 			mc = CURLM_INTERNAL_ERROR;
@@ -1346,7 +1368,9 @@ static CURLcode S_perform(CURL *h)
 			}
 		}
 	}
-	if (mc == CURLM_OK) {
+	if (rc != CURLE_OK) {
+		/* stopped by flush_answer: the transfer is not done */
+	} else if (mc == CURLM_OK) {
 		int left;
 		CURLMsg *m = curl_multi_info_read(main_multi, &left);
 
@@ -1590,7 +1614,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				goto answer;
 			}
 			setup_request(h, f, headers, hop_timeout_ms(f, attempt_t0, &by_deadline));
-			rc = S_perform(h);
+			rc = S_perform(h, f);
 			if (!f->redirect || req->headers_sent || f->client_gone ||
 			    f->client_slow || f->body_too_large || f->resp_too_large)
 				break;

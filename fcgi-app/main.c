@@ -183,13 +183,15 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
  * write of the answer is a sendmsg(MSG_DONTWAIT) that only waits, in poll(2)
  * with the time left, when the socket is full:
  *
- *   - a write that fits in libfcgi's stdout buffer (8 KiB) is copied there
- *     (no system call); `pending` counts the bytes it holds since the last
- *     write, which lie just before out->wrNext;
+ *   - a write that fits in the front's own stdout buffer (FCGX_OBUF, 64 KiB:
+ *     libfcgi's is 8 KiB and never used) is copied there (no system call);
  *   - a write that does not fit goes out at once, with what the buffer holds,
  *     as records of up to FCGX_RECORD_MAX bytes in one sendmsg (the head of
  *     an answer and the first piece of its body are one record); a flush
- *     sends what the buffer holds;
+ *     sends what the buffer holds. The handler flushes only before it waits
+ *     (forward.c, flush_answer), so the four 16 KiB TLS records of a 64 KiB
+ *     answer that are there together leave in one sendmsg, and the web
+ *     server reads them in one read, not four;
  *   - the end of the request sends what the buffer holds, the empty stdout
  *     record and FCGI_END_REQUEST in one sendmsg, then marks libfcgi's stdout
  *     closed and its writers done, so FCGX_Finish_r writes nothing more. This
@@ -213,12 +215,15 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
 #define FCGX_TIMEO_SLACK_MS 50
 /* records per sendmsg: each is a header and up to two pieces */
 #define FCGX_BATCH 8
+/* the front's stdout buffer (header comment) */
+#define FCGX_OBUF 65536
 
 /* One FastCGI connection of a worker, and what is set on it. */
 struct fcgx_front {
 	FCGX_Request *r;
 	int64_t rcv_ms, snd_ms;	/* SO_RCVTIMEO / SO_SNDTIMEO as last set; 0: none */
-	size_t pending;		/* stdout bytes in libfcgi's buffer, not yet written */
+	char *obuf;		/* stdout bytes not yet written: olen of FCGX_OBUF */
+	size_t olen;
 	int err_used;		/* something was written to stderr */
 };
 
@@ -396,16 +401,15 @@ out:
 	return rc;
 }
 
-/* Sends what libfcgi's stdout buffer holds followed by buf[0..n) as stdout
+/* Sends what the stdout buffer holds followed by buf[0..n) as stdout
  * records, then (end) the empty stdout record and FCGI_END_REQUEST. */
 static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
 {
 	struct fcgx_front *f = io->ctx;
 	FCGX_Request *r = f->r;
-	FCGX_Stream *out = r->out;
 	unsigned char hdr[FCGX_BATCH][8], tail[24];
-	unsigned char *held = out->wrNext - f->pending;
-	size_t nheld = f->pending;
+	const char *held = f->obuf;
+	size_t nheld = f->olen;
 
 	do {
 		struct iovec iov[FCGX_BATCH * 3 + 1];
@@ -418,7 +422,7 @@ static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
 			fcgx_header(hdr[recs], FCGX_STDOUT, r->requestId, a + b);
 			iov[k++] = (struct iovec){ hdr[recs], 8 };
 			if (a)
-				iov[k++] = (struct iovec){ held, a };
+				iov[k++] = (struct iovec){ (void *)(uintptr_t)held, a };
 			if (b)
 				iov[k++] = (struct iovec){ (void *)(uintptr_t)buf, b };
 			held += a;
@@ -441,14 +445,12 @@ static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
 		if (k && fcgx_sendv(io, iov, k) != 0)
 			return -1;
 	} while (nheld || n);
-	/* libfcgi's buffer is empty again: back to just after its header */
-	out->wrNext -= f->pending;
-	f->pending = 0;
+	f->olen = 0;
 	return 0;
 }
 
-/* Copies into libfcgi's buffer while it has room; a write that does not fit
- * goes out at once, with what the buffer holds (header comment). */
+/* Copies into the stdout buffer while it has room; a write that does not
+ * fit goes out at once, with what the buffer holds (header comment). */
 static int fcgx_write(struct io *io, const char *buf, size_t n)
 {
 	struct fcgx_front *f = io->ctx;
@@ -456,10 +458,10 @@ static int fcgx_write(struct io *io, const char *buf, size_t n)
 
 	if (io->write_failed || FCGX_GetError(out) || out->isClosed)
 		return -1;
-	if (n <= (size_t)(out->stop - out->wrNext)) {
-		if (n && FCGX_PutStr(buf, (int)n, out) != (int)n)
-			return -1;
-		f->pending += n;
+	if (n <= FCGX_OBUF - f->olen) {
+		if (n)
+			memcpy(f->obuf + f->olen, buf, n);
+		f->olen += n;
 		return 0;
 	}
 	return fcgx_send_stdout(io, buf, n, 0);
@@ -471,7 +473,7 @@ static int fcgx_flush(struct io *io)
 
 	if (io->write_failed || FCGX_GetError(f->r->out))
 		return -1;
-	if (!f->pending)
+	if (!f->olen)
 		return 0;
 	return fcgx_send_stdout(io, NULL, 0, 0);
 }
@@ -516,7 +518,10 @@ static void fcgx_finish(struct fcgx_front *f, struct io *io)
 	long n = 0;
 
 	if (io->aborted || io->write_failed) {
-		/* no FCGI_END_REQUEST: the web server sees the answer cut short */
+		/* no FCGI_END_REQUEST: the web server sees the answer cut short,
+		 * after what it had put out (a backend's body up to its break) */
+		if (!io->write_failed)
+			(void)fcgx_flush(io);
 		shutdown(r->ipcFd, SHUT_RDWR);
 		goto out;
 	}
@@ -559,7 +564,7 @@ out:
 	FCGX_Finish_r(r);
 	if (r->ipcFd < 0)
 		f->rcv_ms = f->snd_ms = 0;	/* a new connection comes next */
-	f->pending = 0;
+	f->olen = 0;
 	f->err_used = 0;
 }
 
@@ -604,6 +609,8 @@ static void serve_fastcgi(int sock)
 		fatal("cannot initialise libcurl");
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		fatal("cannot initialise libfcgi");
+	if (!(front.obuf = malloc(FCGX_OBUF)))
+		fatal("out of memory");
 	/* a worker lives on: a changed document is compiled beside the
 	 * requests, never in one (reload.h) */
 	app.reload.background = 1;
@@ -623,6 +630,7 @@ static void serve_fastcgi(int sock)
 		reload_current(&app.reload, io_now_ms());
 	}
 	app_release(&app);
+	free(front.obuf);
 }
 
 /* ---- the CGI front ----------------------------------------------------- */
