@@ -126,7 +126,9 @@ def read_request(f, on_head=None):
 
 class RawUpstream:
     """script(path, response): response is bytes, or a function(request,
-    upstream) -> bytes, answering every request whose path is path (the
+    upstream) -> bytes, or a function that yields the answer's pieces (each
+    written and flushed before the next is asked for: it may wait between
+    them), answering every request whose path is path (the
     longest scripted prefix wins). Unscripted paths get a 404. Every answer
     closes the connection unless it says "Connection: keep-alive"; the next
     request on a kept connection is parsed as strictly as the first, so
@@ -148,12 +150,16 @@ class RawUpstream:
                     if req.error:
                         return
                     answer = outer._answer(req)
+                    pieces = [answer] if isinstance(answer, bytes) else answer
+                    head = None
                     try:
-                        self.wfile.write(answer)
-                        self.wfile.flush()
+                        for piece in pieces:
+                            head = piece if head is None else head
+                            self.wfile.write(piece)
+                            self.wfile.flush()
                     except OSError:
                         return
-                    if b"connection: keep-alive" not in answer.split(b"\r\n\r\n")[0].lower():
+                    if b"connection: keep-alive" not in (head or b"").split(b"\r\n\r\n")[0].lower():
                         return
 
         class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):

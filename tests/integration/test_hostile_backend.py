@@ -296,6 +296,42 @@ def test_backend_chunked_with_length_reaches_client_framed(hgw, raw):
     assert r.body == b"hello world", r
 
 
+def test_answer_streams_while_the_backend_pauses(hgw, raw):
+    """A backend that sends its head and a first chunk, then waits: the
+    client gets both before the backend goes on. The worker writes an answer
+    only before it waits (fcgi-app/forward.c, flush_answer); one that held the
+    piece back until the end would leave the client waiting with the backend.
+    The backend waits for the client to have read the first piece, not for a
+    time: a build without that flush (tried) shows the client nothing until
+    the backend's timeout (10 s) cuts the answer short, and then only the
+    first piece."""
+    path = "/r/pause-%s" % hgw.setup
+    seen = threading.Event()
+
+    def answer(_req, _up):
+        yield (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+               b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + b"6\r\nfirst\n\r\n")
+        seen.wait(15)
+        yield b"7\r\nsecond\n\r\n0\r\n\r\n"
+    raw.script(path, answer)
+    data = b""
+    with socket.create_connection(("127.0.0.1", hgw.port), timeout=30) as s:
+        s.sendall(raw_request(hgw.port, "GET", "/api/hr" + path[2:]))
+        while b"first\n" not in data:
+            b = s.recv(65536)
+            assert b, "closed before the first piece: %r" % data
+            data += b
+        assert b"second" not in data, data
+        seen.set()
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    r = parse_response(data, "GET")
+    assert r.status == 200 and r.body == b"first\nsecond\n", r
+
+
 @pytest.mark.parametrize("lengths", [["5", "7"], ["5x"], ["-5"], ["5, 7"]],
                          ids=["two", "junk", "negative", "list"])
 def test_backend_bad_lengths_are_502(hgw, raw, lengths):
