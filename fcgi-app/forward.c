@@ -1226,11 +1226,10 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 
 /* What the answer put out since the last flush goes to the client now: the
  * transfer is about to wait — for the backend (S_perform, before poll) or for
- * the client's body (on_read) — and the client must not wait with it. Every
- * piece libcurl delivered in between (the four 16 KiB TLS records of a 64 KiB
- * answer, or a head and a small body) leaves in one write, and the web
- * server reads it in one read (docs/performance.md, "Fewer writes per
- * answer"). Returns 0, or -1 when the client is gone and the transfer must
+ * the client's body (on_read) — and the client must not wait with it. The
+ * pieces libcurl delivered in between (a head and a small chunked body, or
+ * several 16 KiB TLS records) leave together, in as few writes as the
+ * front's buffer allows (docs/performance.md, "Fewer writes per answer"). Returns 0, or -1 when the client is gone and the transfer must
  * stop (client_lost: not when it drains the rest). */
 static int flush_answer(struct fwd *f)
 {

@@ -189,9 +189,9 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
  *     as records of up to FCGX_RECORD_MAX bytes in one sendmsg (the head of
  *     an answer and the first piece of its body are one record); a flush
  *     sends what the buffer holds. The handler flushes only before it waits
- *     (forward.c, flush_answer), so the four 16 KiB TLS records of a 64 KiB
- *     answer that are there together leave in one sendmsg, and the web
- *     server reads them in one read, not four;
+ *     (forward.c, flush_answer), so what arrived together leaves together: a
+ *     small chunked answer in one sendmsg instead of three, a 64 KiB one in
+ *     two instead of five (docs/performance.md, "Fewer writes per answer");
  *   - the end of the request sends what the buffer holds, the empty stdout
  *     record and FCGI_END_REQUEST in one sendmsg, then marks libfcgi's stdout
  *     closed and its writers done, so FCGX_Finish_r writes nothing more. This
