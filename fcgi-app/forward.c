@@ -75,7 +75,6 @@ struct fwd {
 	char conn_tokens[1024];	/* the response's Connection header, lower case */
 	int64_t resp_length;	/* the response's Content-Length, -1: unknown */
 	int64_t resp_written;
-	int out_due;		/* answer bytes written since the last flush (flush_answer) */
 	int client_slow;	/* a client read passed its deadline (io->timed_out) */
 	int upload_done;	/* the client's whole body was read */
 	int replay_prefix;	/* replay holds only the body's start: the rest is the client's */
@@ -825,7 +824,6 @@ static int send_headers(struct fwd *f)
 		return -1;
 	/* it goes out with the body's first pieces, or before the transfer
 	 * waits for them (flush_answer) */
-	f->out_due = 1;
 	return 0;
 }
 
@@ -1220,22 +1218,22 @@ static size_t on_write(char *buf, size_t size, size_t nitems, void *arg)
 	f->resp_written += (int64_t)len;
 	/* streamed before the transfer waits again (flush_answer); the last
 	 * pieces go out with the end record */
-	f->out_due = 1;
 	return size * nitems;
 }
 
-/* What the answer put out since the last flush goes to the client now: the
- * transfer is about to wait — for the backend (S_perform, before poll) or for
- * the client's body (on_read) — and the client must not wait with it. The
- * pieces libcurl delivered in between (a head and a small chunked body, or
- * several 16 KiB TLS records) leave together, in as few writes as the
- * front's buffer allows (docs/performance.md, "Fewer writes per answer"). Returns 0, or -1 when the client is gone and the transfer must
- * stop (client_lost: not when it drains the rest). */
+/* What the answer put out since the last flush (the front holds it; a flush
+ * of nothing writes nothing) goes to the client now: the transfer is about
+ * to wait — for the backend (S_perform, before poll) or for the client's
+ * body (on_read) — and the client must not wait with it. The pieces libcurl
+ * delivered in between (a head and a small chunked body, or several 16 KiB
+ * TLS records) leave together, in as few writes as the front's buffer allows
+ * (docs/performance.md, "Fewer writes per answer"). Returns 0, or -1 when the
+ * client is gone and the transfer must stop (client_lost: not when it drains
+ * the rest). */
 static int flush_answer(struct fwd *f)
 {
-	if (!f->out_due || f->discard)
+	if (f->discard)
 		return 0;
-	f->out_due = 0;
 	if (f->req->io->flush(f->req->io) == 0)
 		return 0;
 	return client_lost(f, 1) ? 0 : -1;

@@ -222,8 +222,8 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
 struct fcgx_front {
 	FCGX_Request *r;
 	int64_t rcv_ms, snd_ms;	/* SO_RCVTIMEO / SO_SNDTIMEO as last set; 0: none */
-	char *obuf;		/* stdout bytes not yet written: olen of FCGX_OBUF */
-	size_t olen;
+	size_t olen;		/* stdout bytes not yet written, in obuf */
+	char obuf[FCGX_OBUF];
 	int err_used;		/* something was written to stderr */
 };
 
@@ -609,8 +609,6 @@ static void serve_fastcgi(int sock)
 		fatal("cannot initialise libcurl");
 	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		fatal("cannot initialise libfcgi");
-	if (!(front.obuf = malloc(FCGX_OBUF)))
-		fatal("out of memory");
 	/* a worker lives on: a changed document is compiled beside the
 	 * requests, never in one (reload.h) */
 	app.reload.background = 1;
@@ -630,7 +628,6 @@ static void serve_fastcgi(int sock)
 		reload_current(&app.reload, io_now_ms());
 	}
 	app_release(&app);
-	free(front.obuf);
 }
 
 /* ---- the CGI front ----------------------------------------------------- */
