@@ -7,6 +7,9 @@
  *   BARE_UPSTREAM=http://127.0.0.1:PORT BARE_MOUNT=/bare \
  *       bare-forwarder --listen unix:/path.sock --workers N
  *
+ * BARE_CAFILE names a PEM file of CAs to trust for an https:// upstream
+ * (bench/tls: the test CA); verification stays on.
+ *
  * A supervisor opens the socket and forks N workers; each accepts one request
  * at a time, strips BARE_MOUNT from REQUEST_URI, GETs BARE_UPSTREAM + the rest
  * with one reused CURL handle (curl_easy_reset between requests, as
@@ -79,6 +82,7 @@ static int send_head(struct xfer *x, CURL *c)
 }
 
 static CURL *curl_handle;
+static const char *cafile;
 
 static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 {
@@ -113,6 +117,8 @@ static void serve_one(FCGX_Request *req, const char *upstream, const char *mount
 	curl_easy_setopt(curl_handle, CURLOPT_URL, url);
 	curl_easy_setopt(curl_handle, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl_handle, CURLOPT_PROXY, "");
+	if (cafile)
+		curl_easy_setopt(curl_handle, CURLOPT_CAINFO, cafile);
 	curl_easy_setopt(curl_handle, CURLOPT_HEADERFUNCTION, on_header);
 	curl_easy_setopt(curl_handle, CURLOPT_HEADERDATA, &x);
 	curl_easy_setopt(curl_handle, CURLOPT_WRITEFUNCTION, on_body);
@@ -169,6 +175,7 @@ int main(int argc, char **argv)
 	}
 	if (!mount)
 		mount = "";
+	cafile = getenv("BARE_CAFILE");
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || FCGX_Init() != 0)
 		return 1;
