@@ -709,6 +709,8 @@ out:
 	} else if (!req.headers_sent) {
 		respond_error(&req, 500, "internal error");
 	}
+	if (!io->aborted && !io->write_failed && io->end && io->end(io) != 0 && !req.error)
+		req.error = "client went away";
 	if (app->metrics)
 		record_metrics(app, &req, started_us);
 	if (app->access_log)

@@ -39,6 +39,11 @@ struct io {
 	long (*read)(struct io *io, char *buf, size_t n);
 	int (*write)(struct io *io, const char *buf, size_t n);
 	int (*flush)(struct io *io);
+	/* The answer is whole (handle_request, before it logs the request):
+	 * what the front still holds goes out with its end of the answer, so
+	 * that a client gone by then is logged as gone. 0, or -1 when the
+	 * client did not take it. NULL: the front has nothing held back. */
+	int (*end)(struct io *io);
 	void *ctx;
 	int aborted;		/* set by the handler: cut the response short */
 	int timed_out;		/* set by the front: a client read/write passed its deadline */

@@ -225,6 +225,7 @@ struct fcgx_front {
 	size_t olen;		/* stdout bytes not yet written, in obuf */
 	char obuf[FCGX_OBUF];
 	int err_used;		/* something was written to stderr */
+	int ended;		/* fcgx_answer_end ran: 1 sent, -1 failed */
 };
 
 static void fcgx_header(unsigned char h[8], int type, int id, size_t len)
@@ -502,6 +503,32 @@ static int fcgx_end(struct io *io)
 	return 0;
 }
 
+/* The answer gets one idle period of its own, even when the read that ran
+ * out of time used up the request's: a 408 must still go out. */
+static struct io answer_io(const struct io *io)
+{
+	struct io answer = *io;
+
+	answer.timed_out = 0;
+	answer.write_failed = 0;
+	answer.started_ms = io_now_ms();
+	answer.limits.request_ms = answer.limits.idle_ms;
+	return answer;
+}
+
+/* io->end: the answer's end (fcgx_end), once, before the request is logged */
+static int fcgx_answer_end(struct io *io)
+{
+	struct fcgx_front *f = io->ctx;
+
+	if (!f->ended) {
+		struct io answer = answer_io(io);
+
+		f->ended = fcgx_end(&answer) == 0 ? 1 : -1;
+	}
+	return f->ended > 0 ? 0 : -1;
+}
+
 /* How long a body that ran out of time is still drained once the answer is
  * out. */
 #define FCGX_LINGER_MS 250
@@ -513,11 +540,11 @@ static int fcgx_end(struct io *io)
 static void fcgx_finish(struct fcgx_front *f, struct io *io)
 {
 	FCGX_Request *r = f->r;
-	struct io answer = *io, *drain;
+	struct io answer = answer_io(io), *drain;
 	char buf[4096];
 	long n = 0;
 
-	if (io->aborted || io->write_failed) {
+	if (!f->ended && (io->aborted || io->write_failed)) {
 		/* no FCGI_END_REQUEST: the web server sees the answer cut short,
 		 * after what it had put out (a backend's body up to its break) */
 		if (!io->write_failed)
@@ -525,13 +552,7 @@ static void fcgx_finish(struct fcgx_front *f, struct io *io)
 		shutdown(r->ipcFd, SHUT_RDWR);
 		goto out;
 	}
-	/* the answer gets one idle period of its own, even when the read that
-	 * ran out of time used up the request's: a 408 must still go out */
-	answer.timed_out = 0;
-	answer.write_failed = 0;
-	answer.started_ms = io_now_ms();
-	answer.limits.request_ms = answer.limits.idle_ms;
-	if (fcgx_end(&answer) != 0) {
+	if (fcgx_answer_end(io) != 0) {
 		shutdown(r->ipcFd, SHUT_RDWR);
 		goto out;
 	}
@@ -566,6 +587,7 @@ out:
 		f->rcv_ms = f->snd_ms = 0;	/* a new connection comes next */
 	f->olen = 0;
 	f->err_used = 0;
+	f->ended = 0;
 }
 
 /* The web server reads this on the request's own connection: a client that
@@ -576,6 +598,14 @@ static void log_to_request(void *ctx, const char *line, size_t len)
 	struct fcgx_front *f = io->ctx;
 	FCGX_Request *r = f->r;
 
+	if (f->ended) {
+		/* the request's stderr ended with its answer (the access log's
+		 * own complaint comes after): the worker's stderr takes it */
+		ssize_t w = write(STDERR_FILENO, line, len);
+
+		(void)w;
+		return;
+	}
 	if (io->write_failed || (size_t)(r->err->stop - r->err->wrNext) < len)
 		return;	/* a line that does not fit would block unbounded: drop it */
 	FCGX_PutStr(line, (int)len, r->err);
@@ -615,7 +645,7 @@ static void serve_fastcgi(int sock)
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
 		struct io io = {
 			.params = req.envp, .read = fcgx_read, .write = fcgx_write,
-			.flush = fcgx_flush, .ctx = &front,
+			.flush = fcgx_flush, .end = fcgx_answer_end, .ctx = &front,
 		};
 
 		io_start(&io);

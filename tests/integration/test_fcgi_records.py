@@ -15,6 +15,8 @@ stdin, and parse every record that comes back. They assert:
   - a client that stops reading gets the worker back within the idle
     deadline: hostgate gives up, drops the connection with no END_REQUEST,
     and serves the next request.
+  - a web server that hangs up before the answer's end (held by the worker
+    until then) gets the request logged as the client's going away.
 
 The framing does not depend on the web server: the tests run on
 lighttpd-socket only (the set-ups with a listener are lighttpd-socket and
@@ -22,15 +24,18 @@ apache-proxy-fcgi; both run the same binary the same way).
 """
 
 import hashlib
+import json
 import os
 import socket
 import struct
+import threading
 import time
 import uuid
 
 import pytest
 
 from harness import wait_until
+from rawupstream import RawUpstream
 from servers import ModuleDocument
 
 BEGIN_REQUEST, ABORT_REQUEST, END_REQUEST, PARAMS, STDIN, STDOUT, STDERR = 1, 2, 3, 4, 5, 6, 7
@@ -130,10 +135,20 @@ def split_http(raw):
 
 
 @pytest.fixture(scope="module")
-def _fmodule(gw, base):
+def raw():
+    s = RawUpstream()
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def _fmodule(gw, base, raw):
     if gw.setup != "lighttpd-socket":
         pytest.skip("FastCGI framing is the listener's: tested on lighttpd-socket")
-    doc = dict(base, gateway=dict(base["gateway"], client_idle_timeout_ms=IDLE_MS))
+    doc = dict(base, gateway=dict(base["gateway"], client_idle_timeout_ms=IDLE_MS),
+               backends=dict(base["backends"], **{"rec-raw": {"url": raw.url("/r")}}),
+               apis=base["apis"] + [{"id": "recraw", "path": "recraw", "backend": "rec-raw",
+                                     "subscription_required": False}])
     with ModuleDocument(gw, base, doc) as m:
         yield m
 
@@ -276,3 +291,36 @@ def test_client_that_stops_reading_gets_cut_off(fgw, files):
         assert split_http(raw)[1]
     finally:
         s.close()
+
+
+def test_web_server_gone_before_the_end_is_logged_as_gone(fgw, raw):
+    """The web server hangs up while the backend has not answered yet; then
+    the backend's whole answer arrives at once. The worker holds an answer
+    until it would wait or until the end (fcgi-app/forward.c, flush_answer),
+    so here nothing goes out before the end, and that write fails. The
+    access log must say "client went away", not log a 200 that nobody got: a
+    build that logged the request before writing its end (tried: main before
+    io->end) logs no error. The backend waits for the hang-up (an event),
+    not for a time."""
+    rid = "gone-" + token()
+    hung_up = threading.Event()
+
+    def answer(_req, _up):
+        hung_up.wait(15)
+        yield b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"
+    raw.script("/r/" + rid, answer)
+    s = connect(fgw)
+    try:
+        s.sendall(request_bytes(1, "/api/recraw/" + rid, extra=[("HTTP_X_REQUEST_ID", rid)]))
+        wait_until(lambda: [r for r in raw.requests if rid in r.path], 10,
+                   "the request to reach the backend")
+    finally:
+        s.close()
+    hung_up.set()
+
+    def logged():
+        with open(fgw.access_log) as f:
+            return [json.loads(line) for line in f if '"request_id":"%s"' % rid in line]
+    rec, = wait_until(logged, 10, "the request's access log line")
+    assert rec["status"] == 200, rec
+    assert rec["error"] == "client went away", rec
