@@ -516,7 +516,9 @@ static struct io answer_io(const struct io *io)
 	return answer;
 }
 
-/* io->end: the answer's end (fcgx_end), once, before the request is logged */
+/* io->end: the answer's end (fcgx_end), once, before the request is logged.
+ * The request's stderr ends with it: later log lines (the access log's own
+ * complaints) go to the worker's stderr again. */
 static int fcgx_answer_end(struct io *io)
 {
 	struct fcgx_front *f = io->ctx;
@@ -525,6 +527,7 @@ static int fcgx_answer_end(struct io *io)
 		struct io answer = answer_io(io);
 
 		f->ended = fcgx_end(&answer) == 0 ? 1 : -1;
+		log_set_hook(NULL, NULL);
 	}
 	return f->ended > 0 ? 0 : -1;
 }
@@ -544,7 +547,7 @@ static void fcgx_finish(struct fcgx_front *f, struct io *io)
 	char buf[4096];
 	long n = 0;
 
-	if (!f->ended && (io->aborted || io->write_failed)) {
+	if (io->aborted || io->write_failed) {
 		/* no FCGI_END_REQUEST: the web server sees the answer cut short,
 		 * after what it had put out (a backend's body up to its break) */
 		if (!io->write_failed)
@@ -598,14 +601,6 @@ static void log_to_request(void *ctx, const char *line, size_t len)
 	struct fcgx_front *f = io->ctx;
 	FCGX_Request *r = f->r;
 
-	if (f->ended) {
-		/* the request's stderr ended with its answer (the access log's
-		 * own complaint comes after): the worker's stderr takes it */
-		ssize_t w = write(STDERR_FILENO, line, len);
-
-		(void)w;
-		return;
-	}
 	if (io->write_failed || (size_t)(r->err->stop - r->err->wrNext) < len)
 		return;	/* a line that does not fit would block unbounded: drop it */
 	FCGX_PutStr(line, (int)len, r->err);
