@@ -335,7 +335,7 @@ static int serve_listen(const char *addr, int workers)
 	}
 	if (sock < 0)
 		fatal("cannot listen on '%s': %s", addr, strerror(errno));
-	return prefork_run(sock, workers, serve_fastcgi, addr);
+	return prefork_run(sock, workers, serve_fastcgi, addr, 0);
 }
 
 /* ---- commands ---- */
