@@ -4,7 +4,8 @@
  *   under a FastCGI process manager: fd 0 is the listening socket it was given;
  *   --listen ADDR [--workers N] [--user NAME]: a FastCGI server of its own,
  *     a supervisor process and N workers sharing the socket;
- *   plain CGI: fd 0 is not a socket; one request from the environment, then exit.
+ *   plain CGI: fd 0 is not a socket; one request from the environment, then exit
+ *     (or handed to resident workers, which --cgi-workers runs: resident.h).
  * --check FILE validates a configuration document; --compile FILE validates it
  * and writes its image FILE.image (policy/image.h) that every process maps;
  * --version prints the version.
@@ -33,9 +34,11 @@
 #include "common/fileread.h"
 #include "common/log.h"
 #include "common/prefork.h"
+#include "fcgi-app/fcgirec.h"
 #include "fcgi-app/forward.h"
 #include "fcgi-app/handler.h"
 #include "fcgi-app/nph.h"
+#include "fcgi-app/resident.h"
 #include "policy/image.h"
 
 extern char **environ;
@@ -50,6 +53,7 @@ static void usage(void)
 		"usage: hostgate-fcgi                      (under a FastCGI process manager, or as CGI)\n"
 		"       hostgate-fcgi --listen ADDR [--workers N] [--user NAME]\n"
 		"                     ADDR is HOST:PORT or unix:/path/to.sock\n"
+		"       hostgate-fcgi --cgi-workers       (started by a CGI process: resident.h)\n"
 		"       hostgate-fcgi --check FILE\n"
 		"       hostgate-fcgi --compile FILE    (writes FILE.image, which every process maps)\n"
 		"       hostgate-fcgi --version\n");
@@ -186,7 +190,7 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
  *   - a write that fits in the front's own stdout buffer (FCGX_OBUF, 64 KiB:
  *     libfcgi's is 8 KiB and never used) is copied there (no system call);
  *   - a write that does not fit goes out at once, with what the buffer holds,
- *     as records of up to FCGX_RECORD_MAX bytes in one sendmsg (the head of
+ *     as records of up to FCGIREC_MAX bytes in one sendmsg (the head of
  *     an answer and the first piece of its body are one record); a flush
  *     sends what the buffer holds. The handler flushes only before it waits
  *     (forward.c, flush_answer), so what arrived together leaves together: a
@@ -206,12 +210,6 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
  * still written by libfcgi, after a poll, under SO_SNDTIMEO set the same way.
  */
 
-/* The largest record we write: FastCGI's contentLength is 16 bits. */
-#define FCGX_RECORD_MAX 65535
-/* record types (the FastCGI specification; libfcgi does not install
- * fastcgi.h) */
-#define FCGX_END_REQUEST 3
-#define FCGX_STDOUT 6
 #define FCGX_TIMEO_SLACK_MS 50
 /* records per sendmsg: each is a header and up to two pieces */
 #define FCGX_BATCH 8
@@ -227,18 +225,6 @@ struct fcgx_front {
 	int err_used;		/* something was written to stderr */
 	int ended;		/* fcgx_answer_end ran: 1 sent, -1 failed */
 };
-
-static void fcgx_header(unsigned char h[8], int type, int id, size_t len)
-{
-	h[0] = 1;		/* FCGI_VERSION_1 */
-	h[1] = (unsigned char)type;
-	h[2] = (unsigned char)((id >> 8) & 0xff);
-	h[3] = (unsigned char)(id & 0xff);
-	h[4] = (unsigned char)((len >> 8) & 0xff);
-	h[5] = (unsigned char)(len & 0xff);
-	h[6] = 0;		/* no padding: it is optional */
-	h[7] = 0;
-}
 
 /* Sets a socket timeout of about ms (at least 1), unless the one set last is
  * already between ms and ms + 2 * slack (header comment). */
@@ -417,10 +403,10 @@ static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
 		int k = 0, recs = 0;
 
 		while (recs < FCGX_BATCH && (nheld || n)) {
-			size_t a = nheld < FCGX_RECORD_MAX ? nheld : FCGX_RECORD_MAX;
-			size_t b = n < FCGX_RECORD_MAX - a ? n : FCGX_RECORD_MAX - a;
+			size_t a = nheld < FCGIREC_MAX ? nheld : FCGIREC_MAX;
+			size_t b = n < FCGIREC_MAX - a ? n : FCGIREC_MAX - a;
 
-			fcgx_header(hdr[recs], FCGX_STDOUT, r->requestId, a + b);
+			fcgirec_header(hdr[recs], FCGIREC_STDOUT, r->requestId, a + b);
 			iov[k++] = (struct iovec){ hdr[recs], 8 };
 			if (a)
 				iov[k++] = (struct iovec){ (void *)(uintptr_t)held, a };
@@ -433,8 +419,8 @@ static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
 			recs++;
 		}
 		if (end && !nheld && !n) {
-			fcgx_header(tail, FCGX_STDOUT, r->requestId, 0);
-			fcgx_header(tail + 8, FCGX_END_REQUEST, r->requestId, 8);
+			fcgirec_header(tail, FCGIREC_STDOUT, r->requestId, 0);
+			fcgirec_header(tail + 8, FCGIREC_END_REQUEST, r->requestId, 8);
 			tail[16] = (unsigned char)(((unsigned)r->appStatus >> 24) & 0xff);
 			tail[17] = (unsigned char)(((unsigned)r->appStatus >> 16) & 0xff);
 			tail[18] = (unsigned char)(((unsigned)r->appStatus >> 8) & 0xff);
@@ -643,11 +629,13 @@ static void serve_fastcgi(int sock)
 			.flush = fcgx_flush, .end = fcgx_answer_end, .ctx = &front,
 		};
 
+		prefork_busy(1);
 		io_start(&io);
 		log_set_hook(log_to_request, &io);
 		handle_request(&app, &io);
 		log_set_hook(NULL, NULL);
 		fcgx_finish(&front, &io);
+		prefork_busy(0);
 		/* between requests: a new image is mapped (or a finished load
 		 * taken) now, not when the next request is already waiting */
 		reload_current(&app.reload, io_now_ms());
@@ -752,8 +740,14 @@ static int serve_cgi(void)
 	int nph = nph_wanted(getenv("SCRIPT_FILENAME"));
 	char buf[65536];
 
+	int rc;
+
 	set_nonblocking(STDIN_FILENO);
 	set_nonblocking(STDOUT_FILENO);
+	/* resident workers (HOSTGATE_CGI_WORKERS), when there are any */
+	rc = resident_relay(nph);
+	if (rc >= 0)
+		return rc;
 	io_start(&io);
 	if (app_init(&app, environ) != 0)
 		fatal("cannot initialise libcurl");
@@ -827,7 +821,7 @@ static int serve_listen(const char *addr, int workers, const char *user)
 	}
 	sock = open_listener(addr, pw);
 	drop_privileges(pw);
-	return prefork_run(sock, workers, serve_fastcgi, addr);
+	return prefork_run(sock, workers, serve_fastcgi, addr, 0);
 }
 
 int main(int argc, char **argv)
@@ -856,6 +850,8 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--compile") && i + 1 < argc) {
 			no_fast_bins();
 			return compile_file(argv[++i]);
+		} else if (!strcmp(a, "--cgi-workers")) {
+			return resident_serve(serve_fastcgi);
 		} else if (!strcmp(a, "--listen") && i + 1 < argc) {
 			listen_addr = argv[++i];
 		} else if (!strcmp(a, "--user") && i + 1 < argc) {

@@ -28,6 +28,7 @@ class RawRequest:
         self.body = b""
         self.framing = None     # "length", "chunked" or "none"
         self.error = None       # why it did not parse, or None
+        self.peer = None        # the gateway's (address, port) (RawUpstream)
 
     @property
     def path(self):
@@ -144,7 +145,8 @@ class RawUpstream:
             def handle(self):
                 self.request.settimeout(30)
                 while True:
-                    req = read_request(self.rfile, outer._record)
+                    req = read_request(self.rfile,
+                                       lambda r: outer._record(r, self.client_address))
                     if req is None:
                         return
                     if req.error:
@@ -171,7 +173,8 @@ class RawUpstream:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def _record(self, req):
+    def _record(self, req, peer):
+        req.peer = peer
         with self.lock:
             self.requests.append(req)
 

@@ -6,12 +6,14 @@ files are included after Define-ing their site values, lighttpd files get
 only their `var.` lines at the top replaced.
 """
 
+import glob
 import grp
 import json
 import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -31,7 +33,12 @@ MAX_BODY = 200 << 20
 # 4 to 8 of them)
 BURST = 16
 
-SETUPS = ["lighttpd-binpath", "lighttpd-socket", "apache-fcgid", "apache-proxy-fcgi", "apache-cgi"]
+SETUPS = ["lighttpd-binpath", "lighttpd-socket", "apache-fcgid", "apache-proxy-fcgi", "apache-cgi",
+          "apache-cgi-resident"]
+# hostgate as Apache's CGI program (examples/apache/hostgate-cgi.conf): once
+# per request, or handing each request to resident workers (HOSTGATE_CGI_WORKERS)
+CGI_SETUPS = ("apache-cgi", "apache-cgi-resident")
+RESIDENT_WORKERS = 4
 
 
 def www_ids():
@@ -305,7 +312,27 @@ class Gateway:
             self._start_lighttpd()
         else:
             self._start_apache()
+        if kind == "apache-cgi-resident":
+            # the first request starts the workers (and is served by its own
+            # CGI process); the set-up is ready once they listen
+            self.health()
+            wait_until(lambda: self.server.check_alive() or (
+                len(self.resident_pids()) == 1 + RESIDENT_WORKERS and
+                glob.glob(os.path.join(self.state_dir, "cgi-workers", "*.sock"))), 10,
+                "the resident workers of %s" % self.setup)
         return self
+
+    def resident_pids(self):
+        """The resident workers' supervisor and workers (hostgate-fcgi --cgi-workers)."""
+        pids = []
+        for pid in pids_of_exe(self.bin):
+            try:
+                with open("/proc/%d/cmdline" % pid, "rb") as f:
+                    if b"\0--cgi-workers" in f.read():
+                        pids.append(pid)
+            except OSError:
+                pass
+        return pids
 
     def hostgate_env(self):
         return dict({"PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
@@ -365,7 +392,8 @@ include "{snippet}"
     def _start_apache(self):
         example = {"apache-fcgid": "hostgate-fcgid.conf",
                    "apache-proxy-fcgi": "hostgate-proxy-fcgi.conf",
-                   "apache-cgi": "hostgate-cgi.conf"}[self.setup]
+                   "apache-cgi": "hostgate-cgi.conf",
+                   "apache-cgi-resident": "hostgate-cgi.conf"}[self.setup]
         snippet = os.path.join(self.etc, example)
         shutil.copy2(os.path.join(REPO, "examples", "apache", example), snippet)
         os.chmod(snippet, 0o644)
@@ -395,6 +423,8 @@ include "{snippet}"
             defines.update(HOSTGATE_BIN=nph, HOSTGATE_CONFIG=self.config.path,
                            HOSTGATE_STATE_DIR=self.state_dir,
                            HOSTGATE_ACCESS_LOG=self.access_log)
+            if self.setup == "apache-cgi-resident":
+                defines.update(HOSTGATE_CGI_WORKERS=str(RESIDENT_WORKERS))
             extra = "ScriptSock %s/cgid.sock\n" % self.run_dir
         for k, v in sanitizer_env(os.path.basename(self.dir)).items():
             if self.setup != "apache-proxy-fcgi":
@@ -460,6 +490,12 @@ Include {snippet}
     def stop(self):
         for p in reversed(self.procs):
             p.stop()
+        # resident workers outlive their web server until they idle out
+        for pid in self.resident_pids():
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
         # The server told its hostgate processes to stop (SIGTERM): let them
         # exit by themselves, so that a sanitizer build's leak check runs at
         # exit (killed at once, lighttpd's bin-path children never reported);

@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from harness import TOKEN_RE, http, wait_until
-from servers import parse_echo
+from servers import CGI_SETUPS, parse_echo
 
 
 def token():
@@ -333,7 +333,7 @@ def test_keep_alive_connection_serves_several_requests(gw):
     answer: there the answer says "Connection: close" and the connection
     does close after it, whole."""
     import socket
-    nph = gw.setup == "apache-cgi"
+    nph = gw.setup in CGI_SETUPS
     s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
     try:
         f = s.makefile("rb")

@@ -26,7 +26,7 @@ import urllib.parse
 import pytest
 
 from harness import assert_gateway_error, wait_until
-from servers import ModuleDocument
+from servers import CGI_SETUPS, ModuleDocument
 from rawupstream import (RawUpstream, parse_response, raw_exchange, raw_request,
                          response)
 
@@ -161,7 +161,7 @@ def test_redirect_method_and_body_rules(hgw, raw, status, method, keeps):
     raw.script("/rc/mfinal-%s" % tag, response(200, b"done\n"))
     body = b'{"k": "' + b"v" * 3000 + b'"}'
     r = exchange(hgw, method, "/api/hrf/m-%s" % tag, [("Content-Type", "application/json")],
-                 body, chunked=hgw.setup == "apache-cgi")
+                 body, chunked=hgw.setup in CGI_SETUPS)
     assert r.status == 200 and r.body == b"done\n", r
     first = raw.received("/rc/m-%s" % tag)
     final = raw.received("/rc/mfinal-%s" % tag)
@@ -401,7 +401,7 @@ def test_client_faults_do_not_open_the_circuit_breaker(hgw, raw):
     ok_path = "/cb/ok-%s" % tag
     raw.script("/cb", response(200, b"fine\n"))
     n = CB_FAILURES + 2
-    if tag == "apache-cgi":
+    if tag in CGI_SETUPS:
         # a chunked body over the limit: 413 from the forwarder, as it reads
         big = b"z" * (BODY_LIMIT + 4096)
         for i in range(n):
@@ -440,7 +440,7 @@ def test_backend_timeouts_after_an_upload_still_open_the_breaker(hgw, raw):
         for i in range(CB_FAILURES):
             r = exchange(hgw, "POST", "/api/hslow/t-%s-%d" % (tag, i),
                          [("Content-Type", "application/octet-stream")], b"b" * 5000,
-                         chunked=tag == "apache-cgi")
+                         chunked=tag in CGI_SETUPS)
             assert r.status == 504, r
         r = exchange(hgw, "GET", "/api/hslow/after-%s" % tag)
         assert r.status == 503, r

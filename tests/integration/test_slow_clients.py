@@ -24,15 +24,18 @@ import uuid
 import pytest
 
 from harness import _read_response, assert_gateway_error, wait_until
+from servers import CGI_SETUPS, RESIDENT_WORKERS
 
 # set-ups where a slow request body reaches hostgate: lighttpd streams it
 # (server.stream-request-body = 2), mod_proxy_fcgi and mod_cgid pass it on
 # as it comes. mod_fcgid reads the whole body before it starts the
 # application, so a trickle never reaches hostgate there.
-STREAMING = ("lighttpd-socket", "lighttpd-binpath", "apache-proxy-fcgi", "apache-cgi")
+STREAMING = ("lighttpd-socket", "lighttpd-binpath", "apache-proxy-fcgi", "apache-cgi",
+             "apache-cgi-resident")
 # set-ups with a fixed number of hostgate workers (servers.py: --workers 4,
 # hostgate_procs 4): the ones a slow-loris attack can starve
-POOLED = {"lighttpd-socket": 4, "lighttpd-binpath": 4, "apache-proxy-fcgi": 4}
+POOLED = {"lighttpd-socket": 4, "lighttpd-binpath": 4, "apache-proxy-fcgi": 4,
+          "apache-cgi-resident": RESIDENT_WORKERS}
 
 
 def token():
@@ -145,8 +148,8 @@ def test_refused_trickle_does_not_hold_a_cgi_process(gw):
     """A request refused before its body is read (404) with a body that
     trickles on: the CGI process drains stdin only until the body's
     deadline, then ends. Before, it read for as long as the client sent."""
-    if gw.setup != "apache-cgi":
-        pytest.skip("the plain CGI process's own drain of stdin")
+    if gw.setup not in CGI_SETUPS:
+        pytest.skip("the CGI process's own drain of stdin")
     t = token()
     before = set(gw.hostgate_pids())
     s = open_post(gw, "/api/nope/slow-%s" % t, 100000)
