@@ -737,10 +737,8 @@ static int serve_cgi(void)
 	};
 
 	const char *cl = getenv("CONTENT_LENGTH"), *te = getenv("HTTP_TRANSFER_ENCODING");
-	int nph = nph_wanted(getenv("SCRIPT_FILENAME"));
+	int nph = nph_wanted(getenv("SCRIPT_FILENAME")), rc;
 	char buf[65536];
-
-	int rc;
 
 	set_nonblocking(STDIN_FILENO);
 	set_nonblocking(STDOUT_FILENO);
