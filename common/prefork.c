@@ -55,9 +55,25 @@ void prefork_busy(int busy)
 
 static pid_t spawn(int sock, void (*serve)(int sock), int slot)
 {
-	pid_t pid = fork();
+	sigset_t stop, old;
+	pid_t pid;
 
+	/* A stop signal must never reach a new worker while it still has the
+	 * supervisor's handler, which would swallow it: the worker would then
+	 * serve on, and the supervisor wait for it for good. (It happens: a
+	 * worker stopped by the same kill as its supervisor is reported to
+	 * the supervisor, and replaced, before the supervisor's own signal.)
+	 * The child gets the default action first, then the signal. */
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, &old);
+	pid = fork();
 	if (pid == 0) {
+		signal(SIGTERM, SIG_DFL);
+		signal(SIGINT, SIG_DFL);
+		signal(SIGALRM, SIG_DFL);
+		sigprocmask(SIG_SETMASK, &old, NULL);
 		my_slot = slot;
 		serve(sock);
 		/* exit, not _exit: a sanitizer build checks for leaks at exit, and
@@ -65,6 +81,7 @@ static pid_t spawn(int sock, void (*serve)(int sock), int slot)
 		 * up no libcurl, stdio buffer or atexit handler before the fork) */
 		exit(0);
 	}
+	sigprocmask(SIG_SETMASK, &old, NULL);
 	if (pid < 0)
 		log_err("cannot start a worker: %s", strerror(errno));
 	return pid;

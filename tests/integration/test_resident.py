@@ -303,6 +303,16 @@ class MockWorker:
         os.unlink(self.path)
 
 
+def through_mock(res, path, answer, target="/res/mock", **kw):
+    """One CGI execution against a MockWorker at path: (mock, stdout, stderr, status)."""
+    mock = MockWorker(path, answer)
+    try:
+        out, err, rc = res.run(target, **kw)
+    finally:
+        mock.close()
+    return mock, out, err, rc
+
+
 @pytest.fixture
 def mock_path(res):
     """Where the workers listen, found by starting them once; then they are
@@ -321,12 +331,8 @@ ANSWER = (padded(STDOUT, 1, b"Status: 201 Created\r\nContent-Type: text/plain\r\
 def test_relay_sends_the_request_exactly_and_takes_records_cut_anywhere(res, mock_path):
     body = os.urandom(150 * 1024)          # three STDIN records
     long_value = "v" * 300                 # a four-byte length
-    mock = MockWorker(mock_path, ANSWER)
-    try:
-        out, err, rc = res.run("/res/mock", body=body, method="POST",
-                               extra={"HTTP_X_LONG": long_value})
-    finally:
-        mock.close()
+    mock, out, err, rc = through_mock(res, mock_path, ANSWER, body=body, method="POST",
+                                      extra={"HTTP_X_LONG": long_value})
     assert mock.error is None, mock.error
     recs = mock.records
     assert recs[0] == (GET_VALUES, 0, nv("FCGI_MPXS_CONNS", "")), recs[0]
@@ -350,21 +356,13 @@ def test_nph_relay_frames_the_answer_and_shows_a_cut(res, mock_path):
     (fcgi-app/nph.h): chunked with its last chunk when the worker ended the
     request, without it when the worker went away mid-answer."""
     nph = {"SCRIPT_FILENAME": "/cgi-bin/nph-hostgate-fcgi"}
-    mock = MockWorker(mock_path, ANSWER)
-    try:
-        out, err, rc = res.run("/res/mock", extra=nph)
-    finally:
-        mock.close()
+    _, out, err, rc = through_mock(res, mock_path, ANSWER, extra=nph)
     head, _, chunks = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 201 Created\r\n"), out
     assert b"Transfer-Encoding: chunked" in head and rc == 0, (out, err)
     assert dechunk(chunks) == (b"hello, client\n", True), out
     cut = ANSWER[:ANSWER.index(record(STDOUT, 1))]        # no end of stdout, no END_REQUEST
-    mock = MockWorker(mock_path, cut)
-    try:
-        out, err, rc = res.run("/res/mock", extra=nph)
-    finally:
-        mock.close()
+    _, out, err, rc = through_mock(res, mock_path, cut, extra=nph)
     head, _, chunks = out.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 201 Created\r\n") and rc == 1, (out, err)
     # every byte of the body in whole chunks, and no last chunk
@@ -392,11 +390,7 @@ def dechunk(data):
     (record(STDOUT, 2, b"x"), "another request"),
 ])
 def test_broken_records_end_the_answer(res, mock_path, answer, why):
-    mock = MockWorker(mock_path, answer)
-    try:
-        out, err, rc = res.run("/res/mock")
-    finally:
-        mock.close()
+    _, out, err, rc = through_mock(res, mock_path, answer)
     assert rc == 1, (why, out, err)
     assert "the resident worker sent a broken FastCGI record" in err, (why, err)
 
@@ -408,11 +402,8 @@ def test_workers_gone_before_taking_the_request_means_the_cgi_process_serves(res
     and all."""
     t = token()
     body = b"a body that must not be lost\n" * 1000
-    mock = MockWorker(mock_path, None)
-    try:
-        out, err, rc = res.run("/res/gone-" + t, body=body, method="POST")
-    finally:
-        mock.close()
+    _, out, err, rc = through_mock(res, mock_path, None, "/res/gone-" + t, body=body,
+                                   method="POST")
     assert rc == 0 and status(out) == b"Status: 200 Whatever", (out, err)
     assert raw.received("/res/gone-" + t)[0].body == body
 
