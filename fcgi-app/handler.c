@@ -49,7 +49,7 @@ int app_init(struct app *app, char **envp)
 	v = io_param(&env, "HOSTGATE_CONFIG");
 	app->config_path = v && *v ? v : "/var/lib/hostgate/config/config.json";
 	v = io_param(&env, "HOSTGATE_STATE_DIR");
-	app->state_dir = v && *v ? v : "/var/lib/hostgate/state";
+	app->state_dir = v && *v ? v : APP_STATE_DIR_DEFAULT;
 	v = io_param(&env, "HOSTGATE_ACCESS_LOG");
 	app->access_log = v && *v ? v : NULL;
 	v = io_param(&env, "HOSTGATE_MOUNT");

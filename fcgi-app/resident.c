@@ -26,6 +26,7 @@
 #include "common/prefork.h"
 #include "common/sha256.h"
 #include "fcgi-app/fcgirec.h"
+#include "fcgi-app/handler.h"
 #include "fcgi-app/io.h"
 #include "fcgi-app/nph.h"
 
@@ -117,7 +118,7 @@ static int where_init(struct where *w)
 	if (env_int("HOSTGATE_CGI_IDLE_S", IDLE_DEFAULT_S, 1, IDLE_MAX_S, &w->idle_s) != 0)
 		return -1;
 	if (!state || !*state)
-		state = "/var/lib/hostgate/state";	/* app_init's default */
+		state = APP_STATE_DIR_DEFAULT;
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/cgi-workers", state) >= sizeof(dir))
 		return -1;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
@@ -254,13 +255,12 @@ static int queue_record(struct queue *q, int type, int id, const void *d, size_t
 	return n ? queue_add(q, d, n) : 0;
 }
 
-/* Writes what q holds to fd without waiting. Returns 0, or -1 (errno) when
- * fd is broken. */
-static int queue_send(struct queue *q, int fd, int sock)
+/* Writes what q holds to fd (non-blocking; SIGPIPE is ignored: main.c)
+ * without waiting. Returns 0, or -1 (errno) when fd is broken. */
+static int queue_send(struct queue *q, int fd)
 {
 	while (q->off < q->len) {
-		ssize_t w = sock ? send(fd, q->p + q->off, q->len - q->off, MSG_NOSIGNAL | MSG_DONTWAIT)
-				 : write(fd, q->p + q->off, q->len - q->off);
+		ssize_t w = write(fd, q->p + q->off, q->len - q->off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
@@ -504,11 +504,11 @@ static int relay_run(struct relay *r)
 		if (rc < 0 || (rc == 0 && live))
 			break;	/* nothing moved for the longest request there is */
 		sent = r->to_client.off;
-		if (p[1].revents && queue_send(&r->to_client, STDOUT_FILENO, 0) != 0)
+		if (p[1].revents && queue_send(&r->to_client, STDOUT_FILENO) != 0)
 			break;	/* the client went away */
 		if (r->to_client.off != sent)
 			moved_ms = io_now_ms();
-		if ((p[0].revents & POLLOUT) && queue_send(&r->to_worker, r->sock, 1) != 0)
+		if ((p[0].revents & POLLOUT) && queue_send(&r->to_worker, r->sock) != 0)
 			r->send_dead = 1;
 		if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
 			if (!out) {
