@@ -729,6 +729,14 @@ static int nph_io_write(struct io *io, const char *buf, size_t n)
 	return nph_write(&nph_state, buf, n);
 }
 
+/* io->end: the last chunk, only for a whole answer (without it the client
+ * sees an answer cut short as one), before the request is logged */
+static int nph_io_end(struct io *io)
+{
+	(void)io;
+	return nph_finish(&nph_state, 0);
+}
+
 static int serve_cgi(void)
 {
 	struct app app;
@@ -753,13 +761,10 @@ static int serve_cgi(void)
 		nph_init(&nph_state, getenv("SERVER_PROTOCOL"), getenv("REQUEST_METHOD"),
 			 cgi_raw_write, &io);
 		io.write = nph_io_write;
+		io.end = nph_io_end;
 	}
 	handle_request(&app, &io);
 	app_release(&app);
-	/* the last chunk only for a whole answer: without it the client sees an
-	 * answer cut short as one */
-	if (nph)
-		nph_finish(&nph_state, io.aborted);
 	/* a CGI server writes the whole body before it reads the answer: one
 	 * refused unread (404, 413, a policy) must still be taken, or the server
 	 * fails writing it and the client never sees the answer; but only within

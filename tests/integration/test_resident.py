@@ -369,6 +369,45 @@ def test_nph_relay_frames_the_answer_and_shows_a_cut(res, mock_path):
     assert dechunk(chunks) == (b"hello, client\n", False), out
 
 
+def test_nph_one_shot_logs_a_client_gone_before_the_last_chunk(res, raw):
+    """Without resident workers too, the NPH answer's last chunk is written as
+    the answer's end (io->end), before the request is logged: a client gone by
+    then is logged as gone. The backend sends its head and a chunk, and waits
+    until the test has read that chunk and closed the pipe (an event) before it
+    sends its last chunk. A build that wrote the last chunk after logging logs
+    a 200 without an error."""
+    t = token()
+    closed = threading.Event()
+
+    def answer(_req, _up):
+        yield (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+               b"5\r\nhello\r\n")
+        closed.wait(15)
+        yield b"0\r\n\r\n"
+    raw.script("/res/nph-" + t, answer)
+    log = os.path.join(res.dir, "access-%s.log" % t)
+    env = res.env("/res/nph-" + t, workers=0, extra={
+        "SCRIPT_FILENAME": "/cgi-bin/nph-hostgate-fcgi", "HOSTGATE_ACCESS_LOG": log})
+    with open(os.path.join(res.dir, "stderr-" + t), "wb") as err:
+        p = subprocess.Popen([res.bin], env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=err)
+    try:
+        got = b""
+        while b"hello" not in got:
+            piece = p.stdout.read1(65536)
+            assert piece, got
+            got += piece
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n"), got
+        p.stdout.close()
+    finally:
+        closed.set()
+    assert p.wait(30) == 0
+    with open(log) as f:
+        rec, = [json.loads(line) for line in f]
+    assert rec["status"] == 200, rec
+    assert rec.get("error") == "client went away", rec
+
+
 def dechunk(data):
     """(body, ended) of a chunked body: ended when its last chunk came.
     Fails on a chunk cut short or bytes after the last chunk."""
