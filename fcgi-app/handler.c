@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "common/cacheredis.h"
+#include "common/paths.h"
 #include "common/redisstore.h"
 #include "common/sha256.h"
 #include "fcgi-app/forward.h"
@@ -47,9 +48,9 @@ int app_init(struct app *app, char **envp)
 
 	memset(app, 0, sizeof(*app));
 	v = io_param(&env, "HOSTGATE_CONFIG");
-	app->config_path = v && *v ? v : "/var/lib/hostgate/config/config.json";
+	app->config_path = v && *v ? v : HOSTGATE_CONFIG_DEFAULT;
 	v = io_param(&env, "HOSTGATE_STATE_DIR");
-	app->state_dir = v && *v ? v : APP_STATE_DIR_DEFAULT;
+	app->state_dir = v && *v ? v : HOSTGATE_STATE_DIR_DEFAULT;
 	v = io_param(&env, "HOSTGATE_ACCESS_LOG");
 	app->access_log = v && *v ? v : NULL;
 	v = io_param(&env, "HOSTGATE_MOUNT");

@@ -15,9 +15,6 @@
 
 #include "fcgi-app/request.h"
 
-/* HOSTGATE_STATE_DIR when the environment does not set it */
-#define APP_STATE_DIR_DEFAULT "/var/lib/hostgate/state"
-
 /* Sets up the process-wide state from the environment. Returns 0 or -1. */
 int app_init(struct app *app, char **envp);
 void app_release(struct app *app);

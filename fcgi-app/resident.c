@@ -23,6 +23,7 @@
 #include <fcgiapp.h>
 
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/prefork.h"
 #include "common/sha256.h"
 #include "fcgi-app/fcgirec.h"
@@ -118,7 +119,7 @@ static int where_init(struct where *w)
 	if (env_int("HOSTGATE_CGI_IDLE_S", IDLE_DEFAULT_S, 1, IDLE_MAX_S, &w->idle_s) != 0)
 		return -1;
 	if (!state || !*state)
-		state = APP_STATE_DIR_DEFAULT;
+		state = HOSTGATE_STATE_DIR_DEFAULT;
 	if ((size_t)snprintf(dir, sizeof(dir), "%s/cgi-workers", state) >= sizeof(dir))
 		return -1;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST) {

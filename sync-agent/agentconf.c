@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "common/paths.h"
+
 #define AGENTCONF_FILE_MAX (64 * 1024)
 #define AGENTCONF_VALUE_MAX 4096
 
@@ -266,6 +268,20 @@ static int S_is_service_id(const char *id)
 	       S_is_name(seg[7], 50, "-");
 }
 
+/* The file locations app and agent share, when the file does not set them. */
+static int S_finish_paths(struct agent_conf *conf, char *err, size_t errlen)
+{
+	if (!conf->config_path)
+		conf->config_path = strdup(HOSTGATE_CONFIG_DEFAULT);
+	if (!conf->state_dir)
+		conf->state_dir = strdup(HOSTGATE_STATE_DIR_DEFAULT);
+	if (!conf->config_path || !conf->state_dir) {
+		set_err(err, errlen, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
 /* finish() for source = azure-apim. Returns 0 or -1. */
 static int S_finish_apim(struct agent_conf *conf, unsigned seen, char *err, size_t errlen)
 {
@@ -342,15 +358,7 @@ static int S_finish_apim(struct agent_conf *conf, unsigned seen, char *err, size
 			conf->path);
 		return -1;
 	}
-	if (!conf->config_path)
-		conf->config_path = strdup("/var/lib/hostgate/config/config.json");
-	if (!conf->state_dir)
-		conf->state_dir = strdup("/var/lib/hostgate/state");
-	if (!conf->config_path || !conf->state_dir) {
-		set_err(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
+	return S_finish_paths(conf, err, errlen);
 }
 
 /* Checks the parsed values together and fills in the derived ones. */
@@ -429,15 +437,7 @@ static int finish(struct agent_conf *conf, unsigned seen, char *err, size_t errl
 			conf->path);
 		return -1;
 	}
-	if (!conf->config_path)
-		conf->config_path = strdup("/var/lib/hostgate/config/config.json");
-	if (!conf->state_dir)
-		conf->state_dir = strdup("/var/lib/hostgate/state");
-	if (!conf->config_path || !conf->state_dir) {
-		set_err(err, errlen, "out of memory");
-		return -1;
-	}
-	return 0;
+	return S_finish_paths(conf, err, errlen);
 }
 
 /* Applies one "key = value" line. Returns 0 or -1. */
