@@ -172,12 +172,21 @@ $(BUILD)/tests/replay_%: $(BUILD)/obj/tests/fuzz/fuzz_%.o $(BUILD)/obj/tests/fuz
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(LIBS)
 
+# the relay's record reader and the NPH framing are fuzzed apart from the app
+$(BUILD)/tests/replay_fcgirec: $(BUILD)/obj/tests/fuzz/fuzz_fcgirec.o $(BUILD)/obj/tests/fuzz/replay.o \
+		$(BUILD)/obj/fcgi-app/fcgirec.o $(BUILD)/obj/fcgi-app/nph.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
 FUZZ_CC     ?= clang
 FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' -g -O1 -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(POLICY_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(REDIS_LIBS) $(LIBS)
+$(BUILD)/fuzz/fuzz_fcgirec: tests/fuzz/fuzz_fcgirec.c fcgi-app/fcgirec.c fcgi-app/nph.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
 fuzz: $(FUZZ_BINS)
 
 unit-test: $(UNIT_BINS) $(REPLAY_BINS)

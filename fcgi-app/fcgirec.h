@@ -1,8 +1,9 @@
 /*
- * fcgirec — FastCGI record headers, for the two places that write records
- * themselves: the FastCGI front's answers (main.c) and the CGI relay to
- * resident workers (resident.c). libfcgi does not install fastcgi.h; these
- * are the FastCGI 1.0 specification's numbers.
+ * fcgirec — FastCGI records, for the two places that handle them themselves:
+ * the FastCGI front's answers (main.c) and the CGI relay to resident workers
+ * (resident.c), which writes a request's records and reads the answer's.
+ * libfcgi does not install fastcgi.h; these are the FastCGI 1.0
+ * specification's numbers.
  */
 #ifndef HOSTGATE_FCGIREC_H
 #define HOSTGATE_FCGIREC_H
@@ -35,5 +36,23 @@ static inline void fcgirec_header(unsigned char h[8], int type, int id, size_t l
 	h[6] = 0;
 	h[7] = 0;
 }
+
+/* The reader of a responder's answer to request 1, fed as the bytes arrive,
+ * in pieces of any size (tests/fuzz/fuzz_fcgirec.c checks that the pieces do
+ * not change what it reads). Zeroed to start. */
+struct fcgirec_reader {
+	unsigned char h[8];	/* the record header being read */
+	size_t hlen, left, pad;
+	int acked;		/* a whole record header came: a worker has the request */
+	int ended;		/* FCGI_END_REQUEST came, whole */
+};
+
+/* Takes n bytes. content(ctx, type, p, k) gets the content of STDOUT and
+ * STDERR records as it comes. Returns 0, or -1 when the bytes break FastCGI
+ * (another version; a record of a request but 1 other than GET_VALUES_RESULT
+ * and UNKNOWN_TYPE; a byte after the END_REQUEST) or content returns
+ * non-zero; the reader is then not to be fed again. */
+int fcgirec_take(struct fcgirec_reader *rd, const char *p, size_t n,
+		 int (*content)(void *ctx, int type, const char *p, size_t n), void *ctx);
 
 #endif

@@ -53,6 +53,16 @@ static int send_head(struct nph *n, const char *h, size_t len)
 	const char *reason = "";
 	size_t rlen = 0;
 
+	/* lines end with CRLF, and a CR or LF nowhere else: a lone one would
+	 * split the head differently here and at the client; nor may the first
+	 * line be empty, which ends a CGI head before it starts (found by
+	 * fuzz_fcgirec: it became a blank line inside the HTTP head) */
+	if (len && h[0] == '\r')
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if ((h[i] == '\r' && (i + 1 == len || h[i + 1] != '\n')) ||
+		    (h[i] == '\n' && (i == 0 || h[i - 1] != '\r')))
+			return -1;
 	/* the status first: it opens the message */
 	for (size_t p = 0; p < len;) {
 		const char *line = h + p, *eol = memchr(line, '\r', len - p);

@@ -20,8 +20,8 @@
  * without their end). An HTTP/1.0 client gets a body delimited by the close,
  * which cannot show a cut.
  * raw_write(ctx, buf, len) returns 0, or -1 when the client is gone; nph_write
- * and nph_finish return the same (-1 also for a head over NPH_HEAD_MAX or one
- * without a Status line). No allocation: one request per process.
+ * and nph_finish return the same (-1 also for a head over NPH_HEAD_MAX, one
+ * without a Status line, or one with a CR or LF outside its line ends). No allocation: one request per process.
  */
 #ifndef HOSTGATE_NPH_H
 #define HOSTGATE_NPH_H

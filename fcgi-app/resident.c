@@ -330,16 +330,13 @@ struct relay {
 	int sock;
 	struct queue to_worker, to_client;
 	int64_t body_left;	/* bytes of body still to read; -1: to the end */
-	int acked;		/* a record came: a worker has the request */
-	int ended;		/* FCGI_END_REQUEST came */
+	struct fcgirec_reader rd;	/* rd.acked: a worker has the request;
+					 * rd.ended: FCGI_END_REQUEST came */
 	int worker_eof;		/* the worker's side is read to its end */
 	int worker_gone;	/* ...or it hung up, and what it sent is finite */
 	int send_dead;		/* the worker takes no more */
 	int nph;
 	struct nph nph_state;
-	/* the record being read */
-	unsigned char h[8];
-	size_t hlen, left, pad;
 };
 
 static int client_append(void *ctx, const char *buf, size_t n)
@@ -349,55 +346,16 @@ static int client_append(void *ctx, const char *buf, size_t n)
 	return queue_add(&r->to_client, buf, n);
 }
 
-static int answer(struct relay *r, const char *p, size_t n)
+/* content for fcgirec_take: the answer to the client, the log lines to ours */
+static int on_content(void *ctx, int type, const char *p, size_t n)
 {
-	return r->nph ? nph_write(&r->nph_state, p, n) : client_append(r, p, n);
-}
+	struct relay *r = ctx;
 
-/* Takes n bytes the worker sent. Returns 0, or -1 when they break FastCGI. */
-static int take(struct relay *r, const char *p, size_t n)
-{
-	while (n) {
-		size_t k;
-
-		if (r->hlen < 8) {
-			k = 8 - r->hlen < n ? 8 - r->hlen : n;
-			memcpy(r->h + r->hlen, p, k);
-			r->hlen += k;
-			p += k;
-			n -= k;
-			if (r->hlen < 8)
-				return 0;
-			if (r->h[0] != 1)
-				return -1;
-			r->acked = 1;
-			r->left = (size_t)r->h[4] << 8 | r->h[5];
-			r->pad = r->h[6];
-			if (r->h[1] != FCGIREC_GET_VALUES_RESULT && r->h[1] != FCGIREC_UNKNOWN_TYPE &&
-			    ((r->h[2] << 8 | r->h[3]) != 1))
-				return -1;
-		}
-		k = r->left < n ? r->left : n;
-		if (k && r->h[1] == FCGIREC_STDOUT && answer(r, p, k) != 0)
-			return -1;
-		if (k && r->h[1] == FCGIREC_STDERR)
-			(void)!write(STDERR_FILENO, p, k);
-		r->left -= k;
-		p += k;
-		n -= k;
-		k = r->pad < n ? r->pad : n;
-		r->pad -= k;
-		p += k;
-		n -= k;
-		if (r->left == 0 && r->pad == 0) {
-			if (r->h[1] == FCGIREC_END_REQUEST)
-				r->ended = 1;
-			r->hlen = 0;
-			if (r->ended && n)
-				return -1;	/* nothing may follow the end */
-		}
+	if (type == FCGIREC_STDERR) {
+		(void)!write(STDERR_FILENO, p, n);
+		return 0;
 	}
-	return 0;
+	return r->nph ? nph_write(&r->nph_state, p, n) : client_append(r, p, n);
 }
 
 /* Reads what stdin holds of the body: to the worker while it takes it, to
@@ -415,7 +373,7 @@ static void read_body(struct relay *r)
 		r->body_left -= got;
 	if (got <= 0)
 		r->body_left = 0;
-	if (r->send_dead || r->ended || r->worker_eof)
+	if (r->send_dead || r->rd.ended || r->worker_eof)
 		return;
 	if ((got > 0 && queue_record(&r->to_worker, FCGIREC_STDIN, 1, buf, (size_t)got) != 0) ||
 	    (r->body_left == 0 && queue_record(&r->to_worker, FCGIREC_STDIN, 1, NULL, 0) != 0))
@@ -434,11 +392,11 @@ static int read_worker(struct relay *r)
 		r->worker_eof = r->worker_gone = 1;
 		return 0;
 	}
-	if (take(r, buf, (size_t)got) != 0) {
+	if (fcgirec_take(&r->rd, buf, (size_t)got, on_content, r) != 0) {
 		log_err("the resident worker sent a broken FastCGI record");
 		return -1;
 	}
-	if (r->ended && r->nph && nph_finish(&r->nph_state, 0) != 0)
+	if (r->rd.ended && r->nph && nph_finish(&r->nph_state, 0) != 0)
 		return -1;
 	return 0;
 }
@@ -450,7 +408,7 @@ static int relay_run(struct relay *r)
 						 * client last took something */
 
 	for (;;) {
-		int live = !r->ended && !r->worker_eof && !r->worker_gone;
+		int live = !r->rd.ended && !r->worker_eof && !r->worker_gone;
 		int out = r->to_client.off < r->to_client.len;
 		struct pollfd p[3] = {
 			{ .fd = -1 }, { .fd = -1 }, { .fd = -1 },
@@ -459,7 +417,7 @@ static int relay_run(struct relay *r)
 		size_t sent;
 		int rc;
 
-		if (!r->acked && r->worker_eof)
+		if (!r->rd.acked && r->worker_eof)
 			return -1;
 		if (!live) {
 			if (!done_ms)
@@ -476,12 +434,12 @@ static int relay_run(struct relay *r)
 			if (out && now >= moved_ms + RESIDENT_TAIL_MS)
 				break;	/* the client takes nothing more */
 		}
-		if ((r->ended || r->worker_eof) && !out && r->body_left == 0)
+		if ((r->rd.ended || r->worker_eof) && !out && r->body_left == 0)
 			break;
 		/* the worker: while it lives, and for what it left once the
 		 * client has taken what came before (a hung-up socket is
 		 * always ready) */
-		if (!r->ended && !r->worker_eof && (!r->worker_gone || !out)) {
+		if (!r->rd.ended && !r->worker_eof && (!r->worker_gone || !out)) {
 			p[0].fd = r->sock;
 			if (r->to_worker.off < r->to_worker.len && !r->send_dead)
 				p[0].events |= POLLOUT;
@@ -494,7 +452,7 @@ static int relay_run(struct relay *r)
 		}
 		/* the body once a worker has the request, and only as fast
 		 * as the worker takes it */
-		if (r->body_left != 0 && r->acked &&
+		if (r->body_left != 0 && r->rd.acked &&
 		    (r->to_worker.off == r->to_worker.len || r->send_dead || !live)) {
 			p[2].fd = STDIN_FILENO;
 			p[2].events = POLLIN;
@@ -522,9 +480,9 @@ static int relay_run(struct relay *r)
 		if (p[2].revents)
 			read_body(r);
 	}
-	if (!r->acked)
+	if (!r->rd.acked)
 		return -1;
-	return r->ended && r->to_client.off == r->to_client.len ? 0 : 1;
+	return r->rd.ended && r->to_client.off == r->to_client.len ? 0 : 1;
 }
 
 /* Connects to the workers' socket. Returns the socket, -1 to serve here. */

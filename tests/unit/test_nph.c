@@ -184,6 +184,19 @@ static void test_bad_heads_fail(void **state)
 	assert_int_equal(nph_write(&n, big, sizeof(big)), -1);
 	assert_int_equal(out_len, 0);
 
+	/* a lone CR or LF in the head (found by fuzz_fcgirec): the client would
+	 * see a blank line there and take the rest of the head for the body */
+	start("HTTP/1.1", "GET");
+	assert_int_equal(nph_write(&n, "Status: 200 OK\r\n\r/x: y\r\n\r\nbody", 30), -1);
+	assert_int_equal(out_len, 0);
+	start("HTTP/1.1", "GET");
+	assert_int_equal(nph_write(&n, "Status: 200 OK\r\nA: b\nC: d\r\n\r\n", 29), -1);
+	assert_int_equal(out_len, 0);
+
+	start("HTTP/1.1", "GET");
+	assert_int_equal(nph_write(&n, "\r\nX: y\r\nStatus: 200 OK\r\n\r\n", 26), -1);
+	assert_int_equal(out_len, 0);
+
 	start("HTTP/1.1", "GET");
 	fail_writes = 1;
 	assert_int_equal(nph_write(&n, "Status: 200 OK\r\n\r\n", 18), -1);
