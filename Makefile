@@ -100,15 +100,17 @@ $(LIBPOLICY): $(call obj,$(POLICY_SRC))
 # copies the library). Trusted CAs: /etc/ssl/certs, not the bundle (why:
 # scripts/build-curl). hostgate-sync, -manage and -import keep the system
 # libcurl.
-# OpenSSL is linked statically into the app too (STATIC_CRYPTO=1, the
-# default): mapping and binding the shared libssl and libcrypto costs every
-# CGI start ~1.1 ms, a third of the issue-15 budget of 3 ms (docs/
-# performance.md). OpenSSL fixes then need a rebuild, as libcurl's already
-# do: `make` relinks the app when libssl-dev changes version, so after
-# `apt upgrade` run `make && make install` once for both. STATIC_CRYPTO=0
-# links Debian's shared OpenSSL instead (an upgrade then fixes it in place;
-# the embedded libcurl still needs the rebuild).
-STATIC_CRYPTO ?= 1
+# The app's other libraries are linked statically too (STATIC_LIBS=1, the
+# default; STATIC_CRYPTO is its older name): OpenSSL, json-c, libfcgi and
+# hiredis. Mapping and binding Debian's shared libssl and libcrypto costs
+# every CGI start ~1.1 ms, a third of the issue-15 budget of 3 ms, and the
+# other three ~0.25 ms more, 10-15% of what a relayed CGI request costs
+# (docs/performance.md). Their fixes then need a rebuild, as libcurl's
+# already do: `make` relinks the app when one of their -dev packages changes
+# version, so after `apt upgrade` run `make && make install` once for all.
+# STATIC_LIBS=0 links Debian's shared libraries instead (an upgrade then fixes
+# them in place; the embedded libcurl still needs the rebuild).
+STATIC_LIBS ?= $(if $(STATIC_CRYPTO),$(STATIC_CRYPTO),1)
 CURL_DEB := $(shell dpkg-query -W -f='$${Version}' libcurl4 2>/dev/null)
 CURL_DIR := $(BUILD)/curl
 CURL_LIB := $(CURL_DIR)/libcurl.a
@@ -122,28 +124,29 @@ $(CURL_LIB): scripts/build-curl
 # --version names the Debian package the embedded libcurl was built from
 $(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_CURL_DEB='"$(CURL_DEB)"'
 $(call obj,fcgi-app/main.c): $(CURL_LIB)
-APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c openssl fcgi 2>/dev/null) -lpthread -lm
+APP_LIBS := $(CURL_LIB) $(REDIS_LIBS) $(shell pkg-config --libs json-c openssl fcgi 2>/dev/null) -lpthread -lm
 APP_DEPS := $(CURL_LIB)
-ifeq ($(STATIC_CRYPTO),1)
-APP_LIBS := $(CURL_LIB) $(shell pkg-config --libs json-c fcgi 2>/dev/null) -Wl,-Bstatic -lssl -lcrypto -Wl,-Bdynamic -lpthread -lm
-# relinked when libssl-dev (libssl.a, libcrypto.a) changes version, as the
-# embedded libcurl is rebuilt when libcurl4 does: apt upgrade, then make
-SSL_DEB := $(shell dpkg-query -W -f='$${Version}' libssl-dev 2>/dev/null)
-SSL_STAMP := $(BUILD)/static-openssl.version
-$(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_SSL_DEB='"$(SSL_DEB)"'
-$(call obj,fcgi-app/main.c): $(SSL_STAMP)
-APP_DEPS += $(SSL_STAMP)
-.PHONY: ssl-relink
-ssl-relink: ;
-ifneq ($(SSL_DEB),$(shell cat $(SSL_STAMP) 2>/dev/null))
-$(SSL_STAMP): ssl-relink
+ifeq ($(STATIC_LIBS),1)
+APP_LIBS := $(CURL_LIB) -Wl,-Bstatic -lhiredis -ljson-c -lfcgi -lssl -lcrypto -Wl,-Bdynamic -lpthread -lm
+# relinked when a -dev package linked in changes version, as the embedded
+# libcurl is rebuilt when libcurl4 does: apt upgrade, then make
+STATIC_DEBS := $(shell dpkg-query -W -f='$${Package} $${Version}, ' libssl-dev libjson-c-dev \
+		 libfcgi-dev libhiredis-dev 2>/dev/null | sed 's/, $$//')
+STATIC_STAMP := $(BUILD)/static-libs.version
+$(call obj,fcgi-app/main.c): ALL_CFLAGS += -DHOSTGATE_STATIC_DEBS='"$(STATIC_DEBS)"'
+$(call obj,fcgi-app/main.c): $(STATIC_STAMP)
+APP_DEPS += $(STATIC_STAMP)
+.PHONY: static-relink
+static-relink: ;
+ifneq ($(STATIC_DEBS),$(shell cat $(STATIC_STAMP) 2>/dev/null))
+$(STATIC_STAMP): static-relink
 endif
-$(SSL_STAMP):
+$(STATIC_STAMP):
 	@mkdir -p $(dir $@)
-	echo '$(SSL_DEB)' > $@
+	echo '$(STATIC_DEBS)' > $@
 endif
 $(APP): $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(APP_DEPS)
-	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(REDIS_LIBS) $(APP_LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(APP_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(APP_LIBS)
 $(AGENT): $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON)
 	$(CC) $(ALL_LDFLAGS) -o $@ $(call obj,$(AGENT_SRC) $(SAN_SRC)) $(LIBPOLICY) $(LIBCOMMON) $(LIBS)
 

@@ -840,11 +840,10 @@ int main(int argc, char **argv)
 		if (!strcmp(a, "--version")) {
 			printf("hostgate-fcgi %s\n%s (embedded, Debian curl %s)\n",
 			       HOSTGATE_VERSION, curl_version(), HOSTGATE_CURL_DEB);
-#ifdef HOSTGATE_SSL_DEB
-			/* make STATIC_CRYPTO=1 (the default): OpenSSL's fixes
-			 * need a rebuild, so say which one is in */
-			printf("OpenSSL linked statically (Debian libssl-dev %s)\n",
-			       HOSTGATE_SSL_DEB);
+#ifdef HOSTGATE_STATIC_DEBS
+			/* make STATIC_LIBS=1 (the default): their fixes need a
+			 * rebuild, so say which ones are in */
+			printf("linked statically from Debian's %s\n", HOSTGATE_STATIC_DEBS);
 #endif
 			return 0;
 		} else if (!strcmp(a, "--check") && i + 1 < argc) {

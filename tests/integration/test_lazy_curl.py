@@ -105,7 +105,7 @@ def run_cgi(binary, doc, path, wrap=()):
     paths = re.findall(r"file=(\S+) \[\d+\];\s+(?:needed|dynamically)", p.stderr.decode("latin-1"))
     mapped = {os.path.basename(m) for m in paths}
     # the marker's own module and what it needs (libcrypto.so.3, which a
-    # STATIC_CRYPTO=1 build does not link) are not the app's doing
+    # STATIC_LIBS=1 build does not link) are not the app's doing
     for m in paths:
         if os.path.basename(m) == "legacy.so":
             mapped -= {"legacy.so"} | own_link_set(m)
@@ -202,3 +202,22 @@ def test_version_names_the_embedded_libcurl(binary):
                      % (re.escape(upstream), re.escape(installed)), out, re.M), out
     # and the binary does not need a shared libcurl at all
     assert not any(n.startswith("libcurl") for n in own_link_set(binary)), own_link_set(binary)
+
+
+def test_version_names_the_static_libraries(binary):
+    """The default build (make STATIC_LIBS=1) links OpenSSL, json-c, libfcgi and
+    hiredis statically: the binary maps none of them, and --version names the
+    Debian packages they came from, at the installed versions (so that an
+    administrator can tell when `apt upgrade` calls for `make`)."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True,
+                         check=True, timeout=10).stdout
+    line = [ln for ln in out.splitlines() if ln.startswith("linked statically from Debian's ")]
+    assert line, out
+    for pkg, lib in (("libssl-dev", "libssl"), ("libjson-c-dev", "libjson-c"),
+                     ("libfcgi-dev", "libfcgi"), ("libhiredis-dev", "libhiredis")):
+        installed = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
+                                   capture_output=True, text=True, check=True).stdout
+        assert "%s %s" % (pkg, installed) in line[0], (pkg, installed, line[0])
+        assert not any(n.startswith(lib + ".so") for n in own_link_set(binary)), \
+            (lib, own_link_set(binary))
+
