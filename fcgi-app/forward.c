@@ -1655,6 +1655,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 					 !(f->replay && !f->replay_prefix))));
 	c->backend_failed = f->status >= 500 || f->bad_length || f->too_many_redirects ||
 			    (rc != CURLE_OK && !client_fault);
+	engine_backend_done(c);
 	if (req->headers_sent) {
 		if (f->client_gone) {
 			/* drained (rc 0) or aborted: the client saw nothing more */

@@ -1007,6 +1007,17 @@ int engine_outbound(struct pol_call *c)
 	return r == STEP_RESPOND || c->priv.body_replaced ? POL_RESPOND : POL_CONTINUE;
 }
 
+void engine_backend_done(struct pol_call *c)
+{
+	if (c->priv.breaker_done)
+		return;
+	c->priv.breaker_done = 1;
+	if (c->counters && c->backend_failed && c->backend && c->backend->cb_failures &&
+	    c->backend_url)
+		counter_breaker_failure(c->counters, c->backend_url, c->backend->cb_failures,
+					c->backend->cb_interval_s, c->backend->cb_trip_s, c->now);
+}
+
 void engine_finish(struct pol_call *c)
 {
 	if (c->priv.finished)
@@ -1015,10 +1026,7 @@ void engine_finish(struct pol_call *c)
 	for (size_t i = 0; i < c->priv.n_seats; i++)
 		counter_release(c->counters, &c->priv.seats[i], c->now);
 	c->priv.n_seats = 0;
-	if (c->counters && c->backend_failed && c->backend && c->backend->cb_failures &&
-	    c->backend_url)
-		counter_breaker_failure(c->counters, c->backend_url, c->backend->cb_failures,
-					c->backend->cb_interval_s, c->backend->cb_trip_s, c->now);
+	engine_backend_done(c);
 	for (size_t i = 0; i < c->priv.n_bw; i++) {
 		uint64_t kib = (c->bytes_out + 1023) / 1024;
 

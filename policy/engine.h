@@ -209,6 +209,7 @@ struct pol_call {
 		size_t n_vars, var_bytes;
 		int in_error;
 		int finished;
+		int breaker_done;	/* engine_backend_done ran */
 	} priv;
 };
 
@@ -244,6 +245,11 @@ int engine_outbound(struct pol_call *c);
  * unreachable 502, timeout 504). message (static) is also c->error, the
  * access log's reason, unless one is set. Always returns POL_RESPOND. */
 int engine_on_error(struct pol_call *c, int status, const char *message);
+/* Records the circuit-breaker outcome of c->backend_url (c->backend_failed)
+ * now, once: the forwarder calls it as soon as the backend's part is over,
+ * before the answer goes out, so that a client that has the answer finds the
+ * breaker already counting it (a CGI process writes straight to the client). */
+void engine_backend_done(struct pol_call *c);
 /* Releases concurrency seats, records the circuit-breaker outcome of
  * c->backend_url (c->backend_failed), adds bandwidth (c->bytes_out). Once;
  * later calls do nothing. */
