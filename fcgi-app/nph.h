@@ -21,7 +21,8 @@
  * which cannot show a cut.
  * raw_write(ctx, buf, len) returns 0, or -1 when the client is gone; nph_write
  * and nph_finish return the same (-1 also for a head over NPH_HEAD_MAX, one
- * without a Status line, or one with a CR or LF outside its line ends). No allocation: one request per process.
+ * without a Status line, or one with a CR or LF outside its line ends).
+ * No allocation: one request per process.
  */
 #ifndef HOSTGATE_NPH_H
 #define HOSTGATE_NPH_H

@@ -27,7 +27,6 @@
 #include "common/prefork.h"
 #include "common/sha256.h"
 #include "fcgi-app/fcgirec.h"
-#include "fcgi-app/handler.h"
 #include "fcgi-app/io.h"
 #include "fcgi-app/nph.h"
 
