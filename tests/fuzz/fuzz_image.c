@@ -30,16 +30,10 @@
 #include "policy/policies.h"
 #include "policy/products.h"
 #include "policy/route.h"
+#include "check.h"
 
 #define FUZZ_MAX (1u << 20)
 #define FZ_PAGE 4096u
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "fuzz_image: '%s' failed at line %d\n", #c, __LINE__); \
-		abort(); \
-	} \
-} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

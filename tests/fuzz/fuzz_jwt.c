@@ -16,13 +16,7 @@
 
 #include "policy/jose.h"
 #include "policy/jwt.h"
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "fuzz_jwt: '%s' failed at line %d\n", #c, __LINE__); \
-		abort(); \
-	} \
-} while (0)
+#include "check.h"
 
 static const char key_set[] =
 	"{\"keys\":["

@@ -12,15 +12,9 @@
 #include <string.h>
 
 #include "policy/path.h"
+#include "check.h"
 
 #define FUZZ_MAX 4096
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "fuzz_path: '%s' failed at line %d\n", #c, __LINE__); \
-		abort(); \
-	} \
-} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

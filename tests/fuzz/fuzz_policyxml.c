@@ -15,13 +15,7 @@
 #include <libxml/parser.h>
 
 #include "import/policyxml.h"
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "fuzz_policyxml: '%s' failed at line %d\n", #c, __LINE__); \
-		abort(); \
-	} \
-} while (0)
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

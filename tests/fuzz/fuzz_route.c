@@ -18,15 +18,9 @@
 
 #include "policy/path.h"
 #include "policy/route.h"
+#include "check.h"
 
 #define FUZZ_MAX 65536
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "fuzz_route: '%s' failed at line %d\n", #c, __LINE__); \
-		abort(); \
-	} \
-} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

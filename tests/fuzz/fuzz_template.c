@@ -14,13 +14,7 @@
 #include <string.h>
 
 #include "policy/template.h"
-
-#define CHECK(c) do { \
-	if (!(c)) { \
-		fprintf(stderr, "fuzz_template: '%s' failed at line %d\n", #c, __LINE__); \
-		abort(); \
-	} \
-} while (0)
+#include "check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
