@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 
 #include "policy/cidr.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

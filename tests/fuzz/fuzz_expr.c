@@ -16,7 +16,7 @@
 #include "policy/expr.h"
 #include "policy/regex.h"
 #include "policy/template.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

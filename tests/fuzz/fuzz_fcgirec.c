@@ -18,7 +18,7 @@
 
 #include "fcgi-app/fcgirec.h"
 #include "fcgi-app/nph.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

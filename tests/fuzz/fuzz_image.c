@@ -30,7 +30,7 @@
 #include "policy/policies.h"
 #include "policy/products.h"
 #include "policy/route.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 #define FUZZ_MAX (1u << 20)
 #define FZ_PAGE 4096u

@@ -16,7 +16,7 @@
 
 #include "policy/jose.h"
 #include "policy/jwt.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 static const char key_set[] =
 	"{\"keys\":["

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "policy/path.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 #define FUZZ_MAX 4096
 

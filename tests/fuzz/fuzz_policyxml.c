@@ -15,7 +15,7 @@
 #include <libxml/parser.h>
 
 #include "import/policyxml.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

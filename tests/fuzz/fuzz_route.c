@@ -18,7 +18,7 @@
 
 #include "policy/path.h"
 #include "policy/route.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 #define FUZZ_MAX 65536
 

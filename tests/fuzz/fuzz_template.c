@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "policy/template.h"
-#include "check.h"
+#include "tests/fuzz/check.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
