@@ -22,17 +22,10 @@
 #include <fcgiapp.h>
 #include <curl/curl.h>
 
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#define MAX_WORKERS 64
+#include "forwarder.h"
+
 #define MAX_URL 8192
 
 struct xfer {
@@ -54,21 +47,9 @@ static void on_term(int sig)
 static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 {
 	struct xfer *x = arg;
-	size_t len = size * n;
 
-	if (len > 13 && strncasecmp(buf, "Content-Type:", 13) == 0) {
-		size_t v = 13, e = len;
-
-		while (v < e && buf[v] == ' ')
-			v++;
-		while (e > v && (buf[e - 1] == '\r' || buf[e - 1] == '\n'))
-			e--;
-		if (e - v < sizeof(x->ctype)) {
-			memcpy(x->ctype, buf + v, e - v);
-			x->ctype[e - v] = '\0';
-		}
-	}
-	return len;
+	header_ctype(buf, size * n, x->ctype, sizeof(x->ctype));
+	return size * n;
 }
 
 static int send_head(struct xfer *x, CURL *c)
@@ -82,7 +63,7 @@ static int send_head(struct xfer *x, CURL *c)
 }
 
 static CURL *curl_handle;
-static const char *cafile;
+static const char *upstream, *mount, *cafile;
 
 static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 {
@@ -94,7 +75,7 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 	return len;
 }
 
-static void serve_one(FCGX_Request *req, const char *upstream, const char *mount)
+static void serve_one(FCGX_Request *req)
 {
 	const char *uri = FCGX_GetParam("REQUEST_URI", req->envp);
 	size_t mlen = strlen(mount);
@@ -130,7 +111,7 @@ static void serve_one(FCGX_Request *req, const char *upstream, const char *mount
 	send_head(&x, curl_handle);
 }
 
-static void worker(int sock, const char *upstream, const char *mount)
+static void worker(int sock)
 {
 	FCGX_Request req;
 
@@ -138,7 +119,7 @@ static void worker(int sock, const char *upstream, const char *mount)
 	if (!curl_handle || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
 		_exit(1);
 	while (!stopping && FCGX_Accept_r(&req) >= 0) {
-		serve_one(&req, upstream, mount);
+		serve_one(&req);
 		FCGX_Finish_r(&req);
 	}
 	curl_easy_cleanup(curl_handle);
@@ -147,32 +128,15 @@ static void worker(int sock, const char *upstream, const char *mount)
 
 int main(int argc, char **argv)
 {
-	const char *upstream = getenv("BARE_UPSTREAM");
-	const char *mount = getenv("BARE_MOUNT");
-	const char *listen_addr = NULL;
-	pid_t pids[MAX_WORKERS];
+	const char *listen_addr;
 	struct sigaction sa;
 	long workers = 4;
 	int sock;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--listen") == 0) {
-			listen_addr = argv[i + 1];
-		} else if (strcmp(argv[i], "--workers") == 0) {
-			char *end;
-
-			workers = strtol(argv[i + 1], &end, 10);
-			if (*end || workers < 1 || workers > MAX_WORKERS) {
-				fprintf(stderr, "bare-forwarder: bad --workers '%s'\n", argv[i + 1]);
-				return 1;
-			}
-		}
-	}
-	if (!listen_addr || strncmp(listen_addr, "unix:", 5) != 0 || !upstream) {
-		fprintf(stderr, "usage: BARE_UPSTREAM=URL [BARE_MOUNT=/p] bare-forwarder "
-			"--listen unix:PATH [--workers N]\n");
+	if (forwarder_args(argc, argv, "bare-forwarder", &listen_addr, &workers) != 0)
 		return 1;
-	}
+	upstream = getenv("BARE_UPSTREAM");
+	mount = getenv("BARE_MOUNT");
 	if (!mount)
 		mount = "";
 	cafile = getenv("BARE_CAFILE");
@@ -190,19 +154,5 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	for (long i = 0; i < workers; i++) {
-		pids[i] = fork();
-		if (pids[i] == 0)
-			worker(sock, upstream, mount);
-	}
-	while (!stopping) {
-		if (wait(NULL) < 0 && errno != EINTR)
-			break;
-	}
-	for (long i = 0; i < workers; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
-	return 0;
+	return supervise(workers, worker, sock, &stopping);
 }

@@ -19,22 +19,15 @@
 #define _GNU_SOURCE	/* accept4 */
 #include <curl/curl.h>
 
-#include <errno.h>
-#include <signal.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#define MAX_WORKERS 64
+#include "forwarder.h"
+
 #define MAX_URL 8192
 #define IN_MAX 65536
 
@@ -165,21 +158,9 @@ static void conn_flush(struct conn *c)
 static size_t on_header(char *buf, size_t size, size_t n, void *arg)
 {
 	struct conn *c = arg;
-	size_t len = size * n;
 
-	if (len > 13 && strncasecmp(buf, "Content-Type:", 13) == 0) {
-		size_t v = 13, e = len;
-
-		while (v < e && buf[v] == ' ')
-			v++;
-		while (e > v && (buf[e - 1] == '\r' || buf[e - 1] == '\n'))
-			e--;
-		if (e - v < sizeof(c->ctype)) {
-			memcpy(c->ctype, buf + v, e - v);
-			c->ctype[e - v] = '\0';
-		}
-	}
-	return len;
+	header_ctype(buf, size * n, c->ctype, sizeof(c->ctype));
+	return size * n;
 }
 
 static int send_head(struct conn *c)
@@ -522,37 +503,23 @@ static void worker(int sock)
 
 int main(int argc, char **argv)
 {
-	const char *listen_addr = NULL;
+	const char *listen_addr;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	pid_t pids[MAX_WORKERS];
 	struct sigaction sa;
 	long workers = 2;
 	int sock;
 
-	for (int i = 1; i + 1 < argc; i += 2) {
-		if (strcmp(argv[i], "--listen") == 0) {
-			listen_addr = argv[i + 1];
-		} else if (strcmp(argv[i], "--workers") == 0) {
-			char *end;
-
-			workers = strtol(argv[i + 1], &end, 10);
-			if (*end || workers < 1 || workers > MAX_WORKERS) {
-				fprintf(stderr, "event-forwarder: bad --workers '%s'\n", argv[i + 1]);
-				return 1;
-			}
-		}
+	if (forwarder_args(argc, argv, "event-forwarder", &listen_addr, &workers) != 0)
+		return 1;
+	if (strlen(listen_addr + 5) >= sizeof(sun.sun_path)) {
+		fprintf(stderr, "event-forwarder: socket path too long\n");
+		return 1;
 	}
 	upstream = getenv("BARE_UPSTREAM");
 	mount = getenv("BARE_MOUNT");
-	cafile = getenv("BARE_CAFILE");
-	if (!listen_addr || strncmp(listen_addr, "unix:", 5) != 0 || !upstream ||
-	    strlen(listen_addr + 5) >= sizeof(sun.sun_path)) {
-		fprintf(stderr, "usage: BARE_UPSTREAM=URL [BARE_MOUNT=/p] event-forwarder "
-			"--listen unix:PATH [--workers N]\n");
-		return 1;
-	}
 	if (!mount)
 		mount = "";
+	cafile = getenv("BARE_CAFILE");
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return 1;
@@ -569,19 +536,5 @@ int main(int argc, char **argv)
 	sa.sa_handler = on_term;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
-	for (long i = 0; i < workers; i++) {
-		pids[i] = fork();
-		if (pids[i] == 0)
-			worker(sock);
-	}
-	while (!stopping) {
-		if (wait(NULL) < 0 && errno != EINTR)
-			break;
-	}
-	for (long i = 0; i < workers; i++)
-		if (pids[i] > 0)
-			kill(pids[i], SIGTERM);
-	while (wait(NULL) > 0 || errno == EINTR)
-		;
-	return 0;
+	return supervise(workers, worker, sock, &stopping);
 }
