@@ -63,7 +63,6 @@ static int send_head(struct xfer *x, CURL *c)
 }
 
 static CURL *curl_handle;
-static const char *upstream, *mount, *cafile;
 
 static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 {
@@ -129,18 +128,11 @@ static void worker(int sock)
 int main(int argc, char **argv)
 {
 	const char *listen_addr;
-	struct sigaction sa;
 	long workers = 4;
 	int sock;
 
 	if (forwarder_args(argc, argv, "bare-forwarder", &listen_addr, &workers) != 0)
 		return 1;
-	upstream = getenv("BARE_UPSTREAM");
-	mount = getenv("BARE_MOUNT");
-	if (!mount)
-		mount = "";
-	cafile = getenv("BARE_CAFILE");
-	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || FCGX_Init() != 0)
 		return 1;
 	unlink(listen_addr + 5);
@@ -150,9 +142,5 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	return supervise(workers, worker, sock, &stopping);
+	return supervise(workers, worker, sock, on_term, &stopping);
 }

@@ -60,7 +60,6 @@ static volatile sig_atomic_t stopping;
 static int ep;
 static CURLM *multi;
 static struct timespec deadline;	/* libcurl's timer; tv_sec 0: none */
-static const char *upstream, *mount, *cafile;
 static struct conn *free_conns;
 static struct csock *dead_csocks;
 static const enum kind listen_kind = K_LISTEN;
@@ -505,7 +504,6 @@ int main(int argc, char **argv)
 {
 	const char *listen_addr;
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	struct sigaction sa;
 	long workers = 2;
 	int sock;
 
@@ -515,12 +513,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "event-forwarder: socket path too long\n");
 		return 1;
 	}
-	upstream = getenv("BARE_UPSTREAM");
-	mount = getenv("BARE_MOUNT");
-	if (!mount)
-		mount = "";
-	cafile = getenv("BARE_CAFILE");
-	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return 1;
 	strcpy(sun.sun_path, listen_addr + 5);
@@ -532,9 +524,5 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_term;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	return supervise(workers, worker, sock, &stopping);
+	return supervise(workers, worker, sock, on_term, &stopping);
 }

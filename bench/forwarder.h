@@ -19,6 +19,10 @@
 
 #define MAX_WORKERS 64
 
+/* BARE_UPSTREAM, BARE_MOUNT ("" when unset), BARE_CAFILE (NULL: libcurl's
+ * default CAs), set by forwarder_args */
+static const char *upstream, *mount, *cafile;
+
 /* Copies the value of a "Content-Type:" header line (LEN bytes at BUF, as
  * libcurl hands them over) into OUT; other lines, and values that do not
  * fit, leave OUT as it is. */
@@ -38,8 +42,8 @@ static void header_ctype(const char *buf, size_t len, char *out, size_t outsz)
 	}
 }
 
-/* --listen unix:PATH [--workers N]: 0, or -1 after a message on stderr.
- * *workers keeps its default unless given. */
+/* --listen unix:PATH [--workers N], and the environment above: 0, or -1
+ * after a message on stderr. *workers keeps its default unless given. */
 static int forwarder_args(int argc, char **argv, const char *name, const char **listen_addr,
 			  long *workers)
 {
@@ -62,16 +66,28 @@ static int forwarder_args(int argc, char **argv, const char *name, const char **
 			"--listen unix:PATH [--workers N]\n", name);
 		return -1;
 	}
+	upstream = getenv("BARE_UPSTREAM");
+	mount = getenv("BARE_MOUNT");
+	if (!mount)
+		mount = "";
+	cafile = getenv("BARE_CAFILE");
+	signal(SIGPIPE, SIG_IGN);
 	return 0;
 }
 
-/* Forks WORKERS processes running worker(sock) (which must not return) and
- * waits until *stopping (set by the caller's SIGTERM/SIGINT handler); then
- * stops them. Returns the program's exit status. */
-static int supervise(long workers, void (*worker)(int), int sock,
+/* Installs on_term for SIGTERM and SIGINT (it sets *stopping), forks
+ * WORKERS processes running worker(sock) (which must not return) and waits
+ * until *stopping; then stops them. Returns the program's exit status. */
+static int supervise(long workers, void (*worker)(int), int sock, void (*on_term)(int),
 		     volatile sig_atomic_t *stopping)
 {
 	pid_t pids[MAX_WORKERS];
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
 
 	for (long i = 0; i < workers; i++) {
 		pids[i] = fork();
