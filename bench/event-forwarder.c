@@ -12,9 +12,10 @@
  *
  * The same contract as bare-forwarder: strips BARE_MOUNT from REQUEST_URI,
  * GETs BARE_UPSTREAM + the rest, returns the status, Content-Type and body;
- * nothing forwarded, nothing checked, request bodies ignored, one request per
- * FastCGI connection (lighttpd and mod_proxy_fcgi do not keep them). Do not
- * use it for anything but measuring. Built by bench/tls in its temp dir.
+ * nothing forwarded, nothing checked, request bodies ignored. A connection
+ * whose BEGIN_REQUEST sets FCGI_KEEP_CONN (mod_proxy_fcgi with enablereuse=on)
+ * waits for its next request; others are closed after the answer (lighttpd).
+ * Do not use it for anything but measuring. Built by bench/tls in its temp dir.
  */
 #define _GNU_SOURCE	/* accept4 */
 #include <curl/curl.h>
@@ -41,6 +42,7 @@ struct conn {
 	char params[IN_MAX];
 	size_t plen;
 	int params_done, started, finished, want_out, retried;
+	int keep;		/* FCGI_KEEP_CONN: the next request comes on this connection */
 	uint16_t id;
 	CURL *easy;
 	char ctype[256];
@@ -147,11 +149,29 @@ static int conn_send(struct conn *c)
 	return 0;
 }
 
-/* conn_send, and the close once the answer's end is out (not from a callback) */
+/* ready for the connection's next request */
+static void request_reset(struct conn *c)
+{
+	c->params_done = c->started = c->finished = c->head_sent = c->retried = 0;
+	c->plen = 0;
+	c->ctype[0] = '\0';
+}
+
+static void conn_parse(struct conn *c);
+
+/* conn_send; once the answer's end is out (not from a callback), the close,
+ * or with FCGI_KEEP_CONN the wait for the next request */
 static void conn_flush(struct conn *c)
 {
-	if (conn_send(c) != 0 || (c->finished && c->outlen == 0))
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+
+	if (conn_send(c) != 0 || (c->finished && c->outlen == 0 && !c->keep)) {
 		conn_close(c);
+	} else if (c->finished && c->outlen == 0) {
+		request_reset(c);
+		epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+		conn_parse(c);
+	}
 }
 
 static size_t on_header(char *buf, size_t size, size_t n, void *arg)
@@ -271,8 +291,6 @@ static void start(struct conn *c)
 /* the records that have arrived; starts the transfer once the params end */
 static void conn_read(struct conn *c)
 {
-	size_t i = 0;
-
 	for (;;) {
 		ssize_t r = read(c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen);
 
@@ -286,14 +304,24 @@ static void conn_read(struct conn *c)
 		}
 		c->inlen += (size_t)r;
 	}
-	while (c->inlen - i >= 8) {
+	conn_parse(c);
+}
+
+static void conn_parse(struct conn *c)
+{
+	size_t i = 0;
+
+	while (c->inlen - i >= 8 && !c->started) {
 		unsigned char *h = c->in + i;
 		size_t clen = ((size_t)h[4] << 8) | h[5], total = 8 + clen + h[6];
 
 		if (c->inlen - i < total)
 			break;
 		c->id = (uint16_t)((h[2] << 8) | h[3]);
-		if (h[1] == 4 && clen == 0) {
+		if (h[1] == 1 && clen >= 3) {	/* BEGIN_REQUEST: role, flags */
+			request_reset(c);
+			c->keep = h[10] & 1;
+		} else if (h[1] == 4 && clen == 0) {
 			c->params_done = 1;
 		} else if (h[1] == 4) {
 			if (c->plen + clen > sizeof(c->params)) {
@@ -304,6 +332,8 @@ static void conn_read(struct conn *c)
 			c->plen += clen;
 		}
 		i += total;
+		if (c->params_done)
+			break;
 	}
 	memmove(c->in, c->in + i, c->inlen - i);
 	c->inlen -= i;
@@ -448,9 +478,9 @@ static void worker(int sock)
 					}
 					c->kind = K_CONN;
 					c->fd = fd;
-					c->inlen = c->plen = c->outlen = c->outoff = 0;
-					c->params_done = c->started = c->finished = c->head_sent = c->want_out = c->retried = 0;
-					c->ctype[0] = '\0';
+					c->inlen = c->outlen = c->outoff = 0;
+					c->want_out = c->keep = 0;
+					request_reset(c);
 					cev.data.ptr = c;
 					epoll_ctl(ep, EPOLL_CTL_ADD, fd, &cev);
 				}
