@@ -64,7 +64,7 @@ static CURLM *multi;
 static struct timespec deadline;	/* libcurl's timer; tv_sec 0: none */
 static struct conn *free_conns;
 static struct csock *dead_csocks;
-static const enum kind listen_kind = K_LISTEN;
+static enum kind listen_kind = K_LISTEN;	/* what the listener's epoll entry points at */
 
 static void on_term(int sig)
 {
@@ -446,7 +446,7 @@ static int until_deadline(void)
 static void worker(int sock)
 {
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE,
-				  .data.ptr = (void *)&listen_kind }, evs[64];
+				  .data.ptr = &listen_kind }, evs[64];
 	int running;
 
 	ep = epoll_create1(EPOLL_CLOEXEC);
