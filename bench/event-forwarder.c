@@ -27,6 +27,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "../fcgi-app/fcgirec.h"
 #include "forwarder.h"
 
 #define MAX_URL 8192
@@ -95,11 +96,10 @@ static int out_put(struct conn *c, const void *p, size_t n)
 static int out_record(struct conn *c, int type, const char *p, size_t n)
 {
 	do {
-		size_t k = n > 65535 ? 65535 : n;
-		unsigned char h[8] = { 1, (unsigned char)type, (unsigned char)(c->id >> 8),
-				       (unsigned char)c->id, (unsigned char)(k >> 8),
-				       (unsigned char)k, 0, 0 };
+		size_t k = n > FCGIREC_MAX ? FCGIREC_MAX : n;
+		unsigned char h[8];
 
+		fcgirec_header(h, type, c->id, k);
 		if (out_put(c, h, 8) != 0 || (k && out_put(c, p, k) != 0))
 			return -1;
 		p += k;
@@ -194,7 +194,7 @@ static int send_head(struct conn *c)
 	curl_easy_getinfo(c->easy, CURLINFO_RESPONSE_CODE, &status);
 	n = snprintf(h, sizeof(h), "Status: %ld\r\nContent-Type: %s\r\n\r\n", status,
 		     c->ctype[0] ? c->ctype : "application/octet-stream");
-	return out_record(c, 6, h, (size_t)n);
+	return out_record(c, FCGIREC_STDOUT, h, (size_t)n);
 }
 
 static size_t on_body(char *buf, size_t size, size_t n, void *arg)
@@ -202,11 +202,22 @@ static size_t on_body(char *buf, size_t size, size_t n, void *arg)
 	struct conn *c = arg;
 	size_t len = size * n;
 
-	if (send_head(c) != 0 || out_record(c, 6, buf, len) != 0)
+	if (send_head(c) != 0 || out_record(c, FCGIREC_STDOUT, buf, len) != 0)
 		return 0;
 	if (c->outlen >= 32768 && conn_send(c) != 0)
 		return 0;	/* finished() closes it */
 	return len;
+}
+
+/* the answer's end: the empty STDOUT record and END_REQUEST (request complete) */
+static void conn_end(struct conn *c)
+{
+	static const char complete[8];
+
+	out_record(c, FCGIREC_STDOUT, NULL, 0);
+	out_record(c, FCGIREC_END_REQUEST, complete, sizeof(complete));
+	c->finished = 1;
+	conn_flush(c);
 }
 
 static const char *param(struct conn *c, const char *name)
@@ -235,8 +246,9 @@ static const char *param(struct conn *c, const char *name)
 		if (len[0] + len[1] > c->plen - i)
 			return NULL;
 		if (len[0] == nl && memcmp(c->params + i, name, nl) == 0) {
-			/* the value, NUL-terminated, in a buffer of its own */
-			static char v[MAX_URL];
+			/* the value, NUL-terminated, in a buffer of its own: as
+			 * long as any, so that a long URI is start()'s 414 */
+			static char v[IN_MAX];
 
 			if (len[1] >= sizeof(v))
 				return NULL;
@@ -266,12 +278,9 @@ static void start(struct conn *c)
 		c->easy = curl_easy_init();
 	if (n < 0 || (size_t)n >= sizeof(url) || !c->easy) {
 		static const char e[] = "Status: 414\r\nContent-Type: text/plain\r\n\r\n";
-		static const char end[8] = { 0 };
 
-		out_record(c, 6, e, sizeof(e) - 1);
-		out_record(c, 3, end, 8);
-		c->finished = 1;
-		conn_flush(c);
+		out_record(c, FCGIREC_STDOUT, e, sizeof(e) - 1);
+		conn_end(c);
 		return;
 	}
 	curl_easy_reset(c->easy);
@@ -318,12 +327,12 @@ static void conn_parse(struct conn *c)
 		if (c->inlen - i < total)
 			break;
 		c->id = (uint16_t)((h[2] << 8) | h[3]);
-		if (h[1] == 1 && clen >= 3) {	/* BEGIN_REQUEST: role, flags */
+		if (h[1] == FCGIREC_BEGIN_REQUEST && clen >= 3) {	/* role, flags */
 			request_reset(c);
-			c->keep = h[10] & 1;
-		} else if (h[1] == 4 && clen == 0) {
+			c->keep = h[10] & 1;	/* FCGI_KEEP_CONN */
+		} else if (h[1] == FCGIREC_PARAMS && clen == 0) {
 			c->params_done = 1;
-		} else if (h[1] == 4) {
+		} else if (h[1] == FCGIREC_PARAMS) {
 			if (c->plen + clen > sizeof(c->params)) {
 				conn_close(c);
 				return;
@@ -348,7 +357,6 @@ static void finished(void)
 
 	while ((m = curl_multi_info_read(multi, &left))) {
 		struct conn *c = NULL;
-		static const char end[8] = { 0 };
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
@@ -370,13 +378,10 @@ static void finished(void)
 			int n = snprintf(e, sizeof(e), "Status: 502\r\nContent-Type: text/plain\r\n\r\n%s\n",
 					 curl_easy_strerror(m->data.result));
 
-			out_record(c, 6, e, (size_t)n);
+			out_record(c, FCGIREC_STDOUT, e, (size_t)n);
 		}
 		send_head(c);
-		out_record(c, 6, NULL, 0);
-		out_record(c, 3, end, 8);
-		c->finished = 1;
-		conn_flush(c);
+		conn_end(c);
 	}
 }
 
