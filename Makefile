@@ -181,6 +181,11 @@ $(BUILD)/tests/replay_fcgirec: $(BUILD)/obj/tests/fuzz/fuzz_fcgirec.o $(BUILD)/o
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^
 
+$(BUILD)/tests/replay_fcgiparams: $(BUILD)/obj/tests/fuzz/fuzz_fcgiparams.o $(BUILD)/obj/tests/fuzz/replay.o \
+		$(BUILD)/obj/fcgi-app/fcgirec.o
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^
+
 FUZZ_CC     ?= clang
 FUZZ_CFLAGS := -std=c11 -D_DEFAULT_SOURCE -DHOSTGATE_VERSION='"$(VERSION)"' -g -O1 -I. $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined
@@ -188,6 +193,9 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC) $(POLICY_SRC)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^ $(REDIS_LIBS) $(LIBS)
 $(BUILD)/fuzz/fuzz_fcgirec: tests/fuzz/fuzz_fcgirec.c fcgi-app/fcgirec.c fcgi-app/nph.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
+$(BUILD)/fuzz/fuzz_fcgiparams: tests/fuzz/fuzz_fcgiparams.c fcgi-app/fcgirec.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $^
 fuzz: $(FUZZ_BINS)

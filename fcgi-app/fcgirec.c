@@ -1,6 +1,7 @@
 /* FastCGI records. See fcgirec.h. */
 #include "fcgi-app/fcgirec.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 int fcgirec_take(struct fcgirec_reader *rd, const char *p, size_t n,
@@ -48,4 +49,61 @@ int fcgirec_take(struct fcgirec_reader *rd, const char *p, size_t n,
 		}
 	}
 	return 0;
+}
+
+int fcgirec_params(const char *params, size_t plen, char ***envp)
+{
+	const unsigned char *p, *end = (const unsigned char *)params + plen;
+	size_t n = 0, i = 0;
+	char **v = NULL, *s = NULL;
+
+	*envp = NULL;
+	for (int pass = 0; pass < 2; pass++) {
+		p = (const unsigned char *)params;
+		while (p < end) {
+			size_t len[2];
+
+			for (int k = 0; k < 2; k++) {
+				if (p >= end)
+					goto bad;
+				if (*p & 0x80) {
+					if (end - p < 4)
+						goto bad;
+					len[k] = ((size_t)(p[0] & 0x7f) << 24) | (size_t)p[1] << 16 |
+						 (size_t)p[2] << 8 | p[3];
+					p += 4;
+				} else {
+					len[k] = *p++;
+				}
+			}
+			if (len[0] > (size_t)(end - p) || len[1] > (size_t)(end - p) - len[0])
+				goto bad;
+			if (pass) {
+				v[i++] = s;
+				memcpy(s, p, len[0]);
+				s += len[0];
+				*s++ = '=';
+				memcpy(s, p + len[0], len[1]);
+				s += len[1];
+				*s++ = '\0';
+			} else {
+				n++;
+			}
+			p += len[0] + len[1];
+		}
+		if (!pass) {
+			/* the pointers, then the strings: each pair's two lengths
+			 * take at least the two bytes its '=' and NUL need */
+			v = malloc((n + 1) * sizeof(char *) + plen + 1);
+			if (!v)
+				return -1;
+			s = (char *)(v + n + 1);
+		}
+	}
+	v[i] = NULL;
+	*envp = v;
+	return 0;
+bad:
+	free(v);
+	return -1;
 }

@@ -55,4 +55,11 @@ struct fcgirec_reader {
 int fcgirec_take(struct fcgirec_reader *rd, const char *p, size_t n,
 		 int (*content)(void *ctx, int type, const char *p, size_t n), void *ctx);
 
+/* A request's parameters (the content of its PARAMS records, plen bytes) as
+ * "NAME=value" strings: *envp is one allocation, the NULL-terminated array
+ * then the strings (free(*envp) frees all). A name or value may hold any
+ * byte, NUL included (the string then ends there). 0, or -1 (a pair's
+ * lengths pass the end, or no memory). */
+int fcgirec_params(const char *params, size_t plen, char ***envp);
+
 #endif

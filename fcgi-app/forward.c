@@ -16,6 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
+#include "fcgi-app/fiber.h"
 #include "policy/cidr.h"
 #include "policy/engine.h"
 #include "policy/path.h"
@@ -90,41 +91,69 @@ struct fwd {
 	int resp_too_large;	/* ...and it passed POL_MAX_RESP_BODY */
 	char *rbuf;		/* the collected body */
 	size_t rbuf_len, rbuf_cap;
-	/* response headers, collected until the blank line; last, so that a
-	 * memset up to it resets everything else */
+	/* response headers, collected until the blank line; then buffers a
+	 * request overwrites before it reads them: a memset up to hdr resets
+	 * everything else */
 	char hdr[MAX_RESPONSE_HEADERS];
+	char url[MAX_URL];
+	char hop[2][MAX_URL];	/* redirect targets: this hop's and the next */
 };
 
-static struct fwd fwd_state;
 static int64_t mono_ms(void);
-static char url_buf[MAX_URL];
-static char hop_buf[2][MAX_URL];	/* redirect targets: this hop's and the next */
 
 #define MAX_REDIRECTS 5
+/* the sockets a transfer waits on at once (S_sockcb) */
+#define MAX_WAIT_SOCKS 8
+/* idle backend connections a process keeps (libcurl closes the oldest) */
+#define MAX_IDLE_CONNS 32
 
-static int handle_init(CURL *h);
+/* One transfer at a time on a multi handle of its own, run through libcurl's
+ * socket interface (S_perform): the sockets it waits on. */
+struct runner {
+	CURLM *multi;
+	struct pollfd socks[MAX_WAIT_SOCKS];
+	int n_socks;
+};
+
+/* What one request forwards with: its handles, its buffers. A process has as
+ * many as it has requests in flight (fcgi-app/front.h), kept for the next
+ * ones; the connections are the process's, in one share (conn_share) that
+ * every handle uses, so any request reuses the connection another left. The
+ * handles are made on first use (a CGI answer without a backend never
+ * loads libcurl). */
+struct slot {
+	struct slot *next;	/* the free list */
+	CURL *h;		/* backend calls: never reset (handle_init) */
+	CURL *side;		/* side calls (send-request): reset per call */
+	struct runner main_run, side_run;	/* a side call may run inside a
+						 * callback of the backend call */
+	char head[MAX_RESPONSE_HEADERS + 1024];	/* emit_head's */
+	struct fwd f;
+};
+
+static CURLSH *conn_share;
+static struct slot *free_slots;
+
+
+static int handle_init(CURL *h, struct fwd *f);
 static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp);
 static int flush_answer(struct fwd *f);
 static char *default_cainfo;	/* libcurl's own CA bundle, or NULL */
-/* the main handle's multi handle, for the process: it holds the backend
- * connections between requests (S_perform) */
-static CURLM *main_multi;
-/* the sockets main_multi's transfer waits on (S_sockcb) */
-#define MAX_WAIT_SOCKS 8
-static struct pollfd wait_socks[MAX_WAIT_SOCKS];
-static int n_wait_socks;
 
 int forward_init(struct app *app)
 {
-	app->curl = app->curl_side = NULL;
+	app->curl = NULL;
 	return 0;
 }
 
 int forward_load(struct app *app)
 {
-	if (app->curl && app->curl_side)
+	CURL *probe;
+	char *ca = NULL;
+
+	if (app->curl)
 		return 0;
-	if (app->curl || app->curl_side)
+	if (conn_share)
 		return -1;	/* a half-made earlier attempt: not retried */
 	/* OpenSSL would free all its tables at exit, which the exit does
 	 * anyway: 3% of a one-shot HTTPS CGI process (docs/performance.md,
@@ -132,34 +161,122 @@ int forward_load(struct app *app)
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, NULL);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 		return -1;
-	app->curl = curl_easy_init();
-	app->curl_side = curl_easy_init();
-	main_multi = curl_multi_init();
-	if (main_multi) {
-		/* what curl_easy_perform copies from an easy handle whose
-		 * CURLOPT_MAXCONNECTS is left alone */
-		curl_multi_setopt(main_multi, CURLMOPT_MAXCONNECTS, 5L);
-		curl_multi_setopt(main_multi, CURLMOPT_SOCKETFUNCTION, S_sockcb);
+	conn_share = curl_share_init();
+	if (!conn_share ||
+	    curl_share_setopt(conn_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+	    curl_share_setopt(conn_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+	    curl_share_setopt(conn_share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
+		return -1;
+	/* libcurl's default CA bundle, to go back to after a backend's ca_file
+	 * (the string is the handle's: copied before the handle goes) */
+	probe = curl_easy_init();
+	if (!probe)
+		return -1;
+	if (curl_easy_getinfo(probe, CURLINFO_CAINFO, &ca) == CURLE_OK && ca &&
+	    !(default_cainfo = strdup(ca))) {
+		curl_easy_cleanup(probe);
+		return -1;
 	}
-	return app->curl && app->curl_side && main_multi &&
-	       handle_init(app->curl) == 0 ? 0 : -1;
+	curl_easy_cleanup(probe);
+	app->curl = conn_share;
+	return 0;
+}
+
+static void runner_free(struct runner *r)
+{
+	if (r->multi)
+		curl_multi_cleanup(r->multi);
+	r->multi = NULL;
 }
 
 void forward_release(struct app *app)
 {
-	if (!app->curl && !app->curl_side)
+	if (!app->curl)
 		return;	/* never loaded: no curl_global_init to undo */
-	if (main_multi)
-		curl_multi_cleanup(main_multi);	/* its connections */
-	main_multi = NULL;
-	if (app->curl)
-		curl_easy_cleanup(app->curl);
-	if (app->curl_side)
-		curl_easy_cleanup(app->curl_side);
-	app->curl = app->curl_side = NULL;
+	while (free_slots) {
+		struct slot *s = free_slots;
+
+		free_slots = s->next;
+		if (s->h)
+			curl_easy_cleanup(s->h);
+		if (s->side)
+			curl_easy_cleanup(s->side);
+		runner_free(&s->main_run);
+		runner_free(&s->side_run);
+		free(s);
+	}
+	curl_share_cleanup(conn_share);	/* the connections */
+	conn_share = NULL;
+	app->curl = NULL;
 	free(default_cainfo);
 	default_cainfo = NULL;
 	curl_global_cleanup();
+}
+
+/* The request's slot, taken from the free list (or made) on first use.
+ * NULL: no memory. */
+static struct slot *slot_of(struct request *req)
+{
+	struct slot *s = req->fwd;
+
+	if (s)
+		return s;
+	if (free_slots) {
+		s = free_slots;
+		free_slots = s->next;
+	} else {
+		s = malloc(sizeof(*s));
+		if (!s)
+			return NULL;
+		s->h = s->side = NULL;
+		s->main_run.multi = s->side_run.multi = NULL;
+	}
+	s->next = NULL;
+	req->fwd = s;
+	return s;
+}
+
+void forward_done(struct request *req)
+{
+	struct slot *s = req->fwd;
+
+	if (!s)
+		return;
+	req->fwd = NULL;
+	s->next = free_slots;
+	free_slots = s;
+}
+
+static int runner_init(struct runner *r)
+{
+	if (r->multi)
+		return 0;
+	r->n_socks = 0;
+	r->multi = curl_multi_init();
+	if (!r->multi)
+		return -1;
+	curl_multi_setopt(r->multi, CURLMOPT_MAXCONNECTS, (long)MAX_IDLE_CONNS);
+	curl_multi_setopt(r->multi, CURLMOPT_SOCKETFUNCTION, S_sockcb);
+	curl_multi_setopt(r->multi, CURLMOPT_SOCKETDATA, r);
+	return 0;
+}
+
+/* The slot's libcurl handles, made on first use (after forward_load).
+ * 0, or -1. */
+static int slot_curl(struct slot *s)
+{
+	if (!s->h) {
+		s->h = curl_easy_init();
+		if (!s->h || handle_init(s->h, &s->f) != 0) {
+			if (s->h)
+				curl_easy_cleanup(s->h);
+			s->h = NULL;
+			return -1;
+		}
+	}
+	if (!s->side && !(s->side = curl_easy_init()))
+		return -1;
+	return runner_init(&s->main_run) == 0 && runner_init(&s->side_run) == 0 ? 0 : -1;
 }
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -560,10 +677,17 @@ static int build_headers(const struct pol_call *c, int send_body, int64_t body_l
 static int emit_head(struct request *req, int status, const char *reason,
 		     const struct pol_headers *h, long long body_len)
 {
-	static char head[MAX_RESPONSE_HEADERS + 1024];
+	struct slot *sl = slot_of(req);
+	char *head = sl ? sl->head : NULL;
+	const size_t cap = sizeof(sl->head);
 	size_t len = 0;
 	int n;
 
+	if (!head) {
+		req->error = "out of memory";
+		req->io->aborted = 1;
+		return -1;
+	}
 	req->status = status;
 	req->headers_sent = 1;
 	if (!reason || !*reason || has_ctl(reason) || strlen(reason) > 200)
@@ -581,7 +705,7 @@ static int emit_head(struct request *req, int status, const char *reason,
 		memcpy(head + 12 + rl, "\r\n", 2);
 		len = 14 + rl;
 	} else {
-		n = snprintf(head, sizeof(head), "Status: %d %s\r\n", status, reason);
+		n = snprintf(head, cap, "Status: %d %s\r\n", status, reason);
 		len = (size_t)n;
 	}
 	for (size_t i = 0; i < h->n; i++) {
@@ -592,7 +716,7 @@ static int emit_head(struct request *req, int status, const char *reason,
 			continue;
 		if (has_ctl(name) || has_ctl(value))
 			continue;
-		if (len + nl + vl + 4 > sizeof(head) - 256) {
+		if (len + nl + vl + 4 > cap - 256) {
 			/* a huge head (a policy's values): write it out in pieces */
 			if (respond_write(req, head, len) != 0 ||
 			    respond_write(req, name, nl) != 0 || respond_write(req, ": ", 2) != 0 ||
@@ -611,7 +735,7 @@ static int emit_head(struct request *req, int status, const char *reason,
 		head[len++] = '\n';
 	}
 	if (body_len >= 0)
-		len += (size_t)snprintf(head + len, sizeof(head) - len,
+		len += (size_t)snprintf(head + len, cap - len,
 					"Content-Length: %lld\r\n", body_len);
 	{
 		size_t il = strlen(req->request_id);
@@ -901,7 +1025,7 @@ static int redirect_target(struct fwd *f, const char *location, char *out)
 	if (!first || !next)
 		goto out;
 	ret = 0;
-	if (curl_url_set(first, CURLUPART_URL, url_buf, CURLU_PATH_AS_IS) != CURLUE_OK ||
+	if (curl_url_set(first, CURLUPART_URL, f->url, CURLU_PATH_AS_IS) != CURLUE_OK ||
 	    curl_url_set(next, CURLUPART_URL, f->hop_url, CURLU_PATH_AS_IS) != CURLUE_OK ||
 	    curl_url_set(next, CURLUPART_URL, location,
 			 CURLU_PATH_AS_IS | CURLU_DISALLOW_USER) != CURLUE_OK)
@@ -958,7 +1082,7 @@ out:
 static int redirect_decide(struct fwd *f)
 {
 	const char *loc;
-	char *next = f->hop_url == hop_buf[0] ? hop_buf[1] : hop_buf[0];
+	char *next = f->hop_url == f->hop[0] ? f->hop[1] : f->hop[0];
 	int s = f->status, to_get, r;
 
 	if (s != 301 && s != 302 && s != 303 && s != 307 && s != 308)
@@ -1278,31 +1402,31 @@ static int64_t body_length(const struct fwd *f)
 /* libcurl tells which sockets its transfer waits on, and for what. */
 static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp)
 {
+	struct runner *r = userp;
 	int i;
 
 	(void)e;
-	(void)userp;
 	(void)sockp;
-	for (i = 0; i < n_wait_socks && wait_socks[i].fd != sock; i++)
+	for (i = 0; i < r->n_socks && r->socks[i].fd != sock; i++)
 		;
 	if (what == CURL_POLL_REMOVE) {
-		if (i < n_wait_socks)
-			wait_socks[i] = wait_socks[--n_wait_socks];
+		if (i < r->n_socks)
+			r->socks[i] = r->socks[--r->n_socks];
 		return 0;
 	}
-	if (i == n_wait_socks) {
-		if (n_wait_socks == MAX_WAIT_SOCKS)
+	if (i == r->n_socks) {
+		if (r->n_socks == MAX_WAIT_SOCKS)
 			return -1;
-		n_wait_socks++;
+		r->n_socks++;
 	}
-	wait_socks[i].fd = sock;
-	wait_socks[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
-				       (what & CURL_POLL_OUT ? POLLOUT : 0));
-	wait_socks[i].revents = 0;
+	r->socks[i].fd = sock;
+	r->socks[i].events = (short)((what & CURL_POLL_IN ? POLLIN : 0) |
+				     (what & CURL_POLL_OUT ? POLLOUT : 0));
+	r->socks[i].revents = 0;
 	return 0;
 }
 
-/* curl_easy_perform(h), on main_multi through libcurl's socket interface
+/* curl_easy_perform(h), on r's multi handle through libcurl's socket interface
  * (issue 15, docs/performance.md "A worker's small HTTPS request"): told
  * which socket is ready (CURL_CSELECT_*), libcurl does not poll it again
  * before reading (7.88's Curl_readwrite polls with a 0 timeout when it is
@@ -1310,7 +1434,9 @@ static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *so
  * (curl_easy_perform's first wait). Otherwise as curl_easy_perform: waits of
  * at most 1 s (libcurl's timers from curl_multi_timeout), the result from
  * curl_multi_info_read, the handle removed after (its connection stays in
- * main_multi's cache).
+ * the process's share). The waits are fiber_poll's: on a fiber, the other
+ * requests of the process run meanwhile. f: the backend call, whose answer
+ * is flushed before each wait; NULL for a side call.
  *
  * No OpenSSL read-ahead here: libcurl 7.88 reads a TLS connection again
  * only while SSL_pending() says so, which does not count records read ahead;
@@ -1318,43 +1444,43 @@ static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *so
  * callback (a backend that writes a chunk's size line as a record of its
  * own) from a partial one, and a 20-chunk answer then took 25 s
  * (test_tls_sizes.py, tiny records). */
-static CURLcode S_perform(CURL *h, struct fwd *f)
+static CURLcode S_perform(struct runner *r, CURL *h, struct fwd *f)
 {
 	CURLcode rc = CURLE_OK;
 	CURLMcode mc;
 	int running = 0;
 
-	n_wait_socks = 0;
-	mc = curl_multi_add_handle(main_multi, h);
+	r->n_socks = 0;
+	mc = curl_multi_add_handle(r->multi, h);
 	if (mc != CURLM_OK)
 		return mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
-	mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	mc = curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	while (mc == CURLM_OK && running) {
 		long wait_ms = -1;
 		int n;
 
-		if (curl_multi_timeout(main_multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
+		if (curl_multi_timeout(r->multi, &wait_ms) != CURLM_OK || wait_ms < 0 ||
 		    wait_ms > 1000)
 			wait_ms = 1000;
-		if (wait_ms && flush_answer(f) != 0) {
+		if (wait_ms && f && flush_answer(f) != 0) {
 			rc = CURLE_WRITE_ERROR;	/* as on_write's 0 */
 			break;
 		}
-		n = wait_ms ? poll(wait_socks, (nfds_t)n_wait_socks, (int)wait_ms) : 0;
+		n = wait_ms ? fiber_poll(r->socks, (nfds_t)r->n_socks, (int)wait_ms) : 0;
 		if (n < 0 && errno != EINTR) {
 			mc = CURLM_INTERNAL_ERROR;
 			break;
 		}
 		if (n <= 0) {
-			mc = curl_multi_socket_action(main_multi, CURL_SOCKET_TIMEOUT, 0, &running);
+			mc = curl_multi_socket_action(r->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 			continue;
 		}
 		/* a copy: the calls below may change the set */
 		{
 			struct pollfd ready[MAX_WAIT_SOCKS];
-			int k = n_wait_socks;
+			int k = r->n_socks;
 
-			memcpy(ready, wait_socks, sizeof(ready[0]) * (size_t)k);
+			memcpy(ready, r->socks, sizeof(ready[0]) * (size_t)k);
 			for (int i = 0; i < k && mc == CURLM_OK; i++) {
 				int ev = 0;
 
@@ -1366,7 +1492,7 @@ static CURLcode S_perform(CURL *h, struct fwd *f)
 					ev |= CURL_CSELECT_OUT;
 				if (ready[i].revents & (POLLERR | POLLNVAL))
 					ev |= CURL_CSELECT_ERR;
-				mc = curl_multi_socket_action(main_multi, ready[i].fd, ev, &running);
+				mc = curl_multi_socket_action(r->multi, ready[i].fd, ev, &running);
 			}
 		}
 	}
@@ -1374,15 +1500,15 @@ static CURLcode S_perform(CURL *h, struct fwd *f)
 		/* stopped by flush_answer: the transfer is not done */
 	} else if (mc == CURLM_OK) {
 		int left;
-		CURLMsg *m = curl_multi_info_read(main_multi, &left);
+		CURLMsg *m = curl_multi_info_read(r->multi, &left);
 
 		if (m && m->msg == CURLMSG_DONE)
 			rc = m->data.result;
 	} else {
 		rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_BAD_FUNCTION_ARGUMENT;
 	}
-	(void)curl_multi_remove_handle(main_multi, h);
-	n_wait_socks = 0;
+	(void)curl_multi_remove_handle(r->multi, h);
+	r->n_socks = 0;
 	return rc;
 }
 
@@ -1397,29 +1523,23 @@ static CURLcode S_perform(CURL *h, struct fwd *f)
  * on this handle: URL, timeouts, buffer size, header list, TLS options
  * (setup_tls), credentials, method, body. tests/integration/
  * test_curl_reuse.py checks that none carries over to the next request. */
-static int handle_init(CURL *h)
+static int handle_init(CURL *h, struct fwd *f)
 {
-	char *ca = NULL;
-
-	/* libcurl's default CA bundle, to go back to after a backend's ca_file
-	 * (the string is the handle's: copied before any setopt frees it) */
-	if (curl_easy_getinfo(h, CURLINFO_CAINFO, &ca) == CURLE_OK && ca &&
-	    !(default_cainfo = strdup(ca)))
-		return -1;
+	curl_easy_setopt(h, CURLOPT_SHARE, conn_share);
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h, CURLOPT_PROXY, "");
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h, CURLOPT_HEADERDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_HEADERDATA, f);
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
 	curl_easy_setopt(h, CURLOPT_READFUNCTION, on_read);
-	curl_easy_setopt(h, CURLOPT_READDATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_READDATA, f);
 	/* only to end a drain that takes too long (client_lost) */
 	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
-	curl_easy_setopt(h, CURLOPT_XFERINFODATA, &fwd_state);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, f);
 	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	/* never CURLOPT_FOLLOWLOCATION: libcurl would follow to any host with
 	 * our headers; redirect_decide follows same-origin ones itself */
@@ -1544,22 +1664,29 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 {
 	CURL *h = NULL;
 	struct curl_slist *headers = NULL;
-	struct fwd *f = &fwd_state;
+	struct slot *sl = slot_of(req);
+	struct fwd *f;
 	CURLcode rc = CURLE_OK;
 	int64_t t0;
 	int by_deadline = 0, body = 0, client_fault;
 
-	/* one request at a time per process: the buffers are reused, not zeroed */
+	if (!sl) {
+		(void)engine_on_error(c, 500, "out of memory");
+		respond_call(req, c);
+		return;
+	}
+	f = &sl->f;
+	/* the buffers are the slot's, reused, not zeroed */
 	memset(f, 0, offsetof(struct fwd, hdr));
 	f->req = req;
 	f->call = c;
 	f->body_limit = req->gw->max_request_body_bytes;
-	if (forward_load(app) != 0) {
+	if (forward_load(app) != 0 || slot_curl(sl) != 0) {
 		(void)engine_on_error(c, 502, "libcurl unavailable");
 		goto answer;
 	}
-	h = f->h = app->curl;
-	if (build_url(c, url_buf) != 0) {
+	h = f->h = sl->h;
+	if (build_url(c, f->url) != 0) {
 		(void)engine_on_error(c, 414, "request target too long");
 		goto answer;
 	}
@@ -1602,7 +1729,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 
 		f->method = c->method;
 		f->send_body = body;
-		f->hop_url = url_buf;
+		f->hop_url = f->url;
 		f->hops = 0;
 		for (;;) {
 			f->replay_pos = 0;
@@ -1616,7 +1743,7 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 				goto answer;
 			}
 			setup_request(h, f, headers, hop_timeout_ms(f, attempt_t0, &by_deadline));
-			rc = S_perform(h, f);
+			rc = S_perform(&sl->main_run, h, f);
 			if (!f->redirect || req->headers_sent || f->client_gone ||
 			    f->client_slow || f->body_too_large || f->resp_too_large)
 				break;
@@ -1632,13 +1759,11 @@ void forward(struct app *app, struct request *req, struct pol_call *c)
 			break;
 		{
 			int64_t ms = retry_wait_ms(&c->retry, f->attempt + 1);
-			struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
 
 			/* no wait, nor attempt, past the request's deadline */
 			if (req->deadline_ms > 0 && mono_ms() + ms >= req->deadline_ms)
 				break;
-			while (nanosleep(&ts, &ts) != 0)
-				;
+			fiber_sleep(ms);
 		}
 	}
 	/* side calls made before (send-request) count too */
@@ -1736,18 +1861,11 @@ out:
 #define SIDE_MAX_HEADERS 100		/* a side answer's headers... */
 #define SIDE_MAX_HEADER_BYTES 65536	/* ...and their bytes */
 
-struct ops_ctx {
-	struct app *app;
-	struct request *req;
-};
-
-static struct ops_ctx ops_ctx;	/* one request at a time per process */
-
 /* Reads the client's whole body (its Content-Length, or to the end when the
  * length is unknown) within the client deadlines the front enforces. */
 static int read_body(void *ctx, char **body, size_t *len)
 {
-	struct request *req = ((struct ops_ctx *)ctx)->req;
+	struct request *req = ctx;
 	int64_t limit = req->gw->max_request_body_bytes;
 	size_t cap, n = 0;
 	char *b;
@@ -1952,10 +2070,10 @@ static int side_headers(const struct pol_side_request *rq, struct curl_slist **l
  * backend time in the access log. */
 static int side_call(void *ctx, const struct pol_side_request *rq, struct pol_side_response *rs)
 {
-	struct ops_ctx *o = ctx;
-	struct request *req = o->req;
+	struct request *req = ctx;
+	struct slot *sl = slot_of(req);
 	const struct gw_backend *be = rq->backend;
-	CURL *h = forward_load(o->app) == 0 ? o->app->curl_side : NULL;
+	CURL *h = sl && forward_load(req->app) == 0 && slot_curl(sl) == 0 ? sl->side : NULL;
 	struct curl_slist *list = NULL;
 	struct side s;
 	char *url = NULL;
@@ -2001,6 +2119,7 @@ static int side_call(void *ctx, const struct pol_side_request *rq, struct pol_si
 		goto out;
 	}
 	curl_easy_reset(h);
+	curl_easy_setopt(h, CURLOPT_SHARE, conn_share);
 	curl_easy_setopt(h, CURLOPT_URL, url);
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -2033,7 +2152,7 @@ static int side_call(void *ctx, const struct pol_side_request *rq, struct pol_si
 		}
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, rq->method);
 	}
-	rc = curl_easy_perform(h);
+	rc = S_perform(&sl->side_run, h, NULL);
 	if (rc == CURLE_OK && curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
 	    code >= 100 && code <= 599) {
 		rs->status = (int)code;
@@ -2085,8 +2204,7 @@ static const struct pol_app_ops app_ops = { read_body, side_call };
 
 void forward_ops(struct app *app, struct request *req, struct pol_call *c)
 {
-	ops_ctx.app = app;
-	ops_ctx.req = req;
+	req->app = app;
 	c->ops = &app_ops;
-	c->ops_ctx = &ops_ctx;
+	c->ops_ctx = req;
 }

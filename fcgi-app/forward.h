@@ -82,6 +82,10 @@ void forward(struct app *app, struct request *req, struct pol_call *c);
  * client deadlines) and side_call (send-request, on a second handle of the
  * process). After engine_call_init. */
 void forward_ops(struct app *app, struct request *req, struct pol_call *c);
+/* Gives back what the request forwarded with (its handles and buffers, kept
+ * for the next request of the process). At the end of every request that
+ * called forward_ops. */
+void forward_done(struct request *req);
 /* Sends the answer a policy made: c->status, reason, resp_headers, body. */
 void respond_call(struct request *req, struct pol_call *c);
 

@@ -3,6 +3,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,6 +177,21 @@ static int counters_up(struct app *app, struct redis_conn_state *st)
 	redis_conn_ping(rc);
 	redis_conn_state(rc, st);
 	return st->up;
+}
+
+int64_t app_tick(struct app *app)
+{
+	int64_t next = reload_tick(&app->reload);
+	const struct gateway *gw = app->reload.gw;
+	struct redis_conn_state st;
+
+	/* no request in between: nothing holds a gateway this could free */
+	if (gw)
+		counters_sync(app, gw);
+	/* a dead or recovered Redis noticed by the process itself, not by the
+	 * first request to count there after a quiet spell */
+	(void)counters_up(app, &st);
+	return next;
 }
 
 static uint64_t counters_errors(struct app *app)
@@ -528,6 +544,7 @@ static void serve_call(struct app *app, struct request *req)
 	c.bytes_out = (uint64_t)req->bytes_out;
 	engine_finish(&c);
 	engine_call_release(&c);
+	forward_done(req);
 }
 
 static void respond_metrics(struct app *app, struct request *req)
@@ -612,6 +629,7 @@ void handle_request(struct app *app, struct io *io)
 	enum route_status rs;
 	int64_t started_us = now_us();
 	int64_t started = started_us / 1000;
+	const struct gateway *held[3] = { NULL, NULL, NULL };
 
 	memset(&req, 0, sizeof(req));
 	req.io = io;
@@ -622,7 +640,9 @@ void handle_request(struct app *app, struct io *io)
 	req.client_ip = io_param(io, "REMOTE_ADDR");
 	req.https = io_param(io, "HTTPS");
 	request_id_make(app, &req);
-	req.gw = reload_current(&app->reload, started);
+	/* held to the end: other requests of the process run while this one
+	 * waits, and a reload among them must not free what it uses */
+	req.gw = held[0] = gw_hold(reload_current(&app->reload, started));
 	if (!io->started_ms)
 		io_start(io);	/* a front that did not: the defaults, from now */
 	if (req.gw) {
@@ -664,14 +684,15 @@ void handle_request(struct app *app, struct io *io)
 			 &req.route);
 	if (rs == ROUTE_UNAVAILABLE) {
 		/* the image failed a checksum: from the document, this once */
-		req.gw = reload_recover(&app->reload, now_ms(CLOCK_MONOTONIC));
+		req.gw = held[1] = gw_hold(reload_recover(&app->reload, now_ms(CLOCK_MONOTONIC)));
 		rs = route_match(req.gw, req.path, req.path_len, io_param(io, "HTTP_HOST"),
 				 req.method, &req.route);
 	}
 	switch (rs) {
 	case ROUTE_OK:
-		/* an image's API lives in a gateway of its own */
-		req.gw = req.route.gw;
+		/* an image's API lives in a gateway of its own, which the
+		 * image's cache may drop while this request waits */
+		req.gw = held[2] = gw_hold(req.route.gw);
 		break;
 	case ROUTE_UNAVAILABLE:
 		respond_error(&req, 503, "the configuration cannot be read");
@@ -716,6 +737,8 @@ out:
 		record_metrics(app, &req, started_us);
 	if (app->access_log)
 		access_log(app, &req, started);
+	for (int i = 2; i >= 0; i--)
+		gw_free((struct gateway *)(uintptr_t)held[i]);
 }
 
 /* One JSON object a line (config-v1.md, "The health path and metrics"). The

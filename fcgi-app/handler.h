@@ -19,5 +19,12 @@
 int app_init(struct app *app, char **envp);
 void app_release(struct app *app);
 void handle_request(struct app *app, struct io *io);
+/* For a process that serves many requests at once (front.h), about once a
+ * second on a fiber of its own, whether requests come or not: the
+ * configuration's check (reload_tick) and, with gateway.counters on Redis,
+ * a PING, so that every process follows a new document and a Redis that
+ * went away or came back by itself. Returns the ms until the next call is
+ * due. */
+int64_t app_tick(struct app *app);
 
 #endif

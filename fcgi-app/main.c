@@ -34,8 +34,8 @@
 #include "common/fileread.h"
 #include "common/log.h"
 #include "common/prefork.h"
-#include "fcgi-app/fcgirec.h"
 #include "fcgi-app/forward.h"
+#include "fcgi-app/front.h"
 #include "fcgi-app/handler.h"
 #include "fcgi-app/nph.h"
 #include "fcgi-app/resident.h"
@@ -180,436 +180,36 @@ static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
 
 /* ---- the FastCGI front ------------------------------------------------- */
 
-/*
- * libfcgi parses the connection (FCGX_Accept_r, the params and stdin records)
- * and frames stderr; stdout is framed and written here, and the request is
- * ended here too (the end of stdout and FCGI_END_REQUEST), so that every
- * write of the answer is a sendmsg(MSG_DONTWAIT) that only waits, in poll(2)
- * with the time left, when the socket is full:
- *
- *   - a write that fits in the front's own stdout buffer (FCGX_OBUF, 64 KiB:
- *     libfcgi's is 8 KiB and never used) is copied there (no system call);
- *   - a write that does not fit goes out at once, with what the buffer holds,
- *     as records of up to FCGIREC_MAX bytes in one sendmsg (the head of
- *     an answer and the first piece of its body are one record); a flush
- *     sends what the buffer holds. The handler flushes only before it waits
- *     (forward.c, flush_answer), so what arrived together leaves together: a
- *     small chunked answer in one sendmsg instead of three, a 64 KiB one in
- *     two instead of five (docs/performance.md, "Fewer writes per answer");
- *   - the end of the request sends what the buffer holds, the empty stdout
- *     record and FCGI_END_REQUEST in one sendmsg, then marks libfcgi's stdout
- *     closed and its writers done, so FCGX_Finish_r writes nothing more. This
- *     uses fields fcgiapp.h calls private (nWriters, detached): libfcgi 2.4.
- *
- * Reads stay libfcgi's blocking read(2), bounded by SO_RCVTIMEO. The option is
- * set only when the time left has moved by more than FCGX_TIMEO_SLACK_MS from
- * the value last set on this connection (never below the time left: a read
- * that timed out early would be taken for a slow client), so a request pays
- * one setsockopt instead of one per read; a read may overrun its deadline by
- * at most twice the slack. stderr (log lines for the web server's log) is
- * still written by libfcgi, after a poll, under SO_SNDTIMEO set the same way.
- */
-
-#define FCGX_TIMEO_SLACK_MS 50
-/* records per sendmsg: each is a header and up to two pieces */
-#define FCGX_BATCH 8
-/* the front's stdout buffer (header comment) */
-#define FCGX_OBUF 65536
-
-/* One FastCGI connection of a worker, and what is set on it. */
-struct fcgx_front {
-	FCGX_Request *r;
-	int64_t rcv_ms, snd_ms;	/* SO_RCVTIMEO / SO_SNDTIMEO as last set; 0: none */
-	size_t olen;		/* stdout bytes not yet written, in obuf */
-	char obuf[FCGX_OBUF];
-	int err_used;		/* something was written to stderr */
-	int ended;		/* fcgx_answer_end ran: 1 sent, -1 failed */
-};
-
-/* Sets a socket timeout of about ms (at least 1), unless the one set last is
- * already between ms and ms + 2 * slack (header comment). */
-static void fcgx_sock_timeout(struct fcgx_front *f, int opt, int64_t ms)
-{
-	int64_t *cur = opt == SO_RCVTIMEO ? &f->rcv_ms : &f->snd_ms;
-	struct timeval tv;
-
-	if (ms < 1)
-		ms = 1;		/* 0 would mean "no timeout" */
-	if (*cur >= ms && *cur <= ms + 2 * FCGX_TIMEO_SLACK_MS)
-		return;
-	ms += FCGX_TIMEO_SLACK_MS;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000) * 1000;
-	if (setsockopt(f->r->ipcFd, SOL_SOCKET, opt, &tv, sizeof(tv)) == 0)
-		*cur = ms;
-	else
-		*cur = 0;
-}
-
-/* Clears both timeouts, if set: an idle kept connection waits for its next
- * request as long as the web server likes. */
-static void fcgx_sock_notimeout(struct fcgx_front *f)
-{
-	struct timeval none = { 0, 0 };
-
-	if (f->rcv_ms)
-		(void)setsockopt(f->r->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &none, sizeof(none));
-	if (f->snd_ms)
-		(void)setsockopt(f->r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-	f->rcv_ms = f->snd_ms = 0;
-}
-
-static int fcgx_timed_out(FCGX_Stream *s)
-{
-	int e = FCGX_GetError(s);
-
-	return e == EAGAIN || e == EWOULDBLOCK;
-}
-
-/* Reads what libfcgi has buffered, or waits (within the read deadline) for the
- * web server to send more and takes one buffer's worth. Never asks libfcgi
- * for more than it holds: FCGX_GetStr loops until it has all n bytes, so a
- * client sending a byte every second would keep it going forever. */
-static long fcgx_read(struct io *io, char *buf, size_t n)
-{
-	struct fcgx_front *f = io->ctx;
-	FCGX_Stream *in = f->r->in;
-	int want = n > INT_MAX ? INT_MAX : (int)n;
-	int got = 0, avail;
-
-	if (want == 0)
-		return 0;
-	if (in->rdNext == in->stop) {
-		int64_t now = io_now_ms(), deadline = io_read_deadline(io, now);
-		int c;
-
-		if (in->isClosed)
-			return FCGX_GetError(in) ? -1 : 0;
-		/* no poll(2) here: libfcgi may already hold the next record in a
-		 * buffer we cannot see, and the socket then has nothing to say */
-		if (deadline <= now) {
-			io->timed_out = 1;
-			return -1;
-		}
-		fcgx_sock_timeout(f, SO_RCVTIMEO, deadline - now);
-		c = FCGX_GetChar(in);	/* one fill of libfcgi's buffer */
-		if (c == EOF) {
-			if (fcgx_timed_out(in))
-				io->timed_out = 1;
-			return FCGX_GetError(in) ? -1 : 0;
-		}
-		buf[got++] = (char)c;
-	}
-	avail = (int)(in->stop - in->rdNext);
-	if (avail > want - got)
-		avail = want - got;
-	got += FCGX_GetStr(buf + got, avail, in);	/* buffered: no read(2) */
-	io->body_read += got;
-	return got;
-}
-
-/* Runs fn (a libfcgi call that writes the socket: stderr only) within the
- * write deadline. Returns 0, or -1 (timed_out set when the client was too
- * slow). */
-static int fcgx_bounded(struct io *io, FCGX_Stream *s, int (*fn)(FCGX_Stream *s, const void *arg),
-			const void *arg)
-{
-	struct fcgx_front *f = io->ctx;
-	int64_t deadline = io_write_deadline(io, io_now_ms());
-	int rc;
-
-	if (wait_fd(io, f->r->ipcFd, POLLOUT, deadline) != 0) {
-		io->write_failed = 1;
-		return -1;
-	}
-	fcgx_sock_timeout(f, SO_SNDTIMEO, deadline - io_now_ms());
-	rc = fn(s, arg);
-	/* write(2) cut short by the socket timeout reports the bytes it sent,
-	 * and libfcgi takes that for success: the clock tells */
-	if (fcgx_timed_out(s) || io_now_ms() >= deadline) {
-		io->timed_out = 1;
-		rc = -1;
-	}
-	if (rc != 0)
-		io->write_failed = 1;
-	return rc;
-}
-
-static int flush_out(FCGX_Stream *s, const void *arg)
-{
-	(void)arg;
-	return FCGX_FFlush(s) == 0 ? 0 : -1;
-}
-
-static int close_out(FCGX_Stream *s, const void *arg)
-{
-	(void)arg;
-	return FCGX_FClose(s) == 0 ? 0 : -1;
-}
-
-/* Sends all of iov[0..n) without ever blocking: a full socket is waited for
- * in poll(2), each wait within the write deadline counted from the last
- * progress. Returns 0, or -1 (write_failed set; timed_out when the client
- * was too slow). A record cut short leaves the connection unusable: the end
- * of the request then drops it (fcgx_finish). */
-static int fcgx_sendv(struct io *io, struct iovec *iov, int n)
-{
-	struct fcgx_front *f = io->ctx;
-	struct msghdr m = { .msg_iov = iov, .msg_iovlen = (size_t)n };
-	int rc = -1;
-
-	while (m.msg_iovlen) {
-		ssize_t w = sendmsg(f->r->ipcFd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(io, f->r->ipcFd, POLLOUT,
-				    io_write_deadline(io, io_now_ms())) != 0)
-				goto out;
-			continue;
-		}
-		if (w < 0)
-			goto out;
-		while (m.msg_iovlen && (size_t)w >= m.msg_iov->iov_len) {
-			w -= (ssize_t)m.msg_iov->iov_len;
-			m.msg_iov++;
-			m.msg_iovlen--;
-		}
-		if (m.msg_iovlen) {
-			m.msg_iov->iov_base = (char *)m.msg_iov->iov_base + w;
-			m.msg_iov->iov_len -= (size_t)w;
-		}
-	}
-	rc = 0;
-out:
-	if (rc != 0)
-		io->write_failed = 1;
-	return rc;
-}
-
-/* Sends what the stdout buffer holds followed by buf[0..n) as stdout
- * records, then (end) the empty stdout record and FCGI_END_REQUEST. */
-static int fcgx_send_stdout(struct io *io, const char *buf, size_t n, int end)
-{
-	struct fcgx_front *f = io->ctx;
-	FCGX_Request *r = f->r;
-	unsigned char hdr[FCGX_BATCH][8], tail[24];
-	const char *held = f->obuf;
-	size_t nheld = f->olen;
-
-	do {
-		struct iovec iov[FCGX_BATCH * 3 + 1];
-		int k = 0, recs = 0;
-
-		while (recs < FCGX_BATCH && (nheld || n)) {
-			size_t a = nheld < FCGIREC_MAX ? nheld : FCGIREC_MAX;
-			size_t b = n < FCGIREC_MAX - a ? n : FCGIREC_MAX - a;
-
-			fcgirec_header(hdr[recs], FCGIREC_STDOUT, r->requestId, a + b);
-			iov[k++] = (struct iovec){ hdr[recs], 8 };
-			if (a)
-				iov[k++] = (struct iovec){ (void *)(uintptr_t)held, a };
-			if (b)
-				iov[k++] = (struct iovec){ (void *)(uintptr_t)buf, b };
-			held += a;
-			nheld -= a;
-			buf += b;
-			n -= b;
-			recs++;
-		}
-		if (end && !nheld && !n) {
-			fcgirec_header(tail, FCGIREC_STDOUT, r->requestId, 0);
-			fcgirec_header(tail + 8, FCGIREC_END_REQUEST, r->requestId, 8);
-			tail[16] = (unsigned char)(((unsigned)r->appStatus >> 24) & 0xff);
-			tail[17] = (unsigned char)(((unsigned)r->appStatus >> 16) & 0xff);
-			tail[18] = (unsigned char)(((unsigned)r->appStatus >> 8) & 0xff);
-			tail[19] = (unsigned char)((unsigned)r->appStatus & 0xff);
-			tail[20] = 0;	/* FCGI_REQUEST_COMPLETE */
-			tail[21] = tail[22] = tail[23] = 0;
-			iov[k++] = (struct iovec){ tail, sizeof(tail) };
-		}
-		if (k && fcgx_sendv(io, iov, k) != 0)
-			return -1;
-	} while (nheld || n);
-	f->olen = 0;
-	return 0;
-}
-
-/* Copies into the stdout buffer while it has room; a write that does not
- * fit goes out at once, with what the buffer holds (header comment). */
-static int fcgx_write(struct io *io, const char *buf, size_t n)
-{
-	struct fcgx_front *f = io->ctx;
-	FCGX_Stream *out = f->r->out;
-
-	if (io->write_failed || FCGX_GetError(out) || out->isClosed)
-		return -1;
-	if (n <= FCGX_OBUF - f->olen) {
-		if (n)
-			memcpy(f->obuf + f->olen, buf, n);
-		f->olen += n;
-		return 0;
-	}
-	return fcgx_send_stdout(io, buf, n, 0);
-}
-
-static int fcgx_flush(struct io *io)
-{
-	struct fcgx_front *f = io->ctx;
-
-	if (io->write_failed || FCGX_GetError(f->r->out))
-		return -1;
-	if (!f->olen)
-		return 0;
-	return fcgx_send_stdout(io, NULL, 0, 0);
-}
-
-/* Ends stdout and the request (header comment): what libfcgi holds, the empty
- * stdout record and FCGI_END_REQUEST in one write; stderr is closed first (it
- * writes nothing when nothing was written to it). */
-static int fcgx_end(struct io *io)
-{
-	struct fcgx_front *f = io->ctx;
-	FCGX_Request *r = f->r;
-	FCGX_Stream *out = r->out;
-
-	if (f->err_used ? fcgx_bounded(io, r->err, close_out, NULL) != 0 :
-	    FCGX_FClose(r->err) != 0)
-		return -1;
-	if (FCGX_GetError(out) || out->isClosed)
-		return -1;
-	if (fcgx_send_stdout(io, NULL, 0, 1) != 0)
-		return -1;
-	/* as FCGX_FClose leaves it, so that FCGX_Finish_r writes nothing */
-	out->wasFCloseCalled = 1;
-	out->isClosed = 1;
-	out->rdNext = out->stop = out->wrNext;
-	r->nWriters = 0;
-	return 0;
-}
-
-/* The answer gets one idle period of its own, even when the read that ran
- * out of time used up the request's: a 408 must still go out. */
-static struct io answer_io(const struct io *io)
-{
-	struct io answer = *io;
-
-	answer.timed_out = 0;
-	answer.write_failed = 0;
-	answer.started_ms = io_now_ms();
-	answer.limits.request_ms = answer.limits.idle_ms;
-	return answer;
-}
-
-/* io->end: the answer's end (fcgx_end), once, before the request is logged.
- * The request's stderr ends with it: later log lines (the access log's own
- * complaints) go to the worker's stderr again. */
-static int fcgx_answer_end(struct io *io)
-{
-	struct fcgx_front *f = io->ctx;
-
-	if (!f->ended) {
-		struct io answer = answer_io(io);
-
-		f->ended = fcgx_end(&answer) == 0 ? 1 : -1;
-		log_set_hook(NULL, NULL);
-	}
-	return f->ended > 0 ? 0 : -1;
-}
-
-/* How long a body that ran out of time is still drained once the answer is
- * out. */
-#define FCGX_LINGER_MS 250
-
-/* Ends the request: the answer first (what is buffered and the end-of-request
- * record), then whatever of the body nobody read. libfcgi's own drain (in
- * FCGX_Finish_r) reads on as long as a byte comes every two seconds; ours
- * stops at the body's deadline and then drops the connection. */
-static void fcgx_finish(struct fcgx_front *f, struct io *io)
-{
-	FCGX_Request *r = f->r;
-	struct io answer = answer_io(io), *drain;
-	char buf[4096];
-	long n = 0;
-
-	if (io->aborted || io->write_failed) {
-		/* no FCGI_END_REQUEST: the web server sees the answer cut short,
-		 * after what it had put out (a backend's body up to its break) */
-		if (!io->write_failed)
-			(void)fcgx_flush(io);
-		shutdown(r->ipcFd, SHUT_RDWR);
-		goto out;
-	}
-	if (fcgx_answer_end(io) != 0) {
-		shutdown(r->ipcFd, SHUT_RDWR);
-		goto out;
-	}
-	/* The rest of the body, within its own deadline: Apache's mod_proxy_fcgi
-	 * passes the answer on only once it has sent us the whole body, so an
-	 * honest upload refused with 413 must still be taken. A body that ran
-	 * out of time gets FCGX_LINGER_MS, for a web server in the middle of
-	 * writing a record; lighttpd hangs up as soon as the answer is complete,
-	 * which ends this at once. */
-	answer.started_ms = io_now_ms();
-	answer.body_read = 0;
-	answer.limits.request_ms = FCGX_LINGER_MS;
-	answer.limits.body_ms = FCGX_LINGER_MS;
-	drain = io_read_deadline(io, answer.started_ms) > answer.started_ms + FCGX_LINGER_MS ?
-		io : &answer;
-	while (!r->in->isClosed && (n = fcgx_read(drain, buf, sizeof(buf))) > 0)
-		;
-	if (n < 0)
-		shutdown(r->ipcFd, SHUT_RDWR);
-	else if (r->keepConnection)
-		fcgx_sock_notimeout(f);	/* the next request may be a while coming */
-	else if (r->in->isClosed && !FCGX_GetError(r->in))
-		/* The web server has sent all it will (stdin ended) and we have
-		 * read it: nothing is left to answer with a reset, so libfcgi's
-		 * lingering close (shutdown, then poll and read until the web
-		 * server hangs up, up to 2 s) has nothing to protect. A plain
-		 * close; FCGX_Free clears the flag again. */
-		r->detached = 1;
-out:
-	FCGX_Finish_r(r);
-	if (r->ipcFd < 0)
-		f->rcv_ms = f->snd_ms = 0;	/* a new connection comes next */
-	f->olen = 0;
-	f->err_used = 0;
-	f->ended = 0;
-}
-
-/* The web server reads this on the request's own connection: a client that
- * stops reading blocks it like the answer, so it has the same deadline. */
-static void log_to_request(void *ctx, const char *line, size_t len)
-{
-	struct io *io = ctx;
-	struct fcgx_front *f = io->ctx;
-	FCGX_Request *r = f->r;
-
-	if (io->write_failed || (size_t)(r->err->stop - r->err->wrNext) < len)
-		return;	/* a line that does not fit would block unbounded: drop it */
-	FCGX_PutStr(line, (int)len, r->err);
-	f->err_used = 1;
-	(void)fcgx_bounded(io, r->err, flush_out, NULL);
-}
-
 static void on_stop(int sig)
 {
 	(void)sig;
 	stopping = 1;
-	FCGX_ShutdownPending();
+	front_stop();
+}
+
+/* How many connections one process takes at once (front.h). */
+static int front_connections(void)
+{
+	const char *v = getenv("HOSTGATE_CONNECTIONS");
+	char *end;
+	long n;
+
+	if (!v || !*v)
+		return FRONT_CONNECTIONS;
+	n = strtol(v, &end, 10);
+	if (*end || n < 1 || n > 4096)
+		fatal("bad HOSTGATE_CONNECTIONS '%s': 1 to 4096", v);
+	return (int)n;
 }
 
 static void serve_fastcgi(int sock)
 {
 	struct app app;
-	FCGX_Request req;
-	struct fcgx_front front = { .r = &req };
 	struct sigaction sa;
+	int max = front_connections();
 
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;	/* no SA_RESTART: accept() must return */
+	sa.sa_handler = on_stop;	/* no SA_RESTART: the loop's wait must return */
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGUSR1, &sa, NULL);	/* mod_fcgid's graceful stop */
@@ -618,28 +218,10 @@ static void serve_fastcgi(int sock)
 	 * only when its request goes to a backend: forward.h) */
 	if (app_init(&app, environ) != 0 || forward_load(&app) != 0)
 		fatal("cannot initialise libcurl");
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, sock, FCGI_FAIL_ACCEPT_ON_INTR) != 0)
-		fatal("cannot initialise libfcgi");
 	/* a worker lives on: a changed document is compiled beside the
 	 * requests, never in one (reload.h) */
 	app.reload.background = 1;
-	while (!stopping && FCGX_Accept_r(&req) >= 0) {
-		struct io io = {
-			.params = req.envp, .read = fcgx_read, .write = fcgx_write,
-			.flush = fcgx_flush, .end = fcgx_answer_end, .ctx = &front,
-		};
-
-		prefork_busy(1);
-		io_start(&io);
-		log_set_hook(log_to_request, &io);
-		handle_request(&app, &io);
-		log_set_hook(NULL, NULL);
-		fcgx_finish(&front, &io);
-		prefork_busy(0);
-		/* between requests: a new image is mapped (or a finished load
-		 * taken) now, not when the next request is already waiting */
-		reload_current(&app.reload, io_now_ms());
-	}
+	front_serve(sock, &app, max);
 	app_release(&app);
 }
 

@@ -11,6 +11,8 @@
 
 #include "common/fileread.h"
 #include "common/log.h"
+#include "fcgi-app/fiber.h"
+#include "fcgi-app/io.h"
 #include "policy/image.h"
 
 #define RELOAD_CHECK_MS 1000
@@ -20,6 +22,8 @@
 /* how long a request waits for a document compiled in the background before
  * it is served by the configuration it had */
 #define RELOAD_WAIT_MS 100
+/* how often a waiting reload_tick looks whether the load is done */
+#define RELOAD_TICK_POLL_MS 5
 
 /* The directory of path, stat(2)ed into st (zeroed when it cannot be). */
 static void stat_dir_of(const char *path, struct stat *st)
@@ -431,6 +435,19 @@ static int job_collect(struct reload *r, long ms)
 	return 0;
 }
 
+/* job_collect(r, RELOAD_WAIT_MS) on a fiber: the other requests of the
+ * process run while this one waits. One of them may collect the job (or
+ * start the next) meanwhile: j is looked at only while it is still r's. */
+static void job_await(struct reload *r, struct reload_job *j)
+{
+	int64_t t0 = io_now_ms();
+
+	while (r->job == j && !job_wait(j, 0) && io_now_ms() - t0 < RELOAD_WAIT_MS)
+		fiber_sleep(1);
+	if (r->job == j)
+		job_collect(r, 0);
+}
+
 /* Loads the document: at once when this process has nothing to serve, else
  * (r->background) in a thread, while the old configuration keeps serving. */
 static void reload_try(struct reload *r, const struct stat *lst, int image_present)
@@ -452,7 +469,10 @@ static void reload_try(struct reload *r, const struct stat *lst, int image_prese
 		if (pthread_create(&r->thread, NULL, job_thread, j) == 0) {
 			/* a small document is there at once, as without a thread;
 			 * a big one never holds the request longer than this */
-			job_collect(r, RELOAD_WAIT_MS);
+			if (fiber_on())
+				job_await(r, j);
+			else
+				job_collect(r, RELOAD_WAIT_MS);
 			return;
 		}
 		r->job = NULL;	/* no thread: do it here */
@@ -506,6 +526,21 @@ const struct gateway *reload_current(struct reload *r, int64_t now_ms)
 	}
 	reload_try(r, &st, present);
 	return r->gw;
+}
+
+int64_t reload_tick(struct reload *r)
+{
+	int64_t left;
+
+	reload_current(r, io_now_ms());
+	/* the load in a thread, taken as soon as it is done: this is not a
+	 * request, it may wait as long as the load takes */
+	while (r->job && fiber_on()) {
+		fiber_sleep(RELOAD_TICK_POLL_MS);
+		job_collect(r, 0);
+	}
+	left = r->last_check_ms + RELOAD_CHECK_MS - io_now_ms();
+	return left < RELOAD_TICK_POLL_MS ? RELOAD_TICK_POLL_MS : left;
 }
 
 const struct gateway *reload_recover(struct reload *r, int64_t now_ms)

@@ -88,6 +88,12 @@ void reload_init(struct reload *r, const char *path);
  * A FastCGI worker also calls it between requests, so that the next request
  * finds a changed configuration already in place. */
 const struct gateway *reload_current(struct reload *r, int64_t now_ms);
+/* For a process that serves many requests at once (fcgi-app/front.h), on a
+ * fiber of its own: does the check a request would (reload_current) as
+ * soon as one is due, so that an idle process moves to a new document too,
+ * and waits for a load in a thread to finish and takes it. Returns how many
+ * ms until the next check is due. */
+int64_t reload_tick(struct reload *r);
 /* The gateway's image turned out damaged (route_match said
  * ROUTE_UNAVAILABLE): logs why, never uses that image again, and loads the
  * document now. Returns the gateway to use (possibly the same, when nothing

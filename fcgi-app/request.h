@@ -36,8 +36,7 @@ struct app {
 	const void *redis_gw;		/* the gateway last compared with, and its generation */
 	int64_t redis_gen;
 	struct cache_store *cache;	/* NULL: cache policies miss (common/cache.h) */
-	void *curl;			/* CURL *, reused: keeps backend connections */
-	void *curl_side;		/* CURL * of side calls (send-request), its own */
+	void *curl;			/* libcurl is set up (forward_load): its CURLSH */
 	uint64_t rid_state;		/* request-id generator */
 };
 
@@ -45,6 +44,8 @@ struct app {
  * the request variables. */
 struct request {
 	struct io *io;
+	struct app *app;
+	void *fwd;			/* the forwarder's slot (forward.c), NULL: none yet */
 	const struct gateway *gw;
 	const char *method;
 	const char *path;		/* raw, below the mount point, no query */

@@ -2226,10 +2226,21 @@ static void free_kvs(struct gw_kv *kv, size_t n)
 	free(kv);
 }
 
+const struct gateway *gw_hold(const struct gateway *gw)
+{
+	if (gw)
+		((struct gateway *)(uintptr_t)gw)->holds++;
+	return gw;
+}
+
 void gw_free(struct gateway *gw)
 {
 	if (!gw)
 		return;
+	if (gw->holds) {
+		gw->holds--;
+		return;
+	}
 	if (gw->owns_image)
 		image_release(gw->image);
 	pol_free_gateway(gw);

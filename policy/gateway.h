@@ -225,6 +225,7 @@ struct gateway {
 	 * on first use into a gateway of its own, which shares this image. */
 	struct gw_image *image;	/* NULL: compiled in memory from the document */
 	int owns_image;		/* gw_free() releases the image */
+	unsigned holds;		/* gw_hold()s not yet given back */
 };
 
 /* Parses, validates and compiles a document of len bytes (need not be
@@ -233,8 +234,14 @@ struct gateway *gw_load_buffer(const char *buf, size_t len, struct cfg_errors *e
 /* Reads path (at most GW_MAX_DOCUMENT_BYTES) and loads it. Returns the gateway,
  * or NULL with errs filled (an unreadable file is one error with path "$"). */
 struct gateway *gw_load_file(const char *path, struct cfg_errors *errs);
-/* Frees everything; NULL is fine. Secret values are zeroed before freeing. */
+/* Frees everything; NULL is fine. Secret values are zeroed before freeing.
+ * A gateway held (gw_hold) is only given back: the last gw_free frees it. */
 void gw_free(struct gateway *gw);
+/* One more gw_free before gw goes: a request holds the gateway it runs on,
+ * so that a reload (or an image's cache) that drops it while the request
+ * waits does not free it under the request (fcgi-app/fiber.h). NULL is fine.
+ * Returns gw. */
+const struct gateway *gw_hold(const struct gateway *gw);
 
 /* Finds a backend by id; NULL when absent. */
 const struct gw_backend *gw_backend_find(const struct gateway *gw, const char *id);

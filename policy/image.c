@@ -1363,7 +1363,8 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 	}
 	cfg_errors_release(&errs);
 	gw->image = img;
-	/* one request at a time: none of the cached gateways is in use now */
+	/* a cached gateway a request still uses is only given back by the
+	 * eviction: the request holds it (gw_hold) */
 	img->slots[cache_slot(img, (size_t)d->len)] = (uint32_t)index;
 	img->apis[index] = gw;
 	return gw;
