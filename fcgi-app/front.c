@@ -46,6 +46,7 @@
 
 static volatile sig_atomic_t stopping;
 static struct app *the_app;
+static struct conn *spare_conns;	/* ended connections' memory, for the next */
 static int in_flight;		/* requests between their parameters and their end */
 
 struct conn {
@@ -61,6 +62,7 @@ struct conn {
 	char **envp;
 	int serving;		/* handle_request runs: its log lines come here */
 	int ended;		/* front_answer_end ran: 1 sent, -1 failed */
+	struct conn *next_spare;
 	int err_used;		/* stderr records went out */
 	size_t elen, olen;
 	struct io io;
@@ -688,7 +690,8 @@ static void conn_main(void *arg)
 	close(c->fd);
 	free(c->envp);
 	free(c->params);
-	free(c);
+	c->next_spare = spare_conns;
+	spare_conns = c;
 }
 
 /* ---- the listener ------------------------------------------------------ */
@@ -723,7 +726,11 @@ static void acceptor(void *arg)
 				}
 				break;
 			}
-			c = malloc(sizeof(*c));
+			c = spare_conns;
+			if (c)
+				spare_conns = c->next_spare;
+			else
+				c = malloc(sizeof(*c));
 			if (c) {
 				memset(c, 0, offsetof(struct conn, ebuf));
 				c->fd = fd;
@@ -765,4 +772,10 @@ void front_serve(int sock, struct app *app, int max)
 	log_set_hook(log_to_request, NULL);
 	fiber_run();
 	log_set_hook(NULL, NULL);
+	while (spare_conns) {
+		struct conn *c = spare_conns;
+
+		spare_conns = c->next_spare;
+		free(c);
+	}
 }

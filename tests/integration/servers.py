@@ -511,6 +511,16 @@ Include {snippet}
         for p in self.procs:
             p.check_alive()
 
+    def log_files(self):
+        """The files this set-up's hostgate processes log to: the web server's
+        error log (CGI and FastCGI stderr), the listener's own log (--listen),
+        and the resident workers' own (cgi-workers/KEY.log: what a worker logs
+        outside a request, such as its configuration check between requests)."""
+        paths = [os.path.join(self.log_dir, n) for n in sorted(os.listdir(self.log_dir))
+                 if "access" not in n]
+        paths += sorted(glob.glob(os.path.join(self.state_dir, "cgi-workers", "*.log")))
+        return [p for p in paths if os.path.isfile(p)]
+
     # -- requests
 
     def request(self, method, target, **kw):

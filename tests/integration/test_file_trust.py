@@ -52,14 +52,11 @@ def as_www(path, data, mode=0o640):
 
 
 def logs_text(gw):
-    """Everything the set-up logged: the web server's error log (FastCGI and
-    CGI stderr) and, for --listen set-ups, the listener's own log."""
+    """Everything the set-up's hostgate processes logged (Gateway.log_files)."""
     out = []
-    for name in sorted(os.listdir(gw.log_dir)):
-        p = os.path.join(gw.log_dir, name)
-        if os.path.isfile(p) and name != "hostgate-access.log" and name != "access.log":
-            with open(p, "rb") as f:
-                out.append(f.read().decode("utf-8", "replace"))
+    for p in gw.log_files():
+        with open(p, "rb") as f:
+            out.append(f.read().decode("utf-8", "replace"))
     return "\n".join(out)
 
 

@@ -20,7 +20,6 @@ Every test forces images on, whatever HOSTGATE_TEST_IMAGES says, and puts
 the base document back (with no image when the run is without images).
 """
 
-import glob
 import hashlib
 import json
 import os
@@ -55,23 +54,13 @@ def igw(gw):
 
 # ---- helpers ---------------------------------------------------------------
 
-def log_files(g):
-    """The files a set-up's hostgate processes log to: the web server's error
-    log (CGI and FastCGI stderr), the listener's own log (--listen), and the
-    resident workers' own (cgi-workers/KEY.log: what a worker logs outside a
-    request, such as its configuration check between requests)."""
-    paths = [os.path.join(g.log_dir, n) for n in sorted(os.listdir(g.log_dir)) if "access" not in n]
-    paths += sorted(glob.glob(os.path.join(g.state_dir, "cgi-workers", "*.log")))
-    return [p for p in paths if os.path.isfile(p)]
-
-
 class LogWatch:
-    """What the set-ups log from now on (log_files)."""
+    """What the set-ups log from now on (Gateway.log_files)."""
 
     def __init__(self, *gws):
         self.files = {}
         for g in gws:
-            for p in log_files(g):
+            for p in g.log_files():
                 self.files[p] = os.path.getsize(p)
             self.files.setdefault(g.error_log, 0)
         self.gws = gws
@@ -79,7 +68,7 @@ class LogWatch:
     def text(self):
         out = []
         for g in self.gws:
-            for p in log_files(g):
+            for p in g.log_files():
                 with open(p, "rb") as f:
                     f.seek(self.files.get(p, 0))
                     out.append(f.read().decode("utf-8", "replace"))
