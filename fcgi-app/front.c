@@ -179,26 +179,6 @@ static int next_record(struct conn *c, struct rec *r, int64_t deadline)
 
 /* ---- writing ----------------------------------------------------------- */
 
-/* Waits until fd takes more, within deadline. 0, or -1. */
-static int wait_out(struct conn *c, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = c->fd, .events = POLLOUT };
-		int64_t left = deadline - io_now_ms();
-		int rc;
-
-		if (left <= 0) {
-			c->io.timed_out = 1;
-			return -1;
-		}
-		rc = fiber_poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (rc > 0)
-			return 0;
-		if (rc < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 /* Sends all of iov[0..n), waiting (within io's write deadline, counted from
  * the last progress) while the socket is full. 0, or -1 (write_failed set;
  * timed_out when the web server's side was too slow). */
@@ -212,7 +192,7 @@ static int sendv(struct conn *c, struct io *io, struct iovec *iov, int n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			int rc = wait_out(c, io_write_deadline(io, io_now_ms()));
+			int rc = io_wait_fd(&c->io, c->fd, POLLOUT, io_write_deadline(io, io_now_ms()));
 
 			if (c->io.timed_out)
 				io->timed_out = 1;

@@ -4,8 +4,12 @@
  */
 #include "fcgi-app/io.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <time.h>
+
+#include "fcgi-app/fiber.h"
 
 #include "policy/gateway.h"
 
@@ -22,6 +26,25 @@ const char *io_param(const struct io *io, const char *name)
 		if ((*p)[0] == name[0] && strncmp(*p + 1, name + 1, n - 1) == 0 && (*p)[n] == '=')
 			return *p + n + 1;
 	return NULL;
+}
+
+int io_wait_fd(struct io *io, int fd, short events, int64_t deadline)
+{
+	for (;;) {
+		struct pollfd p = { .fd = fd, .events = events };
+		int64_t left = deadline - io_now_ms();
+		int rc;
+
+		if (left <= 0) {
+			io->timed_out = 1;
+			return -1;
+		}
+		rc = fiber_poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
+		if (rc > 0)
+			return 0;
+		if (rc < 0 && errno != EINTR)
+			return -1;
+	}
 }
 
 int64_t io_now_ms(void)

@@ -54,6 +54,11 @@ struct io {
 	int64_t body_read;	/* body bytes the front has delivered */
 };
 
+/* Waits until fd is ready for events (poll(2)'s) or deadline (monotonic ms)
+ * passes; on a fiber, the process's other requests run meanwhile (fiber.h).
+ * Returns 0 when it is ready (or broken: the read or write that follows says
+ * so), -1 when the deadline passed (timed_out set) or the wait failed. */
+int io_wait_fd(struct io *io, int fd, short events, int64_t deadline);
 /* Returns the value of the request variable name, or NULL. */
 const char *io_param(const struct io *io, const char *name);
 /* The monotonic clock in milliseconds. */

@@ -154,30 +154,6 @@ static int compile_file(const char *path)
 	return rc;
 }
 
-/* ---- deadlines --------------------------------------------------------- */
-
-/* Waits until fd is ready for events or the deadline passes. Returns 0 when it
- * is ready (or broken: the read or write that follows says so), -1 when the
- * deadline passed (timed_out set) or poll failed. */
-static int wait_fd(struct io *io, int fd, short events, int64_t deadline)
-{
-	for (;;) {
-		struct pollfd p = { .fd = fd, .events = events };
-		int64_t left = deadline - io_now_ms();
-		int rc;
-
-		if (left <= 0) {
-			io->timed_out = 1;
-			return -1;
-		}
-		rc = poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-		if (rc > 0)
-			return 0;
-		if (rc < 0 && errno != EINTR)
-			return -1;
-	}
-}
-
 /* ---- the FastCGI front ------------------------------------------------- */
 
 static void on_stop(int sig)
@@ -251,7 +227,7 @@ static long cgi_read(struct io *io, char *buf, size_t n)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
 			return -1;
-		if (wait_fd(io, STDIN_FILENO, POLLIN, io_read_deadline(io, io_now_ms())) != 0)
+		if (io_wait_fd(io, STDIN_FILENO, POLLIN, io_read_deadline(io, io_now_ms())) != 0)
 			return -1;
 	}
 }
@@ -266,7 +242,7 @@ static int cgi_write(struct io *io, const char *buf, size_t n)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(io, STDOUT_FILENO, POLLOUT,
+			if (io_wait_fd(io, STDOUT_FILENO, POLLOUT,
 				    io_write_deadline(io, io_now_ms())) != 0) {
 				io->write_failed = 1;
 				return -1;

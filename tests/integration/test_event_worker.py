@@ -25,7 +25,6 @@ fails it: the request that must get through finds every process taken.
 
 import struct
 import threading
-import uuid
 
 import pytest
 
@@ -33,15 +32,12 @@ from harness import wait_until
 from rawupstream import RawUpstream, response
 from servers import ModuleDocument
 from test_fcgi_records import (BEGIN_REQUEST, END_REQUEST, KEEP_CONN, PARAMS, STDIN, Reader,
-                               connect, nv, read_answer, record, request_bytes, split_http)
+                               connect, nv, read_answer, record, request_bytes, split_http,
+                               token)
 
 POOLED = {"lighttpd-socket": 4, "apache-proxy-fcgi": 4}
 ABORT_REQUEST, GET_VALUES, GET_VALUES_RESULT, UNKNOWN_TYPE = 2, 9, 10, 11
 CANT_MPX_CONN = 1
-
-
-def token():
-    return uuid.uuid4().hex[:12]
 
 
 @pytest.fixture(scope="module")
