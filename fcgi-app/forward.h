@@ -42,13 +42,15 @@
  * an HTTPS answer with at most 256 KiB of it left: the rest is read and
  * dropped (at most 1 s), so that the backend connection stays.
  *
- * libcurl: one handle per process for backend calls, never reset between
- * requests (every option that can differ is set on every request), run
- * through libcurl's socket interface on a multi handle of the process that
- * keeps its connections (libcurl is told which socket is ready, so it does
- * not poll it again), without OpenSSL's read-ahead (it stalls libcurl 7.88:
- * docs/performance.md, "A worker's small HTTPS request"). One handle for
- * side calls, reset per call, run by curl_easy_perform. libcurl's timeout and retry
+ * libcurl: each request in flight has a slot (forward.c): a handle for
+ * backend calls, never reset (every option that can differ is set on every
+ * request), and one for side calls, reset per call, each run on a multi handle
+ * of its own through libcurl's socket interface (libcurl is told which socket
+ * is ready, so it does not poll it again), its waits fiber_poll's (the
+ * process's other requests run meanwhile: fiber.h). Every handle uses the
+ * process's one CURLSH, which keeps the connections, TLS sessions and DNS
+ * answers for any request. No OpenSSL read-ahead (it stalls libcurl 7.88:
+ * docs/performance.md, "A worker's small HTTPS request"). libcurl's timeout and retry
  * waits never run past req->deadline_ms. c->backend_failed (the circuit
  * breaker) is set only for what the backend did: connect errors, backend
  * timeouts, bad answers, 5xx — never for a client's fault.

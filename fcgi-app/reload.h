@@ -38,9 +38,10 @@
  * its document: a document the trust rule refuses (group-writable...) is not
  * served through its image either, even when the image itself is trusted.
  *
- * The returned gateway stays valid until the next reload_current() or
- * reload_recover() call (one request at a time per process), which may free
- * it.
+ * The returned gateway stays valid until the next reload_current(),
+ * reload_recover() or reload_tick() call, which may free it: a request that
+ * waits (other requests of the process run meanwhile, fiber.h) holds it
+ * with gw_hold() first.
  */
 #ifndef HOSTGATE_RELOAD_H
 #define HOSTGATE_RELOAD_H
