@@ -134,7 +134,6 @@ struct slot {
 static CURLSH *conn_share;
 static struct slot *free_slots;
 
-
 static int handle_init(CURL *h, struct fwd *f);
 static int S_sockcb(CURL *e, curl_socket_t sock, int what, void *userp, void *sockp);
 static int flush_answer(struct fwd *f);

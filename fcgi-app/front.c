@@ -4,7 +4,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -108,24 +107,21 @@ static int fill(struct conn *c, size_t want, int64_t deadline)
 		if (errno == EINTR)
 			continue;
 		for (;;) {
-			struct pollfd p = { .fd = c->fd, .events = POLLIN };
-			int64_t left = deadline < 0 ? FRONT_STOP_CHECK_MS : deadline - io_now_ms();
-			int rc;
+			/* no deadline: wait in pieces, looking at the stop flag */
+			struct io w = { .timed_out = 0 };
 
-			if (left <= 0) {
-				c->io.timed_out = 1;
-				return -1;
-			}
 			if (deadline < 0 && stopping)
 				return 0;
-			if (left > FRONT_STOP_CHECK_MS && deadline < 0)
-				left = FRONT_STOP_CHECK_MS;
-			rc = fiber_poll(&p, 1, left > INT_MAX ? INT_MAX : (int)left);
-			if (rc > 0)
+			if (io_wait_fd(&w, c->fd, POLLIN, deadline >= 0 ? deadline :
+				       io_now_ms() + FRONT_STOP_CHECK_MS) == 0)
 				break;
-			if (rc < 0 && errno != EINTR) {
+			if (!w.timed_out) {
 				c->broken = 1;
 				return 0;
+			}
+			if (deadline >= 0) {
+				c->io.timed_out = 1;
+				return -1;
 			}
 		}
 	}
@@ -432,14 +428,26 @@ static void log_to_request(void *ctx, const char *line, size_t len)
 
 /* ---- one connection ---------------------------------------------------- */
 
+/* Sends a record of the front's own (outside a request's answer), within
+ * the default idle deadline. 0, or -1. */
+static int send_control(struct conn *c, struct iovec *iov, int n)
+{
+	struct io io = { .ctx = c };
+
+	io.limits.idle_ms = io.limits.request_ms = GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS;
+	io.started_ms = io_now_ms();
+	return sendv(c, &io, iov, n);
+}
+
 /* Answers a management record (request id 0). 0, or -1. */
 static int management(struct conn *c, const struct rec *r, int64_t deadline)
 {
 	char in[1024], out[256];
 	unsigned char h[8];
 	size_t n = 0, p = 0;
-	struct io io = { .ctx = c };
+	char num[16];
 
+	snprintf(num, sizeof(num), "%d", fiber_max() - 2);
 	if (r->type != FCGIREC_GET_VALUES || r->len > sizeof(in)) {
 		if (take(c, NULL, r->len + r->pad, deadline) <= 0)
 			return -1;
@@ -454,7 +462,6 @@ static int management(struct conn *c, const struct rec *r, int64_t deadline)
 		while (p + 2 <= r->len) {
 			size_t nl = (unsigned char)in[p], vl = (unsigned char)in[p + 1];
 			const char *name = in + p + 2, *val = NULL;
-			char num[16];
 
 			if (nl > 127 || vl > 127 || p + 2 + nl + vl > r->len)
 				break;
@@ -464,7 +471,6 @@ static int management(struct conn *c, const struct rec *r, int64_t deadline)
 				val = num;
 			else if (nl == 15 && !memcmp(name, "FCGI_MPXS_CONNS", 15))
 				val = "0";
-			snprintf(num, sizeof(num), "%d", fiber_max() - 2);
 			if (val && n + 2 + nl + strlen(val) <= sizeof(out)) {
 				out[n++] = (char)nl;
 				out[n++] = (char)strlen(val);
@@ -477,13 +483,10 @@ static int management(struct conn *c, const struct rec *r, int64_t deadline)
 		}
 		fcgirec_header(h, FCGIREC_GET_VALUES_RESULT, 0, n);
 	}
-	io.limits.idle_ms = GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS;
-	io.limits.request_ms = GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS;
-	io.started_ms = io_now_ms();
 	{
 		struct iovec iov[2] = { { h, 8 }, { out, n } };
 
-		return sendv(c, &io, iov, n ? 2 : 1);
+		return send_control(c, iov, n ? 2 : 1);
 	}
 }
 
@@ -491,15 +494,12 @@ static int management(struct conn *c, const struct rec *r, int64_t deadline)
 static int end_request(struct conn *c, int id, int status)
 {
 	unsigned char rec[16];
-	struct io io = { .ctx = c };
 	struct iovec iov = { rec, sizeof(rec) };
 
 	fcgirec_header(rec, FCGIREC_END_REQUEST, id, 8);
 	memset(rec + 8, 0, 8);
 	rec[12] = (unsigned char)status;
-	io.limits.idle_ms = io.limits.request_ms = GW_DEFAULT_CLIENT_IDLE_TIMEOUT_MS;
-	io.started_ms = io_now_ms();
-	return sendv(c, &io, &iov, 1);
+	return send_control(c, &iov, 1);
 }
 
 /* Reads up to the end of a request's parameters. 1: a request to answer;
@@ -659,9 +659,6 @@ static void conn_main(void *arg)
 		c->ended = 0;
 		c->err_used = 0;
 		c->olen = c->elen = 0;
-		/* between requests: a new image is mapped (or a finished load
-		 * taken) now, not when the next request is already waiting */
-		reload_current(&the_app->reload, io_now_ms());
 		if (!again || stopping)
 			break;
 	}
@@ -726,7 +723,9 @@ static void acceptor(void *arg)
 	fiber_unlisten(sock);
 }
 
-/* The process's own clock: app_tick (handler.h) when it is due. */
+/* The process's own clock: app_tick (handler.h) when it is due, so that a
+ * new image is mapped (or a finished load taken) between requests, not when
+ * the next one is already waiting, and by an idle process too. */
 static void ticker(void *arg)
 {
 	(void)arg;

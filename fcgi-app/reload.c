@@ -22,8 +22,8 @@
 /* how long a request waits for a document compiled in the background before
  * it is served by the configuration it had */
 #define RELOAD_WAIT_MS 100
-/* how often a waiting reload_tick looks whether the load is done */
-#define RELOAD_TICK_POLL_MS 5
+/* how often a fiber waiting for a load looks whether it is done */
+#define RELOAD_POLL_MS 2
 
 /* The directory of path, stat(2)ed into st (zeroed when it cannot be). */
 static void stat_dir_of(const char *path, struct stat *st)
@@ -435,15 +435,16 @@ static int job_collect(struct reload *r, long ms)
 	return 0;
 }
 
-/* job_collect(r, RELOAD_WAIT_MS) on a fiber: the other requests of the
- * process run while this one waits. One of them may collect the job (or
- * start the next) meanwhile: j is looked at only while it is still r's. */
-static void job_await(struct reload *r, struct reload_job *j)
+/* job_collect(r, ms) on a fiber (ms < 0: as long as the load takes): the
+ * other requests of the process run while this one waits. One of them may
+ * collect the job (or start the next) meanwhile: j is looked at only while
+ * it is still r's. */
+static void job_await(struct reload *r, struct reload_job *j, long ms)
 {
 	int64_t t0 = io_now_ms();
 
-	while (r->job == j && !job_wait(j, 0) && io_now_ms() - t0 < RELOAD_WAIT_MS)
-		fiber_sleep(1);
+	while (r->job == j && !job_wait(j, 0) && (ms < 0 || io_now_ms() - t0 < ms))
+		fiber_sleep(RELOAD_POLL_MS);
 	if (r->job == j)
 		job_collect(r, 0);
 }
@@ -470,7 +471,7 @@ static void reload_try(struct reload *r, const struct stat *lst, int image_prese
 			/* a small document is there at once, as without a thread;
 			 * a big one never holds the request longer than this */
 			if (fiber_on())
-				job_await(r, j);
+				job_await(r, j, RELOAD_WAIT_MS);
 			else
 				job_collect(r, RELOAD_WAIT_MS);
 			return;
@@ -535,12 +536,10 @@ int64_t reload_tick(struct reload *r)
 	reload_current(r, io_now_ms());
 	/* the load in a thread, taken as soon as it is done: this is not a
 	 * request, it may wait as long as the load takes */
-	while (r->job && fiber_on()) {
-		fiber_sleep(RELOAD_TICK_POLL_MS);
-		job_collect(r, 0);
-	}
+	if (r->job && fiber_on())
+		job_await(r, r->job, -1);
 	left = r->last_check_ms + RELOAD_CHECK_MS - io_now_ms();
-	return left < RELOAD_TICK_POLL_MS ? RELOAD_TICK_POLL_MS : left;
+	return left < RELOAD_POLL_MS ? RELOAD_POLL_MS : left;
 }
 
 const struct gateway *reload_recover(struct reload *r, int64_t now_ms)
