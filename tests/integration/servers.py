@@ -634,13 +634,20 @@ class ModuleDocument:
         return self.gw
 
 
+_held_ports = []
+
+
 def closed_port():
-    """A port on which nothing listens (bound, then released)."""
+    """A port on which nothing listens, for as long as the test process lives.
+
+    The socket stays bound and never listens: a connection to it is refused, and no
+    server started later (nor an outgoing connection's ephemeral port) can take it. A
+    port released at once was taken by another server in one CI run, and the "dead"
+    pool member answered 404."""
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    _held_ports.append(s)
+    return s.getsockname()[1]
 
 
 def base_config(httpbin, nginx, dead_port, faulty, max_body=MAX_BODY):
