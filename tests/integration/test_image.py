@@ -33,7 +33,7 @@ import time
 import pytest
 
 from harness import REPO, RELOAD_INTERVAL_S, sanitized_build, wait_until
-from servers import BURST, Gateway, parse_echo, www_ids
+from servers import BURST, Gateway, LogWatch, parse_echo, www_ids
 
 PAGE = 4096                     # the image's page (policy/image.c)
 REQUEST_TIMEOUT = 10
@@ -53,31 +53,6 @@ def igw(gw):
 
 
 # ---- helpers ---------------------------------------------------------------
-
-class LogWatch:
-    """What the set-ups log from now on (Gateway.log_files)."""
-
-    def __init__(self, *gws):
-        self.files = {}
-        for g in gws:
-            for p in g.log_files():
-                self.files[p] = os.path.getsize(p)
-            self.files.setdefault(g.error_log, 0)
-        self.gws = gws
-
-    def text(self):
-        out = []
-        for g in self.gws:
-            for p in g.log_files():
-                with open(p, "rb") as f:
-                    f.seek(self.files.get(p, 0))
-                    out.append(f.read().decode("utf-8", "replace"))
-        return "\n".join(out)
-
-    def wait_for(self, needle, what, timeout=10):
-        return wait_until(lambda: needle in self.text(), timeout,
-                          "%s in the log (%r)" % (what, needle))
-
 
 def api(api_id, backend, **kw):
     return dict({"id": api_id, "path": api_id, "backend": backend,

@@ -33,7 +33,7 @@ import pytest
 
 import policy_docs as pd
 from harness import Proc, free_port, port_open, wait_until
-from servers import Gateway, mkdir
+from servers import Gateway, LogWatch, mkdir
 
 WORKERS = 4             # servers.Gateway._start_listener: --workers 4
 # generous: on a loaded machine a reply later than timeout_ms sends that
@@ -327,6 +327,7 @@ class Load:
 def test_redis_killed_and_restarted_mid_run(pair, redis, base, on_failure):
     apply_both(pair, rd_doc(base, "redis://127.0.0.1:%d/0" % redis.port, on_failure))
     wait_all_ok(pair, "Redis answering every worker")
+    watch = LogWatch(*pair)
     load = Load(pair)
     try:
         wait_until(lambda: len(load.results) >= 20, 20, "load running")
@@ -348,12 +349,17 @@ def test_redis_killed_and_restarted_mid_run(pair, redis, base, on_failure):
         assert "hostgate_counter_store_up 0" in m
         errs = int(re.search(r"(?m)^hostgate_counter_store_errors_total (\d+)$", m).group(1))
         assert errs >= 8
+        # every worker finds Redis gone by itself (its ticker pings it each second)
+        wait_until(lambda: all(d >= 1 for d, _ in redis_transitions(pair, watch).values()),
+                   10, "every worker noticing that Redis is gone")
     finally:
         if not redis.proc.alive():
             redis.start()
-        # back to shared counting by itself (each worker's breaker: within 10 s)
+        # back to shared counting by itself (each worker's breaker: within 10 s); a
+        # burst of requests may miss a worker, its log does not
         try:
-            wait_all_ok(pair, "every worker back on Redis")
+            wait_until(lambda: all(u >= d for d, u in redis_transitions(pair, watch).values()),
+                       20, "every worker back on Redis")
         finally:
             results = load.stop()
     expected = {"local": {200}, "allow": {200}, "deny": {200, 503}}[on_failure]
@@ -362,6 +368,22 @@ def test_redis_killed_and_restarted_mid_run(pair, redis, base, on_failure):
     # through lighttpd and a loaded machine)
     assert max(t for _, t in results) < TIMEOUT_MS / 1000.0 + 1.5
     shared_exactly(pair, "rl-big", 50, 120, 429)   # the script was loaded again
+
+
+def redis_transitions(pair, watch):
+    """{worker pid: (times it logged Redis lost, times it logged Redis back)}
+    for every worker of both listeners. A worker logs each change once
+    (common/redisconn.c), lost and back in turn, to the listener's log or, from
+    a request, to the web server's: counting is order-free across the files."""
+    text = watch.text()
+    out = {}
+    for g in pair:
+        with open("/proc/%d/task/%d/children" % (g.listener.pid, g.listener.pid)) as f:
+            for pid in f.read().split():
+                out[int(pid)] = (
+                    len(re.findall(r"\[%s\]: \w+: redis: [^\n]*; retrying in" % pid, text)),
+                    len(re.findall(r"\[%s\]: \w+: redis: answering again" % pid, text)))
+    return out
 
 
 def statuses_of(results):
