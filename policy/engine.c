@@ -875,14 +875,7 @@ static enum step check_subscription(struct pol_call *c)
 		return fail(c, 401, MSG_MISSING_KEY, "subscription key missing");
 	}
 	if (engine_sha256(key, strlen(key), d) == 0)
-		sub = products_find_key(c->gw, d);
-	if (sub && c->gw->image) {
-		/* an API compiled from an image: the answer is the image's until
-		 * its next lookup, which another request of the process may make
-		 * while this one waits (fcgi-app/fiber.h) */
-		c->sub_own = *sub;
-		sub = &c->sub_own;
-	}
+		sub = products_find_key(c->gw, d, &c->sub_own);
 	explicit_bzero(key, strlen(key));
 	free(key);
 	explicit_bzero(d, sizeof(d));

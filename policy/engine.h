@@ -163,8 +163,7 @@ struct pol_call {
 
 	/* identity */
 	const struct gw_subscription *subscription;	/* NULL: none presented */
-	struct gw_subscription sub_own;	/* an image's answer, copied: the image's
-					 * own is the next lookup's */
+	struct gw_subscription sub_own;	/* an image's answer is built here */
 	const struct gw_product *product;	/* the subscription's product, or NULL */
 	struct jwt_result jwt;		/* the last validate-jwt that passed */
 

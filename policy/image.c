@@ -108,7 +108,6 @@ struct gw_image {
 	size_t cached_bytes;
 	uint8_t *used;
 	size_t hand;
-	struct gw_subscription sub;	/* image_find_key()'s answer */
 };
 
 /* ---- shared by writer and reader ----------------------------------------- */
@@ -1371,7 +1370,8 @@ const struct gateway *image_api(struct gw_image *img, size_t index)
 }
 
 const struct gw_subscription *image_find_key(const struct gateway *gw,
-					     const unsigned char digest[32])
+					     const unsigned char digest[32],
+					     struct gw_subscription *out)
 {
 	struct gw_image *img = gw->image;
 	uint64_t mask = img->h.sub_buckets - 1, slot;
@@ -1400,19 +1400,19 @@ const struct gw_subscription *image_find_key(const struct gateway *gw,
 			damaged(img, "a subscription record is damaged (at %llu)", (unsigned long long)*b);
 			return NULL;
 		}
-		memset(&img->sub, 0, sizeof(img->sub));
-		img->sub.id = (char *)(uintptr_t)id;
-		img->sub.scope = (enum gw_scope_kind)r->scope;
-		img->sub.active = (int)r->active;
-		img->sub.expires = r->expires;
+		memset(out, 0, sizeof(*out));
+		out->id = (char *)(uintptr_t)id;
+		out->scope = (enum gw_scope_kind)r->scope;
+		out->active = (int)r->active;
+		out->expires = r->expires;
 		/* the scope, resolved against the API's gateway: another API or a
 		 * product that does not include this one resolves to nothing */
 		if (r->scope == GW_SCOPE_API && gw->n_apis == 1 && strcmp(gw->apis[0].id, target) == 0)
-			img->sub.api = &gw->apis[0];
+			out->api = &gw->apis[0];
 		for (size_t k = 0; r->scope == GW_SCOPE_PRODUCT && k < gw->n_products; k++)
 			if (strcmp(gw->products[k].id, target) == 0)
-				img->sub.product = &gw->products[k];
-		return &img->sub;
+				out->product = &gw->products[k];
+		return out;
 	}
 	return NULL;
 }

@@ -122,8 +122,10 @@ long image_find_api(struct gw_image *img, const char *key, const size_t *ends, s
  * the image is damaged or memory ran out (logged). */
 const struct gateway *image_api(struct gw_image *img, size_t index);
 /* The subscription whose key has this digest, resolved against gw (a gateway
- * from image_api()), or NULL. The result is valid until the next call. */
+ * from image_api()), written to *out; returns out, or NULL. Its strings are
+ * the image's: valid while gw is held. */
 const struct gw_subscription *image_find_key(const struct gateway *gw,
-					     const unsigned char digest[32]);
+					     const unsigned char digest[32],
+					     struct gw_subscription *out);
 
 #endif

@@ -550,7 +550,8 @@ int products_build_keytab(struct loader *ld)
 }
 
 const struct gw_subscription *products_find_key(const struct gateway *gw,
-						const unsigned char digest[32])
+						const unsigned char digest[32],
+						struct gw_subscription *buf)
 {
 	const struct gw_keytab *kt = gw->keytab;
 	const struct gw_subscription *found = NULL;
@@ -558,7 +559,7 @@ const struct gw_subscription *products_find_key(const struct gateway *gw,
 
 	/* an API compiled from an image: the subscriptions stay in the image */
 	if (gw->image && !gw->owns_image)
-		return image_find_key(gw, digest);
+		return image_find_key(gw, digest, buf);
 	if (!kt)
 		return NULL;
 	/* the probe sequence depends only on the digest of what the client sent;

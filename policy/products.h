@@ -6,7 +6,7 @@
  *   loader (loader.h): products_parse(), products_parse_subscriptions(),
  *                      products_parse_pool(), products_parse_breaker(),
  *                      then products_build_keytab() after pol_compile()
- *   engine:            sub = products_find_key(gw, sha256_of_presented_key)
+ *   engine:            sub = products_find_key(gw, sha256_of_presented_key, &buf)
  *   gw_free:           products_free() after pol_free_gateway()
  *
  * The key table maps a key's SHA-256 digest to its subscription: an open
@@ -44,9 +44,12 @@ int products_build_keytab(struct loader *ld);
 /* Frees products, subscriptions, the key table and backend pools. */
 void products_free(struct gateway *gw);
 
-/* The subscription whose key has this SHA-256 digest, or NULL. */
+/* The subscription whose key has this SHA-256 digest, or NULL. For an API
+ * compiled from an image the answer is built in *buf (the caller's: each
+ * request its own); otherwise it is the gateway's own. */
 const struct gw_subscription *products_find_key(const struct gateway *gw,
-						const unsigned char digest[32]);
+						const unsigned char digest[32],
+						struct gw_subscription *buf);
 /* Whether sub's scope includes api (all; api:ID; product:ID that lists it). */
 int products_sub_covers(const struct gw_subscription *sub, const struct gw_api *api);
 /* Parses an RFC 3339 date-time ("2027-01-01T00:00:00Z", "...+02:00",

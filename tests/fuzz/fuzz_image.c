@@ -173,9 +173,10 @@ static void fz_route(const struct gateway *gw)
 			CHECK(m.rest >= path && m.rest + m.rest_len == path + len);
 			for (size_t k = 0; k < 4; k++) {
 				const struct gw_subscription *sub;
+				struct gw_subscription buf;
 
 				memset(digest, (int)(k * 0x55), sizeof(digest));
-				sub = products_find_key(m.gw, digest);
+				sub = products_find_key(m.gw, digest, &buf);
 				if (sub)
 					(void)products_sub_covers(sub, m.api);
 			}

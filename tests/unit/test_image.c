@@ -502,8 +502,9 @@ static void digests_for(const struct gateway *gw, struct digests *d)
 static int key_equal(const struct route_match *a, const struct route_match *b,
 		     const unsigned char digest[32], int allow_damage)
 {
-	const struct gw_subscription *x = products_find_key(a->gw, digest);
-	const struct gw_subscription *y = products_find_key(b->gw, digest);
+	struct gw_subscription xb, yb;
+	const struct gw_subscription *x = products_find_key(a->gw, digest, &xb);
+	const struct gw_subscription *y = products_find_key(b->gw, digest, &yb);
 
 	if (x && !y && allow_damage && image_damaged(b->gw->image, NULL))
 		return -1;
