@@ -375,14 +375,14 @@ def redis_transitions(pair, watch):
     for every worker of both listeners. A worker logs each change once
     (common/redisconn.c), lost and back in turn, to the listener's log or, from
     a request, to the web server's: counting is order-free across the files."""
-    text = watch.text()
     out = {}
     for g in pair:
         with open("/proc/%d/task/%d/children" % (g.listener.pid, g.listener.pid)) as f:
-            for pid in f.read().split():
-                out[int(pid)] = (
-                    len(re.findall(r"\[%s\]: \w+: redis: [^\n]*; retrying in" % pid, text)),
-                    len(re.findall(r"\[%s\]: \w+: redis: answering again" % pid, text)))
+            out.update((int(pid), [0, 0]) for pid in f.read().split())
+    for pid, what in re.findall(r"\[(\d+)\]: \w+: redis: (answering again|[^\n]*; retrying in)",
+                                watch.text()):
+        if int(pid) in out:
+            out[int(pid)][what == "answering again"] += 1
     return out
 
 

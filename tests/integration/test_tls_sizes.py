@@ -109,8 +109,10 @@ def test_every_size_byte_exact_on_kept_connections(sgw, sizes_up, framing):
             hashlib.sha256(want).digest(), (n, len(r.body))
     # nginx logs a request after its last byte is sent: the client may read the
     # answer first
-    recs = wait_until(lambda: len(sizes_up.lines_with(token)) >= len(order) and
-                      sizes_up.lines_with(token), 10, "nginx to log every request")
+    def logged():
+        recs = sizes_up.lines_with(token)
+        return recs if len(recs) >= len(order) else None
+    recs = wait_until(logged, 10, "nginx to log every request")
     assert len(recs) == len(order), recs
     if framing == "chunked":
         # the framing under test: nginx sent these without a length
