@@ -16,7 +16,7 @@
 #include <openssl/crypto.h>
 
 #include "common/log.h"
-#include "fcgi-app/fiber.h"
+#include "common/fiber.h"
 #include "policy/cidr.h"
 #include "policy/engine.h"
 #include "policy/path.h"

@@ -47,7 +47,7 @@
  * request), and one for side calls, reset per call, each run on a multi handle
  * of its own through libcurl's socket interface (libcurl is told which socket
  * is ready, so it does not poll it again), its waits fiber_poll's (the
- * process's other requests run meanwhile: fiber.h). Every handle uses the
+ * process's other requests run meanwhile: common/fiber.h). Every handle uses the
  * process's one CURLSH, which keeps the connections, TLS sessions and DNS
  * answers for any request. No OpenSSL read-ahead (it stalls libcurl 7.88:
  * docs/performance.md, "A worker's small HTTPS request"). libcurl's timeout and retry

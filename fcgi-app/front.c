@@ -16,7 +16,7 @@
 #include "common/log.h"
 #include "common/prefork.h"
 #include "fcgi-app/fcgirec.h"
-#include "fcgi-app/fiber.h"
+#include "common/fiber.h"
 #include "fcgi-app/handler.h"
 #include "policy/gateway.h"
 
@@ -46,6 +46,7 @@
 static volatile sig_atomic_t stopping;
 static struct app *the_app;
 static struct conn *spare_conns;	/* ended connections' memory, for the next */
+static struct fiber_queue full_wait;	/* the acceptor, while the process is full */
 static int in_flight;		/* requests between their parameters and their end */
 
 struct conn {
@@ -669,6 +670,7 @@ static void conn_main(void *arg)
 	free(c->params);
 	c->next_spare = spare_conns;
 	spare_conns = c;
+	fiber_wake(&full_wait, 0);	/* an acceptor of a full process */
 }
 
 /* ---- the listener ------------------------------------------------------ */
@@ -682,10 +684,11 @@ static void acceptor(void *arg)
 
 		if (fiber_count() >= fiber_max()) {
 			/* full: the connections wait in the listen queue, where
-			 * another process may take them */
+			 * another process may take them, until one of ours ends
+			 * (its fiber is gone when this one runs again) */
 			fiber_unlisten(sock);
 			while (!stopping && fiber_count() >= fiber_max())
-				fiber_sleep(2);
+				(void)fiber_wait(&full_wait, FRONT_STOP_CHECK_MS);
 			continue;
 		}
 		fiber_listen(sock);

@@ -1,6 +1,6 @@
 /*
  * front — the FastCGI front: hostgate's own FastCGI 1.0 responder, every
- * connection on a fiber of its own (fiber.h), so that one process answers
+ * connection on a fiber of its own (common/fiber.h), so that one process answers
  * many requests at once and a slow client or backend holds only its own
  * request. Under a process manager (lighttpd's bin-path, mod_fcgid), with
  * --listen, and for the CGI front's resident workers.

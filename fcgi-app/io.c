@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "fcgi-app/fiber.h"
+#include "common/fiber.h"
 
 #include "policy/gateway.h"
 

@@ -55,7 +55,7 @@ struct io {
 };
 
 /* Waits until fd is ready for events (poll(2)'s) or deadline (monotonic ms)
- * passes; on a fiber, the process's other requests run meanwhile (fiber.h).
+ * passes; on a fiber, the process's other requests run meanwhile (common/fiber.h).
  * Returns 0 when it is ready (or broken: the read or write that follows says
  * so), -1 when the deadline passed (timed_out set) or the wait failed. */
 int io_wait_fd(struct io *io, int fd, short events, int64_t deadline);

@@ -11,7 +11,7 @@
 
 #include "common/fileread.h"
 #include "common/log.h"
-#include "fcgi-app/fiber.h"
+#include "common/fiber.h"
 #include "fcgi-app/io.h"
 #include "policy/image.h"
 

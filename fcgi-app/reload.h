@@ -40,7 +40,7 @@
  *
  * The returned gateway stays valid until the next reload_current(),
  * reload_recover() or reload_tick() call, which may free it: a request that
- * waits (other requests of the process run meanwhile, fiber.h) holds it
+ * waits (other requests of the process run meanwhile, common/fiber.h) holds it
  * with gw_hold() first.
  */
 #ifndef HOSTGATE_RELOAD_H

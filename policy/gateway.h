@@ -239,7 +239,7 @@ struct gateway *gw_load_file(const char *path, struct cfg_errors *errs);
 void gw_free(struct gateway *gw);
 /* One more gw_free before gw goes: a request holds the gateway it runs on,
  * so that a reload (or an image's cache) that drops it while the request
- * waits does not free it under the request (fcgi-app/fiber.h). NULL is fine.
+ * waits does not free it under the request (common/fiber.h). NULL is fine.
  * Returns gw. */
 const struct gateway *gw_hold(const struct gateway *gw);
 

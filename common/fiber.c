@@ -1,5 +1,5 @@
 /* Fibers over one epoll loop. See fiber.h. */
-#include "fcgi-app/fiber.h"
+#include "common/fiber.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -34,6 +34,8 @@ struct fiber {
 	uint64_t wait_id;	/* which wait an fd's event belongs to */
 	int64_t deadline;	/* monotonic ms, -1: none */
 	struct fiber *next;	/* run queue */
+	struct fiber_queue *q;	/* fiber_wait: the queue it is on */
+	struct fiber *qnext;
 	void *fake_stack;	/* ASan's, across a switch */
 };
 
@@ -352,6 +354,60 @@ void fiber_sleep(int64_t ms)
 
 		(void)fiber_poll(NULL, 0, ms > INT_MAX ? INT_MAX : (int)ms);
 		ms -= mono_ms() - t0;
+	}
+}
+
+int fiber_wait(struct fiber_queue *q, int timeout_ms)
+{
+	struct fiber *f = current;
+
+	if (!f || timeout_ms == 0)
+		return 0;
+	f->q = q;
+	f->qnext = NULL;
+	if (q->tail)
+		q->tail->qnext = f;
+	else
+		q->head = f;
+	q->tail = f;
+	f->fds = NULL;
+	f->nfds = 0;
+	f->nready = 0;
+	f->deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+	f->state = F_WAITING;
+	yield();
+	f->state = F_RUNNABLE;
+	f->deadline = -1;
+	if (f->q) {
+		/* its time ran out first: off the queue */
+		struct fiber **p = &q->head, *prev = NULL;
+
+		while (*p && *p != f) {
+			prev = *p;
+			p = &(*p)->qnext;
+		}
+		if (*p)
+			*p = f->qnext;
+		if (q->tail == f)
+			q->tail = prev;
+		f->q = NULL;
+	}
+	return f->nready > 0;
+}
+
+void fiber_wake(struct fiber_queue *q, int every)
+{
+	while (q->head) {
+		struct fiber *f = q->head;
+
+		q->head = f->qnext;
+		if (!q->head)
+			q->tail = NULL;
+		f->q = NULL;
+		f->nready = 1;
+		make_runnable(f);
+		if (!every)
+			break;
 	}
 }
 

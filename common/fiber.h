@@ -53,6 +53,17 @@ void fiber_sleep(int64_t ms);
  * the process takes no connections). */
 void fiber_listen(int fd);
 void fiber_unlisten(int fd);
+/* Fibers waiting for something another fiber of the process gives back (a
+ * connection to a shared server): zero-initialised, FIFO. */
+struct fiber;
+struct fiber_queue {
+	struct fiber *head, *tail;
+};
+/* Waits on q until fiber_wake or timeout_ms (-1: none): 1 woken, 0 not.
+ * Outside a fiber nothing else runs to wake it: 0 at once. */
+int fiber_wait(struct fiber_queue *q, int timeout_ms);
+/* Wakes the first fiber waiting on q (every: all of them). */
+void fiber_wake(struct fiber_queue *q, int every);
 /* A pointer of the running fiber's own (NULL outside fibers). */
 void *fiber_data(void);
 void fiber_set_data(void *data);
