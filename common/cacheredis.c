@@ -85,19 +85,21 @@ static int op_lookup(void *ctx, const void *key, size_t key_len, int64_t now, ch
 	char rkey[CACHE_REDIS_KEY_MAX];
 	const char *argv[2];
 	size_t lens[2];
+	struct redis_op op;
 	redisReply *r;
 	int64_t at = 0;
 	char *out;
 	int rc = 0, i;
 
 	cache_redis_key(cr, key, key_len, rkey);
-	if (redis_conn_begin(cr->conn) < 0)
+	if (redis_conn_begin(cr->conn, &op) < 0)
 		return -1;
 	argv[0] = "GET";
 	lens[0] = 3;
 	argv[1] = rkey;
 	lens[1] = strlen(rkey);
-	r = redis_conn_call(cr->conn, 2, argv, lens);
+	r = redis_conn_call(&op, 2, argv, lens);
+	redis_conn_end(&op);
 	if (!r)
 		return -1;
 	if (r->type == REDIS_REPLY_NIL)
@@ -134,6 +136,7 @@ static int op_store(void *ctx, const void *key, size_t key_len, const void *valu
 	char rkey[CACHE_REDIS_KEY_MAX], ms[24];
 	const char *argv[5];
 	size_t lens[5];
+	struct redis_op op;
 	redisReply *r;
 	char *v;
 	int rc = -1, i;
@@ -148,7 +151,7 @@ static int op_store(void *ctx, const void *key, size_t key_len, const void *valu
 		memcpy(v + HEAD, value, len);
 	cache_redis_key(cr, key, key_len, rkey);
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)ttl_s * 1000u);
-	if (redis_conn_begin(cr->conn) < 0)
+	if (redis_conn_begin(cr->conn, &op) < 0)
 		goto out;
 	argv[0] = "SET";
 	argv[1] = rkey;
@@ -160,7 +163,8 @@ static int op_store(void *ctx, const void *key, size_t key_len, const void *valu
 	lens[2] = len + HEAD;
 	lens[3] = 2;
 	lens[4] = strlen(ms);
-	r = redis_conn_call(cr->conn, 5, argv, lens);
+	r = redis_conn_call(&op, 5, argv, lens);
+	redis_conn_end(&op);
 	if (!r)
 		goto out;
 	if (r->type == REDIS_REPLY_STATUS)
@@ -179,17 +183,19 @@ static int op_remove(void *ctx, const void *key, size_t key_len)
 	char rkey[CACHE_REDIS_KEY_MAX];
 	const char *argv[2];
 	size_t lens[2];
+	struct redis_op op;
 	redisReply *r;
 	int rc = 0;
 
 	cache_redis_key(cr, key, key_len, rkey);
-	if (redis_conn_begin(cr->conn) < 0)
+	if (redis_conn_begin(cr->conn, &op) < 0)
 		return -1;
 	argv[0] = "DEL";
 	lens[0] = 3;
 	argv[1] = rkey;
 	lens[1] = strlen(rkey);
-	r = redis_conn_call(cr->conn, 2, argv, lens);
+	r = redis_conn_call(&op, 2, argv, lens);
+	redis_conn_end(&op);
 	if (!r)
 		return -1;
 	if (r->type == REDIS_REPLY_INTEGER)

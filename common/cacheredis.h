@@ -1,8 +1,8 @@
 /*
  * cacheredis — the cache's shared store in Redis (config-v1.md: the cache
  * lives "in Redis when gateway.counters names one"), a struct cache_remote
- * (common/cache.h) over the worker's one Redis connection (common/redisconn.h,
- * the counters' connection: redis_store_conn), so the cache has no connection,
+ * (common/cache.h) over the worker's Redis connections (common/redisconn.h,
+ * the counters' ones: redis_store_conn), so the cache has no connection,
  * deadline or breaker of its own:
  *
  *   struct cache_redis *cr = cache_redis_new(redis_store_conn(rs), "hostgate:");

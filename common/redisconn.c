@@ -1,31 +1,42 @@
 /*
- * redisconn — see redisconn.h. hiredis's blocking API with the socket's send
- * and receive timeouts set, before each command, to what is left of the
- * operation's deadline.
+ * redisconn — see redisconn.h. hiredis's non-blocking contexts, driven by
+ * hand: the command is appended and written, then the reply read, each wait
+ * a fiber_poll bounded by what is left of the operation's deadline.
  */
 #include "common/redisconn.h"
 
 #include <hiredis/hiredis.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fiber.h"
 #include "common/log.h"
+
+/* One connection. */
+struct link {
+	redisContext *ctx;
+	uint64_t gen;		/* the conn's gen when it was opened */
+	struct link *next;	/* on the idle list */
+};
 
 struct redis_conn {
 	char *host, *unix_path, *password;
 	int port, db, timeout_ms;
-	redisContext *ctx;
-	pid_t pid;		/* the process that opened ctx */
-	int64_t deadline_us;	/* of the operation in progress (monotonic) */
+	struct link *idle;	/* open, no call on them */
+	int n_open;		/* idle and in use */
+	struct fiber_queue waiters;	/* calls waiting for a link */
+	int users;		/* operations begun, not ended */
+	pid_t pid;		/* the process the open links belong to */
+	uint64_t gen;		/* + 1 with each failure: older links are closed */
 	int64_t retry_at_ms;	/* breaker: no attempt before this */
 	int64_t backoff_ms;	/* the next failure's wait */
-	int sock_ms;		/* the socket's timeout now; 0: not set */
 	int up;
 	uint64_t failures, connects;
 	char error[REDIS_CONN_ERROR_MAX];
@@ -37,22 +48,6 @@ static int64_t mono_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static int64_t mono_ms(void)
-{
-	return mono_us() / 1000;
-}
-
-static struct timeval tv_ms(int64_t ms)
-{
-	struct timeval tv;
-
-	if (ms < 1)
-		ms = 1;
-	tv.tv_sec = (time_t)(ms / 1000);
-	tv.tv_usec = (suseconds_t)(ms % 1000 * 1000);
-	return tv;
 }
 
 static char *dup_or_null(const char *s, int *bad)
@@ -82,6 +77,7 @@ struct redis_conn *redis_conn_new(const struct redis_target *t)
 	rc->timeout_ms = t->timeout_ms > 0 ? t->timeout_ms : 50;
 	rc->backoff_ms = REDIS_CONN_BACKOFF_MIN_MS;
 	rc->up = 1;
+	rc->pid = getpid();
 	if (bad || (!rc->host && !rc->unix_path)) {
 		redis_conn_free(rc);
 		return NULL;
@@ -89,19 +85,31 @@ struct redis_conn *redis_conn_new(const struct redis_target *t)
 	return rc;
 }
 
-static void drop(struct redis_conn *rc)
+/* Closes l; a call waiting for a link may open one now. */
+static void link_close(struct redis_conn *rc, struct link *l)
 {
-	if (rc->ctx)
-		redisFree(rc->ctx);	/* close(): a forked copy sends Redis nothing */
-	rc->ctx = NULL;
-	rc->sock_ms = 0;
+	if (l->ctx)
+		redisFree(l->ctx);	/* close(): a forked copy sends Redis nothing */
+	free(l);
+	rc->n_open--;
+	fiber_wake(&rc->waiters, 0);
+}
+
+static void close_idle(struct redis_conn *rc)
+{
+	while (rc->idle) {
+		struct link *l = rc->idle;
+
+		rc->idle = l->next;
+		link_close(rc, l);
+	}
 }
 
 void redis_conn_free(struct redis_conn *rc)
 {
 	if (!rc)
 		return;
-	drop(rc);
+	close_idle(rc);
 	free(rc->host);
 	free(rc->unix_path);
 	if (rc->password) {
@@ -113,9 +121,11 @@ void redis_conn_free(struct redis_conn *rc)
 
 void redis_conn_fail(struct redis_conn *rc, const char *why)
 {
-	int64_t now = mono_ms();
+	int64_t now = mono_us() / 1000;
 
-	drop(rc);
+	rc->gen++;
+	close_idle(rc);
+	fiber_wake(&rc->waiters, 1);	/* they find the breaker open */
 	if (rc->up)	/* the change, not every retry */
 		log_warn("redis: %s; retrying in %lld ms", why, (long long)rc->backoff_ms);
 	snprintf(rc->error, sizeof(rc->error), "%s", why);
@@ -127,124 +137,225 @@ void redis_conn_fail(struct redis_conn *rc, const char *why)
 		rc->backoff_ms = REDIS_CONN_BACKOFF_MAX_MS;
 }
 
-/* The context's error as text without addresses: a timeout is named so. */
-static void fail_ctx(struct redis_conn *rc, const char *what)
+/* A link failed: closed; a failure of Redis when it is as new as the last
+ * failure (an older one's fate was decided then), with the context's error
+ * as text without addresses. */
+static void link_fail(struct redis_conn *rc, struct link *l, const char *what, int timed_out)
 {
 	char why[REDIS_CONN_ERROR_MAX];
-	const redisContext *c = rc->ctx;
+	const redisContext *c = l->ctx;
+	int current = l->gen == rc->gen;
 
-	if (!c)
-		snprintf(why, sizeof(why), "%s: out of memory", what);
-	else if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK ||
-					    errno == EINPROGRESS || errno == ETIMEDOUT))
+	if (timed_out)
 		snprintf(why, sizeof(why), "%s: timed out", what);
+	else if (!c)
+		snprintf(why, sizeof(why), "%s: out of memory", what);
 	else if (c->err == REDIS_ERR_EOF)
 		snprintf(why, sizeof(why), "%s: connection closed by Redis", what);
 	else
 		snprintf(why, sizeof(why), "%.32s: %.80s", what, c->errstr[0] ? c->errstr : "I/O error");
-	redis_conn_fail(rc, why);
+	link_close(rc, l);
+	if (current)
+		redis_conn_fail(rc, why);
 }
 
-static int left_ms(const struct redis_conn *rc)
+/* Waits until fd is ready for events or the deadline: 1 ready, 0 not. */
+static int wait_fd(int fd, short events, int64_t deadline_us)
 {
-	int64_t left = rc->deadline_us - mono_us();
+	struct pollfd p = { .fd = fd, .events = events };
+	int64_t left = deadline_us - mono_us();
+	int n;
 
-	return left <= 0 ? 0 : (int)((left + 999) / 1000);	/* whole ms, rounded up */
+	if (left <= 0)
+		return 0;
+	do
+		n = fiber_poll(&p, 1, (int)((left + 999) / 1000));
+	while (n < 0 && errno == EINTR && (left = deadline_us - mono_us()) > 0);
+	return n > 0;
 }
 
-/* One command for connect's AUTH/SELECT: 0 when the reply is not an error. */
-static int setup_call(struct redis_conn *rc, int argc, const char **argv, const char *what)
+/* One command on l: its reply, or NULL with *timed_out said (l's context
+ * holds any other error). */
+static redisReply *command(redisContext *c, int64_t deadline_us, int argc, const char **argv,
+			   const size_t *lens, int *timed_out)
 {
-	redisReply *r = redis_conn_call(rc, argc, argv, NULL);
+	void *reply = NULL;
+	int done = 0;
+
+	*timed_out = 0;
+	if (redisAppendCommandArgv(c, argc, argv, lens) != REDIS_OK)
+		return NULL;
+	for (;;) {
+		if (redisBufferWrite(c, &done) != REDIS_OK)
+			return NULL;
+		if (done)
+			break;
+		if (!wait_fd(c->fd, POLLOUT, deadline_us)) {
+			*timed_out = 1;
+			return NULL;
+		}
+	}
+	for (;;) {
+		if (redisGetReplyFromReader(c, &reply) != REDIS_OK)
+			return NULL;
+		if (reply)
+			return reply;
+		if (!wait_fd(c->fd, POLLIN, deadline_us)) {
+			*timed_out = 1;
+			return NULL;
+		}
+		if (redisBufferRead(c) != REDIS_OK)
+			return NULL;
+	}
+}
+
+/* One command for a new link's AUTH/SELECT: 0 when the reply is not an
+ * error. */
+static int setup_call(struct redis_conn *rc, struct link *l, int64_t deadline_us, int argc,
+		      const char **argv, const char *what)
+{
+	int timed_out;
+	redisReply *r = command(l->ctx, deadline_us, argc, argv, NULL, &timed_out);
 	char why[REDIS_CONN_ERROR_MAX];
+	int current = l->gen == rc->gen;
 
-	if (!r)
+	if (!r) {
+		link_fail(rc, l, what, timed_out);
 		return -1;
+	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		/* the text is Redis's own ("WRONGPASS ...", "ERR DB index ...") */
 		snprintf(why, sizeof(why), "%s: %.80s", what, r->str);
 		freeReplyObject(r);
-		redis_conn_fail(rc, why);
+		link_close(rc, l);
+		if (current)
+			redis_conn_fail(rc, why);
 		return -1;
 	}
 	freeReplyObject(r);
 	return 0;
 }
 
-static int connect_now(struct redis_conn *rc)
+/* A new link, connected (and authenticated, its database selected) within
+ * the deadline; NULL: failed (reported). */
+static struct link *link_open(struct redis_conn *rc, int64_t deadline_us)
 {
-	struct timeval tv = tv_ms(left_ms(rc));
+	struct link *l = calloc(1, sizeof(*l));
+	int err = 0;
+	socklen_t len = sizeof(err);
 	char db[16];
 
-	if (rc->unix_path)
-		rc->ctx = redisConnectUnixWithTimeout(rc->unix_path, tv);
-	else
-		rc->ctx = redisConnectWithTimeout(rc->host, rc->port, tv);
-	if (!rc->ctx || rc->ctx->err) {
-		fail_ctx(rc, "connect");
-		return -1;
+	if (!l) {
+		redis_conn_fail(rc, "connect: out of memory");
+		return NULL;
 	}
-	rc->pid = getpid();
+	l->gen = rc->gen;
+	rc->n_open++;
 	rc->connects++;
+	l->ctx = rc->unix_path ? redisConnectUnixNonBlock(rc->unix_path)
+			       : redisConnectNonBlock(rc->host, rc->port);
+	if (!l->ctx || l->ctx->err) {
+		link_fail(rc, l, "connect", 0);
+		return NULL;
+	}
+	/* a non-blocking connect ends when the socket is writable */
+	if (!wait_fd(l->ctx->fd, POLLOUT, deadline_us)) {
+		link_fail(rc, l, "connect", 1);
+		return NULL;
+	}
+	if (getsockopt(l->ctx->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err) {
+		char why[REDIS_CONN_ERROR_MAX];
+		int current = l->gen == rc->gen;
+
+		snprintf(why, sizeof(why), "connect: %s", strerror(err ? err : errno));
+		link_close(rc, l);
+		if (current)
+			redis_conn_fail(rc, why);
+		return NULL;
+	}
 	if (rc->password) {
 		const char *argv[] = { "AUTH", rc->password };
 
-		if (setup_call(rc, 2, argv, "AUTH") != 0)
-			return -1;
+		if (setup_call(rc, l, deadline_us, 2, argv, "AUTH") != 0)
+			return NULL;
 	}
 	if (rc->db) {
 		const char *argv[] = { "SELECT", db };
 
 		snprintf(db, sizeof(db), "%d", rc->db);
-		if (setup_call(rc, 2, argv, "SELECT") != 0)
-			return -1;
+		if (setup_call(rc, l, deadline_us, 2, argv, "SELECT") != 0)
+			return NULL;
 	}
+	return l;
+}
+
+int redis_conn_begin(struct redis_conn *rc, struct redis_op *op)
+{
+	if (rc->pid != getpid()) {
+		/* inherited across fork: the parent's; no call of this process
+		 * is on one */
+		close_idle(rc);
+		rc->n_open = 0;
+		rc->pid = getpid();
+	}
+	if (!rc->up && mono_us() / 1000 < rc->retry_at_ms)
+		return -1;
+	op->rc = rc;
+	op->deadline_us = mono_us() + (int64_t)rc->timeout_ms * 1000;
+	rc->users++;
 	return 0;
 }
 
-int redis_conn_begin(struct redis_conn *rc)
+void redis_conn_end(struct redis_op *op)
 {
-	int64_t now = mono_ms();
-
-	if (rc->ctx && rc->pid != getpid())
-		drop(rc);	/* inherited across fork */
-	rc->deadline_us = mono_us() + (int64_t)rc->timeout_ms * 1000;
-	if (rc->ctx)
-		return 0;
-	if (!rc->up && now < rc->retry_at_ms)
-		return -1;
-	return connect_now(rc);
+	op->rc->users--;
 }
 
-redisReply *redis_conn_call(struct redis_conn *rc, int argc, const char **argv,
+int redis_conn_users(const struct redis_conn *rc)
+{
+	return rc->users;
+}
+
+redisReply *redis_conn_call(struct redis_op *op, int argc, const char **argv,
 			    const size_t *lens)
 {
+	struct redis_conn *rc = op->rc;
+	struct link *l;
 	redisReply *r;
-	int left;
+	int timed_out;
 
-	if (!rc->ctx)
-		return NULL;
-	left = left_ms(rc);
-	if (left <= 0) {
-		redis_conn_fail(rc, "timed out");
-		return NULL;
-	}
-	/* the usual call starts an operation: the whole timeout_ms is left and
-	 * the socket already has it; only a later call of the operation (after
-	 * a connect, SCRIPT LOAD) needs the two setsockopt() */
-	if (left < rc->sock_ms - 1 || rc->sock_ms < left - 1 || rc->sock_ms == 0) {
-		int set = left > rc->timeout_ms - 2 ? rc->timeout_ms : left;
+	for (;;) {
+		int64_t left = op->deadline_us - mono_us();
 
-		if (redisSetTimeout(rc->ctx, tv_ms(set)) != REDIS_OK) {
-			fail_ctx(rc, "setting the timeout");
+		/* a failure since the operation began: Redis is not tried
+		 * again */
+		if (!rc->up && mono_us() / 1000 < rc->retry_at_ms)
+			return NULL;
+		if (left <= 0) {
+			redis_conn_fail(rc, "timed out");
 			return NULL;
 		}
-		rc->sock_ms = set;
+		if ((l = rc->idle)) {
+			rc->idle = l->next;
+			break;
+		}
+		if (rc->n_open < REDIS_CONN_MAX || !fiber_on()) {
+			if (!(l = link_open(rc, op->deadline_us)))
+				return NULL;
+			break;
+		}
+		(void)fiber_wait(&rc->waiters, (int)((left + 999) / 1000));
 	}
-	r = redisCommandArgv(rc->ctx, argc, argv, lens);
+	r = command(l->ctx, op->deadline_us, argc, argv, lens, &timed_out);
 	if (!r) {
-		fail_ctx(rc, argv[0]);
+		link_fail(rc, l, argv[0], timed_out);
 		return NULL;
+	}
+	if (l->gen != rc->gen) {
+		/* opened before a failure that another call saw meanwhile: a
+		 * good reply, but the breaker stays as that failure left it */
+		link_close(rc, l);
+		return r;
 	}
 	if (!rc->up) {
 		log_info("redis: answering again");
@@ -252,18 +363,27 @@ redisReply *redis_conn_call(struct redis_conn *rc, int argc, const char **argv,
 		rc->error[0] = '\0';
 	}
 	rc->backoff_ms = REDIS_CONN_BACKOFF_MIN_MS;
+	l->next = rc->idle;
+	rc->idle = l;
+	fiber_wake(&rc->waiters, 0);
 	return r;
 }
 
 int redis_conn_ping(struct redis_conn *rc)
 {
 	const char *argv[] = { "PING" };
+	struct redis_op op;
 	redisReply *r;
 	int ok;
 
-	if (redis_conn_begin(rc) != 0)
+	/* every connection busy: the calls in flight will tell; the health
+	 * answer and the process's clock do not queue behind them */
+	if (!rc->idle && rc->n_open >= REDIS_CONN_MAX && fiber_on())
+		return rc->up ? 0 : -1;
+	if (redis_conn_begin(rc, &op) != 0)
 		return -1;
-	r = redis_conn_call(rc, 1, argv, NULL);
+	r = redis_conn_call(&op, 1, argv, NULL);
+	redis_conn_end(&op);
 	if (!r)
 		return -1;
 	ok = r->type == REDIS_REPLY_STATUS;
@@ -279,7 +399,7 @@ void redis_conn_state(const struct redis_conn *rc, struct redis_conn_state *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->up = rc->up;
-	st->connected = rc->ctx != NULL;
+	st->connected = rc->n_open;
 	st->failures = rc->failures;
 	st->connects = rc->connects;
 	memcpy(st->error, rc->error, sizeof(st->error));

@@ -124,16 +124,17 @@ static int is_noscript(const redisReply *r)
 }
 
 /* EVALSHA, loading the script on NOSCRIPT. NULL: failed (reported). */
-static redisReply *run_script(struct redis_store *rs, int argc, const char **argv)
+static redisReply *run_script(struct redis_store *rs, struct redis_op *op, int argc,
+			      const char **argv)
 {
-	redisReply *r = redis_conn_call(rs->conn, argc, argv, NULL);
+	redisReply *r = redis_conn_call(op, argc, argv, NULL);
 
 	if (r && is_noscript(r)) {
 		const char *load[] = { "SCRIPT", "LOAD", SCRIPT };
 		redisReply *l;
 
 		freeReplyObject(r);
-		l = redis_conn_call(rs->conn, 3, load, NULL);
+		l = redis_conn_call(op, 3, load, NULL);
 		if (!l)
 			return NULL;
 		if (l->type != REDIS_REPLY_STRING || strcmp(l->str, rs->sha) != 0) {
@@ -142,7 +143,7 @@ static redisReply *run_script(struct redis_store *rs, int argc, const char **arg
 			return NULL;
 		}
 		freeReplyObject(l);
-		r = redis_conn_call(rs->conn, argc, argv, NULL);
+		r = redis_conn_call(op, argc, argv, NULL);
 	}
 	if (r && r->type == REDIS_REPLY_ERROR) {
 		char why[REDIS_CONN_ERROR_MAX];
@@ -171,6 +172,7 @@ enum counter_result redis_store_op(void *ctx, enum counter_op op, const char *ke
 	char rkey[REDIS_STORE_PREFIX_MAX + COUNTER_KEY_MAX + 8];
 	char sn[16], sl[16], sp[24];
 	const char *argv[8];
+	struct redis_op ro;
 	redisReply *r;
 	long long rem, ms;
 	enum counter_result res;
@@ -190,9 +192,10 @@ enum counter_result redis_store_op(void *ctx, enum counter_op op, const char *ke
 	argv[5] = sn;
 	argv[6] = sl;
 	argv[7] = sp;
-	if (redis_conn_begin(rs->conn) != 0)
+	if (redis_conn_begin(rs->conn, &ro) != 0)
 		return COUNTER_UNAVAILABLE;
-	r = run_script(rs, 8, argv);
+	r = run_script(rs, &ro, 8, argv);
+	redis_conn_end(&ro);
 	if (!r)
 		return COUNTER_UNAVAILABLE;
 	res = r->element[0]->integer ? COUNTER_ALLOW : COUNTER_DENY;

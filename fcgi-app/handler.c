@@ -68,6 +68,7 @@ int app_init(struct app *app, char **envp)
 }
 
 static void redis_drop(struct app *app);
+static void redis_reap(struct app *app, int all);
 
 void app_release(struct app *app)
 {
@@ -75,6 +76,7 @@ void app_release(struct app *app)
 		close(app->access_fd);
 	metrics_close(app->metrics);
 	redis_drop(app);
+	redis_reap(app, 1);
 	counter_close(app->counters);
 	cache_close(app->cache);
 	forward_release(app);
@@ -83,21 +85,62 @@ void app_release(struct app *app)
 
 /* ---- gateway.counters ------------------------------------------------- */
 
-/* Counters and cache back to this host's files; the Redis store freed. */
+/* A Redis store that requests of the process still wait in (other fibers)
+ * when a reload changed gateway.counters: freed when the last one is out. */
+struct redis_retired {
+	struct redis_store *rs;
+	struct cache_redis *cr;
+	struct redis_retired *next;
+};
+
+/* Frees the retired stores no request is in (all: every one, at the end). */
+static void redis_reap(struct app *app, int all)
+{
+	struct redis_retired **p = &app->redis_retired;
+
+	while (*p) {
+		struct redis_retired *x = *p;
+
+		if (!all && redis_conn_users(redis_store_conn(x->rs)) > 0) {
+			p = &x->next;
+			continue;
+		}
+		*p = x->next;
+		cache_redis_free(x->cr);
+		redis_store_free(x->rs);
+		free(x);
+	}
+}
+
+/* Counters and cache back to this host's files; the Redis store freed, or
+ * retired while requests are in it. */
 static void redis_drop(struct app *app)
 {
 	counter_set_remote(app->counters, NULL);
 	cache_set_remote(app->cache, NULL);
-	cache_redis_free(app->cache_redis);
+	if (app->redis && redis_conn_users(redis_store_conn(app->redis)) > 0) {
+		struct redis_retired *x = malloc(sizeof(*x));
+
+		if (x) {
+			*x = (struct redis_retired){ app->redis, app->cache_redis,
+						     app->redis_retired };
+			app->redis_retired = x;
+		} else {
+			log_err("gateway.counters: out of memory: the old Redis store is kept");
+		}
+	} else {
+		cache_redis_free(app->cache_redis);
+		redis_store_free(app->redis);
+	}
 	app->cache_redis = NULL;
-	redis_store_free(app->redis);
 	app->redis = NULL;
 }
 
 /* Makes the counter store count in the Redis that gw names (or locally when
- * it names none). The store and its connection live as long as the process
+ * it names none). The store and its connections live as long as the process
  * serves documents with the same gateway.counters: a reload that changes
- * nothing there keeps the connection. */
+ * nothing there keeps the connections; one that does retires them (freed
+ * when the last request waiting in them is out). */
 static void counters_sync(struct app *app, const struct gateway *gw)
 {
 	const struct gw_counters *gc = &gw->counters;
@@ -109,6 +152,8 @@ static void counters_sync(struct app *app, const struct gateway *gw)
 
 	if (!app->counters)
 		return;
+	if (app->redis_retired)
+		redis_reap(app, 0);
 	if (gc->store != GW_COUNTERS_REDIS) {
 		if (app->redis)
 			redis_drop(app);

@@ -32,6 +32,7 @@ struct app {
 	struct counter_store *counters;	/* NULL: limits answer 500 (engine.h) */
 	struct redis_store *redis;	/* gateway.counters store redis; NULL: local */
 	struct cache_redis *cache_redis;	/* the cache's store over redis's connection */
+	struct redis_retired *redis_retired;	/* replaced while requests waited in them */
 	unsigned char redis_conf[32];	/* SHA-256 of the gw_counters redis was made from */
 	const void *redis_gw;		/* the gateway last compared with, and its generation */
 	int64_t redis_gen;
