@@ -404,6 +404,8 @@ void fiber_wake(struct fiber_queue *q, int every)
 		if (!q->head)
 			q->tail = NULL;
 		f->q = NULL;
+		if (f->queued)
+			continue;	/* its time ran out: it runs next and says so */
 		f->nready = 1;
 		make_runnable(f);
 		if (!every)
