@@ -51,10 +51,18 @@ static int setup(void **state)
 	return fiber_init(16);
 }
 
-static void reset(void)
+/* Three waiters and a waker on fibers, run to the end; the queue is empty
+ * after. */
+static void run(struct fiber_queue *q, struct waiter w[3], struct waker *k)
 {
 	memset(order, 0, sizeof(order));
 	n_order = 0;
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(fiber_spawn(wait_fn, &w[i]), 0);
+	assert_int_equal(fiber_spawn(wake_fn, k), 0);
+	fiber_run();
+	assert_null(q->head);
+	assert_null(q->tail);
 }
 
 static void test_first_in_first_woken(void **state)
@@ -64,16 +72,10 @@ static void test_first_in_first_woken(void **state)
 	struct waker k = { &q, 5, 3, 0 };
 
 	(void)state;
-	reset();
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(fiber_spawn(wait_fn, &w[i]), 0);
-	assert_int_equal(fiber_spawn(wake_fn, &k), 0);
-	fiber_run();
+	run(&q, w, &k);
 	assert_string_equal(order, "abc");
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(w[i].got, 1);
-	assert_null(q.head);
-	assert_null(q.tail);
 }
 
 static void test_a_timed_out_wait_leaves_the_queue(void **state)
@@ -85,17 +87,11 @@ static void test_a_timed_out_wait_leaves_the_queue(void **state)
 	struct waker k = { &q, 60, 2, 0 };
 
 	(void)state;
-	reset();
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(fiber_spawn(wait_fn, &w[i]), 0);
-	assert_int_equal(fiber_spawn(wake_fn, &k), 0);
-	fiber_run();
+	run(&q, w, &k);
 	assert_string_equal(order, "bac");
 	assert_int_equal(w[0].got, 1);
 	assert_int_equal(w[1].got, 0);
 	assert_int_equal(w[2].got, 1);
-	assert_null(q.head);
-	assert_null(q.tail);
 }
 
 static void test_wake_every_one(void **state)
@@ -105,15 +101,10 @@ static void test_wake_every_one(void **state)
 	struct waker k = { &q, 5, 1, 1 };
 
 	(void)state;
-	reset();
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(fiber_spawn(wait_fn, &w[i]), 0);
-	assert_int_equal(fiber_spawn(wake_fn, &k), 0);
-	fiber_run();
+	run(&q, w, &k);
 	assert_string_equal(order, "abc");
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(w[i].got, 1);
-	assert_null(q.head);
 }
 
 static void test_outside_a_fiber_nobody_wakes_it(void **state)
