@@ -292,6 +292,17 @@ void fiber_unlisten(int fd)
 	r->f = NULL;
 }
 
+/* The running fiber f waits until something makes it runnable (an fd's
+ * event, a wake) or the deadline (monotonic ms, -1: none) passes. */
+static void park(struct fiber *f, int64_t deadline)
+{
+	f->deadline = deadline;
+	f->state = F_WAITING;
+	yield();
+	f->state = F_RUNNABLE;
+	f->deadline = -1;
+}
+
 int fiber_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
 {
 	struct fiber *f = current;
@@ -325,11 +336,7 @@ int fiber_poll(struct pollfd *fds, nfds_t n, int timeout_ms)
 			f->nready++;
 	if (f->nready)
 		return f->nready;
-	f->deadline = deadline;
-	f->state = F_WAITING;
-	yield();
-	f->state = F_RUNNABLE;
-	f->deadline = -1;
+	park(f, deadline);
 	for (nfds_t i = 0; i < n; i++)
 		if (fds[i].fd >= 0 && (size_t)fds[i].fd < n_regs && regs[fds[i].fd].f == f)
 			regs[fds[i].fd].f = NULL;
@@ -373,11 +380,7 @@ int fiber_wait(struct fiber_queue *q, int timeout_ms)
 	f->fds = NULL;
 	f->nfds = 0;
 	f->nready = 0;
-	f->deadline = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
-	f->state = F_WAITING;
-	yield();
-	f->state = F_RUNNABLE;
-	f->deadline = -1;
+	park(f, timeout_ms < 0 ? -1 : mono_ms() + timeout_ms);
 	if (f->q) {
 		/* its time ran out first: off the queue */
 		struct fiber **p = &q->head, *prev = NULL;

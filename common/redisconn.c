@@ -50,6 +50,19 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static int64_t mono_ms(void)
+{
+	return mono_us() / 1000;
+}
+
+/* Whole ms left until deadline_us, rounded up (a wait's timeout). */
+static int ms_until(int64_t deadline_us)
+{
+	int64_t left = deadline_us - mono_us();
+
+	return left <= 0 ? 0 : (int)((left + 999) / 1000);
+}
+
 static char *dup_or_null(const char *s, int *bad)
 {
 	char *d;
@@ -121,7 +134,7 @@ void redis_conn_free(struct redis_conn *rc)
 
 void redis_conn_fail(struct redis_conn *rc, const char *why)
 {
-	int64_t now = mono_us() / 1000;
+	int64_t now = mono_ms();
 
 	rc->gen++;
 	close_idle(rc);
@@ -137,14 +150,22 @@ void redis_conn_fail(struct redis_conn *rc, const char *why)
 		rc->backoff_ms = REDIS_CONN_BACKOFF_MAX_MS;
 }
 
-/* A link failed: closed; a failure of Redis when it is as new as the last
- * failure (an older one's fate was decided then), with the context's error
- * as text without addresses. */
+/* A link that failed for why: closed; a failure of Redis when the link is
+ * as new as the last failure (an older one's fate was decided then). */
+static void link_lost(struct redis_conn *rc, struct link *l, const char *why)
+{
+	int current = l->gen == rc->gen;
+
+	link_close(rc, l);
+	if (current)
+		redis_conn_fail(rc, why);
+}
+
+/* link_lost with the context's error as text without addresses. */
 static void link_fail(struct redis_conn *rc, struct link *l, const char *what, int timed_out)
 {
 	char why[REDIS_CONN_ERROR_MAX];
 	const redisContext *c = l->ctx;
-	int current = l->gen == rc->gen;
 
 	if (timed_out)
 		snprintf(why, sizeof(why), "%s: timed out", what);
@@ -154,23 +175,18 @@ static void link_fail(struct redis_conn *rc, struct link *l, const char *what, i
 		snprintf(why, sizeof(why), "%s: connection closed by Redis", what);
 	else
 		snprintf(why, sizeof(why), "%.32s: %.80s", what, c->errstr[0] ? c->errstr : "I/O error");
-	link_close(rc, l);
-	if (current)
-		redis_conn_fail(rc, why);
+	link_lost(rc, l, why);
 }
 
 /* Waits until fd is ready for events or the deadline: 1 ready, 0 not. */
 static int wait_fd(int fd, short events, int64_t deadline_us)
 {
 	struct pollfd p = { .fd = fd, .events = events };
-	int64_t left = deadline_us - mono_us();
-	int n;
+	int ms, n = 0;
 
-	if (left <= 0)
-		return 0;
-	do
-		n = fiber_poll(&p, 1, (int)((left + 999) / 1000));
-	while (n < 0 && errno == EINTR && (left = deadline_us - mono_us()) > 0);
+	while ((ms = ms_until(deadline_us)) > 0 &&
+	       (n = fiber_poll(&p, 1, ms)) < 0 && errno == EINTR)
+		;
 	return n > 0;
 }
 
@@ -217,7 +233,6 @@ static int setup_call(struct redis_conn *rc, struct link *l, int64_t deadline_us
 	int timed_out;
 	redisReply *r = command(l->ctx, deadline_us, argc, argv, NULL, &timed_out);
 	char why[REDIS_CONN_ERROR_MAX];
-	int current = l->gen == rc->gen;
 
 	if (!r) {
 		link_fail(rc, l, what, timed_out);
@@ -227,9 +242,7 @@ static int setup_call(struct redis_conn *rc, struct link *l, int64_t deadline_us
 		/* the text is Redis's own ("WRONGPASS ...", "ERR DB index ...") */
 		snprintf(why, sizeof(why), "%s: %.80s", what, r->str);
 		freeReplyObject(r);
-		link_close(rc, l);
-		if (current)
-			redis_conn_fail(rc, why);
+		link_lost(rc, l, why);
 		return -1;
 	}
 	freeReplyObject(r);
@@ -265,12 +278,9 @@ static struct link *link_open(struct redis_conn *rc, int64_t deadline_us)
 	}
 	if (getsockopt(l->ctx->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err) {
 		char why[REDIS_CONN_ERROR_MAX];
-		int current = l->gen == rc->gen;
 
 		snprintf(why, sizeof(why), "connect: %s", strerror(err ? err : errno));
-		link_close(rc, l);
-		if (current)
-			redis_conn_fail(rc, why);
+		link_lost(rc, l, why);
 		return NULL;
 	}
 	if (rc->password) {
@@ -289,6 +299,19 @@ static struct link *link_open(struct redis_conn *rc, int64_t deadline_us)
 	return l;
 }
 
+/* After a failure, until the retry time: Redis is not tried. */
+static int breaker_open(const struct redis_conn *rc)
+{
+	return !rc->up && mono_ms() < rc->retry_at_ms;
+}
+
+/* A call now gets a link without waiting for one (outside fibers there is
+ * nobody to wait for: it opens one). */
+static int link_ready(const struct redis_conn *rc)
+{
+	return rc->idle || rc->n_open < REDIS_CONN_MAX || !fiber_on();
+}
+
 int redis_conn_begin(struct redis_conn *rc, struct redis_op *op)
 {
 	if (rc->pid != getpid()) {
@@ -298,7 +321,7 @@ int redis_conn_begin(struct redis_conn *rc, struct redis_op *op)
 		rc->n_open = 0;
 		rc->pid = getpid();
 	}
-	if (!rc->up && mono_us() / 1000 < rc->retry_at_ms)
+	if (breaker_open(rc))
 		return -1;
 	op->rc = rc;
 	op->deadline_us = mono_us() + (int64_t)rc->timeout_ms * 1000;
@@ -325,27 +348,24 @@ redisReply *redis_conn_call(struct redis_op *op, int argc, const char **argv,
 	int timed_out;
 
 	for (;;) {
-		int64_t left = op->deadline_us - mono_us();
+		int ms = ms_until(op->deadline_us);
 
 		/* a failure since the operation began: Redis is not tried
 		 * again */
-		if (!rc->up && mono_us() / 1000 < rc->retry_at_ms)
+		if (breaker_open(rc))
 			return NULL;
-		if (left <= 0) {
+		if (ms <= 0) {
 			redis_conn_fail(rc, "timed out");
 			return NULL;
 		}
-		if ((l = rc->idle)) {
-			rc->idle = l->next;
+		if (link_ready(rc))
 			break;
-		}
-		if (rc->n_open < REDIS_CONN_MAX || !fiber_on()) {
-			if (!(l = link_open(rc, op->deadline_us)))
-				return NULL;
-			break;
-		}
-		(void)fiber_wait(&rc->waiters, (int)((left + 999) / 1000));
+		(void)fiber_wait(&rc->waiters, ms);
 	}
+	if ((l = rc->idle))
+		rc->idle = l->next;
+	else if (!(l = link_open(rc, op->deadline_us)))
+		return NULL;
 	r = command(l->ctx, op->deadline_us, argc, argv, lens, &timed_out);
 	if (!r) {
 		link_fail(rc, l, argv[0], timed_out);
@@ -378,7 +398,7 @@ int redis_conn_ping(struct redis_conn *rc)
 
 	/* every connection busy: the calls in flight will tell; the health
 	 * answer and the process's clock do not queue behind them */
-	if (!rc->idle && rc->n_open >= REDIS_CONN_MAX && fiber_on())
+	if (!link_ready(rc))
 		return rc->up ? 0 : -1;
 	if (redis_conn_begin(rc, &op) != 0)
 		return -1;

@@ -445,15 +445,18 @@ def test_requests_waiting_on_redis_hold_up_no_other(pair, base, redis):
 
         def count(i):
             counted[i] = g.get("/api/rd/rl-big?k=%s&i=%d" % (k, i), timeout=60)
+
+        def blocked():
+            return int(redis.info("clients")["blocked_clients"])
         try:
             threads = [threading.Thread(target=count, args=(i,)) for i in range(n)]
             for t in threads:
                 t.start()
-            wait_until(lambda: int(redis.info("clients")["blocked_clients"]) >= n, 20,
+            wait_until(lambda: blocked() >= n, 20,
                        "%d counted requests waiting in Redis" % n)
             others = fire(2 * n, lambda i: g.get("/api/echo/meanwhile-%d" % i, timeout=60))
             assert statuses(others) == {200: 2 * n}
-            assert counted == [None] * n and int(redis.info("clients")["blocked_clients"]) >= n
+            assert counted == [None] * n and blocked() >= n
             # a reload that changes gateway.counters while they wait: their
             # store is retired, not freed under them
             g.apply(rd_doc(base, url, "deny", 9000), timeout=20)
@@ -464,8 +467,8 @@ def test_requests_waiting_on_redis_hold_up_no_other(pair, base, redis):
                 t.join(60)
         assert statuses(counted) == {200: n}
         # each counted once: 1 + n of the 50
-        assert redis.cli("GET", [x for x in redis.cli("--scan", "--pattern", "hgtest:*" + k)
-                                 .splitlines()][0]) == str(1 + n)
+        key = redis.cli("--scan", "--pattern", "hgtest:*" + k).splitlines()[0]
+        assert redis.cli("GET", key) == str(1 + n)
     finally:
         g.apply(rd_doc(base, url), timeout=20)
 
