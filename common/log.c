@@ -35,17 +35,40 @@ void log_set_level(enum log_level level)
 	log_level = level;
 }
 
+/* Appends msg to line (from n, within cap, room left for the newline) with
+ * each control byte as \xNN: text from a peer (a Redis error, a backend's
+ * answer) never starts a line of its own or reaches a terminal raw. */
+static int put_escaped(char *line, int n, int cap, const char *msg)
+{
+	for (; *msg && n < cap - 1; msg++) {
+		unsigned char c = (unsigned char)*msg;
+
+		if (c >= 0x20 && c != 0x7f) {
+			line[n++] = (char)c;
+		} else if (n + 4 < cap) {
+			snprintf(line + n, 5, "\\x%02x", c);
+			n += 4;
+		} else {
+			break;
+		}
+	}
+	return n;
+}
+
 static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 {
-	char line[2048];
-	int n = 0, m;
+	char msg[2048], line[2048];
+	int n = 0;
 	struct timespec ts;
 	struct tm tm;
 
 	if (level > log_level)
 		return;
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		msg[0] = '\0';
 	if (log_sink == LOG_TO_SYSLOG) {
-		vsyslog(syslog_prio[level], fmt, ap);
+		line[put_escaped(line, 0, (int)sizeof(line), msg)] = '\0';
+		syslog(syslog_prio[level], "%s", line);
 		return;
 	}
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -53,12 +76,7 @@ static void log_vmsg(enum log_level level, const char *fmt, va_list ap)
 	n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02dZ %s[%ld]: %s: ",
 		     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 		     tm.tm_min, tm.tm_sec, log_prog, (long)getpid(), level_names[level]);
-	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
-	if (m < 0)
-		m = 0;
-	n += m;
-	if (n > (int)sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
+	n = put_escaped(line, n, (int)sizeof(line), msg);
 	line[n++] = '\n';
 	if (log_hook) {
 		log_hook(log_hook_ctx, line, (size_t)n);

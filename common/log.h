@@ -8,6 +8,9 @@
  *
  * Messages are lower case, no full stop, subjects in single quotes. A line is
  * written with one write(2) so that lines of concurrent processes never mix.
+ * A control byte in a message (from text a peer sent: a Redis error, a
+ * backend's answer) is written as \xNN, so a message is one line whatever
+ * its arguments hold.
  * Never pass a secret (key, token, password) to these functions.
  */
 #ifndef HOSTGATE_LOG_H
